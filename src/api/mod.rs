@@ -1,0 +1,97 @@
+//! The HTTP surface: `/metrics`, the JSON API under `/api`, and the health endpoints.
+//! Handlers only read the [`Store`]; nothing here touches a database.
+
+mod columns;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::get;
+use chrono::Utc;
+use serde_json::json;
+
+use crate::metrics::Metrics;
+use crate::state::Store;
+
+pub use columns::{ColumnQuery, select_columns};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The router with every route.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/api/columns", get(columns::handler))
+        .route("/api/shards", get(shards))
+        .route("/api/sources", get(sources))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// A JSON error body: `{"error": "..."}`.
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn shards(State(state): State<AppState>) -> Response {
+    let snap = state.store.read();
+    Json(json!({ "generated_at": Utc::now(), "shards": snap.shards })).into_response()
+}
+
+async fn sources(State(state): State<AppState>) -> Response {
+    let snap = state.store.read();
+    Json(json!({ "generated_at": Utc::now(), "sources": snap.sources })).into_response()
+}
+
+async fn healthz() -> Response {
+    Json(json!({ "status": "ok" })).into_response()
+}
+
+/// 200 once every shard has been polled once, successfully or not; 503 before, naming the
+/// shards still waiting.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let snap = state.store.read();
+    let waiting: Vec<&str> = snap
+        .shards
+        .iter()
+        .filter(|s| !s.polled)
+        .map(|s| s.name.as_str())
+        .collect();
+    if waiting.is_empty() {
+        Json(json!({ "status": "ready" })).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "waiting for first poll", "shards": waiting })),
+        )
+            .into_response()
+    }
+}
+
+async fn not_found() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "no such endpoint: try /metrics, /api/columns, /api/shards, /api/sources, /healthz or /readyz",
+    )
+}

@@ -1,0 +1,152 @@
+//! `headroom check`: one poll of everything, a table (or the /api/columns JSON document) of
+//! the columns at warning or worse, and an exit code for cron and for DBAs:
+//! 0 all ok, 1 warning, 2 critical or exhausted or a shard or source server unreachable.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use chrono::Utc;
+use serde_json::json;
+
+use crate::api::{ColumnQuery, select_columns};
+use crate::config::Settings;
+use crate::headroom::Status;
+use crate::metrics::Metrics;
+use crate::poller::Poller;
+use crate::state::{Snapshot, Store};
+
+/// What `check` prints and how it ends.
+pub struct Outcome {
+    pub output: String,
+    pub exit_code: u8,
+}
+
+/// Polls once and reports.
+pub async fn run(settings: Settings, all: bool, as_json: bool) -> anyhow::Result<Outcome> {
+    let settings = Arc::new(settings);
+    let store = Store::new(&settings);
+    let poller = Poller::new(
+        Arc::clone(&settings),
+        store.clone(),
+        Arc::new(Metrics::new()),
+    )?;
+    poller.poll_once().await;
+    poller.close().await;
+    let snapshot = store.read().clone();
+    Ok(report(&snapshot, all, as_json))
+}
+
+/// Renders a snapshot; pure, so the exit-code rules are tested without a database.
+pub fn report(snapshot: &Snapshot, all: bool, as_json: bool) -> Outcome {
+    let query = ColumnQuery {
+        statuses: (!all).then(|| [Status::Warning, Status::Critical, Status::Exhausted].into()),
+        ..ColumnQuery::default()
+    };
+    let (columns, total) = select_columns(snapshot, &query);
+    let worst = snapshot
+        .shards
+        .iter()
+        .flat_map(|s| s.columns.iter())
+        .map(|c| c.status)
+        .max()
+        .unwrap_or(Status::Ok);
+    let down: Vec<String> = snapshot
+        .shards
+        .iter()
+        .filter(|s| !s.up)
+        .map(|s| {
+            format!(
+                "shard {}: {}",
+                s.name,
+                s.last_error.as_deref().unwrap_or("not polled")
+            )
+        })
+        .chain(snapshot.sources.iter().flat_map(|src| {
+            src.servers.iter().filter(|s| !s.up).map(move |s| {
+                format!(
+                    "source {} server {}: {}",
+                    src.name,
+                    s.server,
+                    s.last_error.as_deref().unwrap_or("not polled")
+                )
+            })
+        }))
+        .collect();
+    let exit_code = match worst {
+        _ if !down.is_empty() => 2,
+        Status::Critical | Status::Exhausted => 2,
+        Status::Warning => 1,
+        Status::Ok => 0,
+    };
+
+    let output = if as_json {
+        let doc = json!({ "generated_at": Utc::now(), "total": total, "columns": columns });
+        format!(
+            "{}\n",
+            serde_json::to_string_pretty(&doc).unwrap_or_default()
+        )
+    } else {
+        let mut out = String::new();
+        if columns.is_empty() {
+            let _ = writeln!(
+                out,
+                "{}",
+                if all {
+                    "No ID columns found."
+                } else {
+                    "No column at warning or worse."
+                }
+            );
+        } else {
+            out.push_str(&table(&columns));
+        }
+        for line in &down {
+            let _ = writeln!(out, "UNREACHABLE {line}");
+        }
+        out
+    };
+    Outcome { output, exit_code }
+}
+
+fn table(columns: &[crate::measure::ColumnReport]) -> String {
+    let header = [
+        "STATUS", "SHARD", "COLUMN", "TYPE", "KIND", "SOURCE", "CURRENT", "MAX", "USED", "MISMATCH",
+    ];
+    let rows: Vec<[String; 10]> = columns
+        .iter()
+        .map(|c| {
+            [
+                c.status.to_string(),
+                c.shard.clone(),
+                format!("{}.{}.{}", c.schema, c.table, c.column),
+                c.column_type.clone(),
+                c.kind.as_str().to_string(),
+                c.source.clone().unwrap_or_else(|| "-".to_string()),
+                c.current.to_string(),
+                c.max.to_string(),
+                format!("{:.1}%", c.used_ratio * 100.0),
+                if c.type_mismatch { "yes" } else { "" }.to_string(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let text: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", text.join("  ").trim_end());
+    };
+    line(header.to_vec());
+    for row in &rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+    out
+}

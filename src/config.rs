@@ -1,0 +1,906 @@
+//! Settings: the TOML file named by `--config`, overridden by `HEADROOM__SECTION__KEY`
+//! environment variables, read through the `config` crate and validated in one pass that
+//! reports every problem at once, each with the key that holds it.
+//!
+//! The file is walked key by key (rather than deserialised straight into structs) so that an
+//! unknown key, a missing key, a bad duration and a bad URL in the same file are all listed
+//! together instead of one per restart. Unknown keys are errors, as `deny_unknown_fields`
+//! would make them.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Duration;
+
+use config::{Value, ValueKind};
+use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+use crate::headroom::{Ppm, Thresholds};
+
+/// The environment variable prefix; `HEADROOM__POLL__INTERVAL=30s` sets `poll.interval`.
+pub const ENV_PREFIX: &str = "HEADROOM";
+
+/// Everything headroom needs to run, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where the HTTP server listens.
+    pub server: ServerSettings,
+    /// How often and how carefully databases are polled.
+    pub poll: PollSettings,
+    /// Ratio thresholds for `warning` and `critical`.
+    pub thresholds: Thresholds,
+    /// Every monitored shard, in file order.
+    pub shards: Vec<ShardSettings>,
+    /// Global ID generators.
+    pub sources: Vec<SourceSettings>,
+    /// Which columns store IDs made by which source.
+    pub references: Vec<ReferenceRule>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// `host:port` for /metrics and the API; port 0 picks a free port (tests).
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct PollSettings {
+    /// Time between the starts of two polls.
+    pub interval: Duration,
+    /// Limit on each query, on connecting, and on the server side where it supports one.
+    pub query_timeout: Duration,
+    /// How many shards are polled at once.
+    pub concurrency: usize,
+}
+
+/// A database server to connect to. The password is held apart from the URL so that the
+/// URL can be shown anywhere.
+#[derive(Clone)]
+pub struct Endpoint {
+    /// The URL without its password.
+    pub url: Url,
+    /// From the URL, `password_env` or `password_file`.
+    pub password: Option<SecretString>,
+}
+
+impl Endpoint {
+    /// `host:port`: a label of bounded cardinality that never carries credentials.
+    pub fn label(&self) -> String {
+        let host = self.url.host_str().unwrap_or("localhost");
+        let port = self.url.port().unwrap_or(3306);
+        format!("{host}:{port}")
+    }
+
+    /// The database named in the URL path, if any.
+    pub fn database(&self) -> Option<String> {
+        let path = self.url.path().trim_start_matches('/');
+        if path.is_empty() {
+            None
+        } else {
+            Some(percent_decode(path))
+        }
+    }
+
+    /// The user name, decoded.
+    pub fn username(&self) -> String {
+        percent_decode(self.url.username())
+    }
+
+    /// The password, for the driver only.
+    pub fn expose_password(&self) -> Option<&str> {
+        self.password.as_ref().map(|p| p.expose_secret())
+    }
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("url", &self.url.as_str())
+            .field("password", &self.password.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.url.as_str())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ShardSettings {
+    /// Unique name, used as the `shard` label.
+    pub name: String,
+    pub endpoint: Endpoint,
+    /// Schemas to watch; `None` means every non-system schema the user can see.
+    pub schemas: Option<Vec<String>>,
+}
+
+/// The kinds of ID generator headroom can read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// Flickr-style ticket servers: `REPLACE INTO Tickets64 (stub) VALUES ('a')`.
+    TicketServer,
+}
+
+impl SourceKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::TicketServer => "ticket_server",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SourceSettings {
+    /// Unique name, referenced by `[[references]] source`.
+    pub name: String,
+    pub kind: SourceKind,
+    /// Every server of the generator (a Flickr pair has two); each URL names the database.
+    pub servers: Vec<Endpoint>,
+    /// The ticket table, e.g. `Tickets64`.
+    pub table: String,
+}
+
+/// `[[references]]`: columns matched by `columns` and not by `exclude` store IDs from `source`.
+#[derive(Debug, Clone)]
+pub struct ReferenceRule {
+    pub source: String,
+    /// The globs as written, for messages.
+    pub patterns: Vec<String>,
+    include: GlobSet,
+    exclude: GlobSet,
+}
+
+impl ReferenceRule {
+    /// Builds a rule from `schema.table.column` globs; matching ignores case, as MySQL does
+    /// for column names.
+    pub fn new(source: &str, columns: &[String], exclude: &[String]) -> Result<Self, String> {
+        Ok(ReferenceRule {
+            source: source.to_string(),
+            patterns: columns.to_vec(),
+            include: glob_set(columns)?,
+            exclude: glob_set(exclude)?,
+        })
+    }
+
+    /// Whether `schema.table.column` is covered by this rule.
+    pub fn matches(&self, schema: &str, table: &str, column: &str) -> bool {
+        let name = format!("{schema}.{table}.{column}");
+        self.include.is_match(&name) && !self.exclude.is_match(&name)
+    }
+}
+
+/// One problem in the configuration, with the key that holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted path, e.g. `shards[1].url`.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// Why settings could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration {path}: {message}")]
+    Read { path: PathBuf, message: String },
+    #[error("{} in configuration {path}:\n{}", count(.problems.len()), list(.problems))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
+}
+
+fn count(n: usize) -> String {
+    if n == 1 {
+        "1 problem".to_string()
+    } else {
+        format!("{n} problems")
+    }
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  - {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Loads `path`, applies `HEADROOM__SECTION__KEY` overrides from the process environment,
+/// and validates the result.
+pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+    load_with_env(path, None)
+}
+
+/// As [`load`], with the environment given explicitly (tests); `None` reads the process's.
+pub fn load_with_env(
+    path: &Path,
+    env: Option<BTreeMap<String, String>>,
+) -> Result<Settings, ConfigError> {
+    if !path.is_file() {
+        return Err(ConfigError::Read {
+            path: path.to_path_buf(),
+            message: "no such file".to_string(),
+        });
+    }
+    let mut environment = config::Environment::with_prefix(ENV_PREFIX)
+        .prefix_separator("__")
+        .separator("__");
+    if let Some(vars) = env.as_ref() {
+        environment = environment.source(Some(vars.clone().into_iter().collect()));
+    }
+    let built = config::Config::builder()
+        .add_source(config::File::from(path).format(config::FileFormat::Toml))
+        .add_source(environment)
+        .build()
+        .map_err(|e| ConfigError::Read {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    let lookup = |name: &str| match env.as_ref() {
+        Some(vars) => vars.get(name).cloned(),
+        None => std::env::var(name).ok(),
+    };
+    let base = path.parent().unwrap_or(Path::new("."));
+    parse(built.cache, &lookup, base).map_err(|problems| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        problems,
+    })
+}
+
+/// Parses TOML text directly, with no environment overrides: for tests and `--check-config`.
+pub fn from_toml_str(
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Settings, Vec<Problem>> {
+    let built = config::Config::builder()
+        .add_source(config::File::from_str(text, config::FileFormat::Toml))
+        .build()
+        .map_err(|e| {
+            vec![Problem {
+                key: "(file)".to_string(),
+                message: e.to_string(),
+            }]
+        })?;
+    parse(built.cache, lookup, Path::new("."))
+}
+
+/// Walks the merged tree and builds [`Settings`], collecting every problem.
+fn parse(
+    root: Value,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    base: &Path,
+) -> Result<Settings, Vec<Problem>> {
+    let problems = Rc::new(RefCell::new(Vec::new()));
+    let mut root = Section::root(root, Rc::clone(&problems));
+
+    let server = root.section("server").map(|mut s| {
+        let listen = s
+            .string("listen", false)
+            .unwrap_or_else(|| "127.0.0.1:9187".to_string());
+        let listen = match listen.parse::<SocketAddr>() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                s.problem(
+                    "listen",
+                    format!("{listen:?} is not a host:port address such as 127.0.0.1:9187"),
+                );
+                None
+            }
+        };
+        s.finish();
+        listen
+    });
+
+    let poll = root.section("poll").map(|mut s| {
+        let interval = s.duration("interval", Duration::from_secs(60));
+        let query_timeout = s.duration("query_timeout", Duration::from_secs(10));
+        let concurrency = s.positive("concurrency", 8);
+        s.finish();
+        (interval, query_timeout, concurrency)
+    });
+
+    let thresholds = root.section("thresholds").map(|mut s| {
+        let warning = s.ratio("warning", 0.70);
+        let critical = s.ratio("critical", 0.85);
+        if let (Some(w), Some(c)) = (warning, critical)
+            && w >= c
+        {
+            s.problem(
+                "warning",
+                format!(
+                    "warning ({}) must be below critical ({})",
+                    w.as_ratio(),
+                    c.as_ratio()
+                ),
+            );
+        }
+        s.finish();
+        match (warning, critical) {
+            (Some(warning), Some(critical)) if warning < critical => {
+                Some(Thresholds { warning, critical })
+            }
+            _ => None,
+        }
+    });
+
+    let mut shard_names = HashSet::new();
+    let shards: Vec<Option<ShardSettings>> = root.tables("shards", true, |s| {
+        let name = s.name("name", &mut shard_names, "shard");
+        let endpoint = s.endpoint("url", lookup, base, false);
+        let schemas = s.string_list("schemas", false);
+        if let Some(list) = &schemas
+            && list.is_empty()
+        {
+            s.problem(
+                "schemas",
+                "is empty: leave it out to watch every schema".to_string(),
+            );
+        }
+        s.finish();
+        Some(ShardSettings {
+            name: name?,
+            endpoint: endpoint?,
+            schemas,
+        })
+    });
+
+    let mut source_names = HashSet::new();
+    let sources: Vec<Option<SourceSettings>> = root.tables("sources", false, |s| {
+        let name = s.name("name", &mut source_names, "source");
+        let kind = s.string("kind", true).and_then(|kind| match kind.as_str() {
+            "ticket_server" => Some(SourceKind::TicketServer),
+            other => {
+                s.problem("kind", format!("unknown source kind {other:?}: expected \"ticket_server\""));
+                None
+            }
+        });
+        let password_env = s.string("password_env", false);
+        let password_file = s.string("password_file", false);
+        let servers = s.list("servers", true).map(|values| {
+            if values.is_empty() {
+                s.problem("servers", "is empty: a source needs at least one server".to_string());
+            }
+            let mut endpoints = Vec::new();
+            let mut seen = HashSet::new();
+            for (i, value) in values.into_iter().enumerate() {
+                let key = format!("servers[{i}]");
+                let Ok(text) = value.into_string() else {
+                    s.problem(&key, "must be a URL string".to_string());
+                    continue;
+                };
+                let password = s.password(
+                    &key,
+                    password_env.as_deref(),
+                    password_file.as_deref(),
+                    &text,
+                    lookup,
+                    base,
+                );
+                match parse_url(&text) {
+                    Ok((url, url_password)) => {
+                        if url.path().trim_start_matches('/').is_empty() {
+                            s.problem(&key, format!("{} names no database: write the ticket database in the path, e.g. mysql://monitor@ticket-a:3306/tickets", redact_text(&text)));
+                        }
+                        let endpoint = Endpoint {
+                            url,
+                            password: url_password.or(password.flatten()),
+                        };
+                        if !seen.insert(endpoint.label()) {
+                            s.problem(&key, format!("server {} is listed twice", endpoint.label()));
+                        }
+                        endpoints.push(endpoint);
+                    }
+                    Err(message) => s.problem(&key, message),
+                }
+            }
+            endpoints
+        });
+        let table = s.string("table", true);
+        if let Some(table) = &table
+            && (table.is_empty() || table.contains('\0'))
+        {
+            s.problem("table", "must be a table name".to_string());
+        }
+        s.finish();
+        Some(SourceSettings {
+            name: name?,
+            kind: kind?,
+            servers: servers?,
+            table: table?,
+        })
+    });
+
+    let defined: HashSet<String> = sources
+        .iter()
+        .flatten()
+        .map(|s| s.name.clone())
+        .chain(source_names.iter().cloned())
+        .collect();
+    let references: Vec<Option<ReferenceRule>> = root.tables("references", false, |s| {
+        let source = s.string("source", true);
+        if let Some(source) = &source
+            && !defined.contains(source)
+        {
+            let known = if defined.is_empty() {
+                "no [[sources]] are defined".to_string()
+            } else {
+                let mut names: Vec<_> = defined.iter().cloned().collect();
+                names.sort();
+                format!("defined sources: {}", names.join(", "))
+            };
+            s.problem(
+                "source",
+                format!("{source:?} is not a defined source ({known})"),
+            );
+        }
+        let columns = s.string_list("columns", true);
+        if let Some(columns) = &columns
+            && columns.is_empty()
+        {
+            s.problem(
+                "columns",
+                "is empty: list at least one schema.table.column glob".to_string(),
+            );
+        }
+        let exclude = s.string_list("exclude", false).unwrap_or_default();
+        let mut globs_ok = true;
+        for (key, list) in [
+            ("columns", columns.as_deref().unwrap_or_default()),
+            ("exclude", &exclude[..]),
+        ] {
+            for (i, pattern) in list.iter().enumerate() {
+                if let Err(message) = check_glob(pattern) {
+                    s.problem(&format!("{key}[{i}]"), message);
+                    globs_ok = false;
+                }
+            }
+        }
+        s.finish();
+        let (source, columns) = (source?, columns?);
+        if !globs_ok || !defined.contains(&source) {
+            return None;
+        }
+        ReferenceRule::new(&source, &columns, &exclude).ok()
+    });
+
+    root.finish();
+
+    let problems = problems.take();
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    // With no problems recorded every part parsed; the fallbacks below are unreachable.
+    let missing = || {
+        vec![Problem {
+            key: "(file)".to_string(),
+            message: "incomplete configuration".to_string(),
+        }]
+    };
+    let (interval, query_timeout, concurrency) = match poll {
+        Some((Some(i), Some(t), Some(c))) => (i, t, c),
+        _ => return Err(missing()),
+    };
+    Ok(Settings {
+        server: ServerSettings {
+            listen: server.flatten().ok_or_else(missing)?,
+        },
+        poll: PollSettings {
+            interval,
+            query_timeout,
+            concurrency,
+        },
+        thresholds: thresholds.flatten().ok_or_else(missing)?,
+        shards: shards
+            .into_iter()
+            .collect::<Option<_>>()
+            .ok_or_else(missing)?,
+        sources: sources
+            .into_iter()
+            .collect::<Option<_>>()
+            .ok_or_else(missing)?,
+        references: references
+            .into_iter()
+            .collect::<Option<_>>()
+            .ok_or_else(missing)?,
+    })
+}
+
+/// A table being read: takes keys out one by one, so that what is left at `finish` is
+/// unknown.
+struct Section {
+    path: String,
+    table: BTreeMap<String, Value>,
+    /// Shared by every section of one parse.
+    problems: Rc<RefCell<Vec<Problem>>>,
+}
+
+impl Section {
+    fn root(value: Value, problems: Rc<RefCell<Vec<Problem>>>) -> Section {
+        let table = match value.kind {
+            ValueKind::Table(t) => t.into_iter().collect(),
+            _ => BTreeMap::new(),
+        };
+        Section {
+            path: String::new(),
+            table,
+            problems,
+        }
+    }
+
+    fn child(&self, path: String, table: BTreeMap<String, Value>) -> Section {
+        Section {
+            path,
+            table,
+            problems: Rc::clone(&self.problems),
+        }
+    }
+
+    fn key(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+
+    fn problem(&mut self, key: &str, message: String) {
+        let key = self.key(key);
+        self.problems.borrow_mut().push(Problem { key, message });
+    }
+
+    /// A sub-table (`[poll]`); absent is an empty table, so defaults apply.
+    fn section(&mut self, key: &str) -> Option<Section> {
+        let path = self.key(key);
+        match self.table.remove(key).map(|v| v.kind) {
+            None | Some(ValueKind::Nil) => Some(self.child(path, BTreeMap::new())),
+            Some(ValueKind::Table(t)) => Some(self.child(path, t.into_iter().collect())),
+            Some(_) => {
+                self.problem(key, "must be a table, e.g. [".to_string() + key + "]");
+                None
+            }
+        }
+    }
+
+    /// An array of tables (`[[shards]]`), each read by `read`.
+    fn tables<T>(
+        &mut self,
+        key: &str,
+        required: bool,
+        mut read: impl FnMut(&mut Section) -> Option<T>,
+    ) -> Vec<Option<T>> {
+        let Some(values) = self.list(key, required) else {
+            return vec![None];
+        };
+        if required && values.is_empty() {
+            self.problem(key, format!("is empty: at least one [[{key}]] is needed"));
+        }
+        let mut out = Vec::new();
+        for (i, value) in values.into_iter().enumerate() {
+            let path = format!("{}[{i}]", self.key(key));
+            match value.kind {
+                ValueKind::Table(t) => {
+                    let mut section = self.child(path, t.into_iter().collect());
+                    out.push(read(&mut section));
+                }
+                _ => {
+                    self.problem(
+                        &format!("{key}[{i}]"),
+                        format!("must be a table: write it as [[{key}]]"),
+                    );
+                    out.push(None);
+                }
+            }
+        }
+        out
+    }
+
+    fn list(&mut self, key: &str, required: bool) -> Option<Vec<Value>> {
+        match self.table.remove(key).map(|v| v.kind) {
+            None | Some(ValueKind::Nil) => {
+                if required {
+                    self.problem(key, "is missing".to_string());
+                    None
+                } else {
+                    Some(Vec::new())
+                }
+            }
+            Some(ValueKind::Array(values)) => Some(values),
+            Some(_) => {
+                self.problem(key, "must be a list".to_string());
+                None
+            }
+        }
+    }
+
+    fn string(&mut self, key: &str, required: bool) -> Option<String> {
+        match self.table.remove(key) {
+            None => {
+                if required {
+                    self.problem(key, "is missing".to_string());
+                }
+                None
+            }
+            Some(value) => match value.kind {
+                ValueKind::String(s) => Some(s),
+                ValueKind::Table(_) | ValueKind::Array(_) | ValueKind::Nil => {
+                    self.problem(key, "must be a string".to_string());
+                    None
+                }
+                other => Some(Value::new(None, other).to_string()),
+            },
+        }
+    }
+
+    fn string_list(&mut self, key: &str, required: bool) -> Option<Vec<String>> {
+        if !required && !self.table.contains_key(key) {
+            return None;
+        }
+        let values = self.list(key, required)?;
+        let mut out = Vec::new();
+        for (i, value) in values.into_iter().enumerate() {
+            match value.kind {
+                ValueKind::String(s) => out.push(s),
+                _ => self.problem(&format!("{key}[{i}]"), "must be a string".to_string()),
+            }
+        }
+        Some(out)
+    }
+
+    fn duration(&mut self, key: &str, default: Duration) -> Option<Duration> {
+        let Some(text) = self.string(key, false) else {
+            return Some(default);
+        };
+        match humantime::parse_duration(text.trim()) {
+            Ok(d) if d.is_zero() => {
+                self.problem(key, "must be longer than zero".to_string());
+                None
+            }
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.problem(
+                    key,
+                    format!("{text:?} is not a duration such as \"60s\" or \"5m\": {e}"),
+                );
+                None
+            }
+        }
+    }
+
+    fn positive(&mut self, key: &str, default: usize) -> Option<usize> {
+        let Some(value) = self.table.remove(key) else {
+            return Some(default);
+        };
+        let shown = value.to_string();
+        match value.into_uint() {
+            Ok(n) if n >= 1 => usize::try_from(n).ok(),
+            _ => {
+                self.problem(
+                    key,
+                    format!("{shown:?} is not a whole number of at least 1"),
+                );
+                None
+            }
+        }
+    }
+
+    fn ratio(&mut self, key: &str, default: f64) -> Option<Ppm> {
+        let Some(value) = self.table.remove(key) else {
+            return Ppm::from_ratio(default);
+        };
+        let shown = value.to_string();
+        match value.into_float().ok().and_then(Ppm::from_ratio) {
+            Some(p) if p.get() > 0 => Some(p),
+            _ => {
+                self.problem(
+                    key,
+                    format!("{shown:?} is not a ratio above 0 and at most 1, such as 0.85"),
+                );
+                None
+            }
+        }
+    }
+
+    /// A unique, non-empty name.
+    fn name(&mut self, key: &str, seen: &mut HashSet<String>, what: &str) -> Option<String> {
+        let name = self.string(key, true)?;
+        if name.trim().is_empty() {
+            self.problem(key, "must not be empty".to_string());
+            return None;
+        }
+        if !seen.insert(name.clone()) {
+            self.problem(key, format!("{what} name {name:?} is used twice"));
+            return None;
+        }
+        Some(name)
+    }
+
+    /// A URL key with its optional `password_env` / `password_file` siblings.
+    fn endpoint(
+        &mut self,
+        key: &str,
+        lookup: &dyn Fn(&str) -> Option<String>,
+        base: &Path,
+        needs_database: bool,
+    ) -> Option<Endpoint> {
+        let text = self.string(key, true);
+        let password_env = self.string("password_env", false);
+        let password_file = self.string("password_file", false);
+        let text = text?;
+        let password = self.password(
+            key,
+            password_env.as_deref(),
+            password_file.as_deref(),
+            &text,
+            lookup,
+            base,
+        );
+        match parse_url(&text) {
+            Ok((url, url_password)) => {
+                if needs_database && url.path().trim_start_matches('/').is_empty() {
+                    self.problem(key, "names no database".to_string());
+                }
+                Some(Endpoint {
+                    url,
+                    password: url_password.or(password?),
+                })
+            }
+            Err(message) => {
+                self.problem(key, message);
+                None
+            }
+        }
+    }
+
+    /// Resolves `password_env` / `password_file`; `Some(None)` means no password is set.
+    fn password(
+        &mut self,
+        url_key: &str,
+        env: Option<&str>,
+        file: Option<&str>,
+        url_text: &str,
+        lookup: &dyn Fn(&str) -> Option<String>,
+        base: &Path,
+    ) -> Option<Option<SecretString>> {
+        let in_url = Url::parse(url_text)
+            .map(|u| u.password().is_some())
+            .unwrap_or(false);
+        if in_url && (env.is_some() || file.is_some()) {
+            self.problem(
+                url_key,
+                "has a password and password_env or password_file is also set: keep one"
+                    .to_string(),
+            );
+            return None;
+        }
+        match (env, file) {
+            (Some(_), Some(_)) => {
+                self.problem(
+                    "password_env",
+                    "and password_file are both set: keep one".to_string(),
+                );
+                None
+            }
+            (Some(var), None) => match lookup(var) {
+                Some(value) => Some(Some(SecretString::from(value))),
+                None => {
+                    self.problem(
+                        "password_env",
+                        format!("environment variable {var} is not set"),
+                    );
+                    None
+                }
+            },
+            (None, Some(file)) => {
+                let path = base.join(file);
+                match std::fs::read_to_string(&path) {
+                    Ok(text) => Some(Some(SecretString::from(
+                        text.trim_end_matches(['\r', '\n']).to_string(),
+                    ))),
+                    Err(e) => {
+                        self.problem(
+                            "password_file",
+                            format!("cannot read {}: {e}", path.display()),
+                        );
+                        None
+                    }
+                }
+            }
+            (None, None) => Some(None),
+        }
+    }
+
+    /// Reports every key nobody asked for.
+    fn finish(&mut self) {
+        let unknown: Vec<String> = std::mem::take(&mut self.table).into_keys().collect();
+        for key in unknown {
+            self.problem(&key, "unknown key".to_string());
+        }
+    }
+}
+
+/// Parses a `mysql://` URL and splits off its password.
+fn parse_url(text: &str) -> Result<(Url, Option<SecretString>), String> {
+    let shown = redact_text(text);
+    let mut url = Url::parse(text).map_err(|e| format!("{shown} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "mysql" | "mariadb") {
+        return Err(format!(
+            "{shown} has scheme {:?}: expected mysql:// or mariadb://",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{shown} names no host"));
+    }
+    if url.username().is_empty() {
+        return Err(format!(
+            "{shown} names no user: write mysql://USER@HOST:PORT"
+        ));
+    }
+    let password = url
+        .password()
+        .map(|p| SecretString::from(percent_decode(p)));
+    // Cannot fail: the URL has a host.
+    let _ = url.set_password(None);
+    Ok((url, password))
+}
+
+/// A URL string as it may be shown: any password replaced by `***`.
+pub fn redact_text(text: &str) -> String {
+    match Url::parse(text) {
+        Ok(mut url) => {
+            if url.password().is_some() {
+                let _ = url.set_password(Some("***"));
+            }
+            url.to_string()
+        }
+        Err(_) => match (text.find("://"), text.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                format!("{}://***@{}", &text[..scheme], &text[at + 1..])
+            }
+            _ => text.to_string(),
+        },
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+fn check_glob(pattern: &str) -> Result<(), String> {
+    if pattern.split('.').count() != 3 {
+        return Err(format!(
+            "{pattern:?} must have the form schema.table.column, e.g. \"etsy.*.*_id\""
+        ));
+    }
+    Glob::new(pattern)
+        .map(|_| ())
+        .map_err(|e| format!("{pattern:?} is not a valid glob: {e}"))
+}
+
+fn glob_set(patterns: &[String]) -> Result<GlobSet, String> {
+    let mut builder = GlobSetBuilder::new();
+    for pattern in patterns {
+        let glob = GlobBuilder::new(pattern)
+            .case_insensitive(true)
+            .literal_separator(false)
+            .build()
+            .map_err(|e| format!("{pattern:?}: {e}"))?;
+        builder.add(glob);
+    }
+    builder.build().map_err(|e| e.to_string())
+}

@@ -1,0 +1,57 @@
+//! Declared foreign keys (information_schema.KEY_COLUMN_USAGE), one row per column pair.
+
+use std::time::Duration;
+
+use sqlx::mysql::MySqlConnection;
+
+use super::{ColumnId, SchemaFilter};
+use crate::db::{self, DbError};
+
+/// `{filter}` is a condition on the child's TABLE_SCHEMA; the parent may live anywhere.
+const FOREIGN_KEYS_SQL: &str = "\
+SELECT CAST(TABLE_SCHEMA AS CHAR), CAST(TABLE_NAME AS CHAR), CAST(COLUMN_NAME AS CHAR),
+       CAST(REFERENCED_TABLE_SCHEMA AS CHAR), CAST(REFERENCED_TABLE_NAME AS CHAR),
+       CAST(REFERENCED_COLUMN_NAME AS CHAR)
+FROM information_schema.KEY_COLUMN_USAGE
+WHERE REFERENCED_TABLE_NAME IS NOT NULL AND REFERENCED_COLUMN_NAME IS NOT NULL
+  AND {filter}";
+
+/// A child column whose values must exist in a parent column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignKey {
+    pub child: ColumnId,
+    pub parent: ColumnId,
+}
+
+pub(super) async fn read(
+    conn: &mut MySqlConnection,
+    filter: &SchemaFilter,
+    timeout: Duration,
+) -> Result<Vec<ForeignKey>, DbError> {
+    let what = "reading information_schema.KEY_COLUMN_USAGE";
+    let rows = super::fetch(
+        conn,
+        FOREIGN_KEYS_SQL,
+        "TABLE_SCHEMA",
+        filter,
+        timeout,
+        what,
+    )
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(ForeignKey {
+                child: ColumnId {
+                    schema: db::text(row, 0, what)?,
+                    table: db::text(row, 1, what)?,
+                    column: db::text(row, 2, what)?,
+                },
+                parent: ColumnId {
+                    schema: db::text(row, 3, what)?,
+                    table: db::text(row, 4, what)?,
+                    column: db::text(row, 5, what)?,
+                },
+            })
+        })
+        .collect()
+}

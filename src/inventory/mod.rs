@@ -1,0 +1,162 @@
+//! What exists on a shard: integer columns with their tables' AUTO_INCREMENT counters,
+//! declared foreign keys, and which columns lead a B-tree index. One file per
+//! information_schema query family; [`read`] runs the four of them, a constant number of
+//! queries per shard per poll, however many tables the shard holds.
+
+mod columns;
+mod foreign_keys;
+mod indexes;
+pub mod maxima;
+mod schemata;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use sqlx::mysql::MySqlConnection;
+
+use crate::db::DbError;
+use crate::headroom::IntType;
+
+pub use columns::IntColumn;
+pub use foreign_keys::ForeignKey;
+
+/// Schemas that belong to the server, never watched unless named in `schemas`.
+pub const SYSTEM_SCHEMAS: [&str; 4] = ["mysql", "information_schema", "performance_schema", "sys"];
+
+/// A column's full name on a shard.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ColumnId {
+    pub schema: String,
+    pub table: String,
+    pub column: String,
+}
+
+impl ColumnId {
+    pub fn new(schema: &str, table: &str, column: &str) -> ColumnId {
+        ColumnId {
+            schema: schema.to_string(),
+            table: table.to_string(),
+            column: column.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for ColumnId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.schema, self.table, self.column)
+    }
+}
+
+/// Everything one poll learns about a shard's schema.
+#[derive(Debug, Clone, Default)]
+pub struct Inventory {
+    /// Every integer column of every base table in the watched schemas.
+    pub columns: Vec<IntColumn>,
+    /// Declared foreign keys, one entry per column pair.
+    pub foreign_keys: Vec<ForeignKey>,
+    /// Columns that are the first column of some B-tree index: `MAX(column)` on them is one
+    /// index dive. No other column is ever read.
+    pub leading: HashSet<ColumnId>,
+}
+
+/// Which schemas a poll looks at.
+#[derive(Debug, Clone)]
+pub enum SchemaFilter {
+    /// Exactly these (from `schemas = [...]`).
+    Only(Vec<String>),
+    /// Every schema but [`SYSTEM_SCHEMAS`].
+    AllButSystem,
+}
+
+impl SchemaFilter {
+    pub fn from_config(schemas: Option<&Vec<String>>) -> SchemaFilter {
+        match schemas {
+            Some(list) => SchemaFilter::Only(list.clone()),
+            None => SchemaFilter::AllButSystem,
+        }
+    }
+
+    /// A SQL condition on `column` with `?` placeholders, and the values to bind.
+    fn condition(&self, column: &str) -> (String, Vec<String>) {
+        let (op, values): (&str, Vec<String>) = match self {
+            SchemaFilter::Only(list) => ("IN", list.clone()),
+            SchemaFilter::AllButSystem => (
+                "NOT IN",
+                SYSTEM_SCHEMAS.iter().map(|s| s.to_string()).collect(),
+            ),
+        };
+        let sql = format!("{column} {op} ({})", crate::db::placeholders(values.len()));
+        (sql, values)
+    }
+}
+
+/// Why a shard's inventory could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(
+        "schema {} not visible to the monitoring user: it does not exist or the user lacks SELECT on it",
+        .0.join(", ")
+    )]
+    SchemasNotVisible(Vec<String>),
+    #[error("no schema is visible to the monitoring user: grant it SELECT on the schemas to watch")]
+    NothingVisible,
+}
+
+/// Reads a shard's inventory with four information_schema queries, each under `timeout`.
+pub async fn read(
+    conn: &mut MySqlConnection,
+    filter: &SchemaFilter,
+    timeout: Duration,
+) -> Result<Inventory, InventoryError> {
+    let visible = schemata::read(conn, filter, timeout).await?;
+    match filter {
+        SchemaFilter::Only(wanted) => {
+            let missing: Vec<String> = wanted
+                .iter()
+                .filter(|s| !visible.contains(*s))
+                .cloned()
+                .collect();
+            if !missing.is_empty() {
+                return Err(InventoryError::SchemasNotVisible(missing));
+            }
+        }
+        SchemaFilter::AllButSystem => {
+            if visible.is_empty() {
+                return Err(InventoryError::NothingVisible);
+            }
+        }
+    }
+    let columns = columns::read(conn, filter, timeout).await?;
+    let foreign_keys = foreign_keys::read(conn, filter, timeout).await?;
+    let leading = indexes::read(conn, filter, timeout).await?;
+    Ok(Inventory {
+        columns,
+        foreign_keys,
+        leading,
+    })
+}
+
+/// Parses an integer type, for readers.
+fn int_type(data_type: &str, column_type: &str) -> Option<IntType> {
+    IntType::from_information_schema(data_type, column_type)
+}
+
+/// Runs one information_schema query whose `{filter}` is a condition on `schema_column`.
+async fn fetch(
+    conn: &mut MySqlConnection,
+    template: &'static str,
+    schema_column: &str,
+    filter: &SchemaFilter,
+    timeout: Duration,
+    what: &str,
+) -> Result<Vec<sqlx::mysql::MySqlRow>, DbError> {
+    let (condition, values) = filter.condition(schema_column);
+    let sql = template.replace("{filter}", &condition);
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for value in values {
+        query = query.bind(value);
+    }
+    crate::db::fetch_all(conn, query, timeout, what).await
+}

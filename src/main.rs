@@ -1,0 +1,109 @@
+//! The `headroom` binary: `run` (the daemon) and `check` (one poll, for cron and DBAs).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use headroom::config;
+use headroom::startup::App;
+use headroom::telemetry::{self, LogFormat};
+
+/// Watches ID columns and ticket servers before they run out of numbers.
+#[derive(Parser)]
+#[command(name = "headroom", version, about)]
+struct Cli {
+    /// Log lines as text or JSON (stderr; filter with RUST_LOG).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon: poll every interval, serve /metrics and the API.
+    Run {
+        /// TOML configuration; HEADROOM__SECTION__KEY variables override it.
+        #[arg(long, default_value = "config/headroom.toml")]
+        config: PathBuf,
+    },
+    /// Poll once and print the columns at warning or worse. Exit 0 all ok, 1 warning,
+    /// 2 critical, exhausted, or a server unreachable (and 2 for a bad configuration).
+    Check {
+        #[arg(long, default_value = "config/headroom.toml")]
+        config: PathBuf,
+        /// Show every column, not only those at warning or worse.
+        #[arg(long)]
+        all: bool,
+        /// Print the /api/columns JSON document instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("headroom: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async {
+        match cli.command {
+            Command::Run { config } => run(config).await,
+            Command::Check { config, all, json } => check(config, all, json).await,
+        }
+    })
+}
+
+fn load(path: &std::path::Path) -> Result<config::Settings, ExitCode> {
+    config::load(path).map_err(|e| {
+        eprintln!("headroom: {e}");
+        ExitCode::from(2)
+    })
+}
+
+async fn run(path: PathBuf) -> ExitCode {
+    let settings = match load(&path) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let app = match App::build(settings).await {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("headroom: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
+    let token = CancellationToken::new();
+    headroom::shutdown::cancel_on_signal(token.clone());
+    match app.run(token).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "Stopped on error");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn check(path: PathBuf, all: bool, json: bool) -> ExitCode {
+    let settings = match load(&path) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    match headroom::check::run(settings, all, json).await {
+        Ok(outcome) => {
+            print!("{}", outcome.output);
+            ExitCode::from(outcome.exit_code)
+        }
+        Err(e) => {
+            eprintln!("headroom: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

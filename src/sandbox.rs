@@ -1,0 +1,330 @@
+//! Throwaway MariaDB servers for the test suite and the demo: `mariadb-install-db` into a
+//! temporary directory, `mariadbd` on a free loopback port, killed when dropped (and, on
+//! Linux, when the process that started it dies). Nothing here is used by the daemon.
+//!
+//! The binaries come from the machine's MariaDB packages; `HEADROOM_MARIADB_BIN` may name a
+//! directory that holds them.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// Why a sandbox server could not be started or used.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error(
+        "{0} not found: install the mariadb-server package (apt-get install mariadb-server) or set HEADROOM_MARIADB_BIN"
+    )]
+    Missing(&'static str),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what} failed: {output}")]
+    Failed { what: String, output: String },
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> SandboxError {
+    let what = what.into();
+    move |source| SandboxError::Io { what, source }
+}
+
+/// Finds a MariaDB program on `HEADROOM_MARIADB_BIN`, `PATH`, or the usual sbin folders.
+fn find(program: &'static str) -> Result<PathBuf, SandboxError> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    if let Some(dir) = std::env::var_os("HEADROOM_MARIADB_BIN") {
+        dirs.push(PathBuf::from(dir));
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&path));
+    }
+    dirs.extend(["/usr/sbin", "/usr/local/sbin", "/usr/bin", "/usr/local/bin"].map(PathBuf::from));
+    dirs.into_iter()
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+        .ok_or(SandboxError::Missing(program))
+}
+
+/// Whether the MariaDB binaries the sandbox needs are installed.
+pub fn available() -> bool {
+    ["mariadbd", "mariadb-install-db", "mariadb"]
+        .iter()
+        .all(|p| find(p).is_ok())
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn free_port() -> Result<u16, SandboxError> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(io("finding a free port"))?;
+    let port = listener
+        .local_addr()
+        .map_err(io("finding a free port"))?
+        .port();
+    Ok(port)
+}
+
+/// A running throwaway MariaDB server.
+pub struct MariaDb {
+    /// A short name for messages and log files.
+    name: String,
+    /// Holds the data directory, socket and log; removed on drop.
+    dir: TempDir,
+    port: u16,
+    /// The server process while it runs.
+    child: Option<Child>,
+}
+
+impl MariaDb {
+    /// Installs a fresh data directory and starts a server on a free port.
+    pub fn start(name: &str) -> Result<MariaDb, SandboxError> {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("headroom-{name}-"))
+            .tempdir()
+            .map_err(io("creating a temporary directory"))?;
+        let install = find("mariadb-install-db")?;
+        let mut cmd = Command::new(&install);
+        cmd.arg("--no-defaults")
+            .arg(format!("--datadir={}", dir.path().join("data").display()))
+            .arg("--auth-root-authentication-method=normal")
+            .arg("--skip-test-db")
+            .arg("--innodb-log-file-size=8M");
+        if is_root() {
+            cmd.arg("--user=root");
+        }
+        let out = cmd.output().map_err(io("running mariadb-install-db"))?;
+        if !out.status.success() {
+            return Err(SandboxError::Failed {
+                what: "mariadb-install-db".to_string(),
+                output: format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ),
+            });
+        }
+        let mut server = MariaDb {
+            name: name.to_string(),
+            dir,
+            port: 0,
+            child: None,
+        };
+        // A port found free can be taken before mariadbd binds it; try a few.
+        let mut last = None;
+        for _ in 0..3 {
+            server.port = free_port()?;
+            match server.launch() {
+                Ok(()) => return Ok(server),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or(SandboxError::Missing("mariadbd")))
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("mysqld.sock")
+    }
+
+    fn log(&self) -> PathBuf {
+        self.dir.path().join("error.log")
+    }
+
+    /// Starts `mariadbd` on the data directory and waits until it answers.
+    fn launch(&mut self) -> Result<(), SandboxError> {
+        let mariadbd = find("mariadbd")?;
+        let mut cmd = Command::new(mariadbd);
+        cmd.arg("--no-defaults")
+            .arg(format!(
+                "--datadir={}",
+                self.dir.path().join("data").display()
+            ))
+            .arg(format!("--port={}", self.port))
+            .arg("--bind-address=127.0.0.1")
+            .arg(format!("--socket={}", self.socket().display()))
+            .arg(format!(
+                "--pid-file={}",
+                self.dir.path().join("mysqld.pid").display()
+            ))
+            .arg(format!("--log-error={}", self.log().display()))
+            .arg("--innodb-buffer-pool-size=16M")
+            .arg("--innodb-log-file-size=8M")
+            .arg("--skip-log-bin")
+            .arg("--skip-name-resolve")
+            .arg("--performance-schema=0")
+            .arg("--max-connections=200")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if is_root() {
+            cmd.arg("--user=root");
+        }
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: prctl is async-signal-safe; it only asks the kernel to kill the server
+            // when the thread that started it exits, so a crashed test leaves none behind.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    Ok(())
+                });
+            }
+        }
+        let child = cmd.spawn().map_err(io("starting mariadbd"))?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.child = None;
+                return Err(SandboxError::Failed {
+                    what: format!("mariadbd {} ({status})", self.name),
+                    output: self.log_tail(),
+                });
+            }
+            if self.exec("SELECT 1").is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                self.kill();
+                return Err(SandboxError::Failed {
+                    what: format!("mariadbd {} did not answer within 60s", self.name),
+                    output: self.log_tail(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.log()).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// The TCP port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The process id while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// A `mysql://` URL for `user` (no password) and optional database path.
+    pub fn url(&self, user: &str, database: Option<&str>) -> String {
+        format!(
+            "mysql://{user}@127.0.0.1:{}/{}",
+            self.port,
+            database.unwrap_or("")
+        )
+    }
+
+    /// Runs SQL (several statements allowed) as root through the socket; returns the
+    /// tab-separated output without column names.
+    pub fn exec(&self, sql: &str) -> Result<String, SandboxError> {
+        let client = find("mariadb")?;
+        let mut child = Command::new(client)
+            .arg("--no-defaults")
+            .arg("--user=root")
+            .arg(format!("--socket={}", self.socket().display()))
+            .arg("--batch")
+            .arg("--skip-column-names")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(io("running the mariadb client"))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(sql.as_bytes())
+                .map_err(io("sending SQL to the mariadb client"))?;
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(io("running the mariadb client"))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(SandboxError::Failed {
+                what: format!("SQL on {}", self.name),
+                output: String::from_utf8_lossy(&out.stderr).into_owned(),
+            })
+        }
+    }
+
+    /// Stops the server cleanly (SIGTERM, then SIGKILL after 20 s): a real stopped process.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(&child, libc::SIGCONT);
+            signal(&child, libc::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same data directory and port.
+    pub fn restart(&mut self) -> Result<(), SandboxError> {
+        self.stop();
+        self.launch()
+    }
+
+    /// Freezes the server (SIGSTOP): connections and queries hang, as on an overloaded host.
+    pub fn freeze(&self) {
+        if let Some(child) = &self.child {
+            signal(child, libc::SIGSTOP);
+        }
+    }
+
+    /// Resumes a frozen server.
+    pub fn thaw(&self) {
+        if let Some(child) = &self.child {
+            signal(child, libc::SIGCONT);
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The data directory, for messages.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+fn signal(child: &Child, sig: libc::c_int) {
+    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+        // SAFETY: sending a signal to our own child process; an exited pid is harmless here
+        // because the child is not yet reaped, so the pid cannot have been reused.
+        unsafe {
+            libc::kill(pid, sig);
+        }
+    }
+}
+
+impl Drop for MariaDb {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,28 @@
+//! ID generators whose values other columns store. Each kind reads one server and reports
+//! the highest ID it has handed out; the poller takes the highest over a source's servers.
+
+pub mod ticket_server;
+
+use crate::db::DbError;
+use crate::headroom::IntType;
+
+/// What one server of a source said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reading {
+    /// The highest ID this server has handed out (0 if none yet).
+    pub highest: i128,
+    /// The type of the generating column, e.g. `bigint(20) unsigned`.
+    pub column_type: String,
+    pub int_type: IntType,
+}
+
+/// Why a source server could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(
+        "table {database}.{table} not found, or it has no AUTO_INCREMENT integer column, or the monitoring user lacks SELECT on it"
+    )]
+    NoTicketTable { database: String, table: String },
+}

@@ -1,0 +1,89 @@
+//! Flickr-style ticket servers: a table such as
+//! `CREATE TABLE Tickets64 (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+//! stub CHAR(1) NOT NULL UNIQUE)` fed by `REPLACE INTO Tickets64 (stub) VALUES ('a');
+//! SELECT LAST_INSERT_ID()`, usually on a pair of servers with auto_increment_increment = 2
+//! and offsets 1 and 2.
+//!
+//! REPLACE keeps one row per stub, the latest, so MAX(id) is the highest ID handed out. If
+//! the rows were deleted, AUTO_INCREMENT − auto_increment_increment still says where the
+//! counter stands; the reading is the larger of the two.
+
+use std::time::Duration;
+
+use sqlx::mysql::MySqlConnection;
+
+use super::{Reading, SourceError};
+use crate::db::{self, ident};
+use crate::headroom::IntType;
+
+/// The ticket table's auto-increment column, its type and counter, and the server's step.
+const TICKET_TABLE_SQL: &str = "\
+SELECT CAST(c.COLUMN_NAME AS CHAR), CAST(c.DATA_TYPE AS CHAR), CAST(c.COLUMN_TYPE AS CHAR),
+       CAST(t.AUTO_INCREMENT AS CHAR), CAST(@@global.auto_increment_increment AS CHAR)
+FROM information_schema.TABLES t
+JOIN information_schema.COLUMNS c
+  ON c.TABLE_SCHEMA = t.TABLE_SCHEMA AND c.TABLE_NAME = t.TABLE_NAME
+WHERE t.TABLE_SCHEMA = ? AND t.TABLE_NAME = ? AND c.EXTRA LIKE '%auto_increment%'";
+
+/// `{column}` and `{table}` are quoted identifiers. The column leads the primary key, so
+/// this is one index dive.
+const HIGHEST_SQL: &str = "SELECT CAST(MAX({column}) AS CHAR) FROM {table}";
+
+/// Reads one ticket server.
+pub async fn read(
+    conn: &mut MySqlConnection,
+    database: &str,
+    table: &str,
+    timeout: Duration,
+) -> Result<Reading, SourceError> {
+    let what = format!("reading ticket table {database}.{table}");
+    let query = sqlx::query(TICKET_TABLE_SQL).bind(database).bind(table);
+    let rows = db::fetch_all(conn, query, timeout, &what).await?;
+    let not_found = || SourceError::NoTicketTable {
+        database: database.to_string(),
+        table: table.to_string(),
+    };
+    let row = rows.first().ok_or_else(not_found)?;
+    let column = db::text(row, 0, &what)?;
+    let column_type = db::text(row, 2, &what)?;
+    let int_type = IntType::from_information_schema(&db::text(row, 1, &what)?, &column_type)
+        .ok_or_else(not_found)?;
+    let counter = db::opt_int(row, 3, &what)?.unwrap_or(1);
+    let step = db::opt_int(row, 4, &what)?.unwrap_or(1).max(1);
+
+    let sql = HIGHEST_SQL
+        .replace("{column}", &ident(&column))
+        .replace("{table}", &format!("{}.{}", ident(database), ident(table)));
+    let rows = db::fetch_all(conn, sqlx::query(sqlx::AssertSqlSafe(sql)), timeout, &what).await?;
+    let max_id = match rows.first() {
+        Some(row) => db::opt_int(row, 0, &what)?,
+        None => None,
+    };
+    Ok(Reading {
+        highest: highest(max_id, counter, step),
+        column_type,
+        int_type,
+    })
+}
+
+/// The highest ID handed out, from MAX(id) and the counter: the counter stands one step
+/// past the last ID given.
+pub fn highest(max_id: Option<i128>, counter: i128, step: i128) -> i128 {
+    max_id.unwrap_or(0).max(counter - step).max(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::highest;
+
+    #[test]
+    fn highest_id_is_max_id_or_one_step_behind_the_counter() {
+        // Offset 1, increment 2: 1, 3, 5 handed out, counter at 7.
+        assert_eq!(highest(Some(5), 7, 2), 5);
+        // Rows deleted: the counter still knows.
+        assert_eq!(highest(None, 7, 2), 5);
+        // Fresh table.
+        assert_eq!(highest(None, 1, 1), 0);
+        assert_eq!(highest(None, 1, 2), 0);
+    }
+}
