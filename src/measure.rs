@@ -5,11 +5,12 @@
 //!
 //! A column is measured as the first that applies:
 //! 1. `auto_increment`: it is its table's AUTO_INCREMENT column; current = AUTO_INCREMENT.
-//! 2. `reference`: a `[[references]]` rule matches it; current = the source's current, or
-//!    MAX(column) if larger, read only where the column leads a B-tree index.
-//! 3. `foreign_key`: it is the child of a declared foreign key; current = the parent's
+//! 2. `foreign_key`: it is the child of a declared foreign key; current = the parent's
 //!    current (the parent measured by these same rules), or MAX(parent) by index dive when
-//!    the parent is not measured itself.
+//!    the parent is not measured itself. A declared key is the server's own word on where
+//!    the values come from, so it outranks a name glob.
+//! 3. `reference`: a `[[references]]` rule matches it; current = the source's current, or
+//!    MAX(column) if larger, read only where the column leads a B-tree index.
 //!
 //! Other integer columns (counts, prices, flags) are not ID columns and are left out.
 
@@ -105,16 +106,16 @@ pub fn plan(inventory: &Inventory, rules: &[ReferenceRule]) -> Plan {
         let id = &col.id;
         let derivation = if let Some(next) = col.auto_increment {
             Derivation::Auto(next)
+        } else if let Some(parent) = parents.get(id) {
+            Derivation::ForeignKey {
+                parent: (*parent).clone(),
+            }
         } else if let Some(rule) = rules
             .iter()
             .find(|r| r.matches(&id.schema, &id.table, &id.column))
         {
             Derivation::Reference {
                 source: rule.source.clone(),
-            }
-        } else if let Some(parent) = parents.get(id) {
-            Derivation::ForeignKey {
-                parent: (*parent).clone(),
             }
         } else {
             continue;
@@ -510,6 +511,23 @@ mod tests {
         let (measured, unresolved) = resolve(&plan, &HashMap::new(), &HashMap::new());
         assert!(measured.is_empty());
         assert!(unresolved[0].reason.contains("tickets64"));
+    }
+
+    #[test]
+    fn a_declared_foreign_key_wins_over_a_matching_reference_rule() {
+        let inventory = Inventory {
+            columns: vec![
+                col("etsy.comments.id", Width::Int, false, Some(500)),
+                col("etsy.likes.comment_id", Width::Int, false, None),
+            ],
+            foreign_keys: vec![fk("etsy.likes.comment_id", "etsy.comments.id")],
+            leading: HashSet::from([id("etsy.likes.comment_id")]),
+        };
+        let plan = plan(&inventory, &rules());
+        let (measured, _) = resolve(&plan, &HashMap::new(), &tickets(3_000_000_000));
+        let m = by_name(&measured);
+        assert_eq!(m["etsy.likes.comment_id"].kind, Kind::ForeignKey);
+        assert_eq!(m["etsy.likes.comment_id"].headroom.current, 500);
     }
 
     #[test]

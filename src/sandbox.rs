@@ -86,14 +86,26 @@ pub struct MariaDb {
 impl MariaDb {
     /// Installs a fresh data directory and starts a server on a free port.
     pub fn start(name: &str) -> Result<MariaDb, SandboxError> {
+        let mut server = MariaDb::install(name)?;
+        server.boot()?;
+        Ok(server)
+    }
+
+    /// Installs a fresh data directory without starting the server: the slow half of
+    /// [`MariaDb::start`], safe to run on another thread.
+    pub fn install(name: &str) -> Result<MariaDb, SandboxError> {
         let dir = tempfile::Builder::new()
             .prefix(&format!("headroom-{name}-"))
             .tempdir()
             .map_err(io("creating a temporary directory"))?;
         let install = find("mariadb-install-db")?;
+        // Concurrent bootstraps sharing /tmp collide on their temporary tables.
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir_all(&tmp).map_err(io("creating the server's tmpdir"))?;
         let mut cmd = Command::new(&install);
         cmd.arg("--no-defaults")
             .arg(format!("--datadir={}", dir.path().join("data").display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .arg("--auth-root-authentication-method=normal")
             .arg("--skip-test-db")
             .arg("--innodb-log-file-size=8M");
@@ -111,18 +123,23 @@ impl MariaDb {
                 ),
             });
         }
-        let mut server = MariaDb {
+        Ok(MariaDb {
             name: name.to_string(),
             dir,
             port: 0,
             child: None,
-        };
+        })
+    }
+
+    /// Starts an installed server on a free port. On Linux the server is killed when the
+    /// calling thread ends, so call this from the thread that owns the server's lifetime.
+    pub fn boot(&mut self) -> Result<(), SandboxError> {
         // A port found free can be taken before mariadbd binds it; try a few.
         let mut last = None;
         for _ in 0..3 {
-            server.port = free_port()?;
-            match server.launch() {
-                Ok(()) => return Ok(server),
+            self.port = free_port()?;
+            match self.launch() {
+                Ok(()) => return Ok(()),
                 Err(e) => last = Some(e),
             }
         }
@@ -145,6 +162,10 @@ impl MariaDb {
             .arg(format!(
                 "--datadir={}",
                 self.dir.path().join("data").display()
+            ))
+            .arg(format!(
+                "--tmpdir={}",
+                self.dir.path().join("tmp").display()
             ))
             .arg(format!("--port={}", self.port))
             .arg("--bind-address=127.0.0.1")
@@ -328,3 +349,97 @@ impl Drop for MariaDb {
         self.kill();
     }
 }
+
+/// SQL that turns a fresh server into one half of a Flickr ticket pair: a `tickets`
+/// database with `Tickets64`, handing out `offset`, `offset + 2`, ... from `start` on.
+pub fn ticket_server_sql(offset: u8, start: u64) -> String {
+    format!(
+        "SET GLOBAL auto_increment_increment = 2;
+SET GLOBAL auto_increment_offset = {offset};
+CREATE DATABASE tickets;
+CREATE TABLE tickets.Tickets64 (
+  id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  stub CHAR(1) NOT NULL DEFAULT '',
+  UNIQUE KEY stub (stub)
+) ENGINE=InnoDB AUTO_INCREMENT={start};
+"
+    )
+}
+
+/// Hands out `n` tickets on a ticket server (each in a new session, as applications do,
+/// so the global increment and offset apply) and returns the last one.
+pub fn hand_out_tickets(server: &MariaDb, n: usize) -> Result<u64, SandboxError> {
+    let mut sql = String::new();
+    for _ in 0..n.max(1) {
+        sql.push_str("REPLACE INTO tickets.Tickets64 (stub) VALUES ('a');\n");
+    }
+    sql.push_str("SELECT LAST_INSERT_ID();\n");
+    let out = server.exec(&sql)?;
+    out.trim().parse().map_err(|_| SandboxError::Failed {
+        what: "reading LAST_INSERT_ID()".to_string(),
+        output: out,
+    })
+}
+
+/// An Etsy-like shard schema, the shape of the August 2012 outage:
+/// - `shops`, `treasuries`: BIGINT UNSIGNED keys that store ticket IDs (fine);
+/// - `treasury_comments.treasury_id`: INT UNSIGNED storing ticket IDs, indexed (the latent
+///   mismatch: over half used once tickets pass 2^31);
+/// - `activity_feed.actor_id`: INT (signed) storing ticket IDs: exhausted past 2^31 − 1;
+/// - `activity_feed.feed_id`: an INT auto-increment counter close to its maximum;
+/// - `teams` / `team_members`: a small auto-increment and a foreign key to it;
+/// - `listings.shop_id`: a foreign key to `shops`, whose IDs come from the tickets;
+/// - `audit_log.user_id`: INT UNSIGNED storing ticket IDs with no index (never scanned).
+pub const ETSY_SCHEMA_SQL: &str = "
+CREATE DATABASE etsy;
+CREATE TABLE etsy.shops (
+  shop_id BIGINT UNSIGNED NOT NULL PRIMARY KEY,
+  name VARCHAR(64) NOT NULL
+) ENGINE=InnoDB;
+CREATE TABLE etsy.treasuries (
+  treasury_id BIGINT UNSIGNED NOT NULL PRIMARY KEY,
+  shop_id BIGINT UNSIGNED NOT NULL,
+  title VARCHAR(64) NOT NULL,
+  KEY shop_id (shop_id)
+) ENGINE=InnoDB;
+CREATE TABLE etsy.treasury_comments (
+  comment_id BIGINT UNSIGNED NOT NULL PRIMARY KEY,
+  treasury_id INT UNSIGNED NOT NULL,
+  body VARCHAR(255) NOT NULL DEFAULT '',
+  KEY treasury_id (treasury_id)
+) ENGINE=InnoDB;
+CREATE TABLE etsy.activity_feed (
+  feed_id INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  actor_id INT NOT NULL,
+  verb VARCHAR(16) NOT NULL DEFAULT 'favorited',
+  KEY actor_id (actor_id)
+) ENGINE=InnoDB AUTO_INCREMENT=1900000000;
+CREATE TABLE etsy.teams (
+  team_id INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  name VARCHAR(64) NOT NULL
+) ENGINE=InnoDB AUTO_INCREMENT=13400;
+CREATE TABLE etsy.team_members (
+  team_id INT NOT NULL,
+  user_id BIGINT UNSIGNED NOT NULL,
+  PRIMARY KEY (team_id, user_id),
+  CONSTRAINT team_members_team FOREIGN KEY (team_id) REFERENCES etsy.teams (team_id)
+) ENGINE=InnoDB;
+CREATE TABLE etsy.listings (
+  listing_id BIGINT UNSIGNED NOT NULL PRIMARY KEY,
+  shop_id BIGINT UNSIGNED NOT NULL,
+  CONSTRAINT listings_shop FOREIGN KEY (shop_id) REFERENCES etsy.shops (shop_id)
+) ENGINE=InnoDB;
+CREATE TABLE etsy.audit_log (
+  entry_id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  user_id INT UNSIGNED NOT NULL,
+  action VARCHAR(32) NOT NULL DEFAULT ''
+) ENGINE=InnoDB;
+";
+
+/// The `[[references]]` rule that goes with [`ETSY_SCHEMA_SQL`].
+pub const ETSY_REFERENCES_TOML: &str = r#"
+[[references]]
+source = "tickets64"
+columns = ["etsy.*.*_id"]
+exclude = ["etsy.teams.*"]
+"#;

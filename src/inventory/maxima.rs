@@ -14,7 +14,8 @@ use crate::db::{self, DbError, ident};
 const BATCH: usize = 50;
 
 /// One branch of the UNION: `{n}` is the position in the batch, the rest quoted identifiers.
-const DIVE_SQL: &str = "SELECT {n}, CAST(MAX({column}) AS CHAR) FROM {schema}.{table}";
+const DIVE_SQL: &str =
+    "SELECT CAST({n} AS CHAR), CAST(MAX({column}) AS CHAR) FROM {schema}.{table}";
 
 /// Reads `MAX()` of every column in `columns`; an empty table gives `None`.
 pub async fn read(

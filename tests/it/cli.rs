@@ -1,0 +1,203 @@
+//! The `headroom` binary: `check` output and exit codes, config errors, and SIGTERM.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::{Cluster, start_servers};
+
+const BIN: &str = env!("CARGO_BIN_EXE_headroom");
+
+fn write_config(dir: &tempfile::TempDir, toml: &str) -> std::path::PathBuf {
+    let path = dir.path().join("headroom.toml");
+    std::fs::write(&path, toml).expect("write config");
+    path
+}
+
+fn check(config: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .arg("check")
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("running headroom check");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_bad_configuration_exits_2_listing_every_problem() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_config(
+        &dir,
+        "[poll]\ninterval = \"often\"\n[[shards]]\nname = \"a\"\nurl = \"mysql://monitor:pw123@db\"\nport = 1\n",
+    );
+    for sub in ["check", "run"] {
+        let out = Command::new(BIN)
+            .args([sub, "--config"])
+            .arg(&path)
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(2), "{sub}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("2 problems"), "{stderr}");
+        assert!(stderr.contains("poll.interval"), "{stderr}");
+        assert!(stderr.contains("shards[0].port: unknown key"), "{stderr}");
+        assert!(!stderr.contains("pw123"), "{stderr}");
+    }
+    let out = Command::new(BIN)
+        .args(["check", "--config", "/nonexistent/headroom.toml"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such file"));
+}
+
+#[test]
+fn check_exits_by_the_worst_status_and_prints_the_etsy_case() {
+    let cluster = Cluster::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    // Tickets below 2^31: the INT columns are at 99.99 %, the feed counter at 88 %: critical.
+    let config = write_config(&dir, &cluster.toml(""));
+    let (code, stdout, _) = check(&config, &[]);
+    assert_eq!(code, 2, "{stdout}");
+    assert!(stdout.contains("critical"), "{stdout}");
+    assert!(
+        !stdout.contains("shops.shop_id"),
+        "ok columns are hidden by default:\n{stdout}"
+    );
+
+    // Past 2^31 − 1: the INT signed reference is exhausted.
+    cluster.hand_out(400);
+    let (code, stdout, _) = check(&config, &[]);
+    assert_eq!(code, 2);
+    let actor = stdout
+        .lines()
+        .find(|l| l.contains("shard-01") && l.contains("etsy.activity_feed.actor_id"))
+        .unwrap_or_else(|| panic!("no actor_id line:\n{stdout}"));
+    assert!(actor.starts_with("exhausted"), "{actor}");
+    assert!(actor.contains("yes"), "mismatch flagged: {actor}");
+
+    let (_, all, _) = check(&config, &["--all"]);
+    assert!(all.contains("etsy.shops.shop_id"));
+    let (code, json, _) = check(&config, &["--json", "--all"]);
+    assert_eq!(code, 2);
+    let doc: serde_json::Value = serde_json::from_str(&json).expect("json document");
+    let statuses: Vec<&str> = doc["columns"]
+        .as_array()
+        .expect("columns")
+        .iter()
+        .filter_map(|c| c["status"].as_str())
+        .collect();
+    assert!(
+        statuses.contains(&"exhausted")
+            && statuses.contains(&"critical")
+            && statuses.contains(&"ok")
+    );
+
+    // Only a warning: raise the thresholds so 0.5 is a warning and nothing is critical.
+    let quiet = write_config(
+        &dir,
+        &cluster
+            .toml("")
+            .replace(
+                "[poll]",
+                "[thresholds]\nwarning = 0.4\ncritical = 0.99\n[poll]",
+            )
+            .replace(
+                "exclude = [\"etsy.teams.*\"]",
+                "exclude = [\"etsy.teams.*\", \"etsy.activity_feed.*\"]",
+            ),
+    );
+    cluster.shards[0].exec("DROP DATABASE etsy;").expect("drop");
+    cluster.shards[1]
+        .exec("DROP TABLE etsy.activity_feed;")
+        .expect("drop");
+    cluster.shards[0]
+        .exec("CREATE DATABASE etsy; CREATE TABLE etsy.x (treasury_id INT UNSIGNED NOT NULL);")
+        .expect("create");
+    let (code, stdout, _) = check(&quiet, &[]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.lines().skip(1).all(|l| l.starts_with("warning")),
+        "{stdout}"
+    );
+
+    // All ok: a threshold no column reaches.
+    let calm = write_config(
+        &dir,
+        &cluster.toml("").replace(
+            "[poll]",
+            "[thresholds]\nwarning = 0.98\ncritical = 0.99\n[poll]",
+        ),
+    );
+    let (code, stdout, _) = check(&calm, &[]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("No column at warning or worse."));
+
+    // A shard that cannot be reached makes it 2 whatever the columns say.
+    let mut shards = cluster.shards;
+    shards[1].stop();
+    let (code, stdout, _) = check(&calm, &[]);
+    assert_eq!(code, 2);
+    assert!(stdout.contains("UNREACHABLE shard shard-02"), "{stdout}");
+}
+
+#[test]
+fn sigterm_stops_the_daemon_within_seconds_even_during_a_hanging_poll() {
+    let servers = start_servers(&["hang"]);
+    servers[0]
+        .exec("CREATE DATABASE a; CREATE TABLE a.t (id INT AUTO_INCREMENT PRIMARY KEY);")
+        .expect("seed");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(
+        &dir,
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n[poll]\ninterval = \"1s\"\nquery_timeout = \"60s\"\n[[shards]]\nname = \"hang\"\nurl = \"{}\"\n",
+            servers[0].url("root", None)
+        ),
+    );
+    servers[0].freeze();
+    let mut child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("headroom run");
+    // Serving while the first poll hangs on the frozen shard.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "headroom never listened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("headroom did not stop within 10s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    servers[0].thaw();
+    assert!(status.success(), "{status}");
+}

@@ -1,0 +1,202 @@
+//! Configuration: every problem reported at once with its key, environment overrides,
+//! and passwords kept out of every message.
+
+use std::collections::BTreeMap;
+
+use headroom::config::{self, ConfigError};
+
+fn problems(toml: &str, env: &[(&str, &str)]) -> Vec<String> {
+    let vars: BTreeMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    match config::from_toml_str(toml, &|n| vars.get(n).cloned()) {
+        Ok(_) => Vec::new(),
+        Err(problems) => problems.iter().map(|p| p.to_string()).collect(),
+    }
+}
+
+fn has(problems: &[String], key: &str, text: &str) -> bool {
+    problems
+        .iter()
+        .any(|p| p.starts_with(&format!("{key}: ")) && p.contains(text))
+}
+
+#[test]
+fn every_problem_is_listed_with_the_key_that_holds_it() {
+    let toml = r#"
+[server]
+listen = "nowhere"
+colour = "blue"
+[poll]
+interval = "6o seconds"
+query_timeout = "0s"
+concurrency = 0
+[thresholds]
+warning = 0.9
+critical = 0.8
+[[shards]]
+name = "shard-01"
+url = "postgres://monitor@db1:5432"
+[[shards]]
+name = "shard-01"
+url = "mysql://monitor@db2:3306"
+password_env = "NOT_SET_ANYWHERE"
+[[shards]]
+url = "not a url"
+[[sources]]
+name = "tickets64"
+kind = "snowflake"
+servers = ["mysql://monitor@ticket-a:3306"]
+[[references]]
+source = "tickets32"
+columns = ["etsy.*"]
+"#;
+    let p = problems(toml, &[]);
+    let expected = [
+        ("server.listen", "not a host:port"),
+        ("server.colour", "unknown key"),
+        ("poll.interval", "is not a duration"),
+        ("poll.query_timeout", "longer than zero"),
+        ("poll.concurrency", "at least 1"),
+        ("thresholds.warning", "must be below critical"),
+        ("shards[0].url", "expected mysql://"),
+        ("shards[1].name", "used twice"),
+        ("shards[1].password_env", "NOT_SET_ANYWHERE is not set"),
+        ("shards[2].name", "is missing"),
+        ("shards[2].url", "is not a URL"),
+        ("sources[0].kind", "unknown source kind"),
+        ("sources[0].servers[0]", "names no database"),
+        ("sources[0].table", "is missing"),
+        ("references[0].source", "not a defined source"),
+        ("references[0].columns[0]", "schema.table.column"),
+    ];
+    for (key, text) in expected {
+        assert!(
+            has(&p, key, text),
+            "no problem {key}: …{text}… in\n{}",
+            p.join("\n")
+        );
+    }
+    assert_eq!(
+        p.len(),
+        expected.len(),
+        "unexpected extra problems:\n{}",
+        p.join("\n")
+    );
+}
+
+#[test]
+fn a_file_without_shards_is_refused() {
+    let p = problems("[poll]\ninterval = \"10s\"\n", &[]);
+    assert_eq!(p, vec!["shards: is missing".to_string()]);
+}
+
+#[test]
+fn defaults_fill_every_optional_key() {
+    let s = config::from_toml_str(
+        "[[shards]]\nname = \"a\"\nurl = \"mysql://monitor@db1\"\n",
+        &|_| None,
+    )
+    .expect("valid");
+    assert_eq!(s.server.listen.to_string(), "127.0.0.1:9187");
+    assert_eq!(s.poll.interval.as_secs(), 60);
+    assert_eq!(s.poll.query_timeout.as_secs(), 10);
+    assert_eq!(s.poll.concurrency, 8);
+    assert_eq!(s.thresholds.warning.get(), 700_000);
+    assert_eq!(s.thresholds.critical.get(), 850_000);
+    assert!(s.shards[0].schemas.is_none());
+    assert_eq!(s.shards[0].endpoint.label(), "db1:3306");
+}
+
+#[test]
+fn environment_variables_override_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("headroom.toml");
+    std::fs::write(
+        &path,
+        "[poll]\ninterval = \"60s\"\n[[shards]]\nname = \"a\"\nurl = \"mysql://monitor@db1:3306\"\npassword_env = \"PW\"\n",
+    )
+    .expect("write");
+    let env = BTreeMap::from([
+        ("HEADROOM__POLL__INTERVAL".to_string(), "15s".to_string()),
+        ("HEADROOM__POLL__CONCURRENCY".to_string(), "3".to_string()),
+        (
+            "HEADROOM__THRESHOLDS__CRITICAL".to_string(),
+            "0.9".to_string(),
+        ),
+        ("PW".to_string(), "hunter2".to_string()),
+    ]);
+    let s = config::load_with_env(&path, Some(env)).expect("valid");
+    assert_eq!(s.poll.interval.as_secs(), 15);
+    assert_eq!(s.poll.concurrency, 3);
+    assert_eq!(s.thresholds.critical.get(), 900_000);
+    assert_eq!(s.shards[0].endpoint.expose_password(), Some("hunter2"));
+
+    let env = BTreeMap::from([("HEADROOM__POLL__INTERVAL".to_string(), "soon".to_string())]);
+    match config::load_with_env(&path, Some(env)) {
+        Err(ConfigError::Invalid { problems, .. }) => {
+            assert!(problems.iter().any(|p| p.key == "poll.interval"));
+            assert!(problems.iter().any(|p| p.key == "shards[0].password_env"));
+        }
+        other => panic!("expected problems, got {other:?}"),
+    }
+}
+
+#[test]
+fn passwords_never_appear_in_errors_urls_or_debug_output() {
+    let toml = r#"
+[[shards]]
+name = "a"
+url = "mysql://monitor:s3cret-pw@db1:3306"
+password_env = "ALSO"
+[[shards]]
+name = "b"
+url = "mysql://monitor:0ther-pw@db2:3306"
+colour = 1
+"#;
+    let p = problems(toml, &[("ALSO", "x")]);
+    assert!(has(&p, "shards[0].url", "keep one"));
+    assert!(has(&p, "shards[1].colour", "unknown key"));
+    let all = p.join("\n");
+    assert!(
+        !all.contains("s3cret-pw") && !all.contains("0ther-pw"),
+        "{all}"
+    );
+
+    let s = config::from_toml_str(
+        "[[shards]]\nname = \"a\"\nurl = \"mysql://monitor:s3cret-pw@db1:3306\"\n",
+        &|_| None,
+    )
+    .expect("valid");
+    let endpoint = &s.shards[0].endpoint;
+    assert_eq!(endpoint.to_string(), "mysql://monitor@db1:3306");
+    assert_eq!(endpoint.expose_password(), Some("s3cret-pw"));
+    assert!(!format!("{s:?}").contains("s3cret-pw"));
+}
+
+#[test]
+fn a_password_file_is_read_and_trimmed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("pw"), "from-file\n").expect("write");
+    let path = dir.path().join("headroom.toml");
+    std::fs::write(
+        &path,
+        "[[shards]]\nname = \"a\"\nurl = \"mysql://monitor@db1\"\npassword_file = \"pw\"\n",
+    )
+    .expect("write");
+    let s = config::load_with_env(&path, Some(BTreeMap::new())).expect("valid");
+    assert_eq!(s.shards[0].endpoint.expose_password(), Some("from-file"));
+}
+
+#[test]
+fn the_shipped_example_configuration_is_valid() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/headroom.toml");
+    let env = BTreeMap::from([("SHARD_PASSWORD".to_string(), "pw".to_string())]);
+    let s = config::load_with_env(&path, Some(env)).expect("config/headroom.toml is valid");
+    assert_eq!(s.shards.len(), 2);
+    assert_eq!(s.sources[0].servers.len(), 2);
+    assert!(s.references[0].matches("etsy", "treasury_comments", "treasury_id"));
+    assert!(!s.references[0].matches("etsy", "teams", "team_id"));
+    assert!(!s.references[0].matches("other", "treasury_comments", "treasury_id"));
+}

@@ -1,0 +1,236 @@
+//! The test harness: throwaway MariaDB servers (see `headroom::sandbox`), an Etsy-like
+//! cluster of two shards and a Flickr ticket pair, and `spawn_app` that runs a real
+//! headroom on port 0 against them.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use headroom::config::{self, Settings};
+use headroom::sandbox::{self, MariaDb};
+use headroom::startup::App;
+use headroom::state::Store;
+use serde_json::Value;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Where the ticket pair starts: just below 2^31 − 1, so a few tickets cross it.
+pub const TICKET_START: u64 = 2_147_483_000;
+
+/// Starts servers: installs them side by side (about a second each), then boots them on
+/// this thread, which must outlive them (see `MariaDb::boot`).
+pub fn start_servers(names: &[&str]) -> Vec<MariaDb> {
+    let installs: Vec<_> = names
+        .iter()
+        .map(|name| {
+            let name = name.to_string();
+            std::thread::spawn(move || MariaDb::install(&name))
+        })
+        .collect();
+    installs
+        .into_iter()
+        .zip(names)
+        .map(|(handle, name)| {
+            let mut server = handle
+                .join()
+                .expect("install thread")
+                .unwrap_or_else(|e| panic!("installing {name}: {e}"));
+            server
+                .boot()
+                .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+            server
+        })
+        .collect()
+}
+
+/// Two Etsy-like shards and a ticket pair whose counters sit at [`TICKET_START`].
+pub struct Cluster {
+    pub shards: Vec<MariaDb>,
+    pub tickets: Vec<MariaDb>,
+}
+
+impl Cluster {
+    pub fn start() -> Cluster {
+        let mut servers = start_servers(&["shard-01", "shard-02", "ticket-a", "ticket-b"]);
+        let tickets = servers.split_off(2);
+        for shard in &servers {
+            shard
+                .exec(sandbox::ETSY_SCHEMA_SQL)
+                .expect("seeding etsy schema");
+        }
+        for (i, t) in tickets.iter().enumerate() {
+            t.exec(&sandbox::ticket_server_sql(i as u8 + 1, TICKET_START))
+                .expect("seeding ticket server");
+        }
+        Cluster {
+            shards: servers,
+            tickets,
+        }
+    }
+
+    /// Hands out `n` tickets on each server; returns the last ID each one handed out.
+    pub fn hand_out(&self, n: usize) -> Vec<u64> {
+        self.tickets
+            .iter()
+            .map(|t| sandbox::hand_out_tickets(t, n).expect("handing out tickets"))
+            .collect()
+    }
+
+    /// A configuration for this cluster; `extra` is appended (more TOML).
+    pub fn toml(&self, extra: &str) -> String {
+        let mut text = String::from(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[poll]\ninterval = \"1s\"\nquery_timeout = \"2s\"\n",
+        );
+        for (i, s) in self.shards.iter().enumerate() {
+            text.push_str(&format!(
+                "[[shards]]\nname = \"shard-0{}\"\nurl = \"{}\"\n",
+                i + 1,
+                s.url("root", None)
+            ));
+        }
+        let servers: Vec<String> = self
+            .tickets
+            .iter()
+            .map(|t| format!("\"{}\"", t.url("root", Some("tickets"))))
+            .collect();
+        text.push_str(&format!(
+            "[[sources]]\nname = \"tickets64\"\nkind = \"ticket_server\"\nservers = [{}]\ntable = \"Tickets64\"\n",
+            servers.join(", ")
+        ));
+        text.push_str(sandbox::ETSY_REFERENCES_TOML);
+        text.push_str(extra);
+        text
+    }
+}
+
+/// Parses TOML into settings, panicking with every problem listed.
+pub fn settings(toml: &str) -> Settings {
+    settings_with_env(toml, &[])
+}
+
+pub fn settings_with_env(toml: &str, env: &[(&str, &str)]) -> Settings {
+    let vars: BTreeMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    config::from_toml_str(toml, &|name| vars.get(name).cloned()).unwrap_or_else(|problems| {
+        panic!(
+            "config problems:\n{}",
+            problems
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })
+}
+
+/// A headroom running in this process on a free port.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub store: Store,
+    pub token: CancellationToken,
+    pub handle: JoinHandle<anyhow::Result<()>>,
+    client: reqwest::Client,
+}
+
+pub async fn spawn_app(settings: Settings) -> TestApp {
+    let app = App::build(settings).await.expect("building the app");
+    let addr = app.local_addr();
+    let store = app.store();
+    let token = CancellationToken::new();
+    let handle = tokio::spawn(app.run(token.clone()));
+    TestApp {
+        addr,
+        store,
+        token,
+        handle,
+        client: reqwest::Client::new(),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// GET returning the status and the parsed JSON body.
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let resp = self.client.get(self.url(path)).send().await.expect("GET");
+        let status = resp.status().as_u16();
+        let body = resp.text().await.expect("body");
+        let value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("{path} did not return JSON ({e}): {body}"));
+        (status, value)
+    }
+
+    /// GET returning the status and the raw text.
+    pub async fn get_text(&self, path: &str) -> (u16, String) {
+        let resp = self.client.get(self.url(path)).send().await.expect("GET");
+        let status = resp.status().as_u16();
+        (status, resp.text().await.expect("body"))
+    }
+
+    /// Waits until every shard has been polled once (`/readyz` is 200).
+    pub async fn wait_ready(&self) {
+        self.wait_until("every shard polled", |app| {
+            let store = app.store.clone();
+            async move { store.ready() }
+        })
+        .await;
+    }
+
+    /// Waits (up to 30 s) until `check` holds; panics naming `what` otherwise.
+    pub async fn wait_until<F, Fut>(&self, what: &str, check: F)
+    where
+        F: Fn(&TestApp) -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !check(self).await {
+            assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Stops the app and returns how long it took.
+    pub async fn stop(self) -> Duration {
+        let started = Instant::now();
+        self.token.cancel();
+        self.handle
+            .await
+            .expect("app task")
+            .expect("app ran without error");
+        started.elapsed()
+    }
+}
+
+/// The column `schema.table.column` on `shard` in an /api/columns document.
+pub fn find_column<'a>(doc: &'a Value, shard: &str, name: &str) -> &'a Value {
+    let parts: Vec<&str> = name.split('.').collect();
+    doc["columns"]
+        .as_array()
+        .expect("columns array")
+        .iter()
+        .find(|c| {
+            c["shard"] == shard
+                && c["schema"] == parts[0]
+                && c["table"] == parts[1]
+                && c["column"] == parts[2]
+        })
+        .unwrap_or_else(|| panic!("{shard} {name} not in {doc:#}"))
+}
+
+/// The value of the sample of `metric` whose labels include every pair in `labels`.
+pub fn metric_value(text: &str, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(&format!("{metric}{{")) || l.starts_with(&format!("{metric} ")))
+        .find(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}

@@ -1,0 +1,9 @@
+//! One integration-test binary: real MariaDB servers started per test (see harness.rs),
+//! a real headroom on a free port, and assertions on exact values.
+
+mod api;
+mod cli;
+mod config_errors;
+mod faults;
+mod harness;
+mod measurement;
