@@ -177,6 +177,7 @@ impl MariaDb {
             .arg(format!("--log-error={}", self.log().display()))
             .arg("--innodb-buffer-pool-size=16M")
             .arg("--innodb-log-file-size=8M")
+            .arg("--innodb-flush-log-at-trx-commit=2")
             .arg("--skip-log-bin")
             .arg("--skip-name-resolve")
             .arg("--performance-schema=0")

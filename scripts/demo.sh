@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The demo, from a fresh machine: installs the MariaDB binaries if missing, then starts two
+# throwaway shards and a ticket pair seeded with an Etsy-like schema whose IDs keep
+# advancing, monitored by headroom. Prints the URLs to open; Ctrl-C stops everything.
+# Arguments go to headroom-demo (--listen, --rate, --start).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+
+ensure_cargo
+ensure_mariadb
+exec cargo run --quiet --locked --bin headroom-demo -- "$@"

