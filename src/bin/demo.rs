@@ -59,7 +59,9 @@ fn main() -> anyhow::Result<()> {
     }
     let tickets = servers.split_off(2);
     for shard in &servers {
-        shard.exec(sandbox::ETSY_SCHEMA_SQL).context("seeding a shard")?;
+        shard
+            .exec(sandbox::ETSY_SCHEMA_SQL)
+            .context("seeding a shard")?;
     }
     for (i, t) in tickets.iter().enumerate() {
         t.exec(&sandbox::ticket_server_sql(i as u8 + 1, cli.start))
@@ -82,8 +84,14 @@ fn main() -> anyhow::Result<()> {
         let token = CancellationToken::new();
         headroom::shutdown::cancel_on_signal(token.clone());
         let traffic = tokio::spawn(traffic(
-            servers.iter().map(|s| s.url("root", Some("etsy"))).collect(),
-            tickets.iter().map(|t| t.url("root", Some("tickets"))).collect(),
+            servers
+                .iter()
+                .map(|s| s.url("root", Some("etsy")))
+                .collect(),
+            tickets
+                .iter()
+                .map(|t| t.url("root", Some("tickets")))
+                .collect(),
             cli.rate,
             token.clone(),
         ));
@@ -95,7 +103,10 @@ fn main() -> anyhow::Result<()> {
         println!("  http://{addr}/api/sources");
         println!("  http://{addr}/metrics");
         println!("Or, from another terminal:");
-        println!("  cargo run -q --bin headroom -- check --config {}", config_path.display());
+        println!(
+            "  cargo run -q --bin headroom -- check --config {}",
+            config_path.display()
+        );
         println!(
             "Tickets start at {} and advance by {} a second: INT columns that store them \
              overflow at 2147483647 (about {} s from now). Ctrl-C stops everything.",
@@ -213,10 +224,22 @@ async fn hand_out(pool: &MySqlPool, n: u32) -> Result<u64, sqlx::Error> {
 /// Stores a new shop, treasury, comment and feed entry under ticket `id`.
 async fn store(shard: &MySqlPool, id: u64) -> Result<(), sqlx::Error> {
     let statements: [(&str, u64); 5] = [
-        ("INSERT IGNORE INTO shops (shop_id, name) VALUES (?, 'demo shop')", id),
-        ("INSERT IGNORE INTO treasuries (treasury_id, shop_id, title) VALUES (?, 1, 'picks')", id),
-        ("INSERT IGNORE INTO audit_log (user_id) VALUES (? % 4294967295)", id),
-        ("INSERT INTO treasury_comments (comment_id, treasury_id) VALUES (?, ?) ON DUPLICATE KEY UPDATE body = body", id),
+        (
+            "INSERT IGNORE INTO shops (shop_id, name) VALUES (?, 'demo shop')",
+            id,
+        ),
+        (
+            "INSERT IGNORE INTO treasuries (treasury_id, shop_id, title) VALUES (?, 1, 'picks')",
+            id,
+        ),
+        (
+            "INSERT IGNORE INTO audit_log (user_id) VALUES (? % 4294967295)",
+            id,
+        ),
+        (
+            "INSERT INTO treasury_comments (comment_id, treasury_id) VALUES (?, ?) ON DUPLICATE KEY UPDATE body = body",
+            id,
+        ),
         ("INSERT INTO activity_feed (actor_id) VALUES (?)", id),
     ];
     for (sql, value) in statements {
