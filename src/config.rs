@@ -13,6 +13,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::str::FromStr;
 use std::time::Duration;
 
 use config::{Value, ValueKind};
@@ -260,7 +261,7 @@ pub fn load_with_env(
     })
 }
 
-/// Parses TOML text directly, with no environment overrides: for tests and `--check-config`.
+/// Parses TOML text directly, with no environment overrides (tests and tools).
 pub fn from_toml_str(
     text: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
@@ -339,7 +340,9 @@ fn parse(
     let mut shard_names = HashSet::new();
     let shards: Vec<Option<ShardSettings>> = root.tables("shards", true, |s| {
         let name = s.name("name", &mut shard_names, "shard");
-        let endpoint = s.endpoint("url", lookup, base, false);
+        let url = s.string("url", true);
+        let password = s.password(lookup, base);
+        let endpoint = url.and_then(|text| s.endpoint("url", &text, &password));
         let schemas = s.string_list("schemas", false);
         if let Some(list) = &schemas
             && list.is_empty()
@@ -367,8 +370,7 @@ fn parse(
                 None
             }
         });
-        let password_env = s.string("password_env", false);
-        let password_file = s.string("password_file", false);
+        let password = s.password(lookup, base);
         let servers = s.list("servers", true).map(|values| {
             if values.is_empty() {
                 s.problem("servers", "is empty: a source needs at least one server".to_string());
@@ -381,30 +383,16 @@ fn parse(
                     s.problem(&key, "must be a URL string".to_string());
                     continue;
                 };
-                let password = s.password(
-                    &key,
-                    password_env.as_deref(),
-                    password_file.as_deref(),
-                    &text,
-                    lookup,
-                    base,
-                );
-                match parse_url(&text) {
-                    Ok((url, url_password)) => {
-                        if url.path().trim_start_matches('/').is_empty() {
-                            s.problem(&key, format!("{} names no database: write the ticket database in the path, e.g. mysql://monitor@ticket-a:3306/tickets", redact_text(&text)));
-                        }
-                        let endpoint = Endpoint {
-                            url,
-                            password: url_password.or(password.flatten()),
-                        };
-                        if !seen.insert(endpoint.label()) {
-                            s.problem(&key, format!("server {} is listed twice", endpoint.label()));
-                        }
-                        endpoints.push(endpoint);
-                    }
-                    Err(message) => s.problem(&key, message),
+                let Some(endpoint) = s.endpoint(&key, &text, &password) else {
+                    continue;
+                };
+                if endpoint.database().is_none() {
+                    s.problem(&key, format!("{endpoint} names no database: write the ticket database in the path, e.g. mysql://monitor@ticket-a:3306/tickets"));
                 }
+                if !seen.insert(endpoint.label()) {
+                    s.problem(&key, format!("server {} is listed twice", endpoint.label()));
+                }
+                endpoints.push(endpoint);
             }
             endpoints
         });
@@ -727,64 +715,15 @@ impl Section {
         Some(name)
     }
 
-    /// A URL key with its optional `password_env` / `password_file` siblings.
-    fn endpoint(
-        &mut self,
-        key: &str,
-        lookup: &dyn Fn(&str) -> Option<String>,
-        base: &Path,
-        needs_database: bool,
-    ) -> Option<Endpoint> {
-        let text = self.string(key, true);
-        let password_env = self.string("password_env", false);
-        let password_file = self.string("password_file", false);
-        let text = text?;
-        let password = self.password(
-            key,
-            password_env.as_deref(),
-            password_file.as_deref(),
-            &text,
-            lookup,
-            base,
-        );
-        match parse_url(&text) {
-            Ok((url, url_password)) => {
-                if needs_database && url.path().trim_start_matches('/').is_empty() {
-                    self.problem(key, "names no database".to_string());
-                }
-                Some(Endpoint {
-                    url,
-                    password: url_password.or(password?),
-                })
-            }
-            Err(message) => {
-                self.problem(key, message);
-                None
-            }
-        }
-    }
-
-    /// Resolves `password_env` / `password_file`; `Some(None)` means no password is set.
+    /// The section's `password_env` / `password_file`, resolved: `Some(None)` when neither
+    /// is set, `None` when one is wrong (the problem is recorded).
     fn password(
         &mut self,
-        url_key: &str,
-        env: Option<&str>,
-        file: Option<&str>,
-        url_text: &str,
         lookup: &dyn Fn(&str) -> Option<String>,
         base: &Path,
     ) -> Option<Option<SecretString>> {
-        let in_url = Url::parse(url_text)
-            .map(|u| u.password().is_some())
-            .unwrap_or(false);
-        if in_url && (env.is_some() || file.is_some()) {
-            self.problem(
-                url_key,
-                "has a password and password_env or password_file is also set: keep one"
-                    .to_string(),
-            );
-            return None;
-        }
+        let env = self.string("password_env", false);
+        let file = self.string("password_file", false);
         match (env, file) {
             (Some(_), Some(_)) => {
                 self.problem(
@@ -793,7 +732,7 @@ impl Section {
                 );
                 None
             }
-            (Some(var), None) => match lookup(var) {
+            (Some(var), None) => match lookup(&var) {
                 Some(value) => Some(Some(SecretString::from(value))),
                 None => {
                     self.problem(
@@ -822,6 +761,36 @@ impl Section {
         }
     }
 
+    /// A server URL under `key`, with the password from the URL or from `password`.
+    fn endpoint(
+        &mut self,
+        key: &str,
+        text: &str,
+        password: &Option<Option<SecretString>>,
+    ) -> Option<Endpoint> {
+        match parse_url(text) {
+            Ok((url, url_password)) => {
+                let configured = password.as_ref()?;
+                if url_password.is_some() && configured.is_some() {
+                    self.problem(
+                        key,
+                        "has a password and password_env or password_file is also set: keep one"
+                            .to_string(),
+                    );
+                    return None;
+                }
+                Some(Endpoint {
+                    url,
+                    password: url_password.or_else(|| configured.clone()),
+                })
+            }
+            Err(message) => {
+                self.problem(key, message);
+                None
+            }
+        }
+    }
+
     /// Reports every key nobody asked for.
     fn finish(&mut self) {
         let unknown: Vec<String> = std::mem::take(&mut self.table).into_keys().collect();
@@ -831,7 +800,8 @@ impl Section {
     }
 }
 
-/// Parses a `mysql://` URL and splits off its password.
+/// Parses a `mysql://` URL and splits off its password. Every message shows the URL
+/// redacted.
 fn parse_url(text: &str) -> Result<(Url, Option<SecretString>), String> {
     let shown = redact_text(text);
     let mut url = Url::parse(text).map_err(|e| format!("{shown} is not a URL: {e}"))?;
@@ -854,24 +824,30 @@ fn parse_url(text: &str) -> Result<(Url, Option<SecretString>), String> {
         .map(|p| SecretString::from(percent_decode(p)));
     // Cannot fail: the URL has a host.
     let _ = url.set_password(None);
+    // The driver's own reading of the options (ssl-mode=..., charset=...), checked now so
+    // that a bad one is a configuration problem with its key, not a failure at start.
+    sqlx::mysql::MySqlConnectOptions::from_str(url.as_str())
+        .map_err(|e| format!("{shown}: {e}"))?;
     Ok((url, password))
 }
 
-/// A URL string as it may be shown: any password replaced by `***`.
+/// A URL string as it may be shown: everything between the scheme (or the start) and the
+/// last `@` after the user name is replaced by `***`. Works on text that is not a valid
+/// URL too, so a malformed URL's password is never echoed.
 pub fn redact_text(text: &str) -> String {
-    match Url::parse(text) {
-        Ok(mut url) => {
-            if url.password().is_some() {
-                let _ = url.set_password(Some("***"));
-            }
-            url.to_string()
-        }
-        Err(_) => match (text.find("://"), text.rfind('@')) {
-            (Some(scheme), Some(at)) if at > scheme => {
-                format!("{}://***@{}", &text[..scheme], &text[at + 1..])
-            }
-            _ => text.to_string(),
-        },
+    let start = text.find("://").map(|i| i + 3).unwrap_or(0);
+    let Some(at) = text.rfind('@').filter(|&at| at >= start) else {
+        return text.to_string();
+    };
+    let userinfo = &text[start..at];
+    match userinfo.find(':') {
+        Some(colon) => format!(
+            "{}{}:***{}",
+            &text[..start],
+            &userinfo[..colon],
+            &text[at..]
+        ),
+        None => text.to_string(),
     }
 }
 
@@ -903,4 +879,30 @@ fn glob_set(patterns: &[String]) -> Result<GlobSet, String> {
         builder.add(glob);
     }
     builder.build().map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_text;
+
+    #[test]
+    fn redaction_hides_passwords_even_in_malformed_urls() {
+        assert_eq!(
+            redact_text("mysql://monitor:s3cret@db1:3306"),
+            "mysql://monitor:***@db1:3306"
+        );
+        assert_eq!(
+            redact_text("monitor:s3cret@db1:3306"),
+            "monitor:***@db1:3306"
+        );
+        assert_eq!(
+            redact_text("mysql://monitor:12/34@x@db1/tickets"),
+            "mysql://monitor:***@db1/tickets"
+        );
+        assert_eq!(
+            redact_text("mysql://monitor@db1:3306"),
+            "mysql://monitor@db1:3306"
+        );
+        assert_eq!(redact_text("not a url"), "not a url");
+    }
 }

@@ -365,4 +365,101 @@ mod tests {
         }
         assert!("fine".parse::<Status>().is_err());
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn any_type() -> impl Strategy<Value = IntType> {
+            (
+                prop_oneof![
+                    Just(Width::Tiny),
+                    Just(Width::Small),
+                    Just(Width::Medium),
+                    Just(Width::Int),
+                    Just(Width::Big)
+                ],
+                any::<bool>(),
+            )
+                .prop_map(|(w, u)| IntType::new(w, u))
+        }
+
+        fn any_thresholds() -> impl Strategy<Value = Thresholds> {
+            (1u32..999_999)
+                .prop_flat_map(|w| (Just(w), (w + 1)..=1_000_000))
+                .prop_map(|(w, c)| Thresholds {
+                    warning: Ppm(w),
+                    critical: Ppm(c),
+                })
+        }
+
+        proptest! {
+            #[test]
+            fn remaining_plus_current_is_max(ty in any_type(), current in any::<u64>()) {
+                let h = Headroom::new(i128::from(current), ty.max());
+                prop_assert_eq!(h.remaining() + h.current, i128::from(ty.max()));
+            }
+
+            #[test]
+            fn exhausted_exactly_when_current_exceeds_max(
+                ty in any_type(), current in any::<u64>(), t in any_thresholds()
+            ) {
+                let h = Headroom::new(i128::from(current), ty.max());
+                prop_assert_eq!(h.status(t) == Status::Exhausted, current > ty.max());
+            }
+
+            #[test]
+            fn status_never_improves_as_current_grows(
+                ty in any_type(), a in any::<u64>(), b in any::<u64>(), t in any_thresholds()
+            ) {
+                let (lo, hi) = (a.min(b), a.max(b));
+                let max = ty.max();
+                prop_assert!(
+                    Headroom::new(i128::from(lo), max).status(t)
+                        <= Headroom::new(i128::from(hi), max).status(t)
+                );
+            }
+
+            #[test]
+            fn status_agrees_with_the_ratio_away_from_the_boundaries(
+                ty in any_type(), current in any::<u64>(), t in any_thresholds()
+            ) {
+                let max = ty.max();
+                prop_assume!(current <= max);
+                let h = Headroom::new(i128::from(current), max);
+                let ratio = h.used_ratio();
+                let (w, c) = (t.warning.as_ratio(), t.critical.as_ratio());
+                // Floats may disagree only within rounding distance of a threshold.
+                prop_assume!((ratio - w).abs() > 1e-9 && (ratio - c).abs() > 1e-9);
+                let expected = if ratio >= c {
+                    Status::Critical
+                } else if ratio >= w {
+                    Status::Warning
+                } else {
+                    Status::Ok
+                };
+                prop_assert_eq!(h.status(t), expected);
+            }
+
+            #[test]
+            fn every_spelling_of_a_column_type_parses_to_its_type(
+                ty in any_type(), width in proptest::option::of(1u8..=20), zerofill in any::<bool>()
+            ) {
+                let mut text = ty.width.sql_name().to_string();
+                if let Some(n) = width {
+                    text.push_str(&format!("({n})"));
+                }
+                if ty.unsigned {
+                    text.push_str(" unsigned");
+                }
+                if zerofill && ty.unsigned {
+                    text.push_str(" zerofill");
+                }
+                prop_assert_eq!(
+                    IntType::from_information_schema(ty.width.sql_name(), &text),
+                    Some(ty)
+                );
+            }
+        }
+    }
 }

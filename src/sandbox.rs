@@ -81,6 +81,8 @@ pub struct MariaDb {
     port: u16,
     /// The server process while it runs.
     child: Option<Child>,
+    /// More `mariadbd` options, applied at the next boot or restart.
+    extra_args: Vec<String>,
 }
 
 impl MariaDb {
@@ -128,6 +130,7 @@ impl MariaDb {
             dir,
             port: 0,
             child: None,
+            extra_args: Vec::new(),
         })
     }
 
@@ -182,6 +185,7 @@ impl MariaDb {
             .arg("--skip-name-resolve")
             .arg("--performance-schema=0")
             .arg("--max-connections=200")
+            .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -306,6 +310,84 @@ impl MariaDb {
     pub fn restart(&mut self) -> Result<(), SandboxError> {
         self.stop();
         self.launch()
+    }
+
+    /// Adds `mariadbd` options for the next [`MariaDb::restart`].
+    pub fn add_args(&mut self, args: &[&str]) {
+        self.extra_args.extend(args.iter().map(|a| a.to_string()));
+    }
+
+    /// Makes a self-signed CA and server certificate (with the `openssl` command) in the
+    /// server's directory and restarts it with TLS required for TCP clients.
+    pub fn require_tls(&mut self) -> Result<(), SandboxError> {
+        let dir = self.dir.path().join("tls");
+        std::fs::create_dir_all(&dir).map_err(io("creating the TLS directory"))?;
+        let openssl = |args: &[&str]| -> Result<(), SandboxError> {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .output()
+                .map_err(io("running openssl"))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(SandboxError::Failed {
+                    what: format!("openssl {}", args.join(" ")),
+                    output: String::from_utf8_lossy(&out.stderr).into_owned(),
+                })
+            }
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=headroom-test-ca",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ])?;
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ])?;
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            "server.pem",
+        ])?;
+        let arg = |name: &str, file: &str| format!("--{name}={}", dir.join(file).display());
+        let args = [
+            arg("ssl-ca", "ca.pem"),
+            arg("ssl-cert", "server.pem"),
+            arg("ssl-key", "server.key"),
+            "--require-secure-transport=ON".to_string(),
+        ];
+        self.extra_args.extend(args);
+        self.restart()
     }
 
     /// Freezes the server (SIGSTOP): connections and queries hang, as on an overloaded host.

@@ -154,15 +154,33 @@ password_env = "ALSO"
 name = "b"
 url = "mysql://monitor:0ther-pw@db2:3306"
 colour = 1
+[[shards]]
+name = "c"
+url = "monitor:n0scheme-pw@db3:3306"
+[[shards]]
+name = "d"
+url = "mysql://monitor:12/sl4sh-pw@db4"
+[[shards]]
+name = "e"
+url = "mysql://monitor:opt10n-pw@db5:3306?ssl-mode=sometimes"
 "#;
     let p = problems(toml, &[("ALSO", "x")]);
     assert!(has(&p, "shards[0].url", "keep one"));
     assert!(has(&p, "shards[1].colour", "unknown key"));
+    assert!(has(&p, "shards[2].url", "expected mysql://"));
+    assert!(has(&p, "shards[3].url", "names no user"));
+    assert!(has(&p, "shards[4].url", "sometimes"));
+    assert_eq!(p.len(), 5, "{}", p.join("\n"));
     let all = p.join("\n");
-    assert!(
-        !all.contains("s3cret-pw") && !all.contains("0ther-pw"),
-        "{all}"
-    );
+    for secret in [
+        "s3cret-pw",
+        "0ther-pw",
+        "n0scheme-pw",
+        "sl4sh-pw",
+        "opt10n-pw",
+    ] {
+        assert!(!all.contains(secret), "{secret} shown in:\n{all}");
+    }
 
     let s = config::from_toml_str(
         "[[shards]]\nname = \"a\"\nurl = \"mysql://monitor:s3cret-pw@db1:3306\"\n",

@@ -226,3 +226,34 @@ CREATE TABLE app.refs (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, user_id SMALL
     assert_eq!(refs["status"], "critical");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_that_requires_tls_is_read_over_tls_when_the_url_asks_for_it() {
+    let mut servers = start_servers(&["tls"]);
+    let db = &mut servers[0];
+    db.exec(COUNTERS_SQL).expect("seed");
+    db.require_tls().expect("TLS");
+    let toml = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[poll]\nquery_timeout = \"5s\"\n\
+         [[shards]]\nname = \"tls\"\nurl = \"{}?ssl-mode=required\"\n\
+         [[shards]]\nname = \"plain\"\nurl = \"{}?ssl-mode=disabled\"\n",
+        db.url("root", None),
+        db.url("root", None)
+    );
+    let settings = Arc::new(settings(&toml));
+    let store = Store::new(&settings);
+    let poller = Poller::new(
+        Arc::clone(&settings),
+        store.clone(),
+        Arc::new(Metrics::new()),
+    )
+    .expect("poller");
+    poller.poll_once().await;
+    poller.close().await;
+    let snap = store.read();
+    assert!(snap.shards[0].up, "{:?}", snap.shards[0].last_error);
+    assert_eq!(snap.shards[0].columns.len(), 2);
+    assert!(!snap.shards[1].up);
+    let error = snap.shards[1].last_error.clone().unwrap_or_default();
+    assert!(error.contains("insecure transport"), "{error}");
+}

@@ -1,0 +1,180 @@
+//! Scale figures for the pure path of one poll and for the API: a synthetic shard fleet of
+//! many tables, planned, resolved, published to the state and the metrics, then rendered on
+//! /metrics and /api/columns. Prints its figures; asserts nothing about time.
+//!
+//! `cargo bench --bench scale` runs it at full size (100,000 columns); under `cargo test`
+//! it runs once at a small size as a smoke test.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use headroom::api::{ColumnQuery, select_columns};
+use headroom::config;
+use headroom::headroom::{IntType, Width};
+use headroom::inventory::{ColumnId, ForeignKey, IntColumn, Inventory};
+use headroom::measure::{self, ColumnReport, SourceValue};
+use headroom::metrics::Metrics;
+use headroom::state::Store;
+
+/// Resident memory in bytes, from /proc (Linux); 0 elsewhere.
+fn rss() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
+        .map(|pages| pages * 4096)
+        .unwrap_or(0)
+}
+
+fn timed<T>(label: &str, f: impl FnOnce() -> T) -> T {
+    let started = Instant::now();
+    let out = f();
+    let took: Duration = started.elapsed();
+    println!("{label:<44} {:>10.2} ms", took.as_secs_f64() * 1000.0);
+    out
+}
+
+/// `tables` tables, each with an INT auto-increment, two reference columns (one indexed),
+/// a foreign key to the previous table, and a plain counter.
+fn inventory(tables: usize) -> Inventory {
+    let mut inv = Inventory::default();
+    for t in 0..tables {
+        let table = format!("t{t:06}");
+        let id = |c: &str| ColumnId::new("etsy", &table, c);
+        let int = |unsigned| IntType::new(Width::Int, unsigned);
+        inv.columns.push(IntColumn {
+            id: id("id"),
+            column_type: "int(11)".into(),
+            int_type: int(false),
+            auto_increment: Some(1_000_000 + t as i128),
+        });
+        for c in ["user_id", "shop_id"] {
+            inv.columns.push(IntColumn {
+                id: id(c),
+                column_type: "int(10) unsigned".into(),
+                int_type: int(true),
+                auto_increment: None,
+            });
+        }
+        inv.columns.push(IntColumn {
+            id: id("parent"),
+            column_type: "int(11)".into(),
+            int_type: int(false),
+            auto_increment: None,
+        });
+        inv.columns.push(IntColumn {
+            id: id("quantity"),
+            column_type: "int(11)".into(),
+            int_type: int(false),
+            auto_increment: None,
+        });
+        inv.leading.insert(id("id"));
+        inv.leading.insert(id("user_id"));
+        inv.leading.insert(id("parent"));
+        if t > 0 {
+            inv.foreign_keys.push(ForeignKey {
+                child: id("parent"),
+                parent: ColumnId::new("etsy", &format!("t{:06}", t - 1), "id"),
+            });
+        }
+    }
+    inv
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let tables = if full { 25_000 } else { 200 };
+    let shards = 4;
+    println!("headroom scale: {shards} shards x {tables} tables x 5 integer columns");
+
+    let settings = config::from_toml_str(
+        &(0..shards)
+            .map(|s| format!("[[shards]]\nname = \"shard-{s:02}\"\nurl = \"mysql://m@db{s}\"\n"))
+            .collect::<String>()
+            + "[[sources]]\nname = \"tickets64\"\nkind = \"ticket_server\"\nservers = [\"mysql://m@t/tickets\"]\ntable = \"Tickets64\"\n[[references]]\nsource = \"tickets64\"\ncolumns = [\"etsy.*.*_id\"]\n",
+        &|_| None,
+    )
+    .expect("bench settings");
+    let store = Store::new(&settings);
+    let metrics = Metrics::new();
+    let sources = HashMap::from([(
+        "tickets64".to_string(),
+        SourceValue {
+            current: 3_000_000_000,
+            max: u64::MAX,
+        },
+    )]);
+
+    let inv = inventory(tables);
+    let rss_before = rss();
+    let plan = timed("plan (one shard)", || {
+        measure::plan(&inv, &settings.references)
+    });
+    let dives: HashMap<ColumnId, Option<i128>> =
+        plan.dives.iter().map(|d| (d.clone(), Some(42))).collect();
+    let (measured, unresolved) = timed("resolve (one shard)", || {
+        measure::resolve(&plan, &dives, &sources)
+    });
+    assert!(unresolved.is_empty());
+    let per_shard = measured.len();
+    let at = Utc::now();
+    let thresholds = store.thresholds();
+    for s in 0..shards {
+        let name = format!("shard-{s:02}");
+        let reports: Vec<ColumnReport> = measured
+            .iter()
+            .cloned()
+            .map(|m| ColumnReport::new(&name, m, thresholds, at))
+            .collect();
+        store.shard_succeeded(&name, reports, Vec::new(), Duration::from_millis(5), at);
+    }
+    let rss_after = rss();
+    let total = per_shard * shards;
+    println!("{:<44} {:>10}", "measured columns (all shards)", total);
+    println!(
+        "{:<44} {:>10.0} B",
+        "resident memory per column (state + plan)",
+        rss_after.saturating_sub(rss_before) as f64 / total.max(1) as f64
+    );
+    timed("publish metrics (all shards)", || {
+        for s in store.read().shards.iter() {
+            metrics.publish_shard(s, false);
+        }
+    });
+    timed("publish metrics again (unchanged)", || {
+        for s in store.read().shards.iter() {
+            metrics.publish_shard(s, false);
+        }
+    });
+    let text = timed("render /metrics", || metrics.render());
+    println!(
+        "{:<44} {:>10.1} MB",
+        "/metrics size",
+        text.len() as f64 / 1e6
+    );
+    let (top, _) = timed("/api/columns?limit=50 (sort by ratio)", || {
+        let q = ColumnQuery {
+            limit: Some(50),
+            ..ColumnQuery::default()
+        };
+        select_columns(&store.read(), &q)
+    });
+    assert_eq!(top.len(), 50);
+    let (all, _) = timed("/api/columns (all, sorted)", || {
+        select_columns(&store.read(), &ColumnQuery::default())
+    });
+    let json = timed("/api/columns JSON encoding (all)", || {
+        serde_json::to_string(&all).expect("json")
+    });
+    println!(
+        "{:<44} {:>10.1} MB",
+        "/api/columns size (all)",
+        json.len() as f64 / 1e6
+    );
+    let kinds: HashSet<_> = all.iter().map(|c| c.kind).collect();
+    assert_eq!(kinds.len(), 3);
+}
