@@ -364,8 +364,13 @@ impl MariaDb {
             "-out",
             "server.csr",
         ])?;
+        // Extensions make it an X.509 v3 certificate, the only version rustls accepts.
+        std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1\n")
+            .map_err(io("writing the certificate extensions"))?;
         openssl(&[
             "x509",
+            "-extfile",
+            "server.ext",
             "-req",
             "-in",
             "server.csr",
