@@ -35,7 +35,6 @@ pub fn pool(endpoint: &Endpoint, query_timeout: Duration) -> Result<MySqlPool, s
     if let Some(password) = endpoint.expose_password() {
         options = options.password(password);
     }
-    let statement_timeout = query_timeout;
     Ok(MySqlPoolOptions::new()
         .max_connections(2)
         .min_connections(0)
@@ -43,41 +42,84 @@ pub fn pool(endpoint: &Endpoint, query_timeout: Duration) -> Result<MySqlPool, s
         .idle_timeout(Some(Duration::from_secs(300)))
         .after_connect(move |conn, _meta| {
             Box::pin(async move {
-                prepare_session(conn, statement_timeout).await?;
+                prepare_session(conn, query_timeout).await?;
                 Ok(())
             })
         })
         .connect_lazy_with(options))
 }
 
+const VERSION_SQL: &str = "SELECT CAST(VERSION() AS CHAR)";
+
+/// A server's product and version, from `SELECT VERSION()` (e.g. `10.11.6-MariaDB-0+deb12u1`
+/// or `8.0.36`): what decides which session settings and information_schema columns exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerVersion {
+    pub mariadb: bool,
+    pub version: (u32, u32, u32),
+}
+
+impl ServerVersion {
+    pub fn parse(text: &str) -> ServerVersion {
+        let mut parts = text
+            .split(|c: char| !c.is_ascii_digit())
+            .map(|p| p.parse::<u32>().unwrap_or(0));
+        let version = (
+            parts.next().unwrap_or(0),
+            parts.next().unwrap_or(0),
+            parts.next().unwrap_or(0),
+        );
+        ServerVersion {
+            mariadb: text.to_ascii_lowercase().contains("mariadb"),
+            version,
+        }
+    }
+
+    /// Reads the version of the server behind `conn`, under `timeout`.
+    pub async fn read(
+        conn: &mut MySqlConnection,
+        timeout: Duration,
+    ) -> Result<ServerVersion, DbError> {
+        let what = "reading the server version";
+        let rows = fetch_all(conn, sqlx::query(VERSION_SQL), timeout, what).await?;
+        match rows.first() {
+            Some(row) => Ok(ServerVersion::parse(&text(row, 0, what)?)),
+            None => Err(DbError::Decode {
+                what: what.to_string(),
+                message: "no row".to_string(),
+            }),
+        }
+    }
+
+    pub fn at_least(&self, version: (u32, u32, u32)) -> bool {
+        self.version >= version
+    }
+}
+
 /// Sets up a fresh session: read-only, a server-side statement limit where the server has
-/// one, and on MySQL 8 no caching of information_schema statistics (otherwise
-/// AUTO_INCREMENT may be up to a day old).
+/// one (MariaDB `max_statement_time`, MySQL 5.7.8+ `max_execution_time`), and on MySQL 8 no
+/// caching of information_schema statistics (otherwise AUTO_INCREMENT may be a day old).
 async fn prepare_session(
     conn: &mut MySqlConnection,
     statement_timeout: Duration,
 ) -> Result<(), sqlx::Error> {
-    let version: String = sqlx::query_scalar("SELECT CAST(VERSION() AS CHAR)")
+    let version: String = sqlx::query_scalar(VERSION_SQL)
         .fetch_one(&mut *conn)
         .await?;
+    let server = ServerVersion::parse(&version);
     conn.execute("SET SESSION TRANSACTION READ ONLY").await?;
-    if version.to_ascii_lowercase().contains("mariadb") {
+    if server.mariadb {
         let secs = statement_timeout.as_secs_f64().max(0.001);
         conn.execute(sqlx::AssertSqlSafe(format!(
             "SET SESSION max_statement_time = {secs:.3}"
         )))
         .await?;
     } else {
-        let major: u32 = version
-            .split('.')
-            .next()
-            .and_then(|m| m.parse().ok())
-            .unwrap_or(0);
-        if major >= 8 {
+        if server.at_least((8, 0, 0)) {
             conn.execute("SET SESSION information_schema_stats_expiry = 0")
                 .await?;
         }
-        if major >= 6 {
+        if server.at_least((5, 7, 8)) {
             let millis = statement_timeout.as_millis().max(1);
             conn.execute(sqlx::AssertSqlSafe(format!(
                 "SET SESSION max_execution_time = {millis}"
@@ -95,13 +137,14 @@ pub async fn acquire(
     timeout: Duration,
     what: &str,
 ) -> Result<PoolConnection<MySql>, DbError> {
-    match tokio::time::timeout(timeout, pool.acquire()).await {
-        Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(sqlx::Error::PoolTimedOut)) | Err(_) => Err(DbError::Timeout {
+    // The pool's own acquire_timeout is `timeout`; it covers connecting and the handshake.
+    match pool.acquire().await {
+        Ok(conn) => Ok(conn),
+        Err(sqlx::Error::PoolTimedOut) => Err(DbError::Timeout {
             what: format!("{what}: connecting"),
             after: timeout,
         }),
-        Ok(Err(source)) => Err(DbError::Query {
+        Err(source) => Err(DbError::Query {
             what: format!("{what}: connecting"),
             source,
         }),
@@ -184,6 +227,18 @@ mod tests {
     fn identifiers_are_quoted_and_backticks_doubled() {
         assert_eq!(ident("Tickets64"), "`Tickets64`");
         assert_eq!(ident("we`ird"), "`we``ird`");
+    }
+
+    #[test]
+    fn server_versions_parse_for_both_products() {
+        let maria = ServerVersion::parse("10.11.6-MariaDB-0+deb12u1");
+        assert!(maria.mariadb);
+        assert_eq!(maria.version, (10, 11, 6));
+        let mysql = ServerVersion::parse("8.0.36-0ubuntu0.22.04.1");
+        assert!(!mysql.mariadb && mysql.at_least((8, 0, 0)));
+        let old = ServerVersion::parse("5.7.7-log");
+        assert!(!old.at_least((5, 7, 8)));
+        assert_eq!(ServerVersion::parse("").version, (0, 0, 0));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use crate::db::{self, DbError};
 use crate::headroom::IntType;
 
 /// `{filter}` is a condition on c.TABLE_SCHEMA. Views are left out: they hold no IDs.
+/// MariaDB lists system-versioned tables as `SYSTEM VERSIONED`; they are tables too.
 const COLUMNS_SQL: &str = "\
 SELECT CAST(c.TABLE_SCHEMA AS CHAR), CAST(c.TABLE_NAME AS CHAR), CAST(c.COLUMN_NAME AS CHAR),
        CAST(c.DATA_TYPE AS CHAR), CAST(c.COLUMN_TYPE AS CHAR), CAST(c.EXTRA AS CHAR),
@@ -17,7 +18,7 @@ SELECT CAST(c.TABLE_SCHEMA AS CHAR), CAST(c.TABLE_NAME AS CHAR), CAST(c.COLUMN_N
 FROM information_schema.COLUMNS c
 JOIN information_schema.TABLES t
   ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME
-WHERE t.TABLE_TYPE = 'BASE TABLE'
+WHERE t.TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED')
   AND c.DATA_TYPE IN ('tinyint', 'smallint', 'mediumint', 'int', 'bigint')
   AND {filter}
 ORDER BY c.TABLE_SCHEMA, c.TABLE_NAME, c.ORDINAL_POSITION";
@@ -45,7 +46,7 @@ pub(super) async fn read(
     for row in &rows {
         let data_type = db::text(row, 3, what)?;
         let column_type = db::text(row, 4, what)?;
-        let Some(int_type) = super::int_type(&data_type, &column_type) else {
+        let Some(int_type) = IntType::from_information_schema(&data_type, &column_type) else {
             continue;
         };
         let extra = db::opt_text(row, 5, what)?.unwrap_or_default();

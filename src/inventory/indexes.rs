@@ -7,22 +7,38 @@ use std::time::Duration;
 use sqlx::mysql::MySqlConnection;
 
 use super::{ColumnId, SchemaFilter};
-use crate::db::{self, DbError};
+use crate::db::{self, DbError, ServerVersion};
 
-/// `{filter}` is a condition on TABLE_SCHEMA. HASH indexes (MEMORY tables) cannot answer
-/// MAX without a scan, so only BTREE counts.
+/// `{filter}` is a condition on TABLE_SCHEMA, `{usable}` leaves out indexes the optimizer
+/// will not use. HASH indexes (MEMORY tables) cannot answer MAX without a scan, so only
+/// BTREE counts; functional key parts (MySQL 8) have no column.
 const LEADING_SQL: &str = "\
 SELECT DISTINCT CAST(TABLE_SCHEMA AS CHAR), CAST(TABLE_NAME AS CHAR), CAST(COLUMN_NAME AS CHAR)
 FROM information_schema.STATISTICS
-WHERE SEQ_IN_INDEX = 1 AND INDEX_TYPE = 'BTREE' AND {filter}";
+WHERE SEQ_IN_INDEX = 1 AND INDEX_TYPE = 'BTREE' AND COLUMN_NAME IS NOT NULL{usable}
+  AND {filter}";
+
+/// The condition that leaves out indexes the optimizer ignores: IGNORED indexes on MariaDB
+/// 10.6+, invisible ones on MySQL 8.
+fn usable(server: ServerVersion) -> &'static str {
+    if server.mariadb && server.at_least((10, 6, 0)) {
+        " AND IGNORED = 'NO'"
+    } else if !server.mariadb && server.at_least((8, 0, 0)) {
+        " AND IS_VISIBLE = 'YES'"
+    } else {
+        ""
+    }
+}
 
 pub(super) async fn read(
     conn: &mut MySqlConnection,
     filter: &SchemaFilter,
+    server: ServerVersion,
     timeout: Duration,
 ) -> Result<HashSet<ColumnId>, DbError> {
+    let template = LEADING_SQL.replace("{usable}", usable(server));
     let what = "reading information_schema.STATISTICS";
-    let rows = super::fetch(conn, LEADING_SQL, "TABLE_SCHEMA", filter, timeout, what).await?;
+    let rows = super::fetch(conn, &template, "TABLE_SCHEMA", filter, timeout, what).await?;
     rows.iter()
         .map(|row| {
             Ok(ColumnId {

@@ -14,8 +14,7 @@ use std::time::Duration;
 
 use sqlx::mysql::MySqlConnection;
 
-use crate::db::DbError;
-use crate::headroom::IntType;
+use crate::db::{DbError, ServerVersion};
 
 pub use columns::IntColumn;
 pub use foreign_keys::ForeignKey;
@@ -104,7 +103,8 @@ pub enum InventoryError {
     NothingVisible,
 }
 
-/// Reads a shard's inventory with four information_schema queries, each under `timeout`.
+/// Reads a shard's inventory with four information_schema queries and the server's
+/// version, each under `timeout`.
 pub async fn read(
     conn: &mut MySqlConnection,
     filter: &SchemaFilter,
@@ -130,7 +130,8 @@ pub async fn read(
     }
     let columns = columns::read(conn, filter, timeout).await?;
     let foreign_keys = foreign_keys::read(conn, filter, timeout).await?;
-    let leading = indexes::read(conn, filter, timeout).await?;
+    let server = ServerVersion::read(conn, timeout).await?;
+    let leading = indexes::read(conn, filter, server, timeout).await?;
     Ok(Inventory {
         columns,
         foreign_keys,
@@ -138,15 +139,10 @@ pub async fn read(
     })
 }
 
-/// Parses an integer type, for readers.
-fn int_type(data_type: &str, column_type: &str) -> Option<IntType> {
-    IntType::from_information_schema(data_type, column_type)
-}
-
 /// Runs one information_schema query whose `{filter}` is a condition on `schema_column`.
 async fn fetch(
     conn: &mut MySqlConnection,
-    template: &'static str,
+    template: &str,
     schema_column: &str,
     filter: &SchemaFilter,
     timeout: Duration,

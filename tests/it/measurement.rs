@@ -235,6 +235,7 @@ CREATE TABLE chain.order_notes (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
   FOREIGN KEY (order_user) REFERENCES chain.orders (user_id));
 CREATE TABLE chain.codes (code TINYINT NOT NULL PRIMARY KEY);
 INSERT INTO chain.codes VALUES (1), (100), (120);
+CREATE TABLE chain.versioned (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY) WITH SYSTEM VERSIONING AUTO_INCREMENT=77;
 CREATE TABLE chain.items (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, code TINYINT NOT NULL,
   FOREIGN KEY (code) REFERENCES chain.codes (code));",
     )
@@ -266,6 +267,8 @@ CREATE TABLE chain.items (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, code TINYI
     let items = col("chain.items.code");
     assert_eq!(items.current, 120);
     assert_eq!(items.max, 127);
+    // MariaDB's system-versioned tables are tables too.
+    assert_eq!(col("chain.versioned.id").current, 77);
     // Plain integer columns are not ID columns.
     assert!(shard.columns.iter().all(|c| c.table != "codes"));
 }
@@ -283,6 +286,9 @@ async fn a_column_that_leads_no_index_is_never_scanned() {
     db.exec(
         "INSERT INTO etsy.treasury_comments (comment_id, treasury_id) VALUES (1, 4000000000);
 INSERT INTO etsy.audit_log (user_id) VALUES (4000000001);
+CREATE TABLE etsy.ign_tbl (entry INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  owner_id INT UNSIGNED NOT NULL, KEY owner_id (owner_id) IGNORED);
+INSERT INTO etsy.ign_tbl (owner_id) VALUES (4000000002);
 SET GLOBAL log_output = 'TABLE'; SET GLOBAL general_log = 1;",
     )
     .expect("rows");
@@ -310,6 +316,8 @@ SET GLOBAL log_output = 'TABLE'; SET GLOBAL general_log = 1;",
         4_000_000_000
     );
     assert_eq!(find("audit_log", "user_id").current, i128::from(highest));
+    // An index the optimizer ignores is no index: MAX() on it would scan.
+    assert_eq!(find("ign_tbl", "owner_id").current, i128::from(highest));
 
     // The server's own log: the indexed column was read with MAX, audit_log never.
     let log = db
@@ -317,5 +325,6 @@ SET GLOBAL log_output = 'TABLE'; SET GLOBAL general_log = 1;",
         .expect("general log");
     assert!(log.contains("MAX(`treasury_id`)"), "{log}");
     assert!(!log.contains("`audit_log`"), "audit_log was read:\n{log}");
+    assert!(!log.contains("`ign_tbl`"), "ign_tbl was read:\n{log}");
     assert!(!log.to_ascii_lowercase().contains("count("), "{log}");
 }
