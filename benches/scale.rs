@@ -91,14 +91,14 @@ fn main() {
     let shards = 4;
     println!("headroom scale: {shards} shards x {tables} tables x 5 integer columns");
 
-    let settings = config::from_toml_str(
-        &(0..shards)
-            .map(|s| format!("[[shards]]\nname = \"shard-{s:02}\"\nurl = \"mysql://m@db{s}\"\n"))
-            .collect::<String>()
-            + "[[sources]]\nname = \"tickets64\"\nkind = \"ticket_server\"\nservers = [\"mysql://m@t/tickets\"]\ntable = \"Tickets64\"\n[[references]]\nsource = \"tickets64\"\ncolumns = [\"etsy.*.*_id\"]\n",
-        &|_| None,
-    )
-    .expect("bench settings");
+    let mut toml: String = (0..shards)
+        .map(|s| format!("[[shards]]\nname = \"shard-{s:02}\"\nurl = \"mysql://m@db{s}\"\n"))
+        .collect();
+    toml.push_str(
+        "[[sources]]\nname = \"tickets64\"\nkind = \"ticket_server\"\nservers = [\"mysql://m@t/tickets\"]\ntable = \"Tickets64\"\n\
+         [[references]]\nsource = \"tickets64\"\ncolumns = [\"etsy.*.*_id\"]\n",
+    );
+    let settings = config::from_toml_str(&toml, &|_| None).expect("bench settings");
     let store = Store::new(&settings);
     let metrics = Metrics::new();
     let sources = HashMap::from([(

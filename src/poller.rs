@@ -4,7 +4,7 @@
 //! queries is bounded by `poll.query_timeout`, and its failure is recorded, not raised.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures::StreamExt;
@@ -18,6 +18,9 @@ use crate::measure::{self, ColumnReport};
 use crate::metrics::Metrics;
 use crate::sources::{self, SourceError, ticket_server};
 use crate::state::Store;
+
+/// How long shutdown waits for connections to close cleanly.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// Why a shard poll failed.
 #[derive(Debug, thiserror::Error)]
@@ -119,7 +122,14 @@ impl Poller {
                 _ = self.poll_once() => {}
             }
         }
-        self.close().await;
+        // A connection abandoned mid-query on a frozen server may never be returned to its
+        // pool; closing waits for it, so shutdown does not wait for closing for long.
+        if tokio::time::timeout(CLOSE_GRACE, self.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("Connections still busy at shutdown were dropped");
+        }
     }
 
     /// Closes every pool, so that servers see the connections end cleanly.
@@ -185,7 +195,25 @@ impl Poller {
             source.settings.name,
             server.endpoint.label()
         );
-        let mut conn = db::acquire(&server.pool, timeout, &what).await?;
+        // The whole read, not only each step, is bounded: every shard waits for the sources.
+        let read = self.read_source_server_unbounded(source, server, &what);
+        match tokio::time::timeout(timeout, read).await {
+            Ok(result) => result,
+            Err(_) => Err(SourceError::Db(DbError::Timeout {
+                what,
+                after: timeout,
+            })),
+        }
+    }
+
+    async fn read_source_server_unbounded(
+        &self,
+        source: &Source,
+        server: &SourceServer,
+        what: &str,
+    ) -> Result<sources::Reading, SourceError> {
+        let timeout = self.settings.poll.query_timeout;
+        let mut conn = db::acquire(&server.pool, timeout, what).await?;
         // Validation guarantees a database in every source URL.
         let database = server.endpoint.database().unwrap_or_default();
         let result = match source.settings.kind {
@@ -208,8 +236,18 @@ impl Poller {
         let failed = match result {
             Ok((reports, unresolved)) => {
                 tracing::debug!(shard = %name, columns = reports.len(), took_ms = took.as_millis() as u64, "Shard polled");
-                for u in &unresolved {
-                    tracing::warn!(shard = %name, column = %u, "Column not measured");
+                // Said when the set changes, not at every poll.
+                let before = self
+                    .store
+                    .read()
+                    .shards
+                    .iter()
+                    .find(|s| &s.name == name)
+                    .map(|s| s.unresolved.clone());
+                if before.as_ref() != Some(&unresolved) {
+                    for u in &unresolved {
+                        tracing::warn!(shard = %name, column = %u, "Column not measured");
+                    }
                 }
                 self.store
                     .shard_succeeded(name, reports, unresolved, took, at);

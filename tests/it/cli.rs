@@ -147,57 +147,86 @@ fn check_exits_by_the_worst_status_and_prints_the_etsy_case() {
     assert!(stdout.contains("UNREACHABLE shard shard-02"), "{stdout}");
 }
 
+/// The HTTP status of `GET path` on 127.0.0.1:`port`, or `None` while nothing answers.
+fn http_status(port: u16, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split_whitespace().nth(1)?.parse().ok()
+}
+
 #[test]
 fn sigterm_stops_the_daemon_within_seconds_even_during_a_hanging_poll() {
-    let servers = start_servers(&["hang"]);
+    let mut servers = start_servers(&["hang"]);
     servers[0]
         .exec("CREATE DATABASE a; CREATE TABLE a.t (id INT AUTO_INCREMENT PRIMARY KEY);")
         .expect("seed");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = write_config(
-        &dir,
-        &format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\n[poll]\ninterval = \"1s\"\nquery_timeout = \"60s\"\n[[shards]]\nname = \"hang\"\nurl = \"{}\"\n",
-            servers[0].url("root", None)
-        ),
-    );
-    servers[0].freeze();
-    let mut child = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("headroom run");
-    // Serving while the first poll hangs on the frozen shard.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
+    // First while the very first connection hangs, then while a poll hangs on a server
+    // that froze after it had answered (a pooled connection stuck mid-query).
+    for freeze_after_first_poll in [false, true] {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = write_config(
+            &dir,
+            &format!(
+                "[server]\nlisten = \"127.0.0.1:{port}\"\n[poll]\ninterval = \"1s\"\nquery_timeout = \"60s\"\n[[shards]]\nname = \"hang\"\nurl = \"{}\"\n",
+                servers[0].url("root", None)
+            ),
+        );
+        if !freeze_after_first_poll {
+            servers[0].freeze();
         }
-        assert!(Instant::now() < deadline, "headroom never listened");
-        std::thread::sleep(Duration::from_millis(50));
+        let mut child = Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("headroom run");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let wanted = if freeze_after_first_poll { 200 } else { 503 };
+        while http_status(port, "/readyz") != Some(wanted) {
+            assert!(
+                Instant::now() < deadline,
+                "headroom never answered /readyz {wanted}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if freeze_after_first_poll {
+            servers[0].freeze();
+            // The next poll starts within the 1 s interval and hangs.
+            std::thread::sleep(Duration::from_millis(1500));
+        }
+        // SAFETY: signalling our own child.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                servers[0].thaw();
+                panic!(
+                    "headroom did not stop within 10s of SIGTERM (freeze after first poll: {freeze_after_first_poll})"
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        servers[0].thaw();
+        assert!(status.success(), "{status}");
     }
-    std::thread::sleep(Duration::from_millis(500));
-    // SAFETY: signalling our own child.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("headroom did not stop within 10s of SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    servers[0].thaw();
-    assert!(status.success(), "{status}");
+    servers[0].stop();
 }

@@ -2,6 +2,7 @@
 //! end to end, foreign-key chains, and index-only reads.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use headroom::metrics::Metrics;
 use headroom::poller::Poller;
@@ -327,4 +328,29 @@ SET GLOBAL log_output = 'TABLE'; SET GLOBAL general_log = 1;",
     assert!(!log.contains("`audit_log`"), "audit_log was read:\n{log}");
     assert!(!log.contains("`ign_tbl`"), "ign_tbl was read:\n{log}");
     assert!(!log.to_ascii_lowercase().contains("count("), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_dropped_between_inventory_and_max_is_skipped_not_fatal() {
+    use sqlx::Connection;
+    let servers = start_servers(&["dropped"]);
+    let db = &servers[0];
+    db.exec(
+        "CREATE DATABASE d;
+CREATE TABLE d.kept (x INT NOT NULL, KEY (x));
+INSERT INTO d.kept VALUES (7), (9);
+CREATE TABLE d.empty (x INT NOT NULL, KEY (x));",
+    )
+    .expect("seed");
+    let mut conn = sqlx::MySqlConnection::connect(&db.url("root", None))
+        .await
+        .expect("connect");
+    let id = |t: &str| headroom::inventory::ColumnId::new("d", t, "x");
+    let columns = [id("kept"), id("gone"), id("empty")];
+    let values = headroom::inventory::maxima::read(&mut conn, &columns, Duration::from_secs(5))
+        .await
+        .expect("a missing table does not fail the read");
+    assert_eq!(values.get(&id("kept")), Some(&Some(9)));
+    assert_eq!(values.get(&id("empty")), Some(&None));
+    assert!(!values.contains_key(&id("gone")));
 }
