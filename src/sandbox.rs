@@ -7,7 +7,7 @@
 
 use std::io::Write;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -51,6 +51,51 @@ fn find(program: &'static str) -> Result<PathBuf, SandboxError> {
         .ok_or(SandboxError::Missing(program))
 }
 
+/// Starts servers named `names`: installs them side by side (about a second each), then
+/// boots them on this thread, which must outlive them (see [`MariaDb::boot`]).
+pub fn start_many(names: &[&str]) -> Result<Vec<MariaDb>, SandboxError> {
+    let installs: Vec<_> = names
+        .iter()
+        .map(|name| {
+            let name = name.to_string();
+            std::thread::spawn(move || MariaDb::install(&name))
+        })
+        .collect();
+    let mut servers = Vec::with_capacity(names.len());
+    for (handle, name) in installs.into_iter().zip(names) {
+        let mut server = handle.join().map_err(|_| SandboxError::Failed {
+            what: format!("installing {name}"),
+            output: "the install thread panicked".to_string(),
+        })??;
+        server.boot()?;
+        servers.push(server);
+    }
+    Ok(servers)
+}
+
+/// A configuration for Etsy-like `shards` (named shard-01, shard-02, ...) and a ticket pair
+/// `tickets` (the source `tickets64`), after `head` (the [server] and [poll] tables).
+pub fn cluster_toml(head: &str, shards: &[MariaDb], tickets: &[MariaDb]) -> String {
+    let mut text = head.to_string();
+    for (i, s) in shards.iter().enumerate() {
+        text.push_str(&format!(
+            "[[shards]]\nname = \"shard-{:02}\"\nurl = \"{}\"\n",
+            i + 1,
+            s.url("root", None)
+        ));
+    }
+    let servers: Vec<String> = tickets
+        .iter()
+        .map(|t| format!("\"{}\"", t.url("root", Some("tickets"))))
+        .collect();
+    text.push_str(&format!(
+        "[[sources]]\nname = \"tickets64\"\nkind = \"ticket_server\"\nservers = [{}]\ntable = \"Tickets64\"\n",
+        servers.join(", ")
+    ));
+    text.push_str(ETSY_REFERENCES_TOML);
+    text
+}
+
 /// Whether the MariaDB binaries the sandbox needs are installed.
 pub fn available() -> bool {
     ["mariadbd", "mariadb-install-db", "mariadb"]
@@ -86,15 +131,8 @@ pub struct MariaDb {
 }
 
 impl MariaDb {
-    /// Installs a fresh data directory and starts a server on a free port.
-    pub fn start(name: &str) -> Result<MariaDb, SandboxError> {
-        let mut server = MariaDb::install(name)?;
-        server.boot()?;
-        Ok(server)
-    }
-
-    /// Installs a fresh data directory without starting the server: the slow half of
-    /// [`MariaDb::start`], safe to run on another thread.
+    /// Installs a fresh data directory without starting the server: the slow half, safe to
+    /// run on another thread (see [`start_many`]).
     pub fn install(name: &str) -> Result<MariaDb, SandboxError> {
         let dir = tempfile::Builder::new()
             .prefix(&format!("headroom-{name}-"))
@@ -242,11 +280,6 @@ impl MariaDb {
         self.port
     }
 
-    /// The process id while running.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
     /// A `mysql://` URL for `user` (no password) and optional database path.
     pub fn url(&self, user: &str, database: Option<&str>) -> String {
         format!(
@@ -310,11 +343,6 @@ impl MariaDb {
     pub fn restart(&mut self) -> Result<(), SandboxError> {
         self.stop();
         self.launch()
-    }
-
-    /// Adds `mariadbd` options for the next [`MariaDb::restart`].
-    pub fn add_args(&mut self, args: &[&str]) {
-        self.extra_args.extend(args.iter().map(|a| a.to_string()));
     }
 
     /// Makes a self-signed CA and server certificate (with the `openssl` command) in the
@@ -414,11 +442,6 @@ impl MariaDb {
             let _ = child.kill();
             let _ = child.wait();
         }
-    }
-
-    /// The data directory, for messages.
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 }
 

@@ -40,23 +40,8 @@ fn main() -> anyhow::Result<()> {
     }
     // Servers are booted on this thread, which lives as long as they must.
     println!("Starting 4 throwaway MariaDB servers (2 shards, 2 ticket servers)...");
-    let names = ["shard-01", "shard-02", "ticket-a", "ticket-b"];
-    let installs: Vec<_> = names
-        .iter()
-        .map(|n| {
-            let n = n.to_string();
-            std::thread::spawn(move || MariaDb::install(&n))
-        })
-        .collect();
-    let mut servers = Vec::new();
-    for (handle, name) in installs.into_iter().zip(names) {
-        let mut server = handle
-            .join()
-            .map_err(|_| anyhow::anyhow!("install thread for {name} panicked"))?
-            .with_context(|| format!("installing {name}"))?;
-        server.boot().with_context(|| format!("starting {name}"))?;
-        servers.push(server);
-    }
+    let mut servers = sandbox::start_many(&["shard-01", "shard-02", "ticket-a", "ticket-b"])
+        .context("starting the demo servers")?;
     let tickets = servers.split_off(2);
     for shard in &servers {
         shard
@@ -126,27 +111,11 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn demo_config(cli: &Cli, shards: &[MariaDb], tickets: &[MariaDb]) -> String {
-    let mut text = format!(
+    let head = format!(
         "[server]\nlisten = \"{}\"\n[poll]\ninterval = \"5s\"\nquery_timeout = \"3s\"\n",
         cli.listen
     );
-    for (i, s) in shards.iter().enumerate() {
-        text.push_str(&format!(
-            "[[shards]]\nname = \"shard-0{}\"\nurl = \"{}\"\nschemas = [\"etsy\"]\n",
-            i + 1,
-            s.url("root", None)
-        ));
-    }
-    let servers: Vec<String> = tickets
-        .iter()
-        .map(|t| format!("\"{}\"", t.url("root", Some("tickets"))))
-        .collect();
-    text.push_str(&format!(
-        "[[sources]]\nname = \"tickets64\"\nkind = \"ticket_server\"\nservers = [{}]\ntable = \"Tickets64\"\n",
-        servers.join(", ")
-    ));
-    text.push_str(sandbox::ETSY_REFERENCES_TOML);
-    text
+    sandbox::cluster_toml(&head, shards, tickets)
 }
 
 /// Hands out tickets on both servers and stores them on the shards, as the site would.

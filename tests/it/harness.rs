@@ -17,30 +17,9 @@ use tokio_util::sync::CancellationToken;
 /// Where the ticket pair starts: just below 2^31 − 1, so a few tickets cross it.
 pub const TICKET_START: u64 = 2_147_483_000;
 
-/// Starts servers: installs them side by side (about a second each), then boots them on
-/// this thread, which must outlive them (see `MariaDb::boot`).
+/// Starts servers on this (the test's) thread; panics naming the one that failed.
 pub fn start_servers(names: &[&str]) -> Vec<MariaDb> {
-    let installs: Vec<_> = names
-        .iter()
-        .map(|name| {
-            let name = name.to_string();
-            std::thread::spawn(move || MariaDb::install(&name))
-        })
-        .collect();
-    installs
-        .into_iter()
-        .zip(names)
-        .map(|(handle, name)| {
-            let mut server = handle
-                .join()
-                .expect("install thread")
-                .unwrap_or_else(|e| panic!("installing {name}: {e}"));
-            server
-                .boot()
-                .unwrap_or_else(|e| panic!("starting {name}: {e}"));
-            server
-        })
-        .collect()
+    sandbox::start_many(names).unwrap_or_else(|e| panic!("starting {names:?}: {e}"))
 }
 
 /// Two Etsy-like shards and a ticket pair whose counters sit at [`TICKET_START`].
@@ -78,28 +57,8 @@ impl Cluster {
 
     /// A configuration for this cluster; `extra` is appended (more TOML).
     pub fn toml(&self, extra: &str) -> String {
-        let mut text = String::from(
-            "[server]\nlisten = \"127.0.0.1:0\"\n[poll]\ninterval = \"1s\"\nquery_timeout = \"2s\"\n",
-        );
-        for (i, s) in self.shards.iter().enumerate() {
-            text.push_str(&format!(
-                "[[shards]]\nname = \"shard-0{}\"\nurl = \"{}\"\n",
-                i + 1,
-                s.url("root", None)
-            ));
-        }
-        let servers: Vec<String> = self
-            .tickets
-            .iter()
-            .map(|t| format!("\"{}\"", t.url("root", Some("tickets"))))
-            .collect();
-        text.push_str(&format!(
-            "[[sources]]\nname = \"tickets64\"\nkind = \"ticket_server\"\nservers = [{}]\ntable = \"Tickets64\"\n",
-            servers.join(", ")
-        ));
-        text.push_str(sandbox::ETSY_REFERENCES_TOML);
-        text.push_str(extra);
-        text
+        let head = "[server]\nlisten = \"127.0.0.1:0\"\n[poll]\ninterval = \"1s\"\nquery_timeout = \"2s\"\n";
+        sandbox::cluster_toml(head, &self.shards, &self.tickets) + extra
     }
 }
 
