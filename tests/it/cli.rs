@@ -230,3 +230,44 @@ fn sigterm_stops_the_daemon_within_seconds_even_during_a_hanging_poll() {
     }
     servers[0].stop();
 }
+
+#[test]
+fn passwords_stay_out_of_logs_and_output_at_every_log_level() {
+    let servers = start_servers(&["secrets"]);
+    servers[0]
+        .exec("CREATE DATABASE a; CREATE TABLE a.t (id INT AUTO_INCREMENT PRIMARY KEY); CREATE USER 'monitor'@'127.0.0.1' IDENTIFIED BY 'r1ght-pw'; GRANT SELECT ON a.* TO 'monitor'@'127.0.0.1';")
+        .expect("seed");
+    let port = servers[0].port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(
+        &dir,
+        &format!(
+            "[poll]\nquery_timeout = \"5s\"\n\
+             [[shards]]\nname = \"good\"\nurl = \"mysql://monitor:r1ght-pw@127.0.0.1:{port}\"\n\
+             [[shards]]\nname = \"bad\"\nurl = \"mysql://monitor@127.0.0.1:{port}\"\npassword_env = \"BAD_PW\"\n"
+        ),
+    );
+    for format in ["text", "json"] {
+        let out = Command::new(BIN)
+            .args(["--log-format", format, "check", "--all", "--config"])
+            .arg(&config)
+            .env("RUST_LOG", "trace")
+            .env("BAD_PW", "wr0ng-pw")
+            .output()
+            .expect("headroom check");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "the bad shard is unreachable");
+        assert!(
+            stdout.contains("a.t.id"),
+            "the good shard is read: {stdout}"
+        );
+        assert!(stderr.contains("Access denied"), "{stderr}");
+        for text in [&stdout, &stderr] {
+            assert!(
+                !text.contains("r1ght-pw") && !text.contains("wr0ng-pw"),
+                "{format}: {text}"
+            );
+        }
+    }
+}
