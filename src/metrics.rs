@@ -1,27 +1,54 @@
 //! Every Prometheus metric headroom exports, defined in one place. The names are a contract
 //! that alert rules and dashboards depend on.
 //!
-//! Values are kept as exact integers everywhere else; they become `f64` only here. Column
-//! series are published per shard and the series of columns that no longer exist (a dropped
-//! table, a column widened to another kind) are removed, so /metrics shows what is there.
+//! Values are kept as exact integers everywhere else; they become `f64` only here.
+//!
+//! Shard and source series live in a `prometheus` registry. The per-column families are
+//! written straight from the state at each scrape instead: there can be hundreds of
+//! thousands of them, rendering them directly is an order of magnitude cheaper than through
+//! the registry, and a column that no longer exists (a dropped table) is simply not written.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::fmt::Write as _;
 
 use prometheus::{Encoder, GaugeVec, IntCounterVec, Opts, Registry, TextEncoder};
 
-use crate::state::{ShardState, SourceState};
+use crate::measure::ColumnReport;
+use crate::state::{ShardState, Snapshot, SourceState};
 
-const COLUMN_LABELS: [&str; 5] = ["shard", "schema", "table", "column", "kind"];
+/// The per-column gauges: name, help, and the value taken from a column.
+type ColumnFamily = (&'static str, &'static str, fn(&ColumnReport) -> f64);
+
+const COLUMN_FAMILIES: [ColumnFamily; 5] = [
+    (
+        "headroom_column_current",
+        "Largest value the column must be able to hold now.",
+        |c| c.current as f64,
+    ),
+    (
+        "headroom_column_max",
+        "Largest value the column's type can hold.",
+        |c| c.max as f64,
+    ),
+    (
+        "headroom_column_remaining",
+        "Type maximum minus current; negative once exhausted.",
+        |c| c.remaining as f64,
+    ),
+    (
+        "headroom_column_used_ratio",
+        "Current divided by the type maximum.",
+        |c| c.used_ratio,
+    ),
+    (
+        "headroom_column_type_mismatch",
+        "1 when the column's type is narrower than its source's or parent's.",
+        |c| if c.type_mismatch { 1.0 } else { 0.0 },
+    ),
+];
 
 /// The registry and every metric in it.
 pub struct Metrics {
     registry: Registry,
-    column_current: GaugeVec,
-    column_max: GaugeVec,
-    column_remaining: GaugeVec,
-    column_used_ratio: GaugeVec,
-    column_type_mismatch: GaugeVec,
     source_current: GaugeVec,
     source_up: GaugeVec,
     source_max: GaugeVec,
@@ -32,8 +59,6 @@ pub struct Metrics {
     shard_last_success: GaugeVec,
     shard_columns: GaugeVec,
     poll_errors: IntCounterVec,
-    /// Label sets published per shard, to remove the series of vanished columns.
-    published: Mutex<HashMap<String, HashSet<[String; 5]>>>,
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
@@ -58,36 +83,6 @@ impl Metrics {
         r.register(Box::new(poll_errors.clone()))
             .expect("metric names are unique");
         Metrics {
-            column_current: gauge(
-                &r,
-                "headroom_column_current",
-                "Largest value the column must be able to hold now.",
-                &COLUMN_LABELS,
-            ),
-            column_max: gauge(
-                &r,
-                "headroom_column_max",
-                "Largest value the column's type can hold.",
-                &COLUMN_LABELS,
-            ),
-            column_remaining: gauge(
-                &r,
-                "headroom_column_remaining",
-                "Type maximum minus current; negative once exhausted.",
-                &COLUMN_LABELS,
-            ),
-            column_used_ratio: gauge(
-                &r,
-                "headroom_column_used_ratio",
-                "Current divided by the type maximum.",
-                &COLUMN_LABELS,
-            ),
-            column_type_mismatch: gauge(
-                &r,
-                "headroom_column_type_mismatch",
-                "1 when the column's type is narrower than its source's or parent's.",
-                &COLUMN_LABELS,
-            ),
             source_current: gauge(
                 &r,
                 "headroom_source_current",
@@ -144,11 +139,11 @@ impl Metrics {
             ),
             poll_errors,
             registry: r,
-            published: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Publishes a shard's state and columns; `failed` adds one to its error counter.
+    /// Publishes a shard's state; `failed` adds one to its error counter. Its columns are
+    /// written from the state at each scrape (see [`Metrics::render`]).
     pub fn publish_shard(&self, shard: &ShardState, failed: bool) {
         let name = shard.name.as_str();
         if failed {
@@ -171,47 +166,6 @@ impl Metrics {
         self.shard_columns
             .with_label_values(&[name])
             .set(shard.columns.len() as f64);
-
-        let mut now = HashSet::with_capacity(shard.columns.len());
-        for c in &shard.columns {
-            let labels = [
-                c.shard.clone(),
-                c.schema.clone(),
-                c.table.clone(),
-                c.column.clone(),
-                c.kind.as_str().to_string(),
-            ];
-            let l: [&str; 5] = [&labels[0], &labels[1], &labels[2], &labels[3], &labels[4]];
-            self.column_current
-                .with_label_values(&l)
-                .set(c.current as f64);
-            self.column_max.with_label_values(&l).set(c.max as f64);
-            self.column_remaining
-                .with_label_values(&l)
-                .set(c.remaining as f64);
-            self.column_used_ratio
-                .with_label_values(&l)
-                .set(c.used_ratio);
-            self.column_type_mismatch
-                .with_label_values(&l)
-                .set(if c.type_mismatch { 1.0 } else { 0.0 });
-            now.insert(labels);
-        }
-        let mut published = self.published.lock().unwrap_or_else(|e| e.into_inner());
-        let before = published.insert(name.to_string(), now);
-        let now = &published[name];
-        for gone in before.unwrap_or_default().difference(now) {
-            let l: [&str; 5] = [&gone[0], &gone[1], &gone[2], &gone[3], &gone[4]];
-            for vec in [
-                &self.column_current,
-                &self.column_max,
-                &self.column_remaining,
-                &self.column_used_ratio,
-                &self.column_type_mismatch,
-            ] {
-                let _ = vec.remove_label_values(&l);
-            }
-        }
     }
 
     /// Publishes a source and its servers.
@@ -243,18 +197,92 @@ impl Metrics {
         }
     }
 
-    /// The text exposition format.
-    pub fn render(&self) -> String {
+    /// The text exposition format: the registry's families, then the column families
+    /// written from `snapshot`.
+    pub fn render(&self, snapshot: &Snapshot) -> String {
         let mut buf = Vec::new();
-        let encoder = TextEncoder::new();
         // Encoding gathered families into a Vec cannot fail.
-        let _ = encoder.encode(&self.registry.gather(), &mut buf);
-        String::from_utf8(buf).unwrap_or_default()
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        let mut out = String::from_utf8(buf).unwrap_or_default();
+        let columns: Vec<&ColumnReport> = snapshot
+            .shards
+            .iter()
+            .flat_map(|s| s.columns.iter())
+            .collect();
+        out.reserve(columns.len() * COLUMN_FAMILIES.len() * 120);
+        let mut labels = String::new();
+        for (name, help, value) in COLUMN_FAMILIES {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} gauge");
+            for c in &columns {
+                labels.clear();
+                for (key, val) in [
+                    ("shard", c.shard.as_str()),
+                    ("schema", &c.schema),
+                    ("table", &c.table),
+                    ("column", &c.column),
+                    ("kind", c.kind.as_str()),
+                ] {
+                    if !labels.is_empty() {
+                        labels.push(',');
+                    }
+                    labels.push_str(key);
+                    labels.push_str("=\"");
+                    escape_label(&mut labels, val);
+                    labels.push('"');
+                }
+                let _ = writeln!(out, "{name}{{{labels}}} {}", sample(value(c)));
+            }
+        }
+        out
+    }
+}
+
+/// A label value as the exposition format wants it: backslash, quote and newline escaped.
+fn escape_label(out: &mut String, value: &str) {
+    for ch in value.chars() {
+        match ch {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// A sample value: integers without a fraction, the rest as Rust prints them.
+fn sample(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".to_string()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf" } else { "-Inf" }.to_string()
+    } else {
+        format!("{v}")
     }
 }
 
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        let mut out = String::new();
+        escape_label(&mut out, "we\"ird\\na\nme");
+        assert_eq!(out, "we\\\"ird\\\\na\\nme");
+    }
+
+    #[test]
+    fn samples_are_written_as_prometheus_reads_them() {
+        assert_eq!(sample(2_147_483_647.0), "2147483647");
+        assert_eq!(sample(0.5), "0.5");
+        assert_eq!(sample(-11.0), "-11");
+        assert_eq!(sample(f64::INFINITY), "+Inf");
     }
 }
