@@ -1,14 +1,9 @@
 //! Faults on real servers: a shard stopped mid-run, a shard slower than the timeout, a user
 //! without grants, a wrong password, and shutdown while a poll hangs.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use headroom::metrics::Metrics;
-use headroom::poller::Poller;
-use headroom::state::Store;
-
-use crate::harness::{find_column, metric_value, settings, spawn_app, start_servers};
+use crate::harness::{find_column, metric_value, poller, settings, spawn_app, start_servers};
 
 const COUNTERS_SQL: &str = "CREATE DATABASE app;
 CREATE TABLE app.orders (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY) AUTO_INCREMENT=1000;
@@ -128,14 +123,7 @@ async fn a_shard_slower_than_the_timeout_does_not_hold_up_the_others() {
         &servers[1].url("root", None),
         "concurrency = 1",
     );
-    let settings = Arc::new(settings(&toml));
-    let store = Store::new(&settings);
-    let poller = Poller::new(
-        Arc::clone(&settings),
-        store.clone(),
-        Arc::new(Metrics::new()),
-    )
-    .expect("poller");
+    let (poller, store) = poller(&toml);
 
     servers[1].freeze();
     // The poll must end on its own: each query and connection is bounded by query_timeout.
@@ -240,14 +228,7 @@ async fn a_shard_that_requires_tls_is_read_over_tls_when_the_url_asks_for_it() {
         db.url("root", None),
         db.url("root", None)
     );
-    let settings = Arc::new(settings(&toml));
-    let store = Store::new(&settings);
-    let poller = Poller::new(
-        Arc::clone(&settings),
-        store.clone(),
-        Arc::new(Metrics::new()),
-    )
-    .expect("poller");
+    let (poller, store) = poller(&toml);
     poller.poll_once().await;
     poller.close().await;
     let snap = store.read();

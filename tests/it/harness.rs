@@ -6,7 +6,11 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use headroom::config::{self, Settings};
+use headroom::metrics::Metrics;
+use headroom::poller::Poller;
 use headroom::sandbox::{self, MariaDb};
 use headroom::startup::App;
 use headroom::state::Store;
@@ -82,6 +86,27 @@ pub fn settings_with_env(toml: &str, env: &[(&str, &str)]) -> Settings {
                 .join("\n")
         )
     })
+}
+
+/// A poller (no HTTP) for `toml`, with the store it writes to.
+pub fn poller(toml: &str) -> (Poller, Store) {
+    let settings = Arc::new(settings(toml));
+    let store = Store::new(&settings);
+    let poller = Poller::new(
+        Arc::clone(&settings),
+        store.clone(),
+        Arc::new(Metrics::new()),
+    )
+    .expect("poller");
+    (poller, store)
+}
+
+/// Polls once with a fresh poller and returns the store.
+pub async fn poll_once(toml: &str) -> Store {
+    let (poller, store) = poller(toml);
+    poller.poll_once().await;
+    poller.close().await;
+    store
 }
 
 /// A headroom running in this process on a free port.

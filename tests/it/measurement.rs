@@ -1,32 +1,13 @@
 //! What is measured, on real MariaDB: type maxima, auto-increment counters, the Etsy case
 //! end to end, foreign-key chains, and index-only reads.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use headroom::metrics::Metrics;
-use headroom::poller::Poller;
-use headroom::state::Store;
 use serde_json::Value;
 
 use crate::harness::{
-    Cluster, TICKET_START, find_column, metric_value, settings, spawn_app, start_servers,
+    Cluster, TICKET_START, find_column, metric_value, poll_once, settings, spawn_app, start_servers,
 };
-
-/// Polls once with a fresh poller and returns the store.
-async fn poll_once(toml: &str) -> Store {
-    let settings = Arc::new(settings(toml));
-    let store = Store::new(&settings);
-    let poller = Poller::new(
-        Arc::clone(&settings),
-        store.clone(),
-        Arc::new(Metrics::new()),
-    )
-    .expect("poller");
-    poller.poll_once().await;
-    poller.close().await;
-    store
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_width_signed_unsigned_and_zerofill_reports_its_exact_maximum() {
