@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`config`]: settings from TOML and `HEADROOM__*` variables, validated all at once.
+//! - [`growth`]: bounded histories, growth rates and time to exhaustion. Pure.
 //! - [`headroom`]: pure arithmetic: type maxima, remaining, ratio, status. No I/O.
 //! - [`inventory`]: information_schema readers (columns, foreign keys, indexes) and MAX dives.
 //! - [`sources`]: ID generators (ticket servers).
@@ -22,6 +23,7 @@ pub mod api;
 pub mod check;
 pub mod config;
 pub mod db;
+pub mod growth;
 pub mod headroom;
 pub mod inventory;
 pub mod measure;
