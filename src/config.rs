@@ -21,7 +21,10 @@ use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
+use chrono::{DateTime, Utc};
+
 use crate::headroom::{Ppm, Thresholds};
+use crate::policy::{Limits, Override, Policy, Severity, Silence};
 
 /// The environment variable prefix; `HEADROOM__POLL__INTERVAL=30s` sets `poll.interval`.
 pub const ENV_PREFIX: &str = "HEADROOM";
@@ -33,20 +36,26 @@ pub struct Settings {
     pub server: ServerSettings,
     /// How often and how carefully databases are polled.
     pub poll: PollSettings,
-    /// Ratio thresholds for `warning` and `critical`.
-    pub thresholds: Thresholds,
+    /// Thresholds (ratio and time), overrides and silences.
+    pub policy: Policy,
     /// Every monitored shard, in file order.
     pub shards: Vec<ShardSettings>,
     /// Global ID generators.
     pub sources: Vec<SourceSettings>,
     /// Which columns store IDs made by which source.
     pub references: Vec<ReferenceRule>,
+    /// Where pages go: `[pagerduty]`, `[webhook]`.
+    pub notifiers: Vec<NotifierSettings>,
+    /// The state file: open incidents and undelivered events.
+    pub state_path: PathBuf,
 }
 
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
     /// `host:port` for /metrics and the API; port 0 picks a free port (tests).
     pub listen: SocketAddr,
+    /// How people reach the API, for links in pages; default `http://{listen}`.
+    pub external_url: String,
 }
 
 #[derive(Debug, Clone)]
@@ -148,34 +157,88 @@ pub struct SourceSettings {
     pub table: String,
 }
 
-/// `[[references]]`: columns matched by `columns` and not by `exclude` store IDs from `source`.
+/// `schema.table.column` globs with exclusions; matching ignores case, as MySQL does for
+/// column names.
 #[derive(Debug, Clone)]
-pub struct ReferenceRule {
-    pub source: String,
+pub struct ColumnGlobs {
     /// The globs as written, for messages.
     pub patterns: Vec<String>,
     include: GlobSet,
     exclude: GlobSet,
 }
 
-impl ReferenceRule {
-    /// Builds a rule from `schema.table.column` globs; matching ignores case, as MySQL does
-    /// for column names.
-    pub fn new(source: &str, columns: &[String], exclude: &[String]) -> Result<Self, String> {
-        Ok(ReferenceRule {
-            source: source.to_string(),
+impl ColumnGlobs {
+    pub fn new(columns: &[String], exclude: &[String]) -> Result<ColumnGlobs, String> {
+        Ok(ColumnGlobs {
             patterns: columns.to_vec(),
             include: glob_set(columns)?,
             exclude: glob_set(exclude)?,
         })
     }
 
-    /// Whether `schema.table.column` is covered by this rule.
+    /// Whether `schema.table.column` is matched and not excluded.
     pub fn matches(&self, schema: &str, table: &str, column: &str) -> bool {
         let name = format!("{schema}.{table}.{column}");
         self.include.is_match(&name) && !self.exclude.is_match(&name)
     }
 }
+
+/// `[[references]]`: columns matched by `columns` and not by `exclude` store IDs from `source`.
+#[derive(Debug, Clone)]
+pub struct ReferenceRule {
+    pub source: String,
+    pub columns: ColumnGlobs,
+}
+
+impl ReferenceRule {
+    pub fn new(source: &str, columns: &[String], exclude: &[String]) -> Result<Self, String> {
+        Ok(ReferenceRule {
+            source: source.to_string(),
+            columns: ColumnGlobs::new(columns, exclude)?,
+        })
+    }
+
+    /// Whether `schema.table.column` is covered by this rule.
+    pub fn matches(&self, schema: &str, table: &str, column: &str) -> bool {
+        self.columns.matches(schema, table, column)
+    }
+}
+
+/// Which notifier a `[pagerduty]` or `[webhook]` table configures.
+#[derive(Clone)]
+pub enum NotifierKind {
+    /// PagerDuty Events API v2, with the integration's routing key.
+    PagerDuty { routing_key: SecretString },
+    /// A JSON POST of every event (README: "Webhook").
+    Webhook,
+}
+
+/// One notifier: where events go and which ones.
+#[derive(Clone)]
+pub struct NotifierSettings {
+    /// `pagerduty` or `webhook`: the state file's section and the `notifier` label.
+    pub name: &'static str,
+    pub kind: NotifierKind,
+    pub url: Url,
+    /// The least severity that pages.
+    pub min_severity: Severity,
+    /// A shard unreachable for this long pages as its own incident.
+    pub blind_after: Duration,
+}
+
+impl fmt::Debug for NotifierSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NotifierSettings")
+            .field("name", &self.name)
+            .field("url", &self.url.as_str())
+            .field("min_severity", &self.min_severity)
+            .field("blind_after", &self.blind_after)
+            .finish()
+    }
+}
+
+/// The public PagerDuty Events API v2 endpoint.
+pub const PAGERDUTY_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 
 /// One problem in the configuration, with the key that holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -301,8 +364,23 @@ fn parse(
                 None
             }
         };
+        let external_url = s.string("external_url", false);
+        if let Some(text) = &external_url
+            && !Url::parse(text).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+        {
+            s.problem(
+                "external_url",
+                format!("{text:?} is not an http:// or https:// URL"),
+            );
+        }
         s.finish();
-        listen
+        listen.map(|listen| ServerSettings {
+            listen,
+            external_url: external_url
+                .unwrap_or_else(|| format!("http://{listen}"))
+                .trim_end_matches('/')
+                .to_string(),
+        })
     });
 
     let poll = root.section("poll").map(|mut s| {
@@ -313,29 +391,13 @@ fn parse(
         (interval, query_timeout, concurrency)
     });
 
-    let thresholds = root.section("thresholds").map(|mut s| {
-        let warning = s.ratio("warning", 0.70);
-        let critical = s.ratio("critical", 0.85);
-        if let (Some(w), Some(c)) = (warning, critical)
-            && w >= c
-        {
-            s.problem(
-                "warning",
-                format!(
-                    "warning ({}) must be below critical ({})",
-                    w.as_ratio(),
-                    c.as_ratio()
-                ),
-            );
-        }
-        s.finish();
-        match (warning, critical) {
-            (Some(warning), Some(critical)) if warning < critical => {
-                Some(Thresholds { warning, critical })
-            }
-            _ => None,
-        }
-    });
+    let limits = root
+        .section("thresholds")
+        .and_then(|mut s| {
+            let limits = s.limits(None);
+            s.finish();
+            limits
+        });
 
     let mut shard_names = HashSet::new();
     let shards: Vec<Option<ShardSettings>> = root.tables("shards", true, |s| {
@@ -434,34 +496,91 @@ fn parse(
                 format!("{source:?} is not a defined source ({known})"),
             );
         }
-        let columns = s.string_list("columns", true);
-        if let Some(columns) = &columns
-            && columns.is_empty()
-        {
-            s.problem(
-                "columns",
-                "is empty: list at least one schema.table.column glob".to_string(),
-            );
-        }
-        let exclude = s.string_list("exclude", false).unwrap_or_default();
-        let mut globs_ok = true;
-        for (key, list) in [
-            ("columns", columns.as_deref().unwrap_or_default()),
-            ("exclude", &exclude[..]),
-        ] {
-            for (i, pattern) in list.iter().enumerate() {
-                if let Err(message) = check_glob(pattern) {
-                    s.problem(&format!("{key}[{i}]"), message);
-                    globs_ok = false;
+        let columns = s.globs("columns", true);
+        s.finish();
+        let source = source.filter(|s| defined.contains(s))?;
+        Some(ReferenceRule {
+            source,
+            columns: columns?,
+        })
+    });
+
+    let overrides: Vec<Option<Override>> = root.tables("overrides", false, |s| {
+        let columns = s.globs("columns", true);
+        let limits = limits.and_then(|defaults| s.limits(Some(defaults)));
+        s.finish();
+        Some(Override {
+            columns: columns?,
+            limits: limits?,
+        })
+    });
+
+    let silences: Vec<Option<Silence>> = root.tables("silences", false, |s| {
+        let columns = s.globs("columns", true);
+        let until = s.string("until", true).and_then(|text| {
+            match DateTime::parse_from_rfc3339(text.trim()) {
+                Ok(t) => Some(t.with_timezone(&Utc)),
+                Err(e) => {
+                    s.problem(
+                        "until",
+                        format!("{text:?} is not an RFC 3339 time such as 2026-12-31T00:00:00Z: {e}"),
+                    );
+                    None
                 }
             }
+        });
+        let reason = s.string("reason", true);
+        if reason.as_ref().is_some_and(|r| r.trim().is_empty()) {
+            s.problem("reason", "must say why, for whoever wonders why a column does not page".to_string());
         }
         s.finish();
-        let (source, columns) = (source?, columns?);
-        if !globs_ok || !defined.contains(&source) {
-            return None;
-        }
-        ReferenceRule::new(&source, &columns, &exclude).ok()
+        Some(Silence {
+            columns: columns?,
+            until: until?,
+            reason: reason.filter(|r| !r.trim().is_empty())?,
+        })
+    });
+
+    let mut notifiers = Vec::new();
+    if root.has("pagerduty") {
+        let pagerduty = root.section("pagerduty").and_then(|mut s| {
+            let key = s.secret("routing_key_env", "routing_key_file", lookup, base);
+            let common = s.notifier_common(Some(PAGERDUTY_URL));
+            s.finish();
+            let (url, min_severity, blind_after) = common?;
+            Some(NotifierSettings {
+                name: "pagerduty",
+                kind: NotifierKind::PagerDuty { routing_key: key? },
+                url,
+                min_severity,
+                blind_after,
+            })
+        });
+        notifiers.push(pagerduty);
+    }
+    if root.has("webhook") {
+        let webhook = root.section("webhook").and_then(|mut s| {
+            let common = s.notifier_common(None);
+            s.finish();
+            let (url, min_severity, blind_after) = common?;
+            Some(NotifierSettings {
+                name: "webhook",
+                kind: NotifierKind::Webhook,
+                url,
+                min_severity,
+                blind_after,
+            })
+        });
+        notifiers.push(webhook);
+    }
+
+    let state_path = root.section("state").map(|mut s| {
+        let path = s
+            .string("path", false)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("headroom-state.json"));
+        s.finish();
+        if path.is_absolute() { path } else { base.join(path) }
     });
 
     root.finish();
@@ -482,15 +601,23 @@ fn parse(
         _ => return Err(missing()),
     };
     Ok(Settings {
-        server: ServerSettings {
-            listen: server.flatten().ok_or_else(missing)?,
-        },
+        server: server.flatten().ok_or_else(missing)?,
         poll: PollSettings {
             interval,
             query_timeout,
             concurrency,
         },
-        thresholds: thresholds.flatten().ok_or_else(missing)?,
+        policy: Policy {
+            default: limits.ok_or_else(missing)?,
+            overrides: overrides
+                .into_iter()
+                .collect::<Option<_>>()
+                .ok_or_else(missing)?,
+            silences: silences
+                .into_iter()
+                .collect::<Option<_>>()
+                .ok_or_else(missing)?,
+        },
         shards: shards
             .into_iter()
             .collect::<Option<_>>()
@@ -503,6 +630,11 @@ fn parse(
             .into_iter()
             .collect::<Option<_>>()
             .ok_or_else(missing)?,
+        notifiers: notifiers
+            .into_iter()
+            .collect::<Option<_>>()
+            .ok_or_else(missing)?,
+        state_path: state_path.ok_or_else(missing)?,
     })
 }
 
@@ -684,9 +816,9 @@ impl Section {
         }
     }
 
-    fn ratio(&mut self, key: &str, default: f64) -> Option<Ppm> {
+    fn ratio(&mut self, key: &str, default: Ppm) -> Option<Ppm> {
         let Some(value) = self.table.remove(key) else {
-            return Ppm::from_ratio(default);
+            return Some(default);
         };
         let shown = value.to_string();
         match value.into_float().ok().and_then(Ppm::from_ratio) {
@@ -699,6 +831,158 @@ impl Section {
                 None
             }
         }
+    }
+
+    fn has(&self, key: &str) -> bool {
+        self.table.contains_key(key)
+    }
+
+    /// Ratio and time thresholds; absent keys take `defaults` (or the built-in defaults).
+    fn limits(&mut self, defaults: Option<Limits>) -> Option<Limits> {
+        let d = defaults.unwrap_or(Limits {
+            ratio: Thresholds {
+                warning: Ppm::from_ratio(0.70)?,
+                critical: Ppm::from_ratio(0.85)?,
+            },
+            warning_within: Duration::from_secs(90 * 86_400),
+            critical_within: Duration::from_secs(14 * 86_400),
+        });
+        let warning = self.ratio("warning", d.ratio.warning);
+        let critical = self.ratio("critical", d.ratio.critical);
+        let warning_within = self.duration("warning_within", d.warning_within);
+        let critical_within = self.duration("critical_within", d.critical_within);
+        let mut ok = true;
+        if let (Some(w), Some(c)) = (warning, critical)
+            && w >= c
+        {
+            self.problem(
+                "warning",
+                format!("warning ({}) must be below critical ({})", w.as_ratio(), c.as_ratio()),
+            );
+            ok = false;
+        }
+        if let (Some(w), Some(c)) = (warning_within, critical_within)
+            && w <= c
+        {
+            self.problem(
+                "warning_within",
+                format!(
+                    "warning_within ({}) must be longer than critical_within ({})",
+                    humantime::format_duration(w),
+                    humantime::format_duration(c)
+                ),
+            );
+            ok = false;
+        }
+        if !ok {
+            return None;
+        }
+        Some(Limits {
+            ratio: Thresholds {
+                warning: warning?,
+                critical: critical?,
+            },
+            warning_within: warning_within?,
+            critical_within: critical_within?,
+        })
+    }
+
+    /// `columns` / `exclude` glob lists, checked.
+    fn globs(&mut self, key: &str, required: bool) -> Option<ColumnGlobs> {
+        let columns = self.string_list(key, required);
+        if columns.as_ref().is_some_and(Vec::is_empty) {
+            self.problem(key, "is empty: list at least one schema.table.column glob".to_string());
+        }
+        let exclude = self.string_list("exclude", false).unwrap_or_default();
+        let mut ok = true;
+        for (k, list) in [(key, columns.as_deref().unwrap_or_default()), ("exclude", &exclude[..])] {
+            for (i, pattern) in list.iter().enumerate() {
+                if let Err(message) = check_glob(pattern) {
+                    self.problem(&format!("{k}[{i}]"), message);
+                    ok = false;
+                }
+            }
+        }
+        let columns = columns?;
+        if !ok || columns.is_empty() {
+            return None;
+        }
+        ColumnGlobs::new(&columns, &exclude).ok()
+    }
+
+    /// A secret from an environment variable (`env_key`) or a file (`file_key`): exactly
+    /// one of the two.
+    fn secret(
+        &mut self,
+        env_key: &str,
+        file_key: &str,
+        lookup: &dyn Fn(&str) -> Option<String>,
+        base: &Path,
+    ) -> Option<SecretString> {
+        let env = self.string(env_key, false);
+        let file = self.string(file_key, false);
+        match (env, file) {
+            (Some(_), Some(_)) => {
+                self.problem(env_key, format!("and {file_key} are both set: keep one"));
+                None
+            }
+            (None, None) => {
+                self.problem(env_key, format!("is missing: set {env_key} or {file_key}"));
+                None
+            }
+            (Some(var), None) => match lookup(&var).filter(|v| !v.trim().is_empty()) {
+                Some(value) => Some(SecretString::from(value.trim().to_string())),
+                None => {
+                    self.problem(env_key, format!("environment variable {var} is not set"));
+                    None
+                }
+            },
+            (None, Some(file)) => {
+                let path = base.join(file);
+                match std::fs::read_to_string(&path) {
+                    Ok(text) if !text.trim().is_empty() => {
+                        Some(SecretString::from(text.trim().to_string()))
+                    }
+                    Ok(_) => {
+                        self.problem(file_key, format!("{} is empty", path.display()));
+                        None
+                    }
+                    Err(e) => {
+                        self.problem(file_key, format!("cannot read {}: {e}", path.display()));
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    /// `url` (default `default_url`), `min_severity`, `blind_after` of a notifier.
+    fn notifier_common(&mut self, default_url: Option<&str>) -> Option<(Url, Severity, Duration)> {
+        let url = match (self.string("url", default_url.is_none()), default_url) {
+            (Some(text), _) => Some(text),
+            (None, Some(d)) => Some(d.to_string()),
+            (None, None) => None,
+        };
+        let url = url.and_then(|text| match Url::parse(&text) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
+            _ => {
+                self.problem("url", format!("{} is not an http:// or https:// URL", redact_text(&text)));
+                None
+            }
+        });
+        let min_severity = match self.string("min_severity", false).as_deref() {
+            None | Some("critical") => Some(Severity::Critical),
+            Some("warning") => Some(Severity::Warning),
+            Some(other) => {
+                self.problem(
+                    "min_severity",
+                    format!("{other:?} is not a severity: expected \"critical\" or \"warning\""),
+                );
+                None
+            }
+        };
+        let blind_after = self.duration("blind_after", Duration::from_secs(15 * 60));
+        Some((url?, min_severity?, blind_after?))
     }
 
     /// A unique, non-empty name.

@@ -8,6 +8,7 @@
 //! - [`inventory`]: information_schema readers (columns, foreign keys, indexes) and MAX dives.
 //! - [`sources`]: ID generators (ticket servers).
 //! - [`measure`]: which columns are measured and how; resolves `current`, FK chains. Pure.
+//! - [`policy`]: status from ratio and time thresholds, overrides, silences. Pure.
 //! - [`db`]: connection pools, read-only sessions, bounded queries, cell decoding.
 //! - [`state`]: the latest known state of shards, sources and columns.
 //! - [`poller`]: the poll loop that reads, computes and publishes.
@@ -28,6 +29,7 @@ pub mod headroom;
 pub mod inventory;
 pub mod measure;
 pub mod metrics;
+pub mod policy;
 pub mod poller;
 pub mod sandbox;
 pub mod shutdown;

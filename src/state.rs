@@ -135,7 +135,7 @@ impl Store {
             .collect();
         Store {
             inner: Arc::new(RwLock::new(Snapshot { shards, sources })),
-            thresholds: settings.thresholds,
+            thresholds: settings.policy.default.ratio,
         }
     }
 

@@ -103,8 +103,8 @@ fn defaults_fill_every_optional_key() {
     assert_eq!(s.poll.interval.as_secs(), 60);
     assert_eq!(s.poll.query_timeout.as_secs(), 10);
     assert_eq!(s.poll.concurrency, 8);
-    assert_eq!(s.thresholds.warning.get(), 700_000);
-    assert_eq!(s.thresholds.critical.get(), 850_000);
+    assert_eq!(s.policy.default.ratio.warning.get(), 700_000);
+    assert_eq!(s.policy.default.ratio.critical.get(), 850_000);
     assert!(s.shards[0].schemas.is_none());
     assert_eq!(s.shards[0].endpoint.label(), "db1:3306");
 }
@@ -130,7 +130,7 @@ fn environment_variables_override_the_file() {
     let s = config::load_with_env(&path, Some(env)).expect("valid");
     assert_eq!(s.poll.interval.as_secs(), 15);
     assert_eq!(s.poll.concurrency, 3);
-    assert_eq!(s.thresholds.critical.get(), 900_000);
+    assert_eq!(s.policy.default.ratio.critical.get(), 900_000);
     assert_eq!(s.shards[0].endpoint.expose_password(), Some("hunter2"));
 
     let env = BTreeMap::from([("HEADROOM__POLL__INTERVAL".to_string(), "soon".to_string())]);

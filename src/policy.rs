@@ -1,0 +1,171 @@
+//! The alert policy: a column's status is the worse of its ratio thresholds and its time
+//! thresholds (how soon it runs out at its growth rate); `[[overrides]]` give some columns
+//! other limits, and `[[silences]]` keep columns from paging until a date, while they are
+//! still measured and shown. Pure: no I/O.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::config::ColumnGlobs;
+use crate::headroom::{Headroom, Status, Thresholds};
+
+/// How urgent a page is. `warning` pages only where a notifier's `min_severity` says so.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    /// The severity a status pages with: none for `ok`; `exhausted` pages as critical.
+    pub fn of(status: Status) -> Option<Severity> {
+        match status {
+            Status::Ok => None,
+            Status::Warning => Some(Severity::Warning),
+            Status::Critical | Status::Exhausted => Some(Severity::Critical),
+        }
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// The limits that decide a status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Used-ratio thresholds.
+    pub ratio: Thresholds,
+    /// `warning` when the column runs out within this.
+    pub warning_within: Duration,
+    /// `critical` when the column runs out within this.
+    pub critical_within: Duration,
+}
+
+impl Limits {
+    /// The worse of the ratio status and the time status.
+    pub fn status(&self, headroom: Headroom, seconds_to_exhaustion: Option<u64>) -> Status {
+        let by_ratio = headroom.status(self.ratio);
+        let by_time = match seconds_to_exhaustion {
+            Some(s) if s <= self.critical_within.as_secs() => Status::Critical,
+            Some(s) if s <= self.warning_within.as_secs() => Status::Warning,
+            _ => Status::Ok,
+        };
+        by_ratio.max(by_time)
+    }
+}
+
+/// `[[overrides]]`: other limits for the columns its globs match.
+#[derive(Debug, Clone)]
+pub struct Override {
+    pub columns: ColumnGlobs,
+    pub limits: Limits,
+}
+
+/// `[[silences]]`: matching columns do not page until `until`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Silence {
+    #[serde(skip)]
+    pub columns: ColumnGlobs,
+    pub until: DateTime<Utc>,
+    pub reason: String,
+}
+
+/// Limits for every column, and silences.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub default: Limits,
+    /// First match wins.
+    pub overrides: Vec<Override>,
+    pub silences: Vec<Silence>,
+}
+
+impl Policy {
+    /// The limits of `schema.table.column`.
+    pub fn limits(&self, schema: &str, table: &str, column: &str) -> Limits {
+        self.overrides
+            .iter()
+            .find(|o| o.columns.matches(schema, table, column))
+            .map_or(self.default, |o| o.limits)
+    }
+
+    /// The silence in force for `schema.table.column` at `now`, if any (the one that lasts
+    /// longest when several match).
+    pub fn silence(&self, schema: &str, table: &str, column: &str, now: DateTime<Utc>) -> Option<&Silence> {
+        self.silences
+            .iter()
+            .filter(|s| s.until > now && s.columns.matches(schema, table, column))
+            .max_by_key(|s| s.until)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::headroom::Ppm;
+
+    fn limits(w: f64, c: f64, warn_days: u64, crit_days: u64) -> Limits {
+        Limits {
+            ratio: Thresholds {
+                warning: Ppm::from_ratio(w).unwrap(),
+                critical: Ppm::from_ratio(c).unwrap(),
+            },
+            warning_within: Duration::from_secs(warn_days * 86_400),
+            critical_within: Duration::from_secs(crit_days * 86_400),
+        }
+    }
+
+    const DAY: u64 = 86_400;
+
+    #[test]
+    fn status_is_the_worse_of_ratio_and_time() {
+        let l = limits(0.70, 0.85, 90, 14);
+        let low = Headroom::new(10, 100);
+        assert_eq!(l.status(low, None), Status::Ok);
+        assert_eq!(l.status(low, Some(100 * DAY)), Status::Ok);
+        assert_eq!(l.status(low, Some(90 * DAY)), Status::Warning);
+        assert_eq!(l.status(low, Some(3 * DAY)), Status::Critical);
+        let high = Headroom::new(90, 100);
+        assert_eq!(l.status(high, Some(365 * DAY)), Status::Critical);
+        assert_eq!(l.status(Headroom::new(101, 100), Some(0)), Status::Exhausted);
+    }
+
+    #[test]
+    fn overrides_apply_first_match_and_silences_expire() {
+        let now = Utc::now();
+        let policy = Policy {
+            default: limits(0.70, 0.85, 90, 14),
+            overrides: vec![Override {
+                columns: ColumnGlobs::new(&["etsy.logs.*".to_string()], &[]).unwrap(),
+                limits: limits(0.90, 0.99, 30, 3),
+            }],
+            silences: vec![
+                Silence {
+                    columns: ColumnGlobs::new(&["etsy.a.*".to_string()], &[]).unwrap(),
+                    until: now + chrono::Duration::days(1),
+                    reason: "migration".to_string(),
+                },
+                Silence {
+                    columns: ColumnGlobs::new(&["etsy.b.*".to_string()], &[]).unwrap(),
+                    until: now - chrono::Duration::days(1),
+                    reason: "over".to_string(),
+                },
+            ],
+        };
+        assert_eq!(policy.limits("etsy", "logs", "id").ratio.warning.get(), 900_000);
+        assert_eq!(policy.limits("etsy", "other", "id").ratio.warning.get(), 700_000);
+        assert_eq!(
+            policy.silence("etsy", "a", "x", now).map(|s| s.reason.as_str()),
+            Some("migration")
+        );
+        assert!(policy.silence("etsy", "b", "x", now).is_none());
+    }
+}
