@@ -6,11 +6,14 @@
 //! it runs once at a small size as a smoke test.
 
 use std::collections::{HashMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use chrono::Utc;
 use headroom::api::{ColumnQuery, select_columns};
 use headroom::config;
+use headroom::growth::{Forecast, Tracker};
 use headroom::headroom::{IntType, Width};
 use headroom::inventory::{ColumnId, ForeignKey, IntColumn, Inventory};
 use headroom::measure::{self, ColumnReport, SourceValue};
@@ -122,13 +125,35 @@ fn main() {
     assert!(unresolved.is_empty());
     let per_shard = measured.len();
     let at = Utc::now();
-    let thresholds = store.thresholds();
+    let mut tracker: Tracker<ColumnId> = Tracker::default();
+    let rss_before_growth = rss();
+    let mut forecasts = HashMap::new();
+    for round in 0..20 {
+        let values = measured
+            .iter()
+            .map(|m| (m.id.clone(), m.headroom.current + round, m.headroom.max));
+        let label = format!("growth round {round:>2} (one shard)");
+        forecasts = if round == 0 || round == 19 {
+            timed(&label, || tracker.round(Instant::now(), values))
+        } else {
+            tracker.round(Instant::now(), values)
+        };
+    }
+    println!(
+        "{:<44} {:>10.0} B",
+        "resident memory per column (20 samples)",
+        rss().saturating_sub(rss_before_growth) as f64 / per_shard.max(1) as f64
+    );
     for s in 0..shards {
         let name = format!("shard-{s:02}");
         let reports: Vec<ColumnReport> = measured
             .iter()
             .cloned()
-            .map(|m| ColumnReport::new(&name, m, thresholds, at))
+            .map(|m| {
+                let forecast = forecasts.get(&m.id).copied().unwrap_or(Forecast::NONE);
+                let limits = settings.policy.default;
+                ColumnReport::new(&name, m, forecast, limits, None, at)
+            })
             .collect();
         store.shard_succeeded(&name, reports, Vec::new(), Duration::from_millis(5), at);
     }

@@ -110,9 +110,10 @@ pub fn report(snapshot: &Snapshot, all: bool, as_json: bool) -> Outcome {
 
 fn table(columns: &[crate::measure::ColumnReport]) -> String {
     let header = [
-        "STATUS", "SHARD", "COLUMN", "TYPE", "KIND", "SOURCE", "CURRENT", "MAX", "USED", "MISMATCH",
+        "STATUS", "SHARD", "COLUMN", "TYPE", "KIND", "SOURCE", "CURRENT", "MAX", "USED",
+        "RUNS OUT", "MISMATCH",
     ];
-    let rows: Vec<[String; 10]> = columns
+    let rows: Vec<[String; 11]> = columns
         .iter()
         .map(|c| {
             [
@@ -125,6 +126,8 @@ fn table(columns: &[crate::measure::ColumnReport]) -> String {
                 c.current.to_string(),
                 c.max.to_string(),
                 format!("{:.1}%", c.used_ratio * 100.0),
+                c.seconds_to_exhaustion
+                    .map_or_else(|| "-".to_string(), crate::growth::humanize),
                 if c.type_mismatch { "yes" } else { "" }.to_string(),
             ]
         })

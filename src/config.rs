@@ -391,13 +391,11 @@ fn parse(
         (interval, query_timeout, concurrency)
     });
 
-    let limits = root
-        .section("thresholds")
-        .and_then(|mut s| {
-            let limits = s.limits(None);
-            s.finish();
-            limits
-        });
+    let limits = root.section("thresholds").and_then(|mut s| {
+        let limits = s.limits(None);
+        s.finish();
+        limits
+    });
 
     let mut shard_names = HashSet::new();
     let shards: Vec<Option<ShardSettings>> = root.tables("shards", true, |s| {
@@ -523,7 +521,9 @@ fn parse(
                 Err(e) => {
                     s.problem(
                         "until",
-                        format!("{text:?} is not an RFC 3339 time such as 2026-12-31T00:00:00Z: {e}"),
+                        format!(
+                            "{text:?} is not an RFC 3339 time such as 2026-12-31T00:00:00Z: {e}"
+                        ),
                     );
                     None
                 }
@@ -531,7 +531,10 @@ fn parse(
         });
         let reason = s.string("reason", true);
         if reason.as_ref().is_some_and(|r| r.trim().is_empty()) {
-            s.problem("reason", "must say why, for whoever wonders why a column does not page".to_string());
+            s.problem(
+                "reason",
+                "must say why, for whoever wonders why a column does not page".to_string(),
+            );
         }
         s.finish();
         Some(Silence {
@@ -580,7 +583,11 @@ fn parse(
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("headroom-state.json"));
         s.finish();
-        if path.is_absolute() { path } else { base.join(path) }
+        if path.is_absolute() {
+            path
+        } else {
+            base.join(path)
+        }
     });
 
     root.finish();
@@ -857,7 +864,11 @@ impl Section {
         {
             self.problem(
                 "warning",
-                format!("warning ({}) must be below critical ({})", w.as_ratio(), c.as_ratio()),
+                format!(
+                    "warning ({}) must be below critical ({})",
+                    w.as_ratio(),
+                    c.as_ratio()
+                ),
             );
             ok = false;
         }
@@ -891,11 +902,17 @@ impl Section {
     fn globs(&mut self, key: &str, required: bool) -> Option<ColumnGlobs> {
         let columns = self.string_list(key, required);
         if columns.as_ref().is_some_and(Vec::is_empty) {
-            self.problem(key, "is empty: list at least one schema.table.column glob".to_string());
+            self.problem(
+                key,
+                "is empty: list at least one schema.table.column glob".to_string(),
+            );
         }
         let exclude = self.string_list("exclude", false).unwrap_or_default();
         let mut ok = true;
-        for (k, list) in [(key, columns.as_deref().unwrap_or_default()), ("exclude", &exclude[..])] {
+        for (k, list) in [
+            (key, columns.as_deref().unwrap_or_default()),
+            ("exclude", &exclude[..]),
+        ] {
             for (i, pattern) in list.iter().enumerate() {
                 if let Err(message) = check_glob(pattern) {
                     self.problem(&format!("{k}[{i}]"), message);
@@ -966,7 +983,10 @@ impl Section {
         let url = url.and_then(|text| match Url::parse(&text) {
             Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
             _ => {
-                self.problem("url", format!("{} is not an http:// or https:// URL", redact_text(&text)));
+                self.problem(
+                    "url",
+                    format!("{} is not an http:// or https:// URL", redact_text(&text)),
+                );
                 None
             }
         });

@@ -15,9 +15,10 @@
 //!
 //! Time is `tokio::time::Instant`, so tests drive it with `tokio::time::pause()`.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
 /// Every sample younger than this is kept.
@@ -58,6 +59,69 @@ pub struct Forecast {
     /// Seconds until `current` passes `max` at that rate; `None` while the value does not
     /// grow; 0 when it already has.
     pub seconds_to_exhaustion: Option<u64>,
+}
+
+impl Forecast {
+    /// Nothing known yet.
+    pub const NONE: Forecast = Forecast {
+        growth_per_second: None,
+        seconds_to_exhaustion: None,
+    };
+
+    /// The moment of exhaustion, counted from `from`.
+    pub fn exhausts_at(&self, from: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let secs = i64::try_from(self.seconds_to_exhaustion?).ok()?;
+        from.checked_add_signed(chrono::TimeDelta::try_seconds(secs)?)
+    }
+}
+
+/// The histories of many values, keyed by `K`: those not recorded in a round are dropped
+/// at its end, so a vanished column takes its history with it.
+#[derive(Debug)]
+pub struct Tracker<K> {
+    histories: HashMap<K, History>,
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Default for Tracker<K> {
+    fn default() -> Self {
+        Tracker {
+            histories: HashMap::new(),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Tracker<K> {
+    /// Records a round of `(key, value, max)` at `now` and returns each key's forecast;
+    /// keys absent from the round are forgotten.
+    pub fn round(
+        &mut self,
+        now: Instant,
+        values: impl IntoIterator<Item = (K, i128, u64)>,
+    ) -> HashMap<K, Forecast> {
+        let mut kept = HashMap::new();
+        let mut out = HashMap::new();
+        for (key, value, max) in values {
+            let mut history = self
+                .histories
+                .remove(&key)
+                .unwrap_or_else(|| History::new(now));
+            history.record(now, value);
+            out.insert(key.clone(), history.forecast(now, max));
+            kept.insert(key, history);
+        }
+        self.histories = kept;
+        out
+    }
+
+    /// Records one value without forgetting the others.
+    pub fn record(&mut self, now: Instant, key: K, value: i128, max: u64) -> Forecast {
+        let history = self
+            .histories
+            .entry(key)
+            .or_insert_with(|| History::new(now));
+        history.record(now, value);
+        history.forecast(now, max)
+    }
 }
 
 impl History {
@@ -157,6 +221,23 @@ impl History {
     }
 }
 
+/// "~3 days", "~5 hours": a time left as a person reads it at 3 a.m.
+pub fn humanize(seconds: u64) -> String {
+    const MIN: u64 = 60;
+    const HOUR: u64 = 60 * MIN;
+    const DAY: u64 = 24 * HOUR;
+    let (n, unit) = match seconds {
+        0 => return "now".to_string(),
+        s if s < 2 * MIN => (s, "second"),
+        s if s < 2 * HOUR => (s / MIN, "minute"),
+        s if s < 2 * DAY => (s / HOUR, "hour"),
+        s if s < 120 * DAY => (s / DAY, "day"),
+        s if s < 730 * DAY => (s / (30 * DAY), "month"),
+        s => (s / (365 * DAY), "year"),
+    };
+    format!("~{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
 /// Least-squares slope in units per second; `None` with fewer than two samples or no time
 /// between them. Computed on offsets from the first sample so that large IDs keep their
 /// precision.
@@ -249,7 +330,10 @@ mod tests {
         }
         assert!(h.len() <= MAX_POINTS, "{} points", h.len());
         assert!(h.len() > 160, "a week of buckets is kept: {}", h.len());
-        let g = h.forecast(Instant::now(), u64::MAX).growth_per_second.unwrap_or(0.0);
+        let g = h
+            .forecast(Instant::now(), u64::MAX)
+            .growth_per_second
+            .unwrap_or(0.0);
         assert!((g - 5.0).abs() < 1e-6, "{g}");
     }
 
@@ -268,14 +352,30 @@ mod tests {
             tokio::time::advance(Duration::from_secs(60)).await;
             value += 6_000;
         }
-        let g = h.forecast(Instant::now(), u64::MAX).growth_per_second.unwrap_or(0.0);
+        let g = h
+            .forecast(Instant::now(), u64::MAX)
+            .growth_per_second
+            .unwrap_or(0.0);
         assert!(g > 90.0, "{g}");
+    }
+
+    #[test]
+    fn times_left_read_like_a_person_would_say_them() {
+        assert_eq!(humanize(0), "now");
+        assert_eq!(humanize(45), "~45 seconds");
+        assert_eq!(humanize(3 * 3600), "~3 hours");
+        assert_eq!(humanize(3 * 86_400 + 100), "~3 days");
+        assert_eq!(humanize(200 * 86_400), "~6 months");
+        assert_eq!(humanize(5 * 365 * 86_400), "~5 years");
     }
 
     #[tokio::test(start_paused = true)]
     async fn an_exhausted_value_has_no_time_left() {
         let mut h = History::new(Instant::now());
         h.record(Instant::now(), i128::from(INT_MAX) + 5);
-        assert_eq!(h.forecast(Instant::now(), INT_MAX).seconds_to_exhaustion, Some(0));
+        assert_eq!(
+            h.forecast(Instant::now(), INT_MAX).seconds_to_exhaustion,
+            Some(0)
+        );
     }
 }

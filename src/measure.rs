@@ -20,8 +20,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::config::ReferenceRule;
-use crate::headroom::{Headroom, Status, Thresholds};
+use crate::growth::Forecast;
+use crate::headroom::{Headroom, Status};
 use crate::inventory::{ColumnId, IntColumn, Inventory};
+use crate::policy::{Limits, Silence};
 
 /// How a column's current value is known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -276,8 +278,8 @@ fn current_of(
     value
 }
 
-/// A measured column as the API, the metrics and `check` show it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A measured column as the API, the metrics, `check` and the pager see it.
+#[derive(Debug, Clone, Serialize)]
 pub struct ColumnReport {
     pub shard: String,
     pub schema: String,
@@ -292,16 +294,29 @@ pub struct ColumnReport {
     pub max: u64,
     pub remaining: i128,
     pub used_ratio: f64,
+    /// The worse of the ratio and time thresholds (see [`crate::policy`]).
     pub status: Status,
     pub type_mismatch: bool,
     pub observed_at: DateTime<Utc>,
+    /// IDs per second over the column's history; `null` until it spans two polls.
+    pub growth_per_second: Option<f64>,
+    /// Seconds until `current` passes `max` at that rate; `null` while it does not grow.
+    pub seconds_to_exhaustion: Option<u64>,
+    /// `observed_at` plus `seconds_to_exhaustion`.
+    pub exhausts_at: Option<DateTime<Utc>>,
+    /// The silence in force: measured and shown, but not paged.
+    pub silenced: Option<Silence>,
 }
 
 impl ColumnReport {
+    /// Ties a measured column to its shard and the moment, with its forecast, limits and
+    /// silence.
     pub fn new(
         shard: &str,
         measured: Measured,
-        thresholds: Thresholds,
+        forecast: Forecast,
+        limits: Limits,
+        silenced: Option<Silence>,
         observed_at: DateTime<Utc>,
     ) -> ColumnReport {
         let h = measured.headroom;
@@ -317,10 +332,19 @@ impl ColumnReport {
             max: h.max,
             remaining: h.remaining(),
             used_ratio: h.used_ratio(),
-            status: h.status(thresholds),
+            status: limits.status(h, forecast.seconds_to_exhaustion),
             type_mismatch: measured.type_mismatch,
             observed_at,
+            growth_per_second: forecast.growth_per_second,
+            seconds_to_exhaustion: forecast.seconds_to_exhaustion,
+            exhausts_at: forecast.exhausts_at(observed_at),
+            silenced,
         }
+    }
+
+    /// `schema.table.column`.
+    pub fn name(&self) -> String {
+        format!("{}.{}.{}", self.schema, self.table, self.column)
     }
 }
 

@@ -15,34 +15,50 @@ use prometheus::{Encoder, GaugeVec, IntCounterVec, Opts, Registry, TextEncoder};
 use crate::measure::ColumnReport;
 use crate::state::{ShardState, Snapshot, SourceState};
 
-/// The per-column gauges: name, help, and the value taken from a column.
-type ColumnFamily = (&'static str, &'static str, fn(&ColumnReport) -> f64);
+/// The per-column gauges: name, help, and the value taken from a column (`None`: no
+/// sample for that column).
+type ColumnFamily = (&'static str, &'static str, fn(&ColumnReport) -> Option<f64>);
 
-const COLUMN_FAMILIES: [ColumnFamily; 5] = [
+const COLUMN_FAMILIES: [ColumnFamily; 8] = [
     (
         "headroom_column_current",
         "Largest value the column must be able to hold now.",
-        |c| c.current as f64,
+        |c| Some(c.current as f64),
     ),
     (
         "headroom_column_max",
         "Largest value the column's type can hold.",
-        |c| c.max as f64,
+        |c| Some(c.max as f64),
     ),
     (
         "headroom_column_remaining",
         "Type maximum minus current; negative once exhausted.",
-        |c| c.remaining as f64,
+        |c| Some(c.remaining as f64),
     ),
     (
         "headroom_column_used_ratio",
         "Current divided by the type maximum.",
-        |c| c.used_ratio,
+        |c| Some(c.used_ratio),
     ),
     (
         "headroom_column_type_mismatch",
         "1 when the column's type is narrower than its source's or parent's.",
-        |c| if c.type_mismatch { 1.0 } else { 0.0 },
+        |c| Some(if c.type_mismatch { 1.0 } else { 0.0 }),
+    ),
+    (
+        "headroom_column_growth_per_second",
+        "IDs per second the column's current grows by, over its history.",
+        |c| c.growth_per_second,
+    ),
+    (
+        "headroom_column_seconds_to_exhaustion",
+        "Seconds until the column runs out at its growth rate; absent while it does not grow.",
+        |c| c.seconds_to_exhaustion.map(|s| s as f64),
+    ),
+    (
+        "headroom_column_silenced",
+        "1 while a [[silences]] entry keeps the column from paging.",
+        |c| Some(if c.silenced.is_some() { 1.0 } else { 0.0 }),
     ),
 ];
 
@@ -54,6 +70,8 @@ pub struct Metrics {
     source_max: GaugeVec,
     source_remaining: GaugeVec,
     source_used_ratio: GaugeVec,
+    source_growth: GaugeVec,
+    source_seconds_to_exhaustion: GaugeVec,
     shard_up: GaugeVec,
     shard_poll_duration: GaugeVec,
     shard_last_success: GaugeVec,
@@ -111,6 +129,18 @@ impl Metrics {
                 &r,
                 "headroom_source_used_ratio",
                 "Highest ID over all servers divided by the type maximum.",
+                &["source"],
+            ),
+            source_growth: gauge(
+                &r,
+                "headroom_source_growth_per_second",
+                "IDs per second the source hands out, over its history.",
+                &["source"],
+            ),
+            source_seconds_to_exhaustion: gauge(
+                &r,
+                "headroom_source_seconds_to_exhaustion",
+                "Seconds until the source runs out at its growth rate; absent while it does not grow.",
                 &["source"],
             ),
             shard_up: gauge(
@@ -195,6 +225,20 @@ impl Metrics {
         if let Some(ratio) = source.used_ratio {
             self.source_used_ratio.with_label_values(&[name]).set(ratio);
         }
+        for (vec, value) in [
+            (&self.source_growth, source.growth_per_second),
+            (
+                &self.source_seconds_to_exhaustion,
+                source.seconds_to_exhaustion.map(|s| s as f64),
+            ),
+        ] {
+            match value {
+                Some(v) => vec.with_label_values(&[name]).set(v),
+                None => {
+                    let _ = vec.remove_label_values(&[name]);
+                }
+            }
+        }
     }
 
     /// The text exposition format: the registry's families, then the column families
@@ -215,6 +259,9 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {name} {help}");
             let _ = writeln!(out, "# TYPE {name} gauge");
             for c in &columns {
+                if value(c).is_none() {
+                    continue;
+                }
                 labels.clear();
                 for (key, val) in [
                     ("shard", c.shard.as_str()),
@@ -231,7 +278,9 @@ impl Metrics {
                     escape_label(&mut labels, val);
                     labels.push('"');
                 }
-                let _ = writeln!(out, "{name}{{{labels}}} {}", sample(value(c)));
+                if let Some(v) = value(c) {
+                    let _ = writeln!(out, "{name}{{{labels}}} {}", sample(v));
+                }
             }
         }
         out

@@ -99,7 +99,13 @@ impl Policy {
 
     /// The silence in force for `schema.table.column` at `now`, if any (the one that lasts
     /// longest when several match).
-    pub fn silence(&self, schema: &str, table: &str, column: &str, now: DateTime<Utc>) -> Option<&Silence> {
+    pub fn silence(
+        &self,
+        schema: &str,
+        table: &str,
+        column: &str,
+        now: DateTime<Utc>,
+    ) -> Option<&Silence> {
         self.silences
             .iter()
             .filter(|s| s.until > now && s.columns.matches(schema, table, column))
@@ -135,7 +141,10 @@ mod tests {
         assert_eq!(l.status(low, Some(3 * DAY)), Status::Critical);
         let high = Headroom::new(90, 100);
         assert_eq!(l.status(high, Some(365 * DAY)), Status::Critical);
-        assert_eq!(l.status(Headroom::new(101, 100), Some(0)), Status::Exhausted);
+        assert_eq!(
+            l.status(Headroom::new(101, 100), Some(0)),
+            Status::Exhausted
+        );
     }
 
     #[test]
@@ -160,10 +169,18 @@ mod tests {
                 },
             ],
         };
-        assert_eq!(policy.limits("etsy", "logs", "id").ratio.warning.get(), 900_000);
-        assert_eq!(policy.limits("etsy", "other", "id").ratio.warning.get(), 700_000);
         assert_eq!(
-            policy.silence("etsy", "a", "x", now).map(|s| s.reason.as_str()),
+            policy.limits("etsy", "logs", "id").ratio.warning.get(),
+            900_000
+        );
+        assert_eq!(
+            policy.limits("etsy", "other", "id").ratio.warning.get(),
+            700_000
+        );
+        assert_eq!(
+            policy
+                .silence("etsy", "a", "x", now)
+                .map(|s| s.reason.as_str()),
             Some("migration")
         );
         assert!(policy.silence("etsy", "b", "x", now).is_none());

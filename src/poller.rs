@@ -3,8 +3,11 @@
 //! one finishes. A shard that is down, slow or refused holds up no other: each of its
 //! queries is bounded by `poll.query_timeout`, and its failure is recorded, not raised.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use chrono::Utc;
 use futures::StreamExt;
@@ -13,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Endpoint, Settings, ShardSettings, SourceKind, SourceSettings};
 use crate::db::{self, DbError};
-use crate::inventory::{self, InventoryError, SchemaFilter, maxima};
+use crate::growth::{Forecast, Tracker};
+use crate::inventory::{self, ColumnId, InventoryError, SchemaFilter, maxima};
 use crate::measure::{self, ColumnReport};
 use crate::metrics::Metrics;
 use crate::sources::{self, SourceError, ticket_server};
@@ -54,6 +58,10 @@ pub struct Poller {
     sources: Vec<Source>,
     store: Store,
     metrics: Arc<Metrics>,
+    /// Column histories per shard (a shard that fails keeps its histories untouched).
+    growth: Mutex<HashMap<String, Tracker<ColumnId>>>,
+    /// Source histories.
+    source_growth: Mutex<Tracker<String>>,
 }
 
 impl Poller {
@@ -100,6 +108,8 @@ impl Poller {
             sources,
             store,
             metrics,
+            growth: Mutex::new(HashMap::new()),
+            source_growth: Mutex::new(Tracker::default()),
         })
     }
 
@@ -154,6 +164,7 @@ impl Poller {
             }
         }
         futures::future::join_all(reads).await;
+        self.forecast_sources();
         for source in self.store.read().sources.iter() {
             self.metrics.publish_source(source);
         }
@@ -167,6 +178,23 @@ impl Poller {
             shards = self.shards.len(),
             "Poll finished"
         );
+    }
+
+    /// Records every source's value in its history and stores the forecast.
+    fn forecast_sources(&self) {
+        let values: Vec<(String, i128, u64)> = self
+            .store
+            .read()
+            .sources
+            .iter()
+            .filter_map(|s| Some((s.name.clone(), s.current?, s.max?)))
+            .collect();
+        let now = Instant::now();
+        let mut tracker = self.source_growth.lock().unwrap_or_else(|e| e.into_inner());
+        for (name, current, max) in values {
+            let forecast = tracker.record(now, name.clone(), current, max);
+            self.store.source_forecast(&name, forecast, Utc::now());
+        }
     }
 
     async fn poll_source_server(&self, source: &Source, server: &SourceServer) {
@@ -290,10 +318,31 @@ impl Poller {
         drop(conn);
         let observed_at = Utc::now();
         let (measured, unresolved) = measure::resolve(&plan, &dives, &self.store.source_values());
-        let thresholds = self.store.thresholds();
+        let forecasts = {
+            let mut growth = self.growth.lock().unwrap_or_else(|e| e.into_inner());
+            let tracker = growth.entry(shard.settings.name.clone()).or_default();
+            let values = measured
+                .iter()
+                .map(|m| (m.id.clone(), m.headroom.current, m.headroom.max));
+            tracker.round(Instant::now(), values)
+        };
+        let policy = &self.settings.policy;
         let reports = measured
             .into_iter()
-            .map(|m| ColumnReport::new(&shard.settings.name, m, thresholds, observed_at))
+            .map(|m| {
+                let forecast = forecasts.get(&m.id).copied().unwrap_or(Forecast::NONE);
+                let (schema, table, column) = (&m.id.schema, &m.id.table, &m.id.column);
+                let limits = policy.limits(schema, table, column);
+                let silence = policy.silence(schema, table, column, observed_at).cloned();
+                ColumnReport::new(
+                    &shard.settings.name,
+                    m,
+                    forecast,
+                    limits,
+                    silence,
+                    observed_at,
+                )
+            })
             .collect();
         let unresolved = unresolved
             .into_iter()

@@ -10,14 +10,17 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::config::Settings;
-use crate::headroom::{Headroom, Status, Thresholds};
+use crate::growth::Forecast;
+use crate::headroom::{Headroom, Status};
 use crate::measure::{ColumnReport, SourceValue};
+use crate::policy::Limits;
 
 /// Shared, cheaply cloned handle on the state.
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<RwLock<Snapshot>>,
-    thresholds: Thresholds,
+    /// The default limits, for sources.
+    limits: Limits,
 }
 
 /// Everything known at one moment.
@@ -64,6 +67,10 @@ pub struct SourceState {
     pub used_ratio: Option<f64>,
     pub status: Option<Status>,
     pub column_type: Option<String>,
+    /// IDs per second over the source's history.
+    pub growth_per_second: Option<f64>,
+    pub seconds_to_exhaustion: Option<u64>,
+    pub exhausts_at: Option<DateTime<Utc>>,
     pub servers: Vec<ServerState>,
 }
 
@@ -116,6 +123,9 @@ impl Store {
                 used_ratio: None,
                 status: None,
                 column_type: None,
+                growth_per_second: None,
+                seconds_to_exhaustion: None,
+                exhausts_at: None,
                 servers: s
                     .servers
                     .iter()
@@ -135,12 +145,8 @@ impl Store {
             .collect();
         Store {
             inner: Arc::new(RwLock::new(Snapshot { shards, sources })),
-            thresholds: settings.policy.default.ratio,
+            limits: settings.policy.default,
         }
-    }
-
-    pub fn thresholds(&self) -> Thresholds {
-        self.thresholds
     }
 
     /// A read lock on the state. Hold it briefly: the poller waits for it.
@@ -199,7 +205,7 @@ impl Store {
         result: Result<(i128, u64, String), String>,
         at: DateTime<Utc>,
     ) {
-        let thresholds = self.thresholds;
+        let limits = self.limits;
         let mut snap = self.write();
         let Some(src) = snap.sources.iter_mut().find(|s| s.name == source) else {
             return;
@@ -235,7 +241,23 @@ impl Store {
             let h = Headroom::new(current, max);
             src.remaining = Some(h.remaining());
             src.used_ratio = Some(h.used_ratio());
-            src.status = Some(h.status(thresholds));
+            src.status = Some(limits.status(h, src.seconds_to_exhaustion));
+        }
+    }
+
+    /// Stores a source's forecast and the status it leads to.
+    pub fn source_forecast(&self, source: &str, forecast: Forecast, at: DateTime<Utc>) {
+        let limits = self.limits;
+        let mut snap = self.write();
+        let Some(src) = snap.sources.iter_mut().find(|s| s.name == source) else {
+            return;
+        };
+        src.growth_per_second = forecast.growth_per_second;
+        src.seconds_to_exhaustion = forecast.seconds_to_exhaustion;
+        src.exhausts_at = forecast.exhausts_at(at);
+        if let (Some(current), Some(max)) = (src.current, src.max) {
+            src.status =
+                Some(limits.status(Headroom::new(current, max), src.seconds_to_exhaustion));
         }
     }
 

@@ -22,6 +22,8 @@ pub enum Sort {
     Ratio,
     /// By shard, schema, table, column.
     Name,
+    /// Soonest `exhausts_at` first; columns that do not grow last, by ratio.
+    Exhaustion,
 }
 
 /// The parsed query string.
@@ -81,9 +83,10 @@ impl ColumnQuery {
                     q.sort = match value.as_str() {
                         "ratio" => Sort::Ratio,
                         "name" => Sort::Name,
+                        "exhaustion" => Sort::Exhaustion,
                         other => {
                             return Err(format!(
-                                "sort: unknown order {other:?}: expected ratio or name"
+                                "sort: unknown order {other:?}: expected ratio, name or exhaustion"
                             ));
                         }
                     }
@@ -132,14 +135,22 @@ pub fn select_columns(snapshot: &Snapshot, query: &ColumnQuery) -> (Vec<ColumnRe
     let by_name = |a: &&ColumnReport, b: &&ColumnReport| {
         (&a.shard, &a.schema, &a.table, &a.column).cmp(&(&b.shard, &b.schema, &b.table, &b.column))
     };
+    // Exact comparison of current/max as fractions: a.current * b.max vs b.current * a.max,
+    // in u128 where (2^64 - 1)^2 fits. Highest first.
+    let by_ratio = |a: &&ColumnReport, b: &&ColumnReport| {
+        let left = clamp(a.current) * u128::from(b.max);
+        let right = clamp(b.current) * u128::from(a.max);
+        right.cmp(&left)
+    };
     match query.sort {
         Sort::Name => selected.sort_by(by_name),
-        Sort::Ratio => selected.sort_by(|a, b| {
-            // Exact comparison of current/max as fractions: a.current * b.max vs
-            // b.current * a.max, in u128 where (2^64 - 1)^2 fits.
-            let left = clamp(a.current) * u128::from(b.max);
-            let right = clamp(b.current) * u128::from(a.max);
-            right.cmp(&left).then_with(|| by_name(a, b))
+        Sort::Ratio => selected.sort_by(|a, b| by_ratio(a, b).then_with(|| by_name(a, b))),
+        Sort::Exhaustion => selected.sort_by(|a, b| {
+            let soon = |c: &ColumnReport| c.seconds_to_exhaustion.unwrap_or(u64::MAX);
+            soon(a)
+                .cmp(&soon(b))
+                .then_with(|| by_ratio(a, b))
+                .then_with(|| by_name(a, b))
         }),
     }
     let total = selected.len();
