@@ -224,6 +224,11 @@ pub struct NotifierSettings {
     pub min_severity: Severity,
     /// A shard unreachable for this long pages as its own incident.
     pub blind_after: Duration,
+    /// First wait before retrying an undelivered event; doubles up to `retry_max`.
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+    /// Rate limit: events sent per minute at most (PagerDuty allows about 120 per key).
+    pub max_events_per_minute: u32,
 }
 
 impl fmt::Debug for NotifierSettings {
@@ -548,31 +553,18 @@ fn parse(
     if root.has("pagerduty") {
         let pagerduty = root.section("pagerduty").and_then(|mut s| {
             let key = s.secret("routing_key_env", "routing_key_file", lookup, base);
-            let common = s.notifier_common(Some(PAGERDUTY_URL));
+            let kind = key.map(|routing_key| NotifierKind::PagerDuty { routing_key });
+            let notifier = s.notifier("pagerduty", kind, Some(PAGERDUTY_URL));
             s.finish();
-            let (url, min_severity, blind_after) = common?;
-            Some(NotifierSettings {
-                name: "pagerduty",
-                kind: NotifierKind::PagerDuty { routing_key: key? },
-                url,
-                min_severity,
-                blind_after,
-            })
+            notifier
         });
         notifiers.push(pagerduty);
     }
     if root.has("webhook") {
         let webhook = root.section("webhook").and_then(|mut s| {
-            let common = s.notifier_common(None);
+            let notifier = s.notifier("webhook", Some(NotifierKind::Webhook), None);
             s.finish();
-            let (url, min_severity, blind_after) = common?;
-            Some(NotifierSettings {
-                name: "webhook",
-                kind: NotifierKind::Webhook,
-                url,
-                min_severity,
-                blind_after,
-            })
+            notifier
         });
         notifiers.push(webhook);
     }
@@ -973,8 +965,14 @@ impl Section {
         }
     }
 
-    /// `url` (default `default_url`), `min_severity`, `blind_after` of a notifier.
-    fn notifier_common(&mut self, default_url: Option<&str>) -> Option<(Url, Severity, Duration)> {
+    /// A notifier's keys: `url` (default `default_url`), `min_severity`, `blind_after`, and
+    /// the delivery knobs.
+    fn notifier(
+        &mut self,
+        name: &'static str,
+        kind: Option<NotifierKind>,
+        default_url: Option<&str>,
+    ) -> Option<NotifierSettings> {
         let url = match (self.string("url", default_url.is_none()), default_url) {
             (Some(text), _) => Some(text),
             (None, Some(d)) => Some(d.to_string()),
@@ -1002,7 +1000,19 @@ impl Section {
             }
         };
         let blind_after = self.duration("blind_after", Duration::from_secs(15 * 60));
-        Some((url?, min_severity?, blind_after?))
+        let retry_initial = self.duration("retry_initial", Duration::from_secs(1));
+        let retry_max = self.duration("retry_max", Duration::from_secs(300));
+        let rate = self.positive("max_events_per_minute", 120);
+        Some(NotifierSettings {
+            name,
+            kind: kind?,
+            url: url?,
+            min_severity: min_severity?,
+            blind_after: blind_after?,
+            retry_initial: retry_initial?,
+            retry_max: retry_max?,
+            max_events_per_minute: u32::try_from(rate?).unwrap_or(u32::MAX),
+        })
     }
 
     /// A unique, non-empty name.

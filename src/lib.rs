@@ -14,6 +14,7 @@
 //! - [`poller`]: the poll loop that reads, computes and publishes.
 //! - [`metrics`]: every Prometheus metric, in one place.
 //! - [`api`]: the axum router: /metrics, /api/columns, /api/shards, /api/sources, health.
+//! - [`pager`]: incident lifecycle, PagerDuty Events v2 and webhook delivery, state file.
 //! - [`check`]: the one-shot `headroom check` report and its exit codes.
 //! - [`startup`]: `App::build` and `App::run`.
 //! - [`shutdown`]: SIGINT/SIGTERM to a cancellation token.
@@ -29,6 +30,7 @@ pub mod headroom;
 pub mod inventory;
 pub mod measure;
 pub mod metrics;
+pub mod pager;
 pub mod policy;
 pub mod poller;
 pub mod sandbox;

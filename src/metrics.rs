@@ -77,6 +77,8 @@ pub struct Metrics {
     shard_last_success: GaugeVec,
     shard_columns: GaugeVec,
     poll_errors: IntCounterVec,
+    pager_events: IntCounterVec,
+    pager_queue: GaugeVec,
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
@@ -99,6 +101,16 @@ impl Metrics {
         )
         .expect("metric definition is valid");
         r.register(Box::new(poll_errors.clone()))
+            .expect("metric names are unique");
+        let pager_events = IntCounterVec::new(
+            Opts::new(
+                "headroom_pager_events_total",
+                "Events sent to a notifier: result delivered, rejected (400, dropped) or retry.",
+            ),
+            &["notifier", "action", "result"],
+        )
+        .expect("metric definition is valid");
+        r.register(Box::new(pager_events.clone()))
             .expect("metric names are unique");
         Metrics {
             source_current: gauge(
@@ -168,6 +180,13 @@ impl Metrics {
                 &["shard"],
             ),
             poll_errors,
+            pager_events,
+            pager_queue: gauge(
+                &r,
+                "headroom_pager_queue_depth",
+                "Events waiting for delivery to a notifier (kept in the state file).",
+                &["notifier"],
+            ),
             registry: r,
         }
     }
@@ -196,6 +215,20 @@ impl Metrics {
         self.shard_columns
             .with_label_values(&[name])
             .set(shard.columns.len() as f64);
+    }
+
+    /// Counts one try to deliver an event.
+    pub fn pager_event(&self, notifier: &str, action: &str, result: &str) {
+        self.pager_events
+            .with_label_values(&[notifier, action, result])
+            .inc();
+    }
+
+    /// Sets a notifier's outbox depth.
+    pub fn pager_queue_depth(&self, notifier: &str, depth: usize) {
+        self.pager_queue
+            .with_label_values(&[notifier])
+            .set(depth as f64);
     }
 
     /// Publishes a source and its servers.

@@ -20,6 +20,7 @@ use crate::growth::{Forecast, Tracker};
 use crate::inventory::{self, ColumnId, InventoryError, SchemaFilter, maxima};
 use crate::measure::{self, ColumnReport};
 use crate::metrics::Metrics;
+use crate::pager::Pager;
 use crate::sources::{self, SourceError, ticket_server};
 use crate::state::Store;
 
@@ -62,6 +63,8 @@ pub struct Poller {
     growth: Mutex<HashMap<String, Tracker<ColumnId>>>,
     /// Source histories.
     source_growth: Mutex<Tracker<String>>,
+    /// Decides and queues pages after each poll, when notifiers are configured.
+    pager: Option<Arc<Pager>>,
 }
 
 impl Poller {
@@ -110,7 +113,14 @@ impl Poller {
             metrics,
             growth: Mutex::new(HashMap::new()),
             source_growth: Mutex::new(Tracker::default()),
+            pager: None,
         })
+    }
+
+    /// Pages through `pager` after every poll of [`Poller::run`].
+    pub fn with_pager(mut self, pager: Arc<Pager>) -> Poller {
+        self.pager = Some(pager);
+        self
     }
 
     pub fn store(&self) -> &Store {
@@ -130,6 +140,9 @@ impl Poller {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = self.poll_once() => {}
+            }
+            if let Some(pager) = &self.pager {
+                pager.evaluate(&self.store.read(), Utc::now());
             }
         }
         // A connection abandoned mid-query on a frozen server may never be returned to its

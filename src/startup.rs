@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 use crate::api::{self, AppState};
 use crate::config::Settings;
 use crate::metrics::Metrics;
+use crate::pager::Pager;
 use crate::poller::Poller;
 use crate::state::Store;
 
@@ -19,6 +20,8 @@ use crate::state::Store;
 pub struct App {
     listener: TcpListener,
     poller: Poller,
+    /// Present when a notifier is configured.
+    pager: Option<Arc<Pager>>,
     state: AppState,
 }
 
@@ -31,11 +34,16 @@ impl App {
         let settings = Arc::new(settings);
         let store = Store::new(&settings);
         let metrics = Arc::new(Metrics::new());
-        let poller = Poller::new(Arc::clone(&settings), store.clone(), Arc::clone(&metrics))
+        let mut poller = Poller::new(Arc::clone(&settings), store.clone(), Arc::clone(&metrics))
             .context("cannot prepare database connections")?;
+        let pager = Pager::new(&settings, Arc::clone(&metrics)).map(Arc::new);
+        if let Some(pager) = &pager {
+            poller = poller.with_pager(Arc::clone(pager));
+        }
         Ok(App {
             listener,
             poller,
+            pager,
             state: AppState { store, metrics },
         })
     }
@@ -45,6 +53,16 @@ impl App {
         self.listener
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// The pager, when a notifier is configured (tests).
+    pub fn pager(&self) -> Option<Arc<Pager>> {
+        self.pager.clone()
+    }
+
+    /// The metrics registry (tests).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.state.metrics)
     }
 
     /// The state the API serves, for tests and the demo.
@@ -59,6 +77,9 @@ impl App {
         let poller = self.poller;
         let poll_token = shutdown.clone();
         tracker.spawn(async move { poller.run(poll_token).await });
+        if let Some(pager) = &self.pager {
+            pager.spawn_delivery(&tracker, shutdown.clone());
+        }
         tracker.close();
 
         tracing::info!(%addr, "Listening");

@@ -156,7 +156,7 @@ async fn traffic(
         }
         round += 1;
         for (i, pool) in tickets.iter().enumerate() {
-            let id = match hand_out(pool, per_server).await {
+            let id = match sandbox::hand_out_tickets_async(pool, per_server).await {
                 Ok(id) => id,
                 Err(e) => {
                     tracing::warn!(error = %e, "Demo ticket server refused");
@@ -173,21 +173,6 @@ async fn traffic(
             }
         }
     }
-}
-
-/// `n` REPLACEs in one transaction; returns the last ticket.
-async fn hand_out(pool: &MySqlPool, n: u32) -> Result<u64, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    for _ in 0..n {
-        sqlx::query("REPLACE INTO Tickets64 (stub) VALUES ('a')")
-            .execute(&mut *tx)
-            .await?;
-    }
-    let id: u64 = sqlx::query_scalar("SELECT LAST_INSERT_ID()")
-        .fetch_one(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(id)
 }
 
 /// Stores a new shop, treasury, comment and feed entry under ticket `id`.

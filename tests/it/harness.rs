@@ -34,6 +34,11 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn start() -> Cluster {
+        Cluster::start_at(TICKET_START)
+    }
+
+    /// As [`Cluster::start`], with the ticket counters at `start`.
+    pub fn start_at(start: u64) -> Cluster {
         let mut servers = start_servers(&["shard-01", "shard-02", "ticket-a", "ticket-b"]);
         let tickets = servers.split_off(2);
         for shard in &servers {
@@ -42,7 +47,7 @@ impl Cluster {
                 .expect("seeding etsy schema");
         }
         for (i, t) in tickets.iter().enumerate() {
-            t.exec(&sandbox::ticket_server_sql(i as u8 + 1, TICKET_START))
+            t.exec(&sandbox::ticket_server_sql(i as u8 + 1, start))
                 .expect("seeding ticket server");
         }
         Cluster {
@@ -113,6 +118,8 @@ pub async fn poll_once(toml: &str) -> Store {
 pub struct TestApp {
     pub addr: SocketAddr,
     pub store: Store,
+    pager: Option<std::sync::Arc<headroom::pager::Pager>>,
+    metrics: std::sync::Arc<Metrics>,
     pub token: CancellationToken,
     pub handle: JoinHandle<anyhow::Result<()>>,
     client: reqwest::Client,
@@ -122,11 +129,15 @@ pub async fn spawn_app(settings: Settings) -> TestApp {
     let app = App::build(settings).await.expect("building the app");
     let addr = app.local_addr();
     let store = app.store();
+    let pager = app.pager();
+    let metrics = app.metrics();
     let token = CancellationToken::new();
     let handle = tokio::spawn(app.run(token.clone()));
     TestApp {
         addr,
         store,
+        pager,
+        metrics,
         token,
         handle,
         client: reqwest::Client::new(),
@@ -175,6 +186,16 @@ impl TestApp {
             assert!(Instant::now() < deadline, "timed out waiting for: {what}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// The pager (the configuration must have a notifier).
+    pub fn pager(&self) -> std::sync::Arc<headroom::pager::Pager> {
+        self.pager.clone().expect("a notifier is configured")
+    }
+
+    /// /metrics as the app renders it, without HTTP (for use inside sync closures).
+    pub fn metrics_text(&self) -> String {
+        self.metrics.render(&self.store.read())
     }
 
     /// Stops the app and returns how long it took.

@@ -7,3 +7,4 @@ mod config_errors;
 mod faults;
 mod harness;
 mod measurement;
+mod paging;

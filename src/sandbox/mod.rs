@@ -1,9 +1,12 @@
-//! Throwaway MariaDB servers for the test suite and the demo: `mariadb-install-db` into a
+//! Throwaway servers for the test suite and the demo: MariaDB here, a PagerDuty stand-in in
+//! [`pagerduty`]. MariaDB: `mariadb-install-db` into a
 //! temporary directory, `mariadbd` on a free loopback port, killed when dropped (and, on
 //! Linux, when the process that started it dies). Nothing here is used by the daemon.
 //!
 //! The binaries come from the machine's MariaDB packages; `HEADROOM_MARIADB_BIN` may name a
 //! directory that holds them.
+
+pub mod pagerduty;
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -490,6 +493,22 @@ pub fn hand_out_tickets(server: &MariaDb, n: usize) -> Result<u64, SandboxError>
         what: "reading LAST_INSERT_ID()".to_string(),
         output: out,
     })
+}
+
+/// Hands out `n` tickets in one transaction over `pool` (a connection to the ticket
+/// database) and returns the last one.
+pub async fn hand_out_tickets_async(pool: &sqlx::MySqlPool, n: u32) -> Result<u64, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    for _ in 0..n.max(1) {
+        sqlx::query("REPLACE INTO Tickets64 (stub) VALUES ('a')")
+            .execute(&mut *tx)
+            .await?;
+    }
+    let id: u64 = sqlx::query_scalar("SELECT LAST_INSERT_ID()")
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(id)
 }
 
 /// An Etsy-like shard schema, the shape of the August 2012 outage:

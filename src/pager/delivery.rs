@@ -1,0 +1,120 @@
+//! Sending one event: the PagerDuty Events API v2 body and the webhook body, how a response
+//! is judged (delivered, rejected for good, or worth a retry), and the backoff between tries.
+
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use serde_json::json;
+
+use super::event::{Action, Event};
+use crate::config::{NotifierKind, NotifierSettings};
+
+/// What came of one try.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered,
+    /// The receiver refused the event itself (400): retrying cannot help.
+    Rejected(String),
+    /// A network error, a timeout, 429 or 5xx (or another answer worth a new try).
+    Retry(String),
+}
+
+/// The Events API v2 body for `event`.
+pub fn pagerduty_body(event: &Event, routing_key: &str, client_url: &str) -> serde_json::Value {
+    match event.action {
+        Action::Resolve => json!({
+            "routing_key": routing_key,
+            "event_action": "resolve",
+            "dedup_key": event.dedup_key,
+        }),
+        Action::Trigger => json!({
+            "routing_key": routing_key,
+            "event_action": "trigger",
+            "dedup_key": event.dedup_key,
+            "payload": {
+                "summary": event.summary,
+                "source": event.source,
+                "severity": event.severity,
+                "timestamp": event.created_at,
+                "component": event.component,
+                "group": event.group,
+                "class": event.class,
+                "custom_details": event.custom_details,
+            },
+            "links": event.link.as_ref().map(|href| vec![json!({
+                "href": href,
+                "text": "This condition in headroom",
+            })]).unwrap_or_default(),
+            "client": "headroom",
+            "client_url": client_url,
+        }),
+    }
+}
+
+/// Sends `event` once.
+pub async fn send(
+    client: &reqwest::Client,
+    notifier: &NotifierSettings,
+    event: &Event,
+    client_url: &str,
+) -> Outcome {
+    let body = match &notifier.kind {
+        NotifierKind::PagerDuty { routing_key } => {
+            pagerduty_body(event, routing_key.expose_secret(), client_url)
+        }
+        NotifierKind::Webhook => match serde_json::to_value(event) {
+            Ok(v) => v,
+            Err(e) => return Outcome::Rejected(format!("cannot encode the event: {e}")),
+        },
+    };
+    let response = match client.post(notifier.url.clone()).json(&body).send().await {
+        Ok(r) => r,
+        // reqwest's errors name the URL, which holds no secret (the key is in the body).
+        Err(e) => return Outcome::Retry(format!("{e}")),
+    };
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    let text: String = text.chars().take(500).collect();
+    match (status.as_u16(), &notifier.kind) {
+        (200..=299, _) => Outcome::Delivered,
+        (400, _) => Outcome::Rejected(format!("400: {text}")),
+        (401..=499, NotifierKind::Webhook) if !matches!(status.as_u16(), 408 | 429) => {
+            Outcome::Rejected(format!("{status}: {text}"))
+        }
+        _ => Outcome::Retry(format!("{status}: {text}")),
+    }
+}
+
+/// The wait before try `attempt` (1 for the first retry): doubling from `initial` up to
+/// `max`, then scaled by a random factor in 0.5..1 so that replicas do not retry in step.
+pub fn backoff(attempt: u32, initial: Duration, max: Duration, seed: u64) -> Duration {
+    let exp = initial.saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
+    let capped = exp.min(max);
+    // xorshift64*: a dependency-free spread, plenty for jitter.
+    let mut x = seed | 1;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    let r = x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11;
+    let unit = r as f64 / (1u64 << 53) as f64;
+    capped.mul_f64(0.5 + 0.5 * unit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_jitter() {
+        let (i, m) = (Duration::from_secs(1), Duration::from_secs(60));
+        for seed in [1u64, 42, 9_999_999] {
+            let b1 = backoff(1, i, m, seed);
+            assert!(b1 >= Duration::from_millis(500) && b1 <= Duration::from_secs(1));
+            let b3 = backoff(3, i, m, seed);
+            assert!(b3 >= Duration::from_secs(2) && b3 <= Duration::from_secs(4));
+            let b30 = backoff(30, i, m, seed);
+            assert!(b30 >= Duration::from_secs(30) && b30 <= m);
+        }
+        assert_ne!(backoff(2, i, m, 1), backoff(2, i, m, 2));
+    }
+}

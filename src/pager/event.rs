@@ -1,0 +1,336 @@
+//! What a page says: the event every notifier sends (PagerDuty renders it as Events API v2,
+//! the webhook posts it as it is), built from a column, a source or a blind shard. Summaries
+//! are written for a person woken at 3 a.m. and stay under PagerDuty's 1024 characters.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::growth::humanize;
+use crate::headroom::{IntType, Status};
+use crate::measure::ColumnReport;
+use crate::policy::Severity;
+use crate::state::{ShardState, SourceState};
+
+/// PagerDuty's limit on `payload.summary`.
+pub const SUMMARY_LIMIT: usize = 1024;
+/// PagerDuty's limit on `dedup_key`.
+pub const DEDUP_KEY_LIMIT: usize = 255;
+
+/// What to do, in every column page.
+const WHAT_TO_DO: &str = "Widen the column to BIGINT UNSIGNED with an online schema change \
+(gh-ost or pt-online-schema-change), together with every column that stores the same IDs; \
+expect the rebuild of a large table's indexes to take time and load. Silence the column \
+with a [[silences]] entry in headroom's configuration while the migration runs.";
+
+/// Open or close an incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Trigger,
+    Resolve,
+}
+
+impl Action {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Action::Trigger => "trigger",
+            Action::Resolve => "resolve",
+        }
+    }
+}
+
+/// One event, as kept in the outbox and as the webhook posts it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub action: Action,
+    /// Stable across restarts and replicas: one incident per column, source or shard.
+    pub dedup_key: String,
+    pub severity: Severity,
+    pub summary: String,
+    /// The shard (or source) the condition is on.
+    pub source: String,
+    /// `schema.table.column`, the source name, or the shard name.
+    pub component: String,
+    /// The shard, or `sources`.
+    pub group: String,
+    /// `id_column`, `id_source` or `blind_shard`.
+    pub class: String,
+    pub custom_details: serde_json::Value,
+    /// The condition in headroom's API.
+    pub link: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A subject that may need an incident: the key and the event that would open it.
+#[derive(Debug, Clone)]
+pub struct Condition {
+    pub dedup_key: String,
+    /// `None`: all is well.
+    pub severity: Option<Severity>,
+    /// A silence keeps it from triggering.
+    pub silenced: bool,
+    /// The trigger to send, with `severity`.
+    pub trigger: Event,
+}
+
+/// A dedup key within PagerDuty's limit: long ones keep their start and end a stable hash.
+pub fn dedup_key(parts: &[&str]) -> String {
+    let key = format!("headroom/{}", parts.join("/"));
+    if key.len() <= DEDUP_KEY_LIMIT {
+        return key;
+    }
+    // FNV-1a: stable across versions, platforms and replicas.
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let mut cut = DEDUP_KEY_LIMIT - 17;
+    while !key.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}~{hash:016x}", &key[..cut])
+}
+
+fn truncate(mut text: String, limit: usize) -> String {
+    if text.len() > limit {
+        let mut cut = limit - 3;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str("...");
+    }
+    text
+}
+
+/// `INT UNSIGNED` from `int(10) unsigned`.
+fn type_name(column_type: &str) -> String {
+    let data_type = column_type
+        .split(|c: char| c == '(' || c.is_whitespace())
+        .next()
+        .unwrap_or("");
+    IntType::from_information_schema(data_type, column_type)
+        .map(|t| t.display_name())
+        .unwrap_or_else(|| column_type.to_ascii_uppercase())
+}
+
+fn runs_out(seconds: Option<u64>) -> String {
+    match seconds {
+        Some(0) => "already out".to_string(),
+        Some(s) => format!("runs out in {}", humanize(s)),
+        None => "not growing".to_string(),
+    }
+}
+
+fn link(base: &str, params: &[(&str, &str)]) -> String {
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params)
+        .finish();
+    format!("{base}/api/columns?{query}")
+}
+
+/// The condition of a column.
+pub fn column(c: &ColumnReport, external_url: &str, now: DateTime<Utc>) -> Condition {
+    let name = c.name();
+    let ty = type_name(&c.column_type);
+    let summary = if c.status == Status::Exhausted {
+        format!(
+            "{name} on {}: EXHAUSTED. {ty} holds at most {}, and IDs up to {} are already handed out; inserts fail",
+            c.shard, c.max, c.current
+        )
+    } else {
+        format!(
+            "{name} on {}: {:.1}% of {ty} used, {}",
+            c.shard,
+            c.used_ratio * 100.0,
+            runs_out(c.seconds_to_exhaustion)
+        )
+    };
+    let summary = if c.type_mismatch {
+        format!(
+            "{summary} (narrower than its source {})",
+            c.source.as_deref().unwrap_or("?")
+        )
+    } else {
+        summary
+    };
+    let details = json!({
+        "shard": c.shard,
+        "column": name,
+        "column_type": c.column_type,
+        "kind": c.kind,
+        "source": c.source,
+        "current": c.current,
+        "max": c.max,
+        "remaining": c.remaining,
+        "used_ratio": c.used_ratio,
+        "status": c.status,
+        "type_mismatch": c.type_mismatch,
+        "growth_per_second": c.growth_per_second,
+        "seconds_to_exhaustion": c.seconds_to_exhaustion,
+        "exhausts_at": c.exhausts_at,
+        "observed_at": c.observed_at,
+        "what_to_do": WHAT_TO_DO,
+    });
+    let severity = Severity::of(c.status);
+    Condition {
+        dedup_key: dedup_key(&["column", &c.shard, &name]),
+        severity,
+        silenced: c.silenced.is_some(),
+        trigger: Event {
+            action: Action::Trigger,
+            dedup_key: dedup_key(&["column", &c.shard, &name]),
+            severity: severity.unwrap_or(Severity::Warning),
+            summary: truncate(summary, SUMMARY_LIMIT),
+            source: c.shard.clone(),
+            component: name,
+            group: c.shard.clone(),
+            class: "id_column".to_string(),
+            custom_details: details,
+            link: Some(link(
+                external_url,
+                &[
+                    ("shard", &c.shard),
+                    ("schema", &c.schema),
+                    ("table", &c.table),
+                ],
+            )),
+            created_at: now,
+        },
+    }
+}
+
+/// The condition of an ID source.
+pub fn source(s: &SourceState, external_url: &str, now: DateTime<Utc>) -> Condition {
+    let severity = s.status.and_then(Severity::of);
+    let ty = s.column_type.as_deref().map(type_name).unwrap_or_default();
+    let summary = match s.status {
+        Some(Status::Exhausted) => format!(
+            "ID source {}: EXHAUSTED, its {ty} counter is past its maximum",
+            s.name
+        ),
+        _ => format!(
+            "ID source {}: {:.1}% of {ty} handed out, {}",
+            s.name,
+            s.used_ratio.unwrap_or(0.0) * 100.0,
+            runs_out(s.seconds_to_exhaustion)
+        ),
+    };
+    let details = json!({
+        "source": s.name,
+        "kind": s.kind,
+        "current": s.current,
+        "max": s.max,
+        "remaining": s.remaining,
+        "used_ratio": s.used_ratio,
+        "growth_per_second": s.growth_per_second,
+        "seconds_to_exhaustion": s.seconds_to_exhaustion,
+        "exhausts_at": s.exhausts_at,
+        "column_type": s.column_type,
+        "what_to_do": "Every column that stores this source's IDs is at risk: widen the generator's column and plan a new ID scheme before it runs out.",
+    });
+    Condition {
+        dedup_key: dedup_key(&["source", &s.name]),
+        severity,
+        silenced: false,
+        trigger: Event {
+            action: Action::Trigger,
+            dedup_key: dedup_key(&["source", &s.name]),
+            severity: severity.unwrap_or(Severity::Warning),
+            summary: truncate(summary, SUMMARY_LIMIT),
+            source: s.name.clone(),
+            component: s.name.clone(),
+            group: "sources".to_string(),
+            class: "id_source".to_string(),
+            custom_details: details,
+            link: Some(format!("{external_url}/api/sources")),
+            created_at: now,
+        },
+    }
+}
+
+/// The condition of a shard headroom cannot read: critical once it has been unreadable
+/// for `blind_after` (counted from its last success, or from `started` if it never had one).
+pub fn blind_shard(
+    s: &ShardState,
+    blind_after: std::time::Duration,
+    started: DateTime<Utc>,
+    external_url: &str,
+    now: DateTime<Utc>,
+) -> Condition {
+    let since = s.last_success.unwrap_or(started);
+    let blind_for = (now - since).to_std().unwrap_or_default();
+    let blind = s.polled && !s.up && blind_for >= blind_after;
+    let summary = format!(
+        "headroom cannot read shard {} for {}: its ID columns are not watched. Last error: {}",
+        s.name,
+        humanize(blind_for.as_secs()).trim_start_matches('~'),
+        s.last_error.as_deref().unwrap_or("none")
+    );
+    Condition {
+        dedup_key: dedup_key(&["blind", &s.name]),
+        severity: blind.then_some(Severity::Critical),
+        silenced: false,
+        trigger: Event {
+            action: Action::Trigger,
+            dedup_key: dedup_key(&["blind", &s.name]),
+            severity: Severity::Critical,
+            summary: truncate(summary, SUMMARY_LIMIT),
+            source: s.name.clone(),
+            component: s.name.clone(),
+            group: s.name.clone(),
+            class: "blind_shard".to_string(),
+            custom_details: json!({
+                "shard": s.name,
+                "url": s.url,
+                "last_success": s.last_success,
+                "last_error": s.last_error,
+                "what_to_do": "Check that the shard is up and that headroom's user can connect and SELECT; see /api/shards.",
+            }),
+            link: Some(format!("{external_url}/api/shards")),
+            created_at: now,
+        },
+    }
+}
+
+impl Event {
+    /// The resolve that closes `dedup_key`.
+    pub fn resolve(open: &Event, now: DateTime<Utc>) -> Event {
+        Event {
+            action: Action::Resolve,
+            created_at: now,
+            ..open.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dedup_keys_are_stable_and_within_the_limit() {
+        assert_eq!(
+            dedup_key(&["column", "shard-03", "etsy.t.c"]),
+            "headroom/column/shard-03/etsy.t.c"
+        );
+        let long = "x".repeat(400);
+        let a = dedup_key(&["column", "s", &long]);
+        assert_eq!(a.len(), DEDUP_KEY_LIMIT);
+        assert_eq!(a, dedup_key(&["column", "s", &long]));
+        assert_ne!(a, dedup_key(&["column", "t", &long]));
+    }
+
+    #[test]
+    fn type_names_read_as_people_write_them() {
+        assert_eq!(type_name("int(10) unsigned"), "INT UNSIGNED");
+        assert_eq!(type_name("bigint(20)"), "BIGINT");
+        assert_eq!(type_name("int unsigned zerofill"), "INT UNSIGNED");
+    }
+
+    #[test]
+    fn summaries_are_cut_at_the_limit() {
+        let s = truncate("é".repeat(700), SUMMARY_LIMIT);
+        assert!(s.len() <= SUMMARY_LIMIT && s.ends_with("..."));
+    }
+}
