@@ -510,7 +510,9 @@ fn parse(
 
     let overrides: Vec<Option<Override>> = root.tables("overrides", false, |s| {
         let columns = s.globs("columns", true);
-        let limits = limits.and_then(|defaults| s.limits(Some(defaults)));
+        // With [thresholds] in error the built-in defaults stand in, so that this table's
+        // own problems are still reported.
+        let limits = s.limits(limits);
         s.finish();
         Some(Override {
             columns: columns?,

@@ -37,6 +37,10 @@ struct Inner {
     accepted: Vec<Value>,
     /// Every request, whatever the answer.
     requests: usize,
+    /// Incidents open now, by dedup key, as PagerDuty groups events.
+    open: std::collections::HashSet<String>,
+    /// Incidents ever opened: a trigger for a key with no open incident.
+    opened: usize,
 }
 
 /// A running receiver on 127.0.0.1.
@@ -110,6 +114,12 @@ impl Receiver {
     /// Requests received, accepted or not.
     pub fn requests(&self) -> usize {
         self.lock().requests
+    }
+
+    /// Incidents opened so far: as on PagerDuty, a trigger for a key that already has an
+    /// open incident adds to it instead of opening another.
+    pub fn incidents_opened(&self) -> usize {
+        self.lock().opened
     }
 
     /// Accepted events with this action and dedup key.
@@ -205,11 +215,20 @@ async fn enqueue(State(inner): State<Arc<Mutex<Inner>>>, body: axum::body::Bytes
                 return invalid(errors);
             }
             let dedup_key = event["dedup_key"].as_str().unwrap_or("generated").to_string();
-            inner
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .accepted
-                .push(event);
+            let mut g = inner.lock().unwrap_or_else(|e| e.into_inner());
+            match event["event_action"].as_str() {
+                Some("trigger") => {
+                    if g.open.insert(dedup_key.clone()) {
+                        g.opened += 1;
+                    }
+                }
+                Some("resolve") => {
+                    g.open.remove(&dedup_key);
+                }
+                _ => {}
+            }
+            g.accepted.push(event);
+            drop(g);
             (
                 StatusCode::ACCEPTED,
                 Json(json!({ "status": "success", "message": "Event processed", "dedup_key": dedup_key })),

@@ -218,3 +218,90 @@ fn the_shipped_example_configuration_is_valid() {
     assert!(!s.references[0].matches("etsy", "teams", "team_id"));
     assert!(!s.references[0].matches("other", "treasury_comments", "treasury_id"));
 }
+
+#[test]
+fn paging_sections_report_every_problem_with_its_key() {
+    let toml = r#"
+[thresholds]
+warning_within = "7d"
+critical_within = "30d"
+[[shards]]
+name = "a"
+url = "mysql://monitor@db1"
+[[overrides]]
+columns = ["etsy.logs"]
+warning = 2
+[[silences]]
+columns = ["etsy.*.*"]
+until = "next tuesday"
+reason = ""
+[pagerduty]
+min_severity = "loud"
+blind_after = "soon"
+url = "ftp://pd"
+[webhook]
+retry_initial = "0s"
+[state]
+path = "/tmp/x.json"
+color = "red"
+"#;
+    let p = problems(toml, &[]);
+    let expected = [
+        ("thresholds.warning_within", "longer than critical_within"),
+        ("overrides[0].columns[0]", "schema.table.column"),
+        ("overrides[0].warning", "is not a ratio"),
+        ("silences[0].until", "RFC 3339"),
+        ("silences[0].reason", "must say why"),
+        ("pagerduty.routing_key_env", "is missing"),
+        ("pagerduty.min_severity", "not a severity"),
+        ("pagerduty.blind_after", "not a duration"),
+        ("pagerduty.url", "http:// or https://"),
+        ("webhook.url", "is missing"),
+        ("webhook.retry_initial", "longer than zero"),
+        ("state.color", "unknown key"),
+    ];
+    for (key, text) in expected {
+        assert!(has(&p, key, text), "no problem {key}: …{text}… in\n{}", p.join("\n"));
+    }
+    assert_eq!(p.len(), expected.len(), "{}", p.join("\n"));
+}
+
+#[test]
+fn paging_defaults_and_overrides_are_read() {
+    let toml = r#"
+[server]
+listen = "0.0.0.0:9187"
+[thresholds]
+critical_within = "7d"
+[[shards]]
+name = "a"
+url = "mysql://monitor@db1"
+[[overrides]]
+columns = ["etsy.logs.*"]
+critical = 0.99
+[[silences]]
+columns = ["etsy.treasury_comments.*"]
+until = "2026-12-31T00:00:00Z"
+reason = "migration to BIGINT under way"
+[pagerduty]
+routing_key_env = "PD"
+"#;
+    let vars = BTreeMap::from([("PD".to_string(), "k3y".to_string())]);
+    let s = config::from_toml_str(toml, &|n| vars.get(n).cloned()).expect("valid");
+    assert_eq!(s.server.external_url, "http://0.0.0.0:9187");
+    assert_eq!(s.policy.default.warning_within.as_secs(), 90 * 86_400);
+    assert_eq!(s.policy.default.critical_within.as_secs(), 7 * 86_400);
+    let logs = s.policy.limits("etsy", "logs", "id");
+    assert_eq!(logs.ratio.critical.get(), 990_000);
+    assert_eq!(logs.ratio.warning.get(), 700_000, "the rest from [thresholds]");
+    assert_eq!(logs.critical_within.as_secs(), 7 * 86_400);
+    assert_eq!(s.policy.silences[0].reason, "migration to BIGINT under way");
+    let pd = &s.notifiers[0];
+    assert_eq!(pd.name, "pagerduty");
+    assert_eq!(pd.url.as_str(), config::PAGERDUTY_URL);
+    assert_eq!(pd.min_severity, headroom::policy::Severity::Critical);
+    assert_eq!(pd.blind_after.as_secs(), 900);
+    assert_eq!(pd.max_events_per_minute, 120);
+    assert!(!format!("{pd:?}").contains("k3y"));
+    assert_eq!(s.state_path, std::path::Path::new("./headroom-state.json"));
+}

@@ -502,3 +502,53 @@ async fn a_steadily_advancing_ticket_server_is_forecast_within_ten_percent() {
     assert!(actor["exhausts_at"].is_string());
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_side_by_side_open_one_incident() {
+    let servers = seeded_shard("pd-ha");
+    let receiver = Receiver::start(0).await.expect("receiver");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = app(&toml(&[&servers[0]], &receiver.url(), &dir.path().join("a.json"), "")).await;
+    let b = app(&toml(&[&servers[0]], &receiver.url(), &dir.path().join("b.json"), "")).await;
+    eventually("both replicas sent", || receiver.count("trigger", ORDERS) == 2).await;
+    assert_eq!(receiver.incidents_opened(), 1, "one incident for the pair");
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_running_out_pages_as_its_own_incident() {
+    let servers = start_servers(&["pd-src-shard", "pd-src-ticket"]);
+    servers[0]
+        .exec("CREATE DATABASE app; CREATE TABLE app.t (id BIGINT AUTO_INCREMENT PRIMARY KEY);")
+        .expect("shard");
+    // A ticket server whose generator is an INT UNSIGNED at 95 %.
+    servers[1]
+        .exec(
+            "CREATE DATABASE tickets;
+CREATE TABLE tickets.Tickets32 (id INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  stub CHAR(1) NOT NULL DEFAULT '', UNIQUE KEY (stub)) AUTO_INCREMENT=4080218930;
+REPLACE INTO tickets.Tickets32 (stub) VALUES ('a');",
+        )
+        .expect("tickets");
+    let receiver = Receiver::start(0).await.expect("receiver");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = toml(&[&servers[0]], &receiver.url(), &dir.path().join("s.json"), "")
+        + &format!(
+            "[[sources]]\nname = \"tickets32\"\nkind = \"ticket_server\"\nservers = [\"{}\"]\ntable = \"Tickets32\"\n",
+            servers[1].url("root", Some("tickets"))
+        );
+    let app = app(&config).await;
+    eventually("the source page", || {
+        receiver.count("trigger", "headroom/source/tickets32") == 1
+    })
+    .await;
+    let page = receiver.events()[0].clone();
+    assert_eq!(page["payload"]["class"], "id_source");
+    assert_eq!(page["payload"]["severity"], "critical");
+    let summary = page["payload"]["summary"].as_str().unwrap_or("").to_string();
+    assert!(summary.starts_with("ID source tickets32: 95.0% of INT UNSIGNED handed out"), "{summary}");
+    let (_, sources) = app.get_json("/api/sources").await;
+    assert_eq!(sources["sources"][0]["status"], "critical");
+    app.stop().await;
+}
