@@ -11,6 +11,7 @@ use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
 use tokio_util::sync::CancellationToken;
 
 use headroom::config;
+use headroom::sandbox::pagerduty::Receiver;
 use headroom::sandbox::{self, MariaDb};
 use headroom::startup::App;
 use headroom::telemetry::{self, LogFormat};
@@ -23,10 +24,10 @@ struct Cli {
     #[arg(long, default_value = "127.0.0.1:9187")]
     listen: SocketAddr,
     /// Ticket IDs handed out per second over the pair.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 800)]
     rate: u32,
     /// The first ticket ID; INT columns overflow at 2147483647.
-    #[arg(long, default_value_t = 2_147_000_000)]
+    #[arg(long, default_value_t = 2_147_200_000)]
     start: u64,
 }
 
@@ -58,12 +59,24 @@ fn main() -> anyhow::Result<()> {
         .tempdir()
         .context("creating a directory for the demo configuration")?;
     let config_path = dir.path().join("headroom.toml");
-    std::fs::write(&config_path, demo_config(&cli, &servers, &tickets))
-        .context("writing the demo configuration")?;
-    let settings = config::load(&config_path).context("loading the demo configuration")?;
+    std::fs::write(
+        dir.path().join("routing-key"),
+        "demo0routing0key0000000000000000\n",
+    )
+    .context("writing the demo routing key")?;
 
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(async {
+        // A local stand-in for PagerDuty: the demo's pages are printed as they arrive.
+        let receiver = Receiver::start(0)
+            .await
+            .context("starting the PagerDuty stand-in")?;
+        std::fs::write(
+            &config_path,
+            demo_config(&cli, &servers, &tickets, &receiver.url()),
+        )
+        .context("writing the demo configuration")?;
+        let settings = config::load(&config_path).context("loading the demo configuration")?;
         let app = App::build(settings).await?;
         let addr = app.local_addr();
         let token = CancellationToken::new();
@@ -99,10 +112,21 @@ fn main() -> anyhow::Result<()> {
             cli.rate,
             2_147_483_647u64.saturating_sub(cli.start) / u64::from(cli.rate.max(1))
         );
+        println!(
+            "Pages go to a local PagerDuty stand-in at {} and are printed below. To see one \
+             resolve, widen a column, e.g.:",
+            receiver.url()
+        );
+        println!(
+            "  {} -e 'ALTER TABLE etsy.activity_feed MODIFY actor_id BIGINT NOT NULL'",
+            servers[0].client_command()
+        );
         println!();
+        let printer = tokio::spawn(print_pages(receiver, token.clone()));
         let result = app.run(token.clone()).await;
         token.cancel();
         let _ = traffic.await;
+        let _ = printer.await;
         result
     })?;
     drop(tickets);
@@ -110,12 +134,40 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn demo_config(cli: &Cli, shards: &[MariaDb], tickets: &[MariaDb]) -> String {
+fn demo_config(cli: &Cli, shards: &[MariaDb], tickets: &[MariaDb], pager_url: &str) -> String {
     let head = format!(
-        "[server]\nlisten = \"{}\"\n[poll]\ninterval = \"5s\"\nquery_timeout = \"3s\"\n",
+        "[server]\nlisten = \"{}\"\n[poll]\ninterval = \"5s\"\nquery_timeout = \"3s\"\n\
+         [pagerduty]\nrouting_key_file = \"routing-key\"\nurl = \"{pager_url}\"\nblind_after = \"1m\"\n\
+         [state]\npath = \"state.json\"\n",
         cli.listen
     );
     sandbox::cluster_toml(&head, shards, tickets)
+}
+
+/// Prints every event the PagerDuty stand-in accepts.
+async fn print_pages(receiver: Receiver, shutdown: CancellationToken) {
+    let mut shown = 0;
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let events = receiver.events();
+        for e in events.iter().skip(shown) {
+            let action = e["event_action"].as_str().unwrap_or("?");
+            let text = match action {
+                "trigger" => format!(
+                    "{}: {}",
+                    e["payload"]["severity"].as_str().unwrap_or("?"),
+                    e["payload"]["summary"].as_str().unwrap_or("")
+                ),
+                _ => e["dedup_key"].as_str().unwrap_or("").to_string(),
+            };
+            println!("PAGE {action:<8} {text}");
+        }
+        shown = events.len();
+    }
 }
 
 /// Hands out tickets on both servers and stores them on the shards, as the site would.
@@ -145,25 +197,42 @@ async fn traffic(
             Err(e) => return tracing::error!(error = %e, "Demo traffic cannot connect"),
         }
     }
-    let per_server = (rate / tickets.len().max(1) as u32).max(1);
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // Each server steps by 2, so the highest ID advances by `rate` when each of the pair
+    // hands out rate / 2 tickets a second. Every tick hands out what is due so far, so the
+    // rate holds even when a tick runs late.
+    let rows_per_second = f64::from(rate.max(2)) / 2.0;
+    let started = tokio::time::Instant::now();
+    let mut done: u64 = 0;
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut warned = false;
-    let mut round: u64 = 0;
+    let mut round: usize = 0;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tick.tick() => {}
         }
         round += 1;
-        for (i, pool) in tickets.iter().enumerate() {
-            let id = match sandbox::hand_out_tickets_async(pool, per_server).await {
+        let due = (started.elapsed().as_secs_f64() * rows_per_second) as u64;
+        let rows = u32::try_from(due.saturating_sub(done).min(5_000)).unwrap_or(5_000);
+        if rows == 0 {
+            continue;
+        }
+        done += u64::from(rows);
+        let handed = futures::future::join_all(
+            tickets
+                .iter()
+                .map(|pool| sandbox::hand_out_tickets_async(pool, rows)),
+        )
+        .await;
+        for (i, result) in handed.into_iter().enumerate() {
+            let id = match result {
                 Ok(id) => id,
                 Err(e) => {
                     tracing::warn!(error = %e, "Demo ticket server refused");
                     continue;
                 }
             };
-            let shard = &shards[(round as usize + i) % shards.len()];
+            let shard = &shards[(round + i) % shards.len()];
             if let Err(e) = store(shard, id).await
                 && !warned
             {

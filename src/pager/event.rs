@@ -114,6 +114,16 @@ fn type_name(column_type: &str) -> String {
         .unwrap_or_else(|| column_type.to_ascii_uppercase())
 }
 
+/// A used ratio as a percentage that never rounds up to a full 100%: 99.998% is not full.
+fn percent(ratio: f64) -> String {
+    let tenths = (ratio * 1000.0).floor() / 10.0;
+    if (99.9..100.0).contains(&tenths) || (tenths >= 100.0 && ratio < 1.0) {
+        format!("{:.3}%", (ratio * 100_000.0).floor() / 1000.0)
+    } else {
+        format!("{tenths:.1}%")
+    }
+}
+
 fn runs_out(seconds: Option<u64>) -> String {
     match seconds {
         Some(0) => "already out".to_string(),
@@ -140,9 +150,9 @@ pub fn column(c: &ColumnReport, external_url: &str, now: DateTime<Utc>) -> Condi
         )
     } else {
         format!(
-            "{name} on {}: {:.1}% of {ty} used, {}",
+            "{name} on {}: {} of {ty} used, {}",
             c.shard,
-            c.used_ratio * 100.0,
+            percent(c.used_ratio),
             runs_out(c.seconds_to_exhaustion)
         )
     };
@@ -210,9 +220,9 @@ pub fn source(s: &SourceState, external_url: &str, now: DateTime<Utc>) -> Condit
             s.name
         ),
         _ => format!(
-            "ID source {}: {:.1}% of {ty} handed out, {}",
+            "ID source {}: {} of {ty} handed out, {}",
             s.name,
-            s.used_ratio.unwrap_or(0.0) * 100.0,
+            percent(s.used_ratio.unwrap_or(0.0)),
             runs_out(s.seconds_to_exhaustion)
         ),
     };
@@ -326,6 +336,15 @@ mod tests {
         assert_eq!(type_name("int(10) unsigned"), "INT UNSIGNED");
         assert_eq!(type_name("bigint(20)"), "BIGINT");
         assert_eq!(type_name("int unsigned zerofill"), "INT UNSIGNED");
+    }
+
+    #[test]
+    fn percentages_never_round_up_to_full() {
+        assert_eq!(percent(0.931), "93.1%");
+        assert_eq!(percent(0.99998), "99.998%");
+        assert_eq!(percent(0.9994), "99.940%");
+        assert_eq!(percent(1.0), "100.0%");
+        assert_eq!(percent(1.5), "150.0%");
     }
 
     #[test]

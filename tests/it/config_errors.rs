@@ -210,7 +210,10 @@ fn a_password_file_is_read_and_trimmed() {
 #[test]
 fn the_shipped_example_configuration_is_valid() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/headroom.toml");
-    let env = BTreeMap::from([("SHARD_PASSWORD".to_string(), "pw".to_string())]);
+    let env = BTreeMap::from([
+        ("SHARD_PASSWORD".to_string(), "pw".to_string()),
+        ("PAGERDUTY_ROUTING_KEY".to_string(), "key".to_string()),
+    ]);
     let s = config::load_with_env(&path, Some(env)).expect("config/headroom.toml is valid");
     assert_eq!(s.shards.len(), 2);
     assert_eq!(s.sources[0].servers.len(), 2);
@@ -261,7 +264,11 @@ color = "red"
         ("state.color", "unknown key"),
     ];
     for (key, text) in expected {
-        assert!(has(&p, key, text), "no problem {key}: …{text}… in\n{}", p.join("\n"));
+        assert!(
+            has(&p, key, text),
+            "no problem {key}: …{text}… in\n{}",
+            p.join("\n")
+        );
     }
     assert_eq!(p.len(), expected.len(), "{}", p.join("\n"));
 }
@@ -293,7 +300,11 @@ routing_key_env = "PD"
     assert_eq!(s.policy.default.critical_within.as_secs(), 7 * 86_400);
     let logs = s.policy.limits("etsy", "logs", "id");
     assert_eq!(logs.ratio.critical.get(), 990_000);
-    assert_eq!(logs.ratio.warning.get(), 700_000, "the rest from [thresholds]");
+    assert_eq!(
+        logs.ratio.warning.get(),
+        700_000,
+        "the rest from [thresholds]"
+    );
     assert_eq!(logs.critical_within.as_secs(), 7 * 86_400);
     assert_eq!(s.policy.silences[0].reason, "migration to BIGINT under way");
     let pd = &s.notifiers[0];

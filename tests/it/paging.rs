@@ -508,9 +508,24 @@ async fn two_replicas_side_by_side_open_one_incident() {
     let servers = seeded_shard("pd-ha");
     let receiver = Receiver::start(0).await.expect("receiver");
     let dir = tempfile::tempdir().expect("tempdir");
-    let a = app(&toml(&[&servers[0]], &receiver.url(), &dir.path().join("a.json"), "")).await;
-    let b = app(&toml(&[&servers[0]], &receiver.url(), &dir.path().join("b.json"), "")).await;
-    eventually("both replicas sent", || receiver.count("trigger", ORDERS) == 2).await;
+    let a = app(&toml(
+        &[&servers[0]],
+        &receiver.url(),
+        &dir.path().join("a.json"),
+        "",
+    ))
+    .await;
+    let b = app(&toml(
+        &[&servers[0]],
+        &receiver.url(),
+        &dir.path().join("b.json"),
+        "",
+    ))
+    .await;
+    eventually("both replicas sent", || {
+        receiver.count("trigger", ORDERS) == 2
+    })
+    .await;
     assert_eq!(receiver.incidents_opened(), 1, "one incident for the pair");
     a.stop().await;
     b.stop().await;
@@ -533,11 +548,15 @@ REPLACE INTO tickets.Tickets32 (stub) VALUES ('a');",
         .expect("tickets");
     let receiver = Receiver::start(0).await.expect("receiver");
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = toml(&[&servers[0]], &receiver.url(), &dir.path().join("s.json"), "")
-        + &format!(
-            "[[sources]]\nname = \"tickets32\"\nkind = \"ticket_server\"\nservers = [\"{}\"]\ntable = \"Tickets32\"\n",
-            servers[1].url("root", Some("tickets"))
-        );
+    let config = toml(
+        &[&servers[0]],
+        &receiver.url(),
+        &dir.path().join("s.json"),
+        "",
+    ) + &format!(
+        "[[sources]]\nname = \"tickets32\"\nkind = \"ticket_server\"\nservers = [\"{}\"]\ntable = \"Tickets32\"\n",
+        servers[1].url("root", Some("tickets"))
+    );
     let app = app(&config).await;
     eventually("the source page", || {
         receiver.count("trigger", "headroom/source/tickets32") == 1
@@ -546,8 +565,14 @@ REPLACE INTO tickets.Tickets32 (stub) VALUES ('a');",
     let page = receiver.events()[0].clone();
     assert_eq!(page["payload"]["class"], "id_source");
     assert_eq!(page["payload"]["severity"], "critical");
-    let summary = page["payload"]["summary"].as_str().unwrap_or("").to_string();
-    assert!(summary.starts_with("ID source tickets32: 95.0% of INT UNSIGNED handed out"), "{summary}");
+    let summary = page["payload"]["summary"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        summary.starts_with("ID source tickets32: 95.0% of INT UNSIGNED handed out"),
+        "{summary}"
+    );
     let (_, sources) = app.get_json("/api/sources").await;
     assert_eq!(sources["sources"][0]["status"], "critical");
     app.stop().await;
