@@ -217,11 +217,7 @@ async fn enqueue(State(inner): State<Arc<Mutex<Inner>>>, body: axum::body::Bytes
             let dedup_key = event["dedup_key"].as_str().unwrap_or("generated").to_string();
             let mut g = inner.lock().unwrap_or_else(|e| e.into_inner());
             match event["event_action"].as_str() {
-                Some("trigger") => {
-                    if g.open.insert(dedup_key.clone()) {
-                        g.opened += 1;
-                    }
-                }
+                Some("trigger") if g.open.insert(dedup_key.clone()) => g.opened += 1,
                 Some("resolve") => {
                     g.open.remove(&dedup_key);
                 }
