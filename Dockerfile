@@ -5,13 +5,18 @@ COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY benches ./benches
 RUN cargo build --release --locked --bin headroom \
-    && strip target/release/headroom
+    && strip target/release/headroom \
+    && mkdir -p /out/state
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /src/target/release/headroom /usr/local/bin/headroom
 COPY config/headroom.toml /etc/headroom/headroom.toml
+# The pager's state file (open incidents, undelivered events): keep it on a volume.
+COPY --from=build --chown=65532:65532 /out/state /var/lib/headroom
+VOLUME ["/var/lib/headroom"]
 # Inside a container the API must listen beyond loopback; the file's other keys stay.
-ENV HEADROOM__SERVER__LISTEN=0.0.0.0:9187
+ENV HEADROOM__SERVER__LISTEN=0.0.0.0:9187 \
+    HEADROOM__STATE__PATH=/var/lib/headroom/state.json
 USER 65532:65532
 EXPOSE 9187
 ENTRYPOINT ["/usr/local/bin/headroom"]
