@@ -542,7 +542,7 @@ async fn a_source_running_out_pages_as_its_own_incident() {
         .exec(
             "CREATE DATABASE tickets;
 CREATE TABLE tickets.Tickets32 (id INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
-  stub CHAR(1) NOT NULL DEFAULT '', UNIQUE KEY (stub)) AUTO_INCREMENT=4080218930;
+  stub CHAR(1) NOT NULL DEFAULT '', UNIQUE KEY (stub)) AUTO_INCREMENT=4080648000;
 REPLACE INTO tickets.Tickets32 (stub) VALUES ('a');",
         )
         .expect("tickets");
