@@ -4,6 +4,7 @@
 mod api;
 mod cli;
 mod config_errors;
+mod e2e;
 mod faults;
 mod harness;
 mod measurement;
