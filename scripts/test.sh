@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what is missing (MariaDB binaries,
-# hadolint), then format check, clippy, unit and integration tests (throwaway MariaDB
-# servers, no running database needed), and the Dockerfile lint. .ci/run calls this.
+# Prometheus and Alertmanager, hadolint), then format check, clippy, the alert rules'
+# checks and unit tests (promtool), the Alertmanager example (amtool), unit and integration
+# tests (throwaway MariaDB servers, a real Prometheus and Alertmanager; no running database
+# needed), the Dockerfile lint, and docker-compose.yml where `docker compose` exists.
+# .ci/run calls this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
@@ -9,14 +12,26 @@ cd "$(dirname "$0")/.."
 
 ensure_cargo
 ensure_mariadb
+ensure_prometheus
 ensure_hadolint
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
+echo "== promtool check rules / test rules"
+promtool check rules alert-rules/*.rules.yml
+promtool test rules alert-rules/tests/*.yml
+echo "== amtool check-config"
+amtool check-config config/alertmanager.example.yml
 echo "== cargo test"
 cargo test --locked --all-targets
 echo "== hadolint Dockerfile"
 hadolint Dockerfile
+if docker compose version >/dev/null 2>&1; then
+  echo "== docker compose config"
+  docker compose config --quiet
+else
+  echo "== docker compose config: skipped, no 'docker compose' on this machine"
+fi
 echo "All checks passed."

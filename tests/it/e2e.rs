@@ -378,3 +378,10 @@ async fn an_alert_travels_from_a_column_through_prometheus_and_alertmanager_and_
     drop(prom);
     drop(am);
 }
+
+#[test]
+fn the_compose_demo_seeds_the_same_schema_as_the_sandbox() {
+    let sql = std::fs::read_to_string(repo("config/compose/shard.sql")).expect("shard.sql");
+    assert!(sql.contains(headroom::sandbox::ETSY_SCHEMA_SQL.trim_start()));
+    assert!(sql.contains("GRANT SELECT ON etsy.* TO 'headroom'@'%';"));
+}
