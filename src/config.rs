@@ -227,15 +227,24 @@ pub struct NotifierSettings {
     /// First wait before retrying an undelivered event; doubles up to `retry_max`.
     pub retry_initial: Duration,
     pub retry_max: Duration,
-    /// Rate limit: events sent per minute at most (PagerDuty allows about 120 per key).
+    /// Rate limit: events sent per minute at most (PagerDuty allows about 120 per key;
+    /// the default, 100, stays under it).
     pub max_events_per_minute: u32,
+    /// Limit on one delivery request.
+    pub timeout: Duration,
 }
 
 impl fmt::Debug for NotifierSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Only scheme and host: a webhook URL's path is often a secret.
+        let url = format!(
+            "{}://{}/...",
+            self.url.scheme(),
+            self.url.host_str().unwrap_or("")
+        );
         f.debug_struct("NotifierSettings")
             .field("name", &self.name)
-            .field("url", &self.url.as_str())
+            .field("url", &url)
             .field("min_severity", &self.min_severity)
             .field("blind_after", &self.blind_after)
             .finish()
@@ -1004,7 +1013,8 @@ impl Section {
         let blind_after = self.duration("blind_after", Duration::from_secs(15 * 60));
         let retry_initial = self.duration("retry_initial", Duration::from_secs(1));
         let retry_max = self.duration("retry_max", Duration::from_secs(300));
-        let rate = self.positive("max_events_per_minute", 120);
+        let rate = self.positive("max_events_per_minute", 100);
+        let timeout = self.duration("timeout", Duration::from_secs(10));
         Some(NotifierSettings {
             name,
             kind: kind?,
@@ -1014,6 +1024,7 @@ impl Section {
             retry_initial: retry_initial?,
             retry_max: retry_max?,
             max_events_per_minute: u32::try_from(rate?).unwrap_or(u32::MAX),
+            timeout: timeout?,
         })
     }
 

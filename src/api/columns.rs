@@ -32,6 +32,7 @@ pub struct ColumnQuery {
     pub shard: Option<String>,
     pub schema: Option<String>,
     pub table: Option<String>,
+    pub column: Option<String>,
     /// Any of these kinds (`kind=reference,foreign_key`).
     pub kinds: Option<HashSet<Kind>>,
     /// Any of these statuses (`status=critical,exhausted`).
@@ -41,7 +42,7 @@ pub struct ColumnQuery {
     pub limit: Option<usize>,
 }
 
-const PARAMETERS: &str = "shard, schema, table, kind, status, min_ratio, sort, limit";
+const PARAMETERS: &str = "shard, schema, table, column, kind, status, min_ratio, sort, limit";
 
 impl ColumnQuery {
     /// Parses `a=b&c=d`; every problem is reported with the parameter that holds it.
@@ -57,6 +58,7 @@ impl ColumnQuery {
                 "shard" => q.shard = Some(value),
                 "schema" => q.schema = Some(value),
                 "table" => q.table = Some(value),
+                "column" => q.column = Some(value),
                 "kind" => {
                     q.kinds = Some(
                         list(&value)
@@ -113,6 +115,7 @@ impl ColumnQuery {
         self.shard.as_ref().is_none_or(|s| *s == c.shard)
             && self.schema.as_ref().is_none_or(|s| *s == c.schema)
             && self.table.as_ref().is_none_or(|t| *t == c.table)
+            && self.column.as_ref().is_none_or(|t| *t == c.column)
             && self.kinds.as_ref().is_none_or(|k| k.contains(&c.kind))
             && self.statuses.as_ref().is_none_or(|s| s.contains(&c.status))
             && self.min_ratio.is_none_or(|r| c.used_ratio >= r)

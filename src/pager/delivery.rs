@@ -15,8 +15,9 @@ pub enum Outcome {
     Delivered,
     /// The receiver refused the event itself (400): retrying cannot help.
     Rejected(String),
-    /// A network error, a timeout, 429 or 5xx (or another answer worth a new try).
-    Retry(String),
+    /// A network error, a timeout, 429 or 5xx (or another answer worth a new try), and how
+    /// long the receiver asked us to wait (`Retry-After`), if it did.
+    Retry(String, Option<Duration>),
 }
 
 /// The Events API v2 body for `event`.
@@ -69,19 +70,29 @@ pub async fn send(
     };
     let response = match client.post(notifier.url.clone()).json(&body).send().await {
         Ok(r) => r,
-        // reqwest's errors name the URL, which holds no secret (the key is in the body).
-        Err(e) => return Outcome::Retry(format!("{e}")),
+        // Without the URL: a webhook URL is often a secret itself.
+        Err(e) => return Outcome::Retry(format!("{}", e.without_url()), None),
     };
     let status = response.status();
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
     let text = response.text().await.unwrap_or_default();
     let text: String = text.chars().take(500).collect();
     match (status.as_u16(), &notifier.kind) {
         (200..=299, _) => Outcome::Delivered,
-        (400, _) => Outcome::Rejected(format!("400: {text}")),
+        // The event itself is refused (malformed, too large): no retry can help.
+        (400 | 413, _) => Outcome::Rejected(format!("{status}: {text}")),
         (401..=499, NotifierKind::Webhook) if !matches!(status.as_u16(), 408 | 429) => {
             Outcome::Rejected(format!("{status}: {text}"))
         }
-        _ => Outcome::Retry(format!("{status}: {text}")),
+        // 429 and 5xx; and for PagerDuty 401/403/404, a wrong key or URL that an operator
+        // fixes: the page waits (and headroom_pager_queue_depth shows it) rather than being
+        // lost.
+        _ => Outcome::Retry(format!("{status}: {text}"), retry_after),
     }
 }
 

@@ -60,18 +60,36 @@ pub struct Event {
     /// The condition in headroom's API.
     pub link: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// How bad, finer than `severity`: 1 warning, 2 critical, 3 exhausted. A rise
+    /// re-triggers even where PagerDuty's severity stays `critical`.
+    #[serde(default)]
+    pub level: u8,
 }
 
-/// A subject that may need an incident: the key and the event that would open it.
-#[derive(Debug, Clone)]
-pub struct Condition {
+/// A subject that may need an incident: its key, how bad it is now, and how to write the
+/// trigger (built only when one is sent: most subjects are fine at most polls).
+pub struct Condition<'a> {
     pub dedup_key: String,
     /// `None`: all is well.
     pub severity: Option<Severity>,
+    /// 1 warning, 2 critical, 3 exhausted.
+    pub level: u8,
     /// A silence keeps it from triggering.
     pub silenced: bool,
-    /// The trigger to send, with `severity`.
-    pub trigger: Event,
+    /// Nothing can be concluded now (its shard is down, its forecast not known yet):
+    /// neither trigger nor count towards a resolve.
+    pub hold: bool,
+    /// Writes the trigger, at a moment.
+    pub build: Box<dyn Fn(DateTime<Utc>) -> Event + 'a>,
+}
+
+fn level(status: Status) -> u8 {
+    match status {
+        Status::Ok => 0,
+        Status::Warning => 1,
+        Status::Critical => 2,
+        Status::Exhausted => 3,
+    }
 }
 
 /// A dedup key within PagerDuty's limit: long ones keep their start and end a stable hash.
@@ -139,8 +157,22 @@ fn link(base: &str, params: &[(&str, &str)]) -> String {
     format!("{base}/api/columns?{query}")
 }
 
-/// The condition of a column.
-pub fn column(c: &ColumnReport, external_url: &str, now: DateTime<Utc>) -> Condition {
+/// The condition of a column. `shard_up`: whether its shard's last poll succeeded (a
+/// down shard's columns are last known values, held).
+pub fn column<'a>(c: &'a ColumnReport, shard_up: bool, external_url: &'a str) -> Condition<'a> {
+    let severity = Severity::of(c.status);
+    Condition {
+        dedup_key: dedup_key(&["column", &c.shard, &c.name()]),
+        severity,
+        level: level(c.status),
+        silenced: c.silenced.is_some(),
+        // Ok by ratio with no forecast yet (just restarted): the time rule cannot tell.
+        hold: !shard_up || (severity.is_none() && c.growth_per_second.is_none()),
+        build: Box::new(move |now| column_event(c, external_url, now)),
+    }
+}
+
+fn column_event(c: &ColumnReport, external_url: &str, now: DateTime<Utc>) -> Event {
     let name = c.name();
     let ty = type_name(&c.column_type);
     let summary = if c.status == Status::Exhausted {
@@ -182,40 +214,49 @@ pub fn column(c: &ColumnReport, external_url: &str, now: DateTime<Utc>) -> Condi
         "observed_at": c.observed_at,
         "what_to_do": WHAT_TO_DO,
     });
-    let severity = Severity::of(c.status);
-    Condition {
+    let severity = Severity::of(c.status).unwrap_or(Severity::Warning);
+    Event {
+        action: Action::Trigger,
         dedup_key: dedup_key(&["column", &c.shard, &name]),
         severity,
-        silenced: c.silenced.is_some(),
-        trigger: Event {
-            action: Action::Trigger,
-            dedup_key: dedup_key(&["column", &c.shard, &name]),
-            severity: severity.unwrap_or(Severity::Warning),
-            summary: truncate(summary, SUMMARY_LIMIT),
-            source: c.shard.clone(),
-            component: name,
-            group: c.shard.clone(),
-            class: "id_column".to_string(),
-            custom_details: details,
-            link: Some(link(
-                external_url,
-                &[
-                    ("shard", &c.shard),
-                    ("schema", &c.schema),
-                    ("table", &c.table),
-                ],
-            )),
-            created_at: now,
-        },
+        summary: truncate(summary, SUMMARY_LIMIT),
+        source: c.shard.clone(),
+        component: name,
+        group: c.shard.clone(),
+        class: "id_column".to_string(),
+        custom_details: details,
+        link: Some(link(
+            external_url,
+            &[
+                ("shard", &c.shard),
+                ("schema", &c.schema),
+                ("table", &c.table),
+                ("column", &c.column),
+            ],
+        )),
+        created_at: now,
+        level: level(c.status),
     }
 }
 
-/// The condition of an ID source.
-pub fn source(s: &SourceState, external_url: &str, now: DateTime<Utc>) -> Condition {
-    let severity = s.status.and_then(Severity::of);
+/// The condition of an ID source (one that has been read at least once).
+pub fn source<'a>(s: &'a SourceState, external_url: &'a str) -> Condition<'a> {
+    let status = s.status.unwrap_or(Status::Ok);
+    Condition {
+        dedup_key: dedup_key(&["source", &s.name]),
+        severity: Severity::of(status),
+        level: level(status),
+        silenced: false,
+        hold: s.current.is_none() || (status == Status::Ok && s.growth_per_second.is_none()),
+        build: Box::new(move |now| source_event(s, external_url, now)),
+    }
+}
+
+fn source_event(s: &SourceState, external_url: &str, now: DateTime<Utc>) -> Event {
+    let status = s.status.unwrap_or(Status::Ok);
     let ty = s.column_type.as_deref().map(type_name).unwrap_or_default();
-    let summary = match s.status {
-        Some(Status::Exhausted) => format!(
+    let summary = match status {
+        Status::Exhausted => format!(
             "ID source {}: EXHAUSTED, its {ty} counter is past its maximum",
             s.name
         ),
@@ -239,67 +280,71 @@ pub fn source(s: &SourceState, external_url: &str, now: DateTime<Utc>) -> Condit
         "column_type": s.column_type,
         "what_to_do": "Every column that stores this source's IDs is at risk: widen the generator's column and plan a new ID scheme before it runs out.",
     });
-    Condition {
+    Event {
+        action: Action::Trigger,
         dedup_key: dedup_key(&["source", &s.name]),
-        severity,
-        silenced: false,
-        trigger: Event {
-            action: Action::Trigger,
-            dedup_key: dedup_key(&["source", &s.name]),
-            severity: severity.unwrap_or(Severity::Warning),
-            summary: truncate(summary, SUMMARY_LIMIT),
-            source: s.name.clone(),
-            component: s.name.clone(),
-            group: "sources".to_string(),
-            class: "id_source".to_string(),
-            custom_details: details,
-            link: Some(format!("{external_url}/api/sources")),
-            created_at: now,
-        },
+        severity: Severity::of(status).unwrap_or(Severity::Warning),
+        summary: truncate(summary, SUMMARY_LIMIT),
+        source: s.name.clone(),
+        component: s.name.clone(),
+        group: "sources".to_string(),
+        class: "id_source".to_string(),
+        custom_details: details,
+        link: Some(format!("{external_url}/api/sources")),
+        created_at: now,
+        level: level(status),
     }
 }
 
 /// The condition of a shard headroom cannot read: critical once it has been unreadable
-/// for `blind_after` (counted from its last success, or from `started` if it never had one).
-pub fn blind_shard(
-    s: &ShardState,
+/// for `blind_after` (counted from its last success, or from `started` if it has had none
+/// since this process started); held while it is down but not yet for that long, so that a
+/// restart neither resolves an open blind incident nor opens one early.
+pub fn blind_shard<'a>(
+    s: &'a ShardState,
     blind_after: std::time::Duration,
     started: DateTime<Utc>,
-    external_url: &str,
+    external_url: &'a str,
     now: DateTime<Utc>,
-) -> Condition {
+) -> Condition<'a> {
     let since = s.last_success.unwrap_or(started);
     let blind_for = (now - since).to_std().unwrap_or_default();
-    let blind = s.polled && !s.up && blind_for >= blind_after;
-    let summary = format!(
-        "headroom cannot read shard {} for {}: its ID columns are not watched. Last error: {}",
-        s.name,
-        humanize(blind_for.as_secs()).trim_start_matches('~'),
-        s.last_error.as_deref().unwrap_or("none")
-    );
+    let down = !s.up;
+    let blind = s.polled && down && blind_for >= blind_after;
     Condition {
         dedup_key: dedup_key(&["blind", &s.name]),
         severity: blind.then_some(Severity::Critical),
+        level: if blind { 2 } else { 0 },
         silenced: false,
-        trigger: Event {
-            action: Action::Trigger,
-            dedup_key: dedup_key(&["blind", &s.name]),
-            severity: Severity::Critical,
-            summary: truncate(summary, SUMMARY_LIMIT),
-            source: s.name.clone(),
-            component: s.name.clone(),
-            group: s.name.clone(),
-            class: "blind_shard".to_string(),
-            custom_details: json!({
-                "shard": s.name,
-                "url": s.url,
-                "last_success": s.last_success,
-                "last_error": s.last_error,
-                "what_to_do": "Check that the shard is up and that headroom's user can connect and SELECT; see /api/shards.",
-            }),
-            link: Some(format!("{external_url}/api/shards")),
-            created_at: now,
-        },
+        hold: down && !blind,
+        build: Box::new(move |now| {
+            let summary = format!(
+                "headroom cannot read shard {} for {}: its ID columns are not watched. Last error: {}",
+                s.name,
+                humanize(blind_for.as_secs()).trim_start_matches('~'),
+                s.last_error.as_deref().unwrap_or("none")
+            );
+            Event {
+                action: Action::Trigger,
+                dedup_key: dedup_key(&["blind", &s.name]),
+                severity: Severity::Critical,
+                summary: truncate(summary, SUMMARY_LIMIT),
+                source: s.name.clone(),
+                component: s.name.clone(),
+                group: s.name.clone(),
+                class: "blind_shard".to_string(),
+                custom_details: json!({
+                    "shard": s.name,
+                    "url": s.url,
+                    "last_success": s.last_success,
+                    "last_error": s.last_error,
+                    "what_to_do": "Check that the shard is up and that headroom's user can connect and SELECT; see /api/shards.",
+                }),
+                link: Some(format!("{external_url}/api/shards")),
+                created_at: now,
+                level: 2,
+            }
+        }),
     }
 }
 

@@ -48,10 +48,13 @@ pub struct Lifecycle {
 }
 
 impl Lifecycle {
-    /// Decides the events for one evaluation of every condition.
+    /// Decides the events for one evaluation of every condition. Open incidents whose key
+    /// starts with one of `held` (a shard that is down, a source not read yet) are left as
+    /// they are even when no condition names them.
     pub fn evaluate(
         &mut self,
-        conditions: Vec<Condition>,
+        conditions: Vec<Condition<'_>>,
+        held: &[String],
         min_severity: Severity,
         now: DateTime<Utc>,
     ) -> Vec<Event> {
@@ -59,17 +62,16 @@ impl Lifecycle {
         let mut seen = HashSet::new();
         for c in conditions {
             seen.insert(c.dedup_key.clone());
+            if c.hold {
+                continue;
+            }
             let open = self.incidents.get(&c.dedup_key);
             match c.severity {
                 Some(severity) if severity >= min_severity => {
                     self.ok_streak.remove(&c.dedup_key);
-                    let rises = open.is_none_or(|o| severity > o.severity);
+                    let rises = open.is_none_or(|o| c.level > o.level || severity > o.severity);
                     if rises && !c.silenced {
-                        let trigger = Event {
-                            severity,
-                            created_at: now,
-                            ..c.trigger
-                        };
+                        let trigger = (c.build)(now);
                         self.incidents.insert(c.dedup_key.clone(), trigger.clone());
                         events.push(trigger);
                     }
@@ -89,7 +91,7 @@ impl Lifecycle {
         let gone: Vec<String> = self
             .incidents
             .keys()
-            .filter(|k| !seen.contains(*k))
+            .filter(|k| !seen.contains(*k) && !held.iter().any(|p| k.starts_with(p.as_str())))
             .cloned()
             .collect();
         for key in gone {
@@ -160,8 +162,14 @@ impl Pager {
             });
             books.outboxes.push(saved.outbox);
         }
+        let timeout = settings
+            .notifiers
+            .iter()
+            .map(|n| n.timeout)
+            .min()
+            .unwrap_or(Duration::from_secs(10));
         let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
+            .timeout(timeout)
             .user_agent(concat!("headroom/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
@@ -219,25 +227,38 @@ impl Pager {
         }
     }
 
-    /// The conditions of every column, source and shard in `snapshot`.
-    fn conditions(
-        &self,
-        snapshot: &Snapshot,
+    /// The conditions of every column, source and shard in `snapshot`, and the key prefixes
+    /// to hold (shards down, sources never read).
+    fn conditions<'a>(
+        &'a self,
+        snapshot: &'a Snapshot,
         notifier: &NotifierSettings,
         now: DateTime<Utc>,
-    ) -> Vec<Condition> {
-        let url = &self.external_url;
-        let columns = snapshot
-            .shards
-            .iter()
-            .flat_map(|s| s.columns.iter())
-            .map(|c| event::column(c, url, now));
-        let sources = snapshot.sources.iter().map(|s| event::source(s, url, now));
-        let blind = snapshot
-            .shards
-            .iter()
-            .map(|s| event::blind_shard(s, notifier.blind_after, self.started, url, now));
-        columns.chain(sources).chain(blind).collect()
+    ) -> (Vec<Condition<'a>>, Vec<String>) {
+        let url = self.external_url.as_str();
+        let mut out = Vec::new();
+        let mut held = Vec::new();
+        for s in &snapshot.shards {
+            if !s.up {
+                held.push(format!("headroom/column/{}/", s.name));
+            }
+            out.extend(s.columns.iter().map(|c| event::column(c, s.up, url)));
+            out.push(event::blind_shard(
+                s,
+                notifier.blind_after,
+                self.started,
+                url,
+                now,
+            ));
+        }
+        for s in &snapshot.sources {
+            if s.current.is_none() {
+                held.push(event::dedup_key(&["source", &s.name]));
+            } else {
+                out.push(event::source(s, url));
+            }
+        }
+        (out, held)
     }
 
     /// Evaluates every condition after a poll and queues the events.
@@ -245,9 +266,10 @@ impl Pager {
         let mut books = self.lock();
         let mut changed = false;
         for (i, n) in self.notifiers.iter().enumerate() {
-            let conditions = self.conditions(snapshot, &n.settings, now);
+            let (conditions, held) = self.conditions(snapshot, &n.settings, now);
             let before = books.lifecycles[i].incidents.len();
-            let events = books.lifecycles[i].evaluate(conditions, n.settings.min_severity, now);
+            let events =
+                books.lifecycles[i].evaluate(conditions, &held, n.settings.min_severity, now);
             changed |= !events.is_empty() || before != books.lifecycles[i].incidents.len();
             for e in &events {
                 tracing::info!(notifier = n.settings.name, action = e.action.as_str(), dedup_key = %e.dedup_key, severity = e.severity.as_str(), summary = %e.summary, "Page queued");
@@ -326,17 +348,20 @@ impl Pager {
                     tracing::error!(notifier = name, action, dedup_key = %event.dedup_key, response = %why, "Page rejected by the receiver, dropped");
                     self.pop(i, &event);
                 }
-                Outcome::Retry(why) => {
+                Outcome::Retry(why, retry_after) => {
                     attempt += 1;
                     self.metrics.pager_event(name, action, "retry");
                     let seed =
                         Utc::now().timestamp_nanos_opt().unwrap_or(0) as u64 ^ (i as u64) << 32;
-                    let wait = delivery::backoff(
+                    let backoff = delivery::backoff(
                         attempt,
                         n.settings.retry_initial,
                         n.settings.retry_max,
                         seed,
                     );
+                    // A receiver's Retry-After is honoured, up to retry_max.
+                    let wait =
+                        retry_after.map_or(backoff, |r| r.min(n.settings.retry_max).max(backoff));
                     tracing::warn!(notifier = name, action, dedup_key = %event.dedup_key, attempt, wait_ms = wait.as_millis() as u64, error = %why, "Page not delivered, retrying");
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
@@ -363,24 +388,46 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn condition(key: &str, severity: Option<Severity>, silenced: bool) -> Condition {
-        Condition {
+    fn event(key: &str, severity: Severity, level: u8) -> Event {
+        Event {
+            action: Action::Trigger,
             dedup_key: key.to_string(),
             severity,
+            summary: key.to_string(),
+            source: "s".into(),
+            component: "c".into(),
+            group: "g".into(),
+            class: "id_column".into(),
+            custom_details: json!({}),
+            link: None,
+            created_at: Utc::now(),
+            level,
+        }
+    }
+
+    fn condition(key: &str, severity: Option<Severity>, silenced: bool) -> Condition<'static> {
+        let level = match severity {
+            None => 0,
+            Some(Severity::Warning) => 1,
+            Some(Severity::Critical) => 2,
+        };
+        leveled(key, severity, level, silenced)
+    }
+
+    fn leveled(
+        key: &str,
+        severity: Option<Severity>,
+        level: u8,
+        silenced: bool,
+    ) -> Condition<'static> {
+        let key = key.to_string();
+        Condition {
+            dedup_key: key.clone(),
+            severity,
+            level,
             silenced,
-            trigger: Event {
-                action: Action::Trigger,
-                dedup_key: key.to_string(),
-                severity: severity.unwrap_or(Severity::Warning),
-                summary: key.to_string(),
-                source: "s".into(),
-                component: "c".into(),
-                group: "g".into(),
-                class: "id_column".into(),
-                custom_details: json!({}),
-                link: None,
-                created_at: Utc::now(),
-            },
+            hold: false,
+            build: Box::new(move |_| event(&key, severity.unwrap_or(Severity::Warning), level)),
         }
     }
 
@@ -394,7 +441,7 @@ mod tests {
         let now = Utc::now();
         let w = Severity::Warning;
         let c = Severity::Critical;
-        let ev = |l: &mut Lifecycle, s| l.evaluate(vec![condition("k", s, false)], w, now);
+        let ev = |l: &mut Lifecycle, s| l.evaluate(vec![condition("k", s, false)], &[], w, now);
         assert_eq!(actions(&ev(&mut l, Some(w))), [(Action::Trigger, w)]);
         assert!(ev(&mut l, Some(w)).is_empty());
         assert_eq!(actions(&ev(&mut l, Some(c))), [(Action::Trigger, c)]);
@@ -417,6 +464,7 @@ mod tests {
                 condition("warning-only", Some(Severity::Warning), false),
                 condition("silenced", Some(Severity::Critical), true),
             ],
+            &[],
             Severity::Critical,
             now,
         );
@@ -430,11 +478,53 @@ mod tests {
         let now = Utc::now();
         l.evaluate(
             vec![condition("k", Some(Severity::Critical), false)],
+            &[],
             Severity::Critical,
             now,
         );
-        assert!(l.evaluate(vec![], Severity::Critical, now).is_empty());
-        assert_eq!(l.evaluate(vec![], Severity::Critical, now).len(), 1);
+        assert!(l.evaluate(vec![], &[], Severity::Critical, now).is_empty());
+        assert_eq!(l.evaluate(vec![], &[], Severity::Critical, now).len(), 1);
         assert!(l.incidents.is_empty());
+    }
+
+    #[test]
+    fn held_conditions_and_prefixes_neither_page_nor_resolve() {
+        let mut l = Lifecycle::default();
+        let now = Utc::now();
+        let c = Severity::Critical;
+        l.evaluate(
+            vec![condition("headroom/column/s1/a.b.c", Some(c), false)],
+            &[],
+            c,
+            now,
+        );
+        // The shard is down after a restart: its columns are unknown, nothing resolves.
+        let held = vec!["headroom/column/s1/".to_string()];
+        for _ in 0..5 {
+            assert!(l.evaluate(vec![], &held, c, now).is_empty());
+        }
+        let mut held_condition = condition("headroom/column/s1/a.b.c", None, false);
+        held_condition.hold = true;
+        assert!(l.evaluate(vec![held_condition], &[], c, now).is_empty());
+        assert_eq!(l.incidents.len(), 1);
+    }
+
+    #[test]
+    fn critical_to_exhausted_triggers_again() {
+        let mut l = Lifecycle::default();
+        let now = Utc::now();
+        let c = Severity::Critical;
+        assert_eq!(
+            l.evaluate(vec![leveled("k", Some(c), 2, false)], &[], c, now)
+                .len(),
+            1
+        );
+        assert!(
+            l.evaluate(vec![leveled("k", Some(c), 2, false)], &[], c, now)
+                .is_empty()
+        );
+        let again = l.evaluate(vec![leveled("k", Some(c), 3, false)], &[], c, now);
+        assert_eq!(actions(&again), [(Action::Trigger, c)]);
+        assert_eq!(again[0].level, 3);
     }
 }

@@ -36,7 +36,7 @@ pub fn load(path: &Path) -> FileState {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            tracing::info!(path = %path.display(), "No state file yet, starting fresh");
+            tracing::warn!(path = %path.display(), "No state file, starting fresh: no open incidents or undelivered pages are known");
             return FileState::default();
         }
         Err(e) => {

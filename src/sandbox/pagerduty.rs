@@ -258,3 +258,24 @@ async fn hook(State(inner): State<Arc<Mutex<Inner>>>, body: axum::body::Bytes) -
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::validate;
+    use serde_json::json;
+
+    #[test]
+    fn events_are_checked_as_pagerduty_does() {
+        let ok = json!({"routing_key": "k", "event_action": "trigger", "dedup_key": "d",
+            "payload": {"summary": "s", "source": "src", "severity": "critical"}});
+        assert!(validate(&ok).is_empty());
+        let no_summary = json!({"routing_key": "k", "event_action": "trigger",
+            "payload": {"source": "src", "severity": "critical"}});
+        assert_eq!(validate(&no_summary).len(), 1);
+        let bad = json!({"event_action": "resolve", "payload": {}});
+        assert_eq!(validate(&bad).len(), 2, "{:?}", validate(&bad));
+        let long = json!({"routing_key": "k", "event_action": "trigger", "dedup_key": "x".repeat(256),
+            "payload": {"summary": "s".repeat(1025), "source": "src", "severity": "loud"}});
+        assert_eq!(validate(&long).len(), 3);
+    }
+}

@@ -100,6 +100,10 @@ async fn columns_are_filtered_sorted_and_limited_and_bad_parameters_get_400() {
     assert_eq!(names(&doc), ["shop.child.small_id"]);
     let (_, doc) = app.get_json("/api/columns?table=medium").await;
     assert_eq!(names(&doc), ["shop.medium.id"]);
+    let (_, doc) = app
+        .get_json("/api/columns?table=child&column=small_id")
+        .await;
+    assert_eq!(names(&doc), ["shop.child.small_id"]);
     let (_, doc) = app.get_json("/api/columns?status=critical").await;
     assert_eq!(names(&doc), ["other.t.id"]);
     let (_, doc) = app.get_json("/api/columns?status=warning,critical").await;

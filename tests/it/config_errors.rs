@@ -312,7 +312,8 @@ routing_key_env = "PD"
     assert_eq!(pd.url.as_str(), config::PAGERDUTY_URL);
     assert_eq!(pd.min_severity, headroom::policy::Severity::Critical);
     assert_eq!(pd.blind_after.as_secs(), 900);
-    assert_eq!(pd.max_events_per_minute, 120);
+    assert_eq!(pd.max_events_per_minute, 100);
+    assert_eq!(pd.timeout.as_secs(), 10);
     assert!(!format!("{pd:?}").contains("k3y"));
     assert_eq!(s.state_path, std::path::Path::new("./headroom-state.json"));
 }

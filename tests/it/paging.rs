@@ -34,7 +34,7 @@ fn toml(shards: &[&MariaDb], receiver_url: &str, state: &Path, extra: &str) -> S
          [poll]\ninterval = \"300ms\"\nquery_timeout = \"2s\"\n\
          [state]\npath = \"{}\"\n\
          [pagerduty]\nrouting_key_env = \"PD_KEY\"\nurl = \"{receiver_url}\"\n\
-         retry_initial = \"50ms\"\nretry_max = \"200ms\"\nmax_events_per_minute = 6000\nblind_after = \"1s\"\n{extra}\n",
+         retry_initial = \"50ms\"\nretry_max = \"200ms\"\nmax_events_per_minute = 6000\nblind_after = \"1s\"\ntimeout = \"300ms\"\n{extra}\n",
         state.display()
     );
     for (i, s) in shards.iter().enumerate() {
@@ -111,7 +111,7 @@ async fn one_trigger_per_critical_column_and_one_resolve_after_an_alter_to_bigin
     );
     assert_eq!(
         trigger["links"][0]["href"],
-        "https://headroom.example/api/columns?shard=s1&schema=app&table=orders"
+        "https://headroom.example/api/columns?shard=s1&schema=app&table=orders&column=id"
     );
 
     servers[0]
@@ -213,6 +213,11 @@ async fn delivery_retries_through_500s_and_429s_but_drops_a_400() {
     eventually("a throttled try", || receiver.requests() > after_500s + 1).await;
     assert!(receiver.events().is_empty());
     assert_eq!(app.pager().outbox_len("pagerduty"), 1, "still queued");
+    // A receiver that never answers: each try ends at the notifier's timeout.
+    receiver.set_mode(Mode::Hang);
+    let before_hang = receiver.requests();
+    eventually("two hung tries", || receiver.requests() >= before_hang + 2).await;
+    assert!(receiver.events().is_empty());
     receiver.set_mode(Mode::Accept);
     eventually("delivered at last", || {
         receiver.count("trigger", ORDERS) == 1
@@ -500,7 +505,90 @@ async fn a_steadily_advancing_ticket_server_is_forecast_within_ten_percent() {
         "forecast {got} s, expected {expected} s"
     );
     assert!(actor["exhausts_at"].is_string());
+
+    // Soonest first: the INT signed columns that store tickets lead.
+    let (_, soonest) = app.get_json("/api/columns?sort=exhaustion&limit=2").await;
+    for c in soonest["columns"].as_array().expect("columns") {
+        assert_eq!(c["column"], "actor_id", "{soonest}");
+    }
+    let (_, metrics) = app.get_text("/metrics").await;
+    let growth_metric = metric_value(
+        &metrics,
+        "headroom_column_growth_per_second",
+        &[
+            ("shard", "shard-01"),
+            ("table", "activity_feed"),
+            ("column", "actor_id"),
+        ],
+    )
+    .unwrap_or(0.0);
+    assert!(
+        (growth_metric - true_rate).abs() / true_rate < 0.10,
+        "{growth_metric}"
+    );
+    assert!(
+        metric_value(
+            &metrics,
+            "headroom_column_seconds_to_exhaustion",
+            &[("shard", "shard-01"), ("column", "actor_id")]
+        )
+        .is_some()
+    );
+    assert!(
+        metric_value(
+            &metrics,
+            "headroom_column_seconds_to_exhaustion",
+            &[("table", "teams")]
+        )
+        .is_none(),
+        "absent while a column does not grow"
+    );
     app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_while_a_shard_is_down_resolves_nothing_it_cannot_see() {
+    let mut servers = seeded_shard("pd-blind-restart");
+    let receiver = Receiver::start(0).await.expect("receiver");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = toml(
+        &[&servers[0]],
+        &receiver.url(),
+        &dir.path().join("s.json"),
+        "",
+    );
+    let first = app(&config).await;
+    eventually("the trigger", || receiver.count("trigger", ORDERS) == 1).await;
+    first.stop().await;
+
+    servers[0].stop();
+    let second = app(&config).await;
+    polls(&second, 0, 6).await;
+    assert_eq!(
+        receiver.count("resolve", ORDERS),
+        0,
+        "a column it cannot see is not fixed"
+    );
+    // Blind for longer than blind_after (1s): its own page.
+    eventually("the blind page", || {
+        receiver.count("trigger", "headroom/blind/s1") == 1
+    })
+    .await;
+    assert_eq!(receiver.count("resolve", ORDERS), 0);
+
+    servers[0].restart().expect("restart");
+    eventually("the blind page resolved", || {
+        receiver.count("resolve", "headroom/blind/s1") == 1
+    })
+    .await;
+    polls(&second, 0, 4).await;
+    assert_eq!(
+        receiver.count("trigger", ORDERS),
+        1,
+        "still open, not paged again"
+    );
+    assert_eq!(receiver.count("resolve", ORDERS), 0, "still critical");
+    second.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
