@@ -23,7 +23,7 @@ echo "== promtool check rules / test rules"
 promtool check rules alert-rules/*.rules.yml
 promtool test rules alert-rules/tests/*.yml
 echo "== amtool check-config"
-amtool check-config config/alertmanager.example.yml
+amtool check-config config/alertmanager.example.yml config/compose/alertmanager.yml
 echo "== cargo test"
 cargo test --locked --all-targets
 echo "== hadolint Dockerfile"
