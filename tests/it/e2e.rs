@@ -348,7 +348,10 @@ async fn an_alert_travels_from_a_column_through_prometheus_and_alertmanager_and_
     let notification = alerts
         .events()
         .into_iter()
-        .find(|n| n["commonLabels"]["table"] == "orders")
+        .find(|n| {
+            n["commonLabels"]["table"] == "orders"
+                && n["commonLabels"]["alertname"] == "HeadroomColumnCritical"
+        })
         .expect("the orders notification");
     let annotations = &notification["alerts"][0]["annotations"];
     assert_eq!(
