@@ -142,11 +142,12 @@ fn percent(ratio: f64) -> String {
     }
 }
 
-fn runs_out(seconds: Option<u64>) -> String {
-    match seconds {
-        Some(0) => "already out".to_string(),
-        Some(s) => format!("runs out in {}", humanize(s)),
-        None => "not growing".to_string(),
+fn runs_out(seconds: Option<u64>, growth: Option<f64>) -> String {
+    match (seconds, growth) {
+        (Some(0), _) => "already out".to_string(),
+        (Some(s), _) => format!("runs out in {}", humanize(s)),
+        (None, None) => "growth not measured yet".to_string(),
+        (None, Some(_)) => "not growing".to_string(),
     }
 }
 
@@ -185,7 +186,7 @@ fn column_event(c: &ColumnReport, external_url: &str, now: DateTime<Utc>) -> Eve
             "{name} on {}: {} of {ty} used, {}",
             c.shard,
             percent(c.used_ratio),
-            runs_out(c.seconds_to_exhaustion)
+            runs_out(c.seconds_to_exhaustion, c.growth_per_second)
         )
     };
     let summary = if c.type_mismatch {
@@ -264,7 +265,7 @@ fn source_event(s: &SourceState, external_url: &str, now: DateTime<Utc>) -> Even
             "ID source {}: {} of {ty} handed out, {}",
             s.name,
             percent(s.used_ratio.unwrap_or(0.0)),
-            runs_out(s.seconds_to_exhaustion)
+            runs_out(s.seconds_to_exhaustion, s.growth_per_second)
         ),
     };
     let details = json!({
