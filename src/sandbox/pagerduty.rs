@@ -53,13 +53,23 @@ pub struct Receiver {
 impl Receiver {
     /// Starts on `port` (0 for any free port).
     pub async fn start(port: u16) -> std::io::Result<Receiver> {
+        Receiver::serve(port, |inner| {
+            Router::new()
+                .route("/v2/enqueue", post(enqueue))
+                .with_state(inner)
+        })
+        .await
+    }
+
+    async fn serve(
+        port: u16,
+        router: impl FnOnce(Arc<Mutex<Inner>>) -> Router,
+    ) -> std::io::Result<Receiver> {
         let listener = TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
         let inner = Arc::new(Mutex::new(Inner::default()));
         let stop = CancellationToken::new();
-        let app = Router::new()
-            .route("/v2/enqueue", post(enqueue))
-            .with_state(Arc::clone(&inner));
+        let app = router(Arc::clone(&inner));
         let token = stop.clone();
         tokio::spawn(async move {
             let _ = axum::serve(listener, app)
@@ -72,20 +82,10 @@ impl Receiver {
     /// Starts a plain webhook collector on `port`: any JSON POSTed to `/hook` is recorded
     /// and answered 200 (in [`Mode::Accept`]); the other modes apply as for PagerDuty.
     pub async fn start_webhook(port: u16) -> std::io::Result<Receiver> {
-        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
-        let addr = listener.local_addr()?;
-        let inner = Arc::new(Mutex::new(Inner::default()));
-        let stop = CancellationToken::new();
-        let app = Router::new()
-            .route("/hook", post(hook))
-            .with_state(Arc::clone(&inner));
-        let token = stop.clone();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(token.cancelled_owned())
-                .await;
-        });
-        Ok(Receiver { addr, inner, stop })
+        Receiver::serve(port, |inner| {
+            Router::new().route("/hook", post(hook)).with_state(inner)
+        })
+        .await
     }
 
     /// The webhook collector's URL.

@@ -47,6 +47,23 @@ fn toml(shards: &[&MariaDb], receiver_url: &str, state: &Path, extra: &str) -> S
     text
 }
 
+/// headroom over `shard`, paging `receiver`, its state file `dir/file`.
+async fn paging_app(
+    shard: &MariaDb,
+    receiver: &Receiver,
+    dir: &tempfile::TempDir,
+    file: &str,
+    extra: &str,
+) -> TestApp {
+    app(&toml(
+        &[shard],
+        &receiver.url(),
+        &dir.path().join(file),
+        extra,
+    ))
+    .await
+}
+
 async fn app(toml: &str) -> TestApp {
     spawn_app(settings_with_env(toml, &[("PD_KEY", KEY)])).await
 }
@@ -168,13 +185,7 @@ async fn a_rise_in_severity_triggers_the_same_key_again() {
     let receiver = Receiver::start(0).await.expect("receiver");
     let dir = tempfile::tempdir().expect("tempdir");
     let extra = "min_severity = \"warning\"";
-    let app = app(&toml(
-        &[&servers[0]],
-        &receiver.url(),
-        &dir.path().join("s.json"),
-        extra,
-    ))
-    .await;
+    let app = paging_app(&servers[0], &receiver, &dir, "s.json", extra).await;
     eventually("a warning", || receiver.count("trigger", ORDERS) == 1).await;
     assert_eq!(receiver.events()[0]["payload"]["severity"], "warning");
 
@@ -199,13 +210,7 @@ async fn delivery_retries_through_500s_and_429s_but_drops_a_400() {
     let receiver = Receiver::start(0).await.expect("receiver");
     receiver.set_mode(Mode::Fail);
     let dir = tempfile::tempdir().expect("tempdir");
-    let app = app(&toml(
-        &[&servers[0]],
-        &receiver.url(),
-        &dir.path().join("s.json"),
-        "",
-    ))
-    .await;
+    let app = paging_app(&servers[0], &receiver, &dir, "s.json", "").await;
 
     eventually("three failed tries", || receiver.requests() >= 3).await;
     receiver.set_mode(Mode::RateLimited);
@@ -596,20 +601,8 @@ async fn two_replicas_side_by_side_open_one_incident() {
     let servers = seeded_shard("pd-ha");
     let receiver = Receiver::start(0).await.expect("receiver");
     let dir = tempfile::tempdir().expect("tempdir");
-    let a = app(&toml(
-        &[&servers[0]],
-        &receiver.url(),
-        &dir.path().join("a.json"),
-        "",
-    ))
-    .await;
-    let b = app(&toml(
-        &[&servers[0]],
-        &receiver.url(),
-        &dir.path().join("b.json"),
-        "",
-    ))
-    .await;
+    let a = paging_app(&servers[0], &receiver, &dir, "a.json", "").await;
+    let b = paging_app(&servers[0], &receiver, &dir, "b.json", "").await;
     eventually("both replicas sent", || {
         receiver.count("trigger", ORDERS) == 2
     })
