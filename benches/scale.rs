@@ -18,6 +18,7 @@ use headroom::headroom::{IntType, Width};
 use headroom::inventory::{ColumnId, ForeignKey, IntColumn, Inventory};
 use headroom::measure::{self, ColumnReport, SourceValue};
 use headroom::metrics::Metrics;
+use headroom::pager::Pager;
 use headroom::state::Store;
 
 /// Resident memory in bytes, from /proc (Linux); 0 elsewhere.
@@ -101,6 +102,11 @@ fn main() {
         "[[sources]]\nname = \"tickets64\"\nkind = \"ticket_server\"\nservers = [\"mysql://m@t/tickets\"]\ntable = \"Tickets64\"\n\
          [[references]]\nsource = \"tickets64\"\ncolumns = [\"etsy.*.*_id\"]\n",
     );
+    let state_dir = tempfile::tempdir().expect("tempdir");
+    toml.push_str(&format!(
+        "[webhook]\nurl = \"http://127.0.0.1:9/hook\"\nmin_severity = \"warning\"\n[state]\npath = \"{}\"\n",
+        state_dir.path().join("state.json").display()
+    ));
     let settings = config::from_toml_str(&toml, &|_| None).expect("bench settings");
     let store = Store::new(&settings);
     let metrics = Metrics::new();
@@ -171,6 +177,19 @@ fn main() {
         }
     });
     let text = timed("render /metrics", || metrics.render(&store.read()));
+    let metrics = std::sync::Arc::new(metrics);
+    let pager = Pager::new(&settings, std::sync::Arc::clone(&metrics)).expect("a notifier");
+    timed("pager evaluation (opens every warning)", || {
+        pager.evaluate(&store.read(), Utc::now())
+    });
+    println!(
+        "{:<44} {:>10}",
+        "events queued",
+        pager.outbox_len("webhook")
+    );
+    timed("pager evaluation (steady state)", || {
+        pager.evaluate(&store.read(), Utc::now())
+    });
     println!(
         "{:<44} {:>10.1} MB",
         "/metrics size",
