@@ -43,8 +43,12 @@ impl App {
         Ok(App {
             listener,
             poller,
+            state: AppState {
+                store,
+                metrics,
+                pager: pager.clone(),
+            },
             pager,
-            state: AppState { store, metrics },
         })
     }
 

@@ -14,6 +14,7 @@ use chrono::Utc;
 use serde_json::json;
 
 use crate::metrics::Metrics;
+use crate::pager::Pager;
 use crate::state::Store;
 
 pub use columns::{ColumnQuery, select_columns};
@@ -23,6 +24,8 @@ pub use columns::{ColumnQuery, select_columns};
 pub struct AppState {
     pub store: Store,
     pub metrics: Arc<Metrics>,
+    /// Present when a notifier is configured.
+    pub pager: Option<Arc<Pager>>,
 }
 
 /// The router with every route.
@@ -32,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/columns", get(columns::handler))
         .route("/api/shards", get(shards))
         .route("/api/sources", get(sources))
+        .route("/api/incidents", get(incidents))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)
@@ -64,6 +68,15 @@ async fn sources(State(state): State<AppState>) -> Response {
     Json(json!({ "generated_at": Utc::now(), "sources": snap.sources })).into_response()
 }
 
+/// Open incidents and undelivered events per notifier (an empty list without notifiers).
+async fn incidents(State(state): State<AppState>) -> Response {
+    let notifiers = state
+        .pager
+        .as_ref()
+        .map_or_else(|| json!([]), |p| p.incidents());
+    Json(json!({ "generated_at": Utc::now(), "notifiers": notifiers })).into_response()
+}
+
 async fn healthz() -> Response {
     Json(json!({ "status": "ok" })).into_response()
 }
@@ -92,6 +105,6 @@ async fn readyz(State(state): State<AppState>) -> Response {
 async fn not_found() -> Response {
     error(
         StatusCode::NOT_FOUND,
-        "no such endpoint: try /metrics, /api/columns, /api/shards, /api/sources, /healthz or /readyz",
+        "no such endpoint: try /metrics, /api/columns, /api/shards, /api/sources, /api/incidents, /healthz or /readyz",
     )
 }

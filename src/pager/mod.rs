@@ -285,6 +285,39 @@ impl Pager {
         }
     }
 
+    /// Every notifier's open incidents and undelivered events, for `/api/incidents`.
+    pub fn incidents(&self) -> serde_json::Value {
+        let books = self.lock();
+        let notifiers: Vec<serde_json::Value> = self
+            .notifiers
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let open: Vec<serde_json::Value> = books.lifecycles[i]
+                    .incidents
+                    .values()
+                    .map(|e| {
+                        serde_json::json!({
+                            "dedup_key": e.dedup_key,
+                            "severity": e.severity,
+                            "summary": e.summary,
+                            "class": e.class,
+                            "link": e.link,
+                            "triggered_at": e.created_at,
+                        })
+                    })
+                    .collect();
+                serde_json::json!({
+                    "notifier": n.settings.name,
+                    "min_severity": n.settings.min_severity,
+                    "open": open,
+                    "undelivered": books.outboxes[i].len(),
+                })
+            })
+            .collect();
+        serde_json::json!(notifiers)
+    }
+
     /// Undelivered events of notifier `name`, for tests and the API.
     pub fn outbox_len(&self, name: &str) -> usize {
         let books = self.lock();

@@ -151,6 +151,9 @@ async fn columns_are_filtered_sorted_and_limited_and_bad_parameters_get_400() {
     assert_eq!(s1["last_error"], serde_json::Value::Null);
     let (_, sources) = app.get_json("/api/sources").await;
     assert_eq!(sources["sources"].as_array().map(Vec::len), Some(0));
+    let (status, incidents) = app.get_json("/api/incidents").await;
+    assert_eq!(status, 200);
+    assert_eq!(incidents["notifiers"], serde_json::json!([]));
     app.stop().await;
 }
 

@@ -131,11 +131,20 @@ async fn one_trigger_per_critical_column_and_one_resolve_after_an_alter_to_bigin
         "https://headroom.example/api/columns?shard=s1&schema=app&table=orders&column=id"
     );
 
+    let (_, incidents) = app.get_json("/api/incidents").await;
+    let pd = &incidents["notifiers"][0];
+    assert_eq!(pd["notifier"], "pagerduty");
+    assert_eq!(pd["open"][0]["dedup_key"], ORDERS);
+    assert_eq!(pd["open"][0]["severity"], "critical");
+    assert_eq!(pd["undelivered"], 0);
+
     servers[0]
         .exec("ALTER TABLE app.orders MODIFY id BIGINT NOT NULL AUTO_INCREMENT;")
         .expect("widen");
     eventually("the resolve", || receiver.count("resolve", ORDERS) == 1).await;
     polls(&app, 0, 4).await;
+    let (_, incidents) = app.get_json("/api/incidents").await;
+    assert_eq!(incidents["notifiers"][0]["open"], serde_json::json!([]));
     assert_eq!(receiver.count("resolve", ORDERS), 1);
     assert_eq!(receiver.count("trigger", ORDERS), 1);
 
