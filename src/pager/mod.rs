@@ -215,7 +215,15 @@ impl Pager {
                 })
                 .collect(),
         };
-        if let Err(e) = state_file::save(&self.state_path, &state) {
+        // A write with fsync: tell a multi-threaded runtime this thread blocks for a moment.
+        let save = || state_file::save(&self.state_path, &state);
+        let result = match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(save)
+            }
+            _ => save(),
+        };
+        if let Err(e) = result {
             tracing::error!(path = %self.state_path.display(), error = %e, "Cannot write the state file; undelivered pages would not survive a restart");
         }
     }
