@@ -99,6 +99,7 @@ fn main() -> anyhow::Result<()> {
         println!("  http://{addr}/api/columns");
         println!("  http://{addr}/api/shards");
         println!("  http://{addr}/api/sources");
+        println!("  http://{addr}/api/incidents");
         println!("  http://{addr}/metrics");
         println!("Or, from another terminal:");
         println!(
