@@ -191,12 +191,15 @@ pub fn validate(event: &Value) -> Vec<String> {
     errors
 }
 
+/// Counts a request and says how to answer it.
+fn take_mode(inner: &Mutex<Inner>) -> Mode {
+    let mut g = inner.lock().unwrap_or_else(|e| e.into_inner());
+    g.requests += 1;
+    g.mode.unwrap_or(Mode::Accept)
+}
+
 async fn enqueue(State(inner): State<Arc<Mutex<Inner>>>, body: axum::body::Bytes) -> Response {
-    let mode = {
-        let mut g = inner.lock().unwrap_or_else(|e| e.into_inner());
-        g.requests += 1;
-        g.mode.unwrap_or(Mode::Accept)
-    };
+    let mode = take_mode(&inner);
     match mode {
         Mode::Hang => std::future::pending::<Response>().await,
         Mode::RateLimited => (
@@ -235,11 +238,7 @@ async fn enqueue(State(inner): State<Arc<Mutex<Inner>>>, body: axum::body::Bytes
 }
 
 async fn hook(State(inner): State<Arc<Mutex<Inner>>>, body: axum::body::Bytes) -> Response {
-    let mode = {
-        let mut g = inner.lock().unwrap_or_else(|e| e.into_inner());
-        g.requests += 1;
-        g.mode.unwrap_or(Mode::Accept)
-    };
+    let mode = take_mode(&inner);
     match mode {
         Mode::Hang => std::future::pending::<Response>().await,
         Mode::RateLimited => StatusCode::TOO_MANY_REQUESTS.into_response(),

@@ -47,6 +47,17 @@ fn toml(shards: &[&MariaDb], receiver_url: &str, state: &Path, extra: &str) -> S
     text
 }
 
+/// The configuration of headroom over `shard`, paging `receiver`, its state file `dir/file`.
+fn paging_toml(
+    shard: &MariaDb,
+    receiver: &Receiver,
+    dir: &tempfile::TempDir,
+    file: &str,
+    extra: &str,
+) -> String {
+    toml(&[shard], &receiver.url(), &dir.path().join(file), extra)
+}
+
 /// headroom over `shard`, paging `receiver`, its state file `dir/file`.
 async fn paging_app(
     shard: &MariaDb,
@@ -55,13 +66,7 @@ async fn paging_app(
     file: &str,
     extra: &str,
 ) -> TestApp {
-    app(&toml(
-        &[shard],
-        &receiver.url(),
-        &dir.path().join(file),
-        extra,
-    ))
-    .await
+    app(&paging_toml(shard, receiver, dir, file, extra)).await
 }
 
 async fn app(toml: &str) -> TestApp {
@@ -325,12 +330,8 @@ async fn a_silenced_column_is_shown_but_does_not_page() {
         .expect("second critical column");
     let receiver = Receiver::start(0).await.expect("receiver");
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = toml(
-        &[&servers[0]],
-        &receiver.url(),
-        &dir.path().join("s.json"),
-        "",
-    ) + "[[silences]]\ncolumns = [\"app.orders.*\"]\nuntil = \"2099-01-01T00:00:00Z\"\nreason = \"migration to BIGINT under way\"\n\
+    let config = paging_toml(&servers[0], &receiver, &dir, "s.json", "")
+        + "[[silences]]\ncolumns = [\"app.orders.*\"]\nuntil = \"2099-01-01T00:00:00Z\"\nreason = \"migration to BIGINT under way\"\n\
            [[silences]]\ncolumns = [\"app.carts.*\"]\nuntil = \"2001-01-01T00:00:00Z\"\nreason = \"long over\"\n";
     let app = app(&config).await;
     eventually("the unsilenced column pages", || {
@@ -565,12 +566,7 @@ async fn a_restart_while_a_shard_is_down_resolves_nothing_it_cannot_see() {
     let mut servers = seeded_shard("pd-blind-restart");
     let receiver = Receiver::start(0).await.expect("receiver");
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = toml(
-        &[&servers[0]],
-        &receiver.url(),
-        &dir.path().join("s.json"),
-        "",
-    );
+    let config = paging_toml(&servers[0], &receiver, &dir, "s.json", "");
     let first = app(&config).await;
     eventually("the trigger", || receiver.count("trigger", ORDERS) == 1).await;
     first.stop().await;
@@ -638,15 +634,11 @@ REPLACE INTO tickets.Tickets32 (stub) VALUES ('a');",
         .expect("tickets");
     let receiver = Receiver::start(0).await.expect("receiver");
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = toml(
-        &[&servers[0]],
-        &receiver.url(),
-        &dir.path().join("s.json"),
-        "",
-    ) + &format!(
-        "[[sources]]\nname = \"tickets32\"\nkind = \"ticket_server\"\nservers = [\"{}\"]\ntable = \"Tickets32\"\n",
-        servers[1].url("root", Some("tickets"))
-    );
+    let config = paging_toml(&servers[0], &receiver, &dir, "s.json", "")
+        + &format!(
+            "[[sources]]\nname = \"tickets32\"\nkind = \"ticket_server\"\nservers = [\"{}\"]\ntable = \"Tickets32\"\n",
+            servers[1].url("root", Some("tickets"))
+        );
     let app = app(&config).await;
     eventually("the source page", || {
         receiver.count("trigger", "headroom/source/tickets32") == 1
