@@ -4,6 +4,10 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY benches ./benches
+# The workspace's test-only crates: cargo reads them to resolve the workspace; only the
+# headroom binary is built.
+COPY tests/sandbox ./tests/sandbox
+COPY tests/demo ./tests/demo
 RUN cargo build --release --locked --bin headroom \
     && strip target/release/headroom \
     && mkdir -p /out/state

@@ -11,14 +11,16 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use chrono::Utc;
-use headroom::api::{ColumnQuery, select_columns};
 use headroom::config;
-use headroom::growth::{Forecast, Tracker};
+use headroom::growth::Tracker;
 use headroom::headroom::{IntType, Width};
 use headroom::inventory::{ColumnId, ForeignKey, IntColumn, Inventory};
 use headroom::measure::{self, ColumnReport, SourceValue};
 use headroom::metrics::Metrics;
 use headroom::pager::Pager;
+use headroom::pager::event::{self, Event};
+use headroom::pager::state_file::{self, FileState, Journal, NotifierFile, Taken};
+use headroom::select::{ColumnQuery, select_columns};
 use headroom::state::Store;
 
 /// Resident memory in bytes, from /proc (Linux); 0 elsewhere.
@@ -89,6 +91,83 @@ fn inventory(tables: usize) -> Inventory {
     inv
 }
 
+/// The median of `runs` timings of `f`, in milliseconds.
+fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
+    let mut took: Vec<f64> = (0..runs)
+        .map(|_| {
+            let started = std::time::Instant::now();
+            f();
+            started.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    took.sort_by(f64::total_cmp);
+    took[took.len() / 2]
+}
+
+/// What persisting one delivery costs with 10,000 events queued: the whole snapshot
+/// rewritten (what every delivery did before the journal; still what an evaluation that
+/// changes the books does), against one journal line. On the target directory's file
+/// system, not /tmp (often tmpfs, where fsync is free).
+fn state_file_costs(store: &Store, runs: usize) {
+    const QUEUED: usize = 10_000;
+    let snap = store.read();
+    let columns: Vec<(&ColumnReport, &headroom::state::ShardState)> = snap
+        .shards
+        .iter()
+        .flat_map(|s| s.columns.iter().map(move |c| (c, s)))
+        .collect();
+    let now = Utc::now();
+    let outbox: std::collections::VecDeque<Event> = (0..QUEUED)
+        .map(|i| {
+            let (column, shard) = columns[i % columns.len()];
+            (event::column(column, shard, "http://headroom").build)(now)
+        })
+        .collect();
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
+    let path = dir.path().join("state.json");
+    let mut state = FileState::default();
+    state.notifiers.insert(
+        "pagerduty".into(),
+        NotifierFile {
+            incidents: Default::default(),
+            outbox: outbox.clone(),
+        },
+    );
+    state_file::save(&path, &state).expect("snapshot");
+    println!(
+        "{:<44} {:>10.1} MB",
+        "state file with 10,000 queued events",
+        std::fs::metadata(&path).map_or(0, |m| m.len()) as f64 / 1e6
+    );
+    let rewrite = median_ms(runs, || {
+        state.seq += 1;
+        state_file::save(&path, &state).expect("snapshot");
+    });
+    println!(
+        "{:<44} {:>10.2} ms",
+        "one delivery, before: whole file rewritten", rewrite
+    );
+    let mut journal = Journal::new(&path);
+    let mut seq = state.seq;
+    let mut next = outbox.iter().cycle();
+    let append = median_ms(runs.max(10) * 5, || {
+        seq += 1;
+        let event = next.next().expect("an event");
+        journal
+            .append(&Taken::new(seq, "pagerduty", event))
+            .expect("journal");
+    });
+    println!(
+        "{:<44} {:>10.2} ms",
+        "one delivery, after: one journal line", append
+    );
+    println!(
+        "{:<44} {:>10.0} x",
+        "delivery persistence, before / after",
+        rewrite / append.max(1e-6)
+    );
+}
+
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let tables = if full { 6_250 } else { 200 };
@@ -130,19 +209,39 @@ fn main() {
     });
     assert!(unresolved.is_empty());
     let per_shard = measured.len();
-    let at = Utc::now();
+    // The poller's own step, round after round: resolve, growth histories, policy.
     let mut tracker: Tracker<ColumnId> = Tracker::default();
     let rss_before_growth = rss();
-    let mut forecasts = HashMap::new();
-    for round in 0..20 {
-        let values = measured
+    let mut reports = Vec::new();
+    for round in 0..20i128 {
+        let sources: HashMap<String, SourceValue> = sources
             .iter()
-            .map(|m| (m.id.clone(), m.headroom.current + round, m.headroom.max));
-        let label = format!("growth round {round:>2} (one shard)");
-        forecasts = if round == 0 || round == 19 {
-            timed(&label, || tracker.round(Instant::now(), values))
+            .map(|(k, v)| {
+                let mut v = *v;
+                v.current += round * 1_000;
+                (k.clone(), v)
+            })
+            .collect();
+        let at = measure::Moment {
+            instant: Instant::now(),
+            wall: Utc::now(),
+        };
+        let mut step = || {
+            measure::report(
+                "shard-00",
+                &plan,
+                &dives,
+                &sources,
+                &mut tracker,
+                &settings.policy,
+                at,
+            )
+        };
+        let label = format!("report round {round:>2} (one shard)");
+        (reports, _) = if round == 0 || round == 19 {
+            timed(&label, step)
         } else {
-            tracker.round(Instant::now(), values)
+            step()
         };
     }
     println!(
@@ -150,15 +249,15 @@ fn main() {
         "resident memory per column (20 samples)",
         rss().saturating_sub(rss_before_growth) as f64 / per_shard.max(1) as f64
     );
+    let at = Utc::now();
     for s in 0..shards {
         let name = format!("shard-{s:02}");
-        let reports: Vec<ColumnReport> = measured
+        let reports: Vec<ColumnReport> = reports
             .iter()
             .cloned()
-            .map(|m| {
-                let forecast = forecasts.get(&m.id).copied().unwrap_or(Forecast::NONE);
-                let limits = settings.policy.default;
-                ColumnReport::new(&name, m, forecast, limits, None, at)
+            .map(|mut r| {
+                r.shard = name.clone();
+                r
             })
             .collect();
         store.shard_succeeded(&name, reports, Vec::new(), Duration::from_millis(5), at);
@@ -178,7 +277,9 @@ fn main() {
     });
     let text = timed("render /metrics", || metrics.render(&store.read()));
     let metrics = std::sync::Arc::new(metrics);
-    let pager = Pager::new(&settings, std::sync::Arc::clone(&metrics)).expect("a notifier");
+    let pager = Pager::new(&settings, std::sync::Arc::clone(&metrics))
+        .expect("the pager starts")
+        .expect("a notifier");
     timed("pager evaluation (opens every warning)", || {
         pager.evaluate(&store.read(), Utc::now())
     });
@@ -190,6 +291,7 @@ fn main() {
     timed("pager evaluation (steady state)", || {
         pager.evaluate(&store.read(), Utc::now())
     });
+    state_file_costs(&store, if full { 20 } else { 3 });
     println!(
         "{:<44} {:>10.1} MB",
         "/metrics size",
@@ -216,4 +318,177 @@ fn main() {
     );
     let kinds: HashSet<_> = all.iter().map(|c| c.kind).collect();
     assert_eq!(kinds.len(), 3);
+    drop(all);
+    drop(json);
+
+    metrics_figures(&settings, &store, &text, total, full);
+    api_at_scale(&reports, if full { 40 } else { 2 });
+}
+
+/// What `/metrics` costs a Prometheus: the default (every column) as rendered above and
+/// gzipped, and `at_risk` on a calm fleet where one column in 200 is at risk.
+fn metrics_figures(
+    settings: &config::Settings,
+    store: &Store,
+    text: &str,
+    total: usize,
+    full: bool,
+) {
+    use std::io::Write as _;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(text.as_bytes()).expect("gzip");
+    let zipped = gz.finish().expect("gzip").len();
+    println!(
+        "{:<44} {:>10.1} MB",
+        "/metrics size, gzipped (as Prometheus asks)",
+        zipped as f64 / 1e6
+    );
+    println!(
+        "{:<44} {:>10.0} B",
+        "/metrics bytes per column (default)",
+        text.len() as f64 / total.max(1) as f64
+    );
+    let mut families: Vec<(&str, usize)> = Vec::new();
+    for line in text.lines().filter(|l| l.starts_with("headroom_column_")) {
+        let family = line.split('{').next().unwrap_or("");
+        match families.last_mut() {
+            Some((name, bytes)) if *name == family => *bytes += line.len() + 1,
+            _ => families.push((family, line.len() + 1)),
+        }
+    }
+    for (family, bytes) in families {
+        println!(
+            "  {:<42} {:>10.0} B",
+            format!("{family} per column"),
+            bytes as f64 / total.max(1) as f64
+        );
+    }
+    if let Some(line) = text
+        .lines()
+        .find(|l| l.starts_with("headroom_column_used_ratio{"))
+    {
+        println!("  e.g. {line}");
+    }
+    // The calm fleet: the same columns, all ok but one in 200 (warning).
+    let calm = Store::new(settings);
+    let at = Utc::now();
+    let mut n = 0usize;
+    for shard in store.read().shards.iter() {
+        let columns: Vec<ColumnReport> = shard
+            .columns
+            .iter()
+            .cloned()
+            .map(|mut c| {
+                n += 1;
+                let risky = n.is_multiple_of(200);
+                c.status = if risky {
+                    headroom::headroom::Status::Warning
+                } else {
+                    headroom::headroom::Status::Ok
+                };
+                c.time_status = headroom::headroom::Status::Ok;
+                c.type_mismatch = false;
+                c
+            })
+            .collect();
+        calm.shard_succeeded(
+            &shard.name,
+            columns,
+            Vec::new(),
+            Duration::from_millis(5),
+            at,
+        );
+    }
+    let at_risk = Metrics::with_settings(config::MetricsSettings {
+        columns: config::MetricColumns::AtRisk,
+        min_ratio: headroom::headroom::Ppm::ZERO,
+    });
+    for s in calm.read().shards.iter() {
+        at_risk.publish_shard(s, false);
+    }
+    let runs = if full { 5 } else { 1 };
+    let every = Metrics::new();
+    for s in calm.read().shards.iter() {
+        every.publish_shard(s, false);
+    }
+    let mut out = String::new();
+    let took = median_ms(runs, || out = every.render(&calm.read()));
+    println!(
+        "{:<44} {:>10.2} ms",
+        "render /metrics, default (0.5 % at risk)", took
+    );
+    println!(
+        "{:<44} {:>10.1} MB",
+        "/metrics size, default (0.5 % at risk)",
+        out.len() as f64 / 1e6
+    );
+    let took = median_ms(runs, || out = at_risk.render(&calm.read()));
+    println!(
+        "{:<44} {:>10.2} ms",
+        "render /metrics, at_risk (0.5 % at risk)", took
+    );
+    println!(
+        "{:<44} {:>10.2} MB",
+        "/metrics size, at_risk (0.5 % at risk)",
+        out.len() as f64 / 1e6
+    );
+}
+
+/// `/api/columns` over `shards` x the bench shard's columns (40 shards: 1 M columns): a
+/// page of 100 by ratio, and the unlimited selection (references only, nothing cloned).
+fn api_at_scale(reports: &[ColumnReport], shards: usize) {
+    use headroom::select::select;
+    let toml: String = (0..shards)
+        .map(|s| format!("[[shards]]\nname = \"big-{s:02}\"\nurl = \"mysql://m@db{s}\"\n"))
+        .collect();
+    let big = config::from_toml_str(&toml, &|_| None).expect("bench settings");
+    let store = Store::new(&big);
+    let at = Utc::now();
+    let mut n: i128 = 0;
+    for s in 0..shards {
+        let name = format!("big-{s:02}");
+        let columns: Vec<ColumnReport> = reports
+            .iter()
+            .cloned()
+            .map(|mut r| {
+                n += 1;
+                r.shard = name.clone();
+                // Spread the ratios so that the order is not the input's.
+                r.current = (n * 7_919) % i128::from(r.max.min(2_000_000_000));
+                r
+            })
+            .collect();
+        store.shard_succeeded(&name, columns, Vec::new(), Duration::from_millis(5), at);
+    }
+    let total: usize = store.read().shards.iter().map(|s| s.columns.len()).sum();
+    println!("{:<44} {:>10}", "/api/columns fleet (columns)", total);
+    let page = ColumnQuery {
+        limit: Some(100),
+        ..ColumnQuery::default()
+    };
+    let mut got = 0;
+    let took = median_ms(5, || got = select_columns(&store.read(), &page).0.len());
+    assert_eq!(got, 100.min(total));
+    println!(
+        "{:<44} {:>10.2} ms",
+        "/api/columns?limit=100 (sort by ratio)", took
+    );
+    let deep = ColumnQuery {
+        limit: Some(100),
+        offset: total / 2,
+        ..ColumnQuery::default()
+    };
+    let took = median_ms(3, || got = select_columns(&store.read(), &deep).0.len());
+    println!(
+        "{:<44} {:>10.2} ms",
+        "/api/columns?limit=100&offset=total/2", took
+    );
+    let took = median_ms(3, || {
+        got = select(&store.read(), &ColumnQuery::default()).0.len()
+    });
+    assert_eq!(got, total);
+    println!(
+        "{:<44} {:>10.2} ms",
+        "/api/columns unlimited: order (no clone)", took
+    );
 }

@@ -10,4 +10,4 @@ cd "$(dirname "$0")/.."
 
 ensure_cargo
 ensure_mariadb
-exec cargo run --quiet --locked --bin headroom-demo -- "$@"
+exec cargo run --quiet --locked -p headroom-demo -- "$@"

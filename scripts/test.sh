@@ -18,14 +18,14 @@ ensure_hadolint
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
-cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== promtool check rules / test rules"
 promtool check rules alert-rules/*.rules.yml
 promtool test rules alert-rules/tests/*.yml
 echo "== amtool check-config"
 amtool check-config config/alertmanager.example.yml config/compose/alertmanager.yml
 echo "== cargo test"
-cargo test --locked --all-targets
+cargo test --workspace --locked --all-targets
 echo "== hadolint Dockerfile"
 hadolint Dockerfile
 if docker compose version >/dev/null 2>&1; then

@@ -1,6 +1,8 @@
 //! `headroom check`: one poll of everything, a table (or the /api/columns JSON document) of
 //! the columns at warning or worse, and an exit code for cron and for DBAs:
 //! 0 all ok, 1 warning, 2 critical or exhausted or a shard or source server unreachable.
+//! Names in the table are escaped ([`crate::escape`]): a terminal shows them, never obeys
+//! them.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -8,11 +10,12 @@ use std::sync::Arc;
 use chrono::Utc;
 use serde_json::json;
 
-use crate::api::{ColumnQuery, select_columns};
 use crate::config::Settings;
+use crate::escape::escape;
 use crate::headroom::Status;
 use crate::metrics::Metrics;
 use crate::poller::Poller;
+use crate::select::{ColumnQuery, select_columns};
 use crate::state::{Snapshot, Store};
 
 /// What `check` prints and how it ends.
@@ -25,7 +28,7 @@ pub struct Outcome {
 pub async fn run(settings: Settings, all: bool, as_json: bool) -> anyhow::Result<Outcome> {
     let settings = Arc::new(settings);
     let store = Store::new(&settings);
-    let poller = Poller::new(
+    let poller = Poller::one_shot(
         Arc::clone(&settings),
         store.clone(),
         Arc::new(Metrics::new()),
@@ -101,7 +104,7 @@ pub fn report(snapshot: &Snapshot, all: bool, as_json: bool) -> Outcome {
             out.push_str(&table(&columns));
         }
         for line in &down {
-            let _ = writeln!(out, "UNREACHABLE {line}");
+            let _ = writeln!(out, "UNREACHABLE {}", escape(line));
         }
         out
     };
@@ -118,14 +121,16 @@ fn table(columns: &[crate::measure::ColumnReport]) -> String {
         .map(|c| {
             [
                 c.status.to_string(),
-                c.shard.clone(),
-                format!("{}.{}.{}", c.schema, c.table, c.column),
-                c.column_type.clone(),
+                escape(&c.shard).into_owned(),
+                escape(&c.name()).into_owned(),
+                escape(&c.column_type).into_owned(),
                 c.kind.as_str().to_string(),
-                c.source.clone().unwrap_or_else(|| "-".to_string()),
+                c.source
+                    .as_deref()
+                    .map_or_else(|| "-".to_string(), |s| escape(s).into_owned()),
                 c.current.to_string(),
                 c.max.to_string(),
-                format!("{:.1}%", c.used_ratio * 100.0),
+                crate::headroom::percent(c.used_ratio),
                 c.seconds_to_exhaustion
                     .map_or_else(|| "-".to_string(), crate::growth::humanize),
                 if c.type_mismatch { "yes" } else { "" }.to_string(),

@@ -120,6 +120,7 @@ pub struct Ppm(u32);
 
 impl Ppm {
     pub const ONE: u32 = 1_000_000;
+    pub const ZERO: Ppm = Ppm(0);
 
     /// From a ratio in `0.0..=1.0`, rounded to the nearest millionth; `None` outside.
     pub fn from_ratio(ratio: f64) -> Option<Ppm> {
@@ -240,9 +241,29 @@ impl Headroom {
     }
 }
 
+/// A used ratio as a percentage for people, with one rule everywhere (pages, `check`): it
+/// never rounds up to a full 100%, since 99.998% is not full.
+pub fn percent(ratio: f64) -> String {
+    let tenths = (ratio * 1000.0).floor() / 10.0;
+    if (99.9..100.0).contains(&tenths) || (tenths >= 100.0 && ratio < 1.0) {
+        format!("{:.3}%", (ratio * 100_000.0).floor() / 1000.0)
+    } else {
+        format!("{tenths:.1}%")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percentages_never_round_up_to_full() {
+        assert_eq!(percent(0.931), "93.1%");
+        assert_eq!(percent(0.99998), "99.998%");
+        assert_eq!(percent(0.9994), "99.940%");
+        assert_eq!(percent(1.0), "100.0%");
+        assert_eq!(percent(1.5), "150.0%");
+    }
 
     fn thresholds(warning: f64, critical: f64) -> Thresholds {
         Thresholds {

@@ -2,29 +2,46 @@
 //! ticket servers that feed them, and says how close each one is to running out.
 //!
 //! # Layout
-//! - [`config`]: settings from TOML and `HEADROOM__*` variables, validated all at once.
-//! - [`growth`]: bounded histories, growth rates and time to exhaustion. Pure.
-//! - [`headroom`]: pure arithmetic: type maxima, remaining, ratio, status. No I/O.
+//! The way of a poll, top to bottom: what is read, the pure steps, what is published, who
+//! acts on it.
+//! - [`config`]: settings from TOML and `HEADROOM__*` variables, validated all at once; one
+//!   reader per section.
+//! - [`db`]: connections, read-only sessions, bounded queries, identifier quoting, and
+//!   errors that never repeat what a server sent.
 //! - [`inventory`]: information_schema readers (columns, foreign keys, indexes) and MAX dives.
 //! - [`sources`]: ID generators (ticket servers).
-//! - [`measure`]: which columns are measured and how; resolves `current`, FK chains. Pure.
-//! - [`policy`]: status from ratio and time thresholds, overrides, silences. Pure.
-//! - [`db`]: connection pools, read-only sessions, bounded queries, cell decoding.
-//! - [`state`]: the latest known state of shards, sources and columns.
-//! - [`poller`]: the poll loop that reads, computes and publishes.
+//! - [`headroom`]: pure arithmetic: type maxima, remaining, ratio, status, percentages.
+//! - [`measure`]: which columns are measured and how, their `current` (FK chains), and
+//!   [`measure::report`], the one pure step from what was read to a shard's reports. Pure.
+//! - [`growth`]: bounded histories, steps, growth rates and time to exhaustion (pure), and
+//!   their file beside the state file.
+//! - [`policy`]: status from ratio and time thresholds, overrides, silences, column globs.
+//!   Pure.
+//! - [`poller`]: the poll loop: reads, calls the pure steps, stores.
+//! - [`state`]: the latest known state of shards, sources and columns; publishes each
+//!   finished shard poll on a `watch` channel.
+//! - [`select`]: the filters and orders of /api/columns and `check`, over a snapshot.
+//! - [`pager`]: subscribes to the polls: incident lifecycle, delivery (PagerDuty Events v2,
+//!   webhook), the state file.
 //! - [`metrics`]: every Prometheus metric, in one place.
 //! - [`api`]: the axum router: /metrics, /api/columns, /api/shards, /api/sources, health.
-//! - [`pager`]: incident lifecycle, PagerDuty Events v2 and webhook delivery, state file.
+//! - [`web`]: the HTTP edge: connection limits and timeouts, TLS and basic auth from the
+//!   web configuration file.
 //! - [`check`]: the one-shot `headroom check` report and its exit codes.
 //! - [`startup`]: `App::build` and `App::run`.
 //! - [`shutdown`]: SIGINT/SIGTERM to a cancellation token.
-//! - [`telemetry`]: tracing set-up.
-//! - [`sandbox`]: throwaway MariaDB servers for the tests and the demo.
+//! - [`telemetry`]: tracing set-up; [`escape`]: names from databases made safe for
+//!   terminals and text logs; [`durable`]: files replaced atomically, fsynced.
+//!
+//! Throwaway servers for the tests and the demo live in a crate of their own
+//! (`tests/sandbox`), never compiled into the daemon.
 
 pub mod api;
 pub mod check;
 pub mod config;
 pub mod db;
+pub mod durable;
+pub mod escape;
 pub mod growth;
 pub mod headroom;
 pub mod inventory;
@@ -33,9 +50,10 @@ pub mod metrics;
 pub mod pager;
 pub mod policy;
 pub mod poller;
-pub mod sandbox;
+pub mod select;
 pub mod shutdown;
 pub mod sources;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod web;

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use headroom::config;
 use headroom::startup::App;
 use headroom::telemetry::{self, LogFormat};
+use headroom::web::StartError;
 
 /// Watches ID columns and ticket servers before they run out of numbers.
 #[derive(Parser)]
@@ -28,6 +29,10 @@ enum Command {
         /// TOML configuration; HEADROOM__SECTION__KEY variables override it.
         #[arg(long, default_value = "config/headroom.toml")]
         config: PathBuf,
+        /// Web configuration file (exporter-toolkit format: TLS, basic auth); replaces
+        /// `server.web_config_file`.
+        #[arg(long = "web.config.file", value_name = "FILE")]
+        web_config_file: Option<PathBuf>,
     },
     /// Poll once and print the columns at warning or worse. Exit 0 all ok, 1 warning,
     /// 2 critical, exhausted, or a server unreachable (and 2 for a bad configuration).
@@ -55,29 +60,45 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async {
         match cli.command {
-            Command::Run { config } => run(config).await,
+            Command::Run {
+                config,
+                web_config_file,
+            } => run(config, web_config_file).await,
             Command::Check { config, all, json } => check(config, all, json).await,
         }
     })
 }
 
 fn load(path: &std::path::Path) -> Result<config::Settings, ExitCode> {
-    config::load(path).map_err(|e| {
+    let settings = config::load(path).map_err(|e| {
         eprintln!("headroom: {e}");
         ExitCode::from(2)
-    })
+    })?;
+    for warning in &settings.warnings {
+        tracing::warn!(key = %warning.key, "Configuration: {}", warning.message);
+    }
+    Ok(settings)
 }
 
-async fn run(path: PathBuf) -> ExitCode {
-    let settings = match load(&path) {
+async fn run(path: PathBuf, web_config_file: Option<PathBuf>) -> ExitCode {
+    let mut settings = match load(&path) {
         Ok(s) => s,
         Err(code) => return code,
     };
+    if web_config_file.is_some() {
+        settings.server.web_config_file = web_config_file;
+    }
     let app = match App::build(settings).await {
         Ok(app) => app,
         Err(e) => {
             eprintln!("headroom: {e:#}");
-            return ExitCode::from(1);
+            // A bad web configuration file, an address that cannot be bound, a state file
+            // it cannot read, a notifier it cannot prepare: fixed by changing the
+            // configuration or the machine, like a bad config file (2); anything else is 1.
+            let refused = e
+                .chain()
+                .any(|c| c.is::<StartError>() || c.is::<headroom::pager::StartError>());
+            return ExitCode::from(if refused { 2 } else { 1 });
         }
     };
     let token = CancellationToken::new();

@@ -20,10 +20,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::config::ReferenceRule;
-use crate::growth::Forecast;
-use crate::headroom::{Headroom, Status};
+use crate::growth::{Forecast, Jump, Tracker};
+use crate::headroom::{Headroom, IntType, Status};
 use crate::inventory::{ColumnId, IntColumn, Inventory};
-use crate::policy::{Limits, Silence};
+use crate::policy::{Limits, Policy, Silence};
 
 /// How a column's current value is known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -160,6 +160,7 @@ pub fn plan(inventory: &Inventory, rules: &[ReferenceRule]) -> Plan {
 pub struct Measured {
     pub id: ColumnId,
     pub column_type: String,
+    pub int_type: IntType,
     pub kind: Kind,
     /// The source name, or the parent as `schema.table.column`.
     pub source: Option<String>,
@@ -218,6 +219,7 @@ pub fn resolve(
         measured.push(Measured {
             id: col.id.clone(),
             column_type: col.column_type.clone(),
+            int_type: col.int_type,
             kind,
             source,
             headroom: Headroom::new(current, max),
@@ -278,6 +280,45 @@ fn current_of(
     value
 }
 
+/// When a poll's values were read: the monotonic instant (growth histories) and the wall
+/// clock (`observed_at`).
+#[derive(Debug, Clone, Copy)]
+pub struct Moment {
+    pub instant: tokio::time::Instant,
+    pub wall: DateTime<Utc>,
+}
+
+/// The one step from a shard's plan and the values read to its reports: resolves every
+/// column, records each in the shard's growth histories (`growth`; columns no longer
+/// measured leave it) and applies the policy (limits, silences). No I/O, and the time is
+/// given: the poller and the scale bench call exactly this.
+pub fn report(
+    shard: &str,
+    plan: &Plan,
+    dives: &HashMap<ColumnId, Option<i128>>,
+    sources: &HashMap<String, SourceValue>,
+    growth: &mut Tracker<ColumnId>,
+    policy: &Policy,
+    at: Moment,
+) -> (Vec<ColumnReport>, Vec<Unresolved>) {
+    let (measured, unresolved) = resolve(plan, dives, sources);
+    let values = measured
+        .iter()
+        .map(|m| (m.id.clone(), m.headroom.current, m.headroom.max));
+    let forecasts = growth.round(at.instant, values);
+    let reports = measured
+        .into_iter()
+        .map(|m| {
+            let forecast = forecasts.get(&m.id).copied().unwrap_or(Forecast::NONE);
+            let (schema, table, column) = (&m.id.schema, &m.id.table, &m.id.column);
+            let limits = policy.limits(schema, table, column);
+            let silence = policy.silence(schema, table, column, at.wall).cloned();
+            ColumnReport::new(shard, m, forecast, limits, silence, at.wall)
+        })
+        .collect();
+    (reports, unresolved)
+}
+
 /// A measured column as the API, the metrics, `check` and the pager see it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ColumnReport {
@@ -287,6 +328,9 @@ pub struct ColumnReport {
     pub column: String,
     /// As information_schema writes it, e.g. `int(10) unsigned`.
     pub column_type: String,
+    /// The same, parsed (for people: `INT UNSIGNED`).
+    #[serde(skip)]
+    pub int_type: IntType,
     pub kind: Kind,
     pub source: Option<String>,
     /// Exact, up to BIGINT UNSIGNED max and beyond.
@@ -296,6 +340,10 @@ pub struct ColumnReport {
     pub used_ratio: f64,
     /// The worse of the ratio and time thresholds (see [`crate::policy`]).
     pub status: Status,
+    /// The status by the time thresholds alone (`ok`, `warning` or `critical`): tells the
+    /// alert rules whether `status` comes from the growth rate.
+    #[serde(skip)]
+    pub time_status: Status,
     pub type_mismatch: bool,
     pub observed_at: DateTime<Utc>,
     /// IDs per second over the column's history; `null` until it spans two polls.
@@ -306,6 +354,9 @@ pub struct ColumnReport {
     pub exhausts_at: Option<DateTime<Utc>>,
     /// The silence in force: measured and shown, but not paged.
     pub silenced: Option<Silence>,
+    /// The latest jump (e.g. `ALTER TABLE … AUTO_INCREMENT`) kept out of the growth rate,
+    /// within the last week; `null` when none.
+    pub last_jump: Option<Jump>,
 }
 
 impl ColumnReport {
@@ -326,6 +377,7 @@ impl ColumnReport {
             table: measured.id.table,
             column: measured.id.column,
             column_type: measured.column_type,
+            int_type: measured.int_type,
             kind: measured.kind,
             source: measured.source,
             current: h.current,
@@ -333,12 +385,14 @@ impl ColumnReport {
             remaining: h.remaining(),
             used_ratio: h.used_ratio(),
             status: limits.status(h, forecast.seconds_to_exhaustion),
+            time_status: limits.time_status(forecast.seconds_to_exhaustion),
             type_mismatch: measured.type_mismatch,
             observed_at,
             growth_per_second: forecast.growth_per_second,
             seconds_to_exhaustion: forecast.seconds_to_exhaustion,
             exhausts_at: forecast.exhausts_at(observed_at),
             silenced,
+            last_jump: forecast.last_jump_at(observed_at),
         }
     }
 

@@ -12,73 +12,115 @@ use std::fmt::Write as _;
 
 use prometheus::{Encoder, GaugeVec, IntCounterVec, Opts, Registry, TextEncoder};
 
+use crate::config::{MetricColumns, MetricsSettings};
+use crate::headroom::{Ppm, Status};
 use crate::measure::ColumnReport;
 use crate::state::{ShardState, Snapshot, SourceState};
 
+/// One sample of a per-column gauge: exact integers stay integers in the text.
+enum Sample {
+    Int(i128),
+    Float(f64),
+}
+
 /// The per-column gauges: name, help, and the value taken from a column (`None`: no
-/// sample for that column).
-type ColumnFamily = (&'static str, &'static str, fn(&ColumnReport) -> Option<f64>);
+/// sample for that column). Derived in PromQL rather than written: `remaining` is
+/// `max - current`, the growth rate `(max - current) / seconds_to_exhaustion`.
+/// `type_mismatch` and `silenced` are sparse (written only when 1), `status` and
+/// `time_status` only when not ok: the rules read them with `== n` and `unless`, and
+/// `headroom_shard_columns{shard,status}` counts every status.
+type ColumnFamily = (
+    &'static str,
+    &'static str,
+    fn(&ColumnReport) -> Option<Sample>,
+);
 
 const COLUMN_FAMILIES: [ColumnFamily; 8] = [
     (
         "headroom_column_current",
         "Largest value the column must be able to hold now.",
-        |c| Some(c.current as f64),
+        |c| Some(Sample::Int(c.current)),
     ),
     (
         "headroom_column_max",
         "Largest value the column's type can hold.",
-        |c| Some(c.max as f64),
-    ),
-    (
-        "headroom_column_remaining",
-        "Type maximum minus current; negative once exhausted.",
-        |c| Some(c.remaining as f64),
+        |c| Some(Sample::Int(i128::from(c.max))),
     ),
     (
         "headroom_column_used_ratio",
         "Current divided by the type maximum.",
-        |c| Some(c.used_ratio),
+        |c| Some(Sample::Float(c.used_ratio)),
     ),
     (
         "headroom_column_type_mismatch",
-        "1 when the column's type is narrower than its source's or parent's.",
-        |c| Some(if c.type_mismatch { 1.0 } else { 0.0 }),
-    ),
-    (
-        "headroom_column_growth_per_second",
-        "IDs per second the column's current grows by, over its history.",
-        |c| c.growth_per_second,
+        "1 when the column's type is narrower than its source's or parent's; absent otherwise.",
+        |c| c.type_mismatch.then_some(Sample::Int(1)),
     ),
     (
         "headroom_column_seconds_to_exhaustion",
         "Seconds until the column runs out at its growth rate; absent while it does not grow.",
-        |c| c.seconds_to_exhaustion.map(|s| s as f64),
+        |c| c.seconds_to_exhaustion.map(|s| Sample::Int(i128::from(s))),
+    ),
+    (
+        "headroom_column_status",
+        "headroom's verdict after overrides: 1 warning, 2 critical, 3 exhausted; absent when ok.",
+        |c| match c.status {
+            Status::Ok => None,
+            s => Some(Sample::Int(status_number(s))),
+        },
+    ),
+    (
+        "headroom_column_time_status",
+        "The verdict of the time thresholds alone, after overrides: 1 warning, 2 critical; absent when ok.",
+        |c| match c.time_status {
+            Status::Ok => None,
+            s => Some(Sample::Int(status_number(s))),
+        },
     ),
     (
         "headroom_column_silenced",
-        "1 while a [[silences]] entry keeps the column from paging.",
-        |c| Some(if c.silenced.is_some() { 1.0 } else { 0.0 }),
+        "1 while a [[silences]] entry keeps the column from paging; absent otherwise.",
+        |c| c.silenced.is_some().then_some(Sample::Int(1)),
     ),
 ];
 
 /// The registry and every metric in it.
 pub struct Metrics {
     registry: Registry,
-    source_current: GaugeVec,
-    source_up: GaugeVec,
-    source_max: GaugeVec,
-    source_remaining: GaugeVec,
-    source_used_ratio: GaugeVec,
-    source_growth: GaugeVec,
-    source_seconds_to_exhaustion: GaugeVec,
-    shard_up: GaugeVec,
-    shard_poll_duration: GaugeVec,
-    shard_last_success: GaugeVec,
-    shard_columns: GaugeVec,
-    poll_errors: IntCounterVec,
+    /// Which columns get per-column series.
+    settings: MetricsSettings,
+    source: SourceGauges,
+    shard: ShardGauges,
     pager_events: IntCounterVec,
     pager_queue: GaugeVec,
+    /// No labels: absent until the pager's first successful write.
+    state_last_save: GaugeVec,
+    /// No labels: present (at 0) once a pager exists.
+    state_save_errors: IntCounterVec,
+}
+
+/// Per source (and per server of a source).
+struct SourceGauges {
+    current: GaugeVec,
+    up: GaugeVec,
+    max: GaugeVec,
+    remaining: GaugeVec,
+    used_ratio: GaugeVec,
+    growth: GaugeVec,
+    seconds_to_exhaustion: GaugeVec,
+    status: GaugeVec,
+}
+
+/// Per shard.
+struct ShardGauges {
+    up: GaugeVec,
+    poll_duration: GaugeVec,
+    last_success: GaugeVec,
+    /// Per shard and status, every status present (0 included).
+    columns: GaugeVec,
+    /// Whatever `[metrics] columns` says: the worst column of the shard.
+    max_used_ratio: GaugeVec,
+    poll_errors: IntCounterVec,
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
@@ -89,103 +131,149 @@ fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeV
     vec
 }
 
-impl Metrics {
-    pub fn new() -> Metrics {
-        let r = Registry::new();
-        let poll_errors = IntCounterVec::new(
-            Opts::new(
-                "headroom_poll_errors_total",
-                "Polls of a shard that failed (down, timed out, or lacking a grant).",
-            ),
-            &["shard"],
-        )
-        .expect("metric definition is valid");
-        r.register(Box::new(poll_errors.clone()))
-            .expect("metric names are unique");
-        let pager_events = IntCounterVec::new(
-            Opts::new(
-                "headroom_pager_events_total",
-                "Events sent to a notifier: result delivered, rejected (400, dropped) or retry.",
-            ),
-            &["notifier", "action", "result"],
-        )
-        .expect("metric definition is valid");
-        r.register(Box::new(pager_events.clone()))
-            .expect("metric names are unique");
-        Metrics {
-            source_current: gauge(
-                &r,
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let vec =
+        IntCounterVec::new(Opts::new(name, help), labels).expect("metric definition is valid");
+    registry
+        .register(Box::new(vec.clone()))
+        .expect("metric names are unique");
+    vec
+}
+
+impl SourceGauges {
+    fn new(r: &Registry) -> SourceGauges {
+        SourceGauges {
+            current: gauge(
+                r,
                 "headroom_source_current",
                 "Highest ID a server of the source has handed out.",
                 &["source", "server"],
             ),
-            source_up: gauge(
-                &r,
+            up: gauge(
+                r,
                 "headroom_source_up",
                 "1 when the last read of the source server succeeded.",
                 &["source", "server"],
             ),
-            source_max: gauge(
-                &r,
+            max: gauge(
+                r,
                 "headroom_source_max",
                 "Largest value the source's generating column can hold.",
                 &["source"],
             ),
-            source_remaining: gauge(
-                &r,
+            remaining: gauge(
+                r,
                 "headroom_source_remaining",
                 "IDs the source can still hand out.",
                 &["source"],
             ),
-            source_used_ratio: gauge(
-                &r,
+            used_ratio: gauge(
+                r,
                 "headroom_source_used_ratio",
                 "Highest ID over all servers divided by the type maximum.",
                 &["source"],
             ),
-            source_growth: gauge(
-                &r,
+            growth: gauge(
+                r,
                 "headroom_source_growth_per_second",
                 "IDs per second the source hands out, over its history.",
                 &["source"],
             ),
-            source_seconds_to_exhaustion: gauge(
-                &r,
+            seconds_to_exhaustion: gauge(
+                r,
                 "headroom_source_seconds_to_exhaustion",
                 "Seconds until the source runs out at its growth rate; absent while it does not grow.",
                 &["source"],
             ),
-            shard_up: gauge(
-                &r,
+            status: gauge(
+                r,
+                "headroom_source_status",
+                "headroom's verdict on the source: 0 ok, 1 warning, 2 critical, 3 exhausted.",
+                &["source"],
+            ),
+        }
+    }
+}
+
+impl ShardGauges {
+    fn new(r: &Registry) -> ShardGauges {
+        ShardGauges {
+            poll_errors: counter(
+                r,
+                "headroom_poll_errors_total",
+                "Polls of a shard that failed (down, timed out, or lacking a grant).",
+                &["shard"],
+            ),
+            up: gauge(
+                r,
                 "headroom_shard_up",
                 "1 when the last poll of the shard succeeded.",
                 &["shard"],
             ),
-            shard_poll_duration: gauge(
-                &r,
+            poll_duration: gauge(
+                r,
                 "headroom_shard_poll_duration_seconds",
                 "Duration of the last poll of the shard.",
                 &["shard"],
             ),
-            shard_last_success: gauge(
-                &r,
+            last_success: gauge(
+                r,
                 "headroom_shard_last_success_timestamp_seconds",
                 "Unix time of the last successful poll of the shard.",
                 &["shard"],
             ),
-            shard_columns: gauge(
-                &r,
+            columns: gauge(
+                r,
                 "headroom_shard_columns",
-                "ID columns measured on the shard at its last successful poll.",
+                "ID columns measured on the shard at its last successful poll, per status.",
+                &["shard", "status"],
+            ),
+            max_used_ratio: gauge(
+                r,
+                "headroom_shard_max_used_ratio",
+                "Highest used ratio of the shard's columns at its last successful poll (0 without columns).",
                 &["shard"],
             ),
-            poll_errors,
-            pager_events,
+        }
+    }
+}
+
+impl Metrics {
+    /// Every column exported (the default `[metrics]`).
+    pub fn new() -> Metrics {
+        Metrics::with_settings(MetricsSettings::default())
+    }
+
+    /// Per-column series as `[metrics]` says.
+    pub fn with_settings(settings: MetricsSettings) -> Metrics {
+        let r = Registry::new();
+        Metrics {
+            settings,
+            source: SourceGauges::new(&r),
+            shard: ShardGauges::new(&r),
+            pager_events: counter(
+                &r,
+                "headroom_pager_events_total",
+                "Events sent to a notifier: result delivered, rejected (400, dropped) or retry.",
+                &["notifier", "action", "result"],
+            ),
             pager_queue: gauge(
                 &r,
                 "headroom_pager_queue_depth",
                 "Events waiting for delivery to a notifier (kept in the state file).",
                 &["notifier"],
+            ),
+            state_last_save: gauge(
+                &r,
+                "headroom_state_last_save_success_timestamp_seconds",
+                "Unix time of the last successful write of the pager's state file or journal.",
+                &[],
+            ),
+            state_save_errors: counter(
+                &r,
+                "headroom_state_save_errors_total",
+                "Writes of the pager's state file or journal that failed.",
+                &[],
             ),
             registry: r,
         }
@@ -196,25 +284,56 @@ impl Metrics {
     pub fn publish_shard(&self, shard: &ShardState, failed: bool) {
         let name = shard.name.as_str();
         if failed {
-            self.poll_errors.with_label_values(&[name]).inc();
+            self.shard.poll_errors.with_label_values(&[name]).inc();
         } else {
             // Make the counter visible at 0 before the first failure.
-            self.poll_errors.with_label_values(&[name]).inc_by(0);
+            self.shard.poll_errors.with_label_values(&[name]).inc_by(0);
         }
-        self.shard_up
+        self.shard
+            .up
             .with_label_values(&[name])
             .set(if shard.up { 1.0 } else { 0.0 });
         if let Some(d) = shard.poll_duration_seconds {
-            self.shard_poll_duration.with_label_values(&[name]).set(d);
+            self.shard.poll_duration.with_label_values(&[name]).set(d);
         }
         if let Some(t) = shard.last_success {
-            self.shard_last_success
+            self.shard
+                .last_success
                 .with_label_values(&[name])
                 .set(t.timestamp_millis() as f64 / 1000.0);
         }
-        self.shard_columns
+        let mut counts = [0usize; Status::ALL.len()];
+        let mut worst: f64 = 0.0;
+        for c in &shard.columns {
+            counts[status_number(c.status) as usize] += 1;
+            worst = worst.max(c.used_ratio);
+        }
+        for (status, count) in Status::ALL.into_iter().zip(counts) {
+            self.shard
+                .columns
+                .with_label_values(&[name, status.as_str()])
+                .set(count as f64);
+        }
+        self.shard
+            .max_used_ratio
             .with_label_values(&[name])
-            .set(shard.columns.len() as f64);
+            .set(worst);
+    }
+
+    /// Whether `c` gets its per-column series.
+    fn exports(&self, c: &ColumnReport) -> bool {
+        match self.settings.columns {
+            MetricColumns::All => true,
+            MetricColumns::AtRisk => {
+                let min = self.settings.min_ratio.get();
+                c.status != Status::Ok
+                    || c.time_status != Status::Ok
+                    || c.type_mismatch
+                    || (min > 0
+                        && c.current.max(0) * i128::from(Ppm::ONE)
+                            >= i128::from(min) * i128::from(c.max))
+            }
+        }
     }
 
     /// Counts one try to deliver an event.
@@ -231,37 +350,65 @@ impl Metrics {
             .set(depth as f64);
     }
 
+    /// Shows the state-file metrics: the error counter at 0 (a pager exists).
+    pub fn state_file_used(&self) {
+        self.state_save_errors
+            .with_label_values::<&str>(&[])
+            .inc_by(0);
+    }
+
+    /// A write of the state file or its journal succeeded at `unix_seconds`.
+    pub fn state_saved(&self, unix_seconds: f64) {
+        self.state_last_save
+            .with_label_values::<&str>(&[])
+            .set(unix_seconds);
+    }
+
+    /// A write of the state file or its journal failed.
+    pub fn state_save_failed(&self) {
+        self.state_save_errors.with_label_values::<&str>(&[]).inc();
+    }
+
     /// Publishes a source and its servers.
     pub fn publish_source(&self, source: &SourceState) {
         let name = source.name.as_str();
         for server in &source.servers {
             let l = [name, server.server.as_str()];
             if server.polled {
-                self.source_up
+                self.source
+                    .up
                     .with_label_values(&l)
                     .set(if server.up { 1.0 } else { 0.0 });
             }
             if let Some(current) = server.current {
-                self.source_current
+                self.source
+                    .current
                     .with_label_values(&l)
                     .set(current as f64);
             }
         }
         if let Some(max) = source.max {
-            self.source_max.with_label_values(&[name]).set(max as f64);
+            self.source.max.with_label_values(&[name]).set(max as f64);
         }
         if let Some(remaining) = source.remaining {
-            self.source_remaining
+            self.source
+                .remaining
                 .with_label_values(&[name])
                 .set(remaining as f64);
         }
         if let Some(ratio) = source.used_ratio {
-            self.source_used_ratio.with_label_values(&[name]).set(ratio);
+            self.source.used_ratio.with_label_values(&[name]).set(ratio);
+        }
+        if let Some(status) = source.status {
+            self.source
+                .status
+                .with_label_values(&[name])
+                .set(status_value(status));
         }
         for (vec, value) in [
-            (&self.source_growth, source.growth_per_second),
+            (&self.source.growth, source.growth_per_second),
             (
-                &self.source_seconds_to_exhaustion,
+                &self.source.seconds_to_exhaustion,
                 source.seconds_to_exhaustion.map(|s| s as f64),
             ),
         ] {
@@ -281,39 +428,47 @@ impl Metrics {
         // Encoding gathered families into a Vec cannot fail.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         let mut out = String::from_utf8(buf).unwrap_or_default();
-        let columns: Vec<&ColumnReport> = snapshot
-            .shards
-            .iter()
-            .flat_map(|s| s.columns.iter())
-            .collect();
-        out.reserve(columns.len() * COLUMN_FAMILIES.len() * 120);
+        // Each exported column's label set, written once: `labels[spans[i]]`.
         let mut labels = String::new();
+        let mut spans = Vec::new();
+        let mut columns = Vec::new();
+        for c in snapshot.shards.iter().flat_map(|s| s.columns.iter()) {
+            if !self.exports(c) {
+                continue;
+            }
+            let start = labels.len();
+            for (key, val) in [
+                ("shard", c.shard.as_str()),
+                ("schema", &c.schema),
+                ("table", &c.table),
+                ("column", &c.column),
+                ("kind", c.kind.as_str()),
+            ] {
+                if labels.len() > start {
+                    labels.push(',');
+                }
+                labels.push_str(key);
+                labels.push_str("=\"");
+                escape_label(&mut labels, val);
+                labels.push('"');
+            }
+            spans.push(start..labels.len());
+            columns.push(c);
+        }
+        out.reserve(labels.len() * 6 + columns.len() * 6 * 40);
         for (name, help, value) in COLUMN_FAMILIES {
             let _ = writeln!(out, "# HELP {name} {help}");
             let _ = writeln!(out, "# TYPE {name} gauge");
-            for c in &columns {
-                if value(c).is_none() {
-                    continue;
-                }
-                labels.clear();
-                for (key, val) in [
-                    ("shard", c.shard.as_str()),
-                    ("schema", &c.schema),
-                    ("table", &c.table),
-                    ("column", &c.column),
-                    ("kind", c.kind.as_str()),
-                ] {
-                    if !labels.is_empty() {
-                        labels.push(',');
-                    }
-                    labels.push_str(key);
-                    labels.push_str("=\"");
-                    escape_label(&mut labels, val);
-                    labels.push('"');
-                }
-                if let Some(v) = value(c) {
-                    let _ = writeln!(out, "{name}{{{labels}}} {}", sample(v));
-                }
+            for (c, span) in columns.iter().zip(&spans) {
+                let Some(v) = value(c) else { continue };
+                out.push_str(name);
+                out.push('{');
+                out.push_str(&labels[span.clone()]);
+                out.push_str("} ");
+                let _ = match v {
+                    Sample::Int(n) => writeln!(out, "{n}"),
+                    Sample::Float(f) => writeln!(out, "{}", sample(f)),
+                };
             }
         }
         out
@@ -330,6 +485,21 @@ fn escape_label(out: &mut String, value: &str) {
             c => out.push(c),
         }
     }
+}
+
+/// A status as the `*_status` gauges carry it: 0 ok, 1 warning, 2 critical, 3 exhausted.
+fn status_number(status: Status) -> i128 {
+    match status {
+        Status::Ok => 0,
+        Status::Warning => 1,
+        Status::Critical => 2,
+        Status::Exhausted => 3,
+    }
+}
+
+/// The same as a registry gauge takes it.
+fn status_value(status: Status) -> f64 {
+    status_number(status) as f64
 }
 
 /// A sample value: integers without a fraction, the rest as Rust prints them.
@@ -358,6 +528,181 @@ mod tests {
         let mut out = String::new();
         escape_label(&mut out, "we\"ird\\na\nme");
         assert_eq!(out, "we\\\"ird\\\\na\\nme");
+    }
+
+    #[test]
+    fn a_source_exports_its_status() {
+        let settings = crate::config::from_toml_str(
+            "[[shards]]\nname = \"s\"\nurl = \"mysql://u@h:3306/\"\n\
+             [[sources]]\nname = \"tickets\"\nkind = \"ticket_server\"\n\
+             servers = [\"mysql://u@t:3306/tickets\"]\ntable = \"Tickets64\"\n",
+            &|_| None,
+        )
+        .expect("settings");
+        let store = crate::state::Store::new(&settings);
+        // 90 % of INT: critical by the default ratio thresholds.
+        store.source_server_read(
+            "tickets",
+            "t:3306",
+            Ok((
+                1_932_735_283,
+                crate::headroom::IntType::new(crate::headroom::Width::Int, false),
+                "int(11)".to_string(),
+            )),
+            chrono::Utc::now(),
+        );
+        let forecast = crate::growth::Forecast::NONE;
+        let status = settings.policy.source_status(
+            crate::headroom::Headroom::new(1_932_735_283, 2_147_483_647),
+            &forecast,
+        );
+        store.source_assessed("tickets", forecast, status, chrono::Utc::now());
+        let metrics = Metrics::new();
+        metrics.publish_source(&store.read().sources[0]);
+        let text = metrics.render(&store.read());
+        assert!(
+            text.contains("headroom_source_status{source=\"tickets\"} 2\n"),
+            "{text}"
+        );
+    }
+
+    /// A store with one shard `s` holding INT columns at these currents (max 2147483647);
+    /// `t2` is type-mismatched, `t3` grows to run out within 30 days.
+    fn fleet(currents: &[i128]) -> (crate::state::Store, Snapshot) {
+        use crate::headroom::{Headroom, IntType, Width};
+        let settings = crate::config::from_toml_str(
+            "[[shards]]\nname = \"s\"\nurl = \"mysql://u@h:3306/\"\n",
+            &|_| None,
+        )
+        .expect("settings");
+        let store = crate::state::Store::new(&settings);
+        let limits = settings.policy.default;
+        let columns = currents
+            .iter()
+            .enumerate()
+            .map(|(i, &current)| {
+                let measured = crate::measure::Measured {
+                    id: crate::inventory::ColumnId::new("app", &format!("t{i}"), "id"),
+                    column_type: "int(11)".into(),
+                    int_type: IntType::new(Width::Int, false),
+                    kind: crate::measure::Kind::AutoIncrement,
+                    source: None,
+                    headroom: Headroom::new(current, 2_147_483_647),
+                    type_mismatch: i == 2,
+                };
+                let forecast = crate::growth::Forecast {
+                    seconds_to_exhaustion: (i == 3).then_some(30 * 86_400),
+                    growth_per_second: (i == 3).then_some(800.0),
+                    ..crate::growth::Forecast::NONE
+                };
+                ColumnReport::new("s", measured, forecast, limits, None, chrono::Utc::now())
+            })
+            .collect();
+        store.shard_succeeded(
+            "s",
+            columns,
+            Vec::new(),
+            std::time::Duration::from_millis(1),
+            chrono::Utc::now(),
+        );
+        let snapshot = store.read().clone();
+        (store, snapshot)
+    }
+
+    fn rendered(settings: MetricsSettings, snapshot: &Snapshot) -> String {
+        let metrics = Metrics::with_settings(settings);
+        metrics.publish_shard(&snapshot.shards[0], false);
+        metrics.render(snapshot)
+    }
+
+    fn has_series(text: &str, table: &str) -> bool {
+        text.lines().any(|l| {
+            l.starts_with("headroom_column_used_ratio{")
+                && l.contains(&format!("table=\"{table}\""))
+        })
+    }
+
+    #[test]
+    fn at_risk_exports_only_columns_at_warning_mismatched_or_running_out() {
+        // t0 at 1 %, t1 at 75 % (warning), t2 mismatched, t3 runs out in 30 days, t4 at 50 %.
+        let (_store, snap) = fleet(&[21_474_836, 1_610_612_736, 10, 10, 1_073_741_824]);
+        let at_risk = MetricsSettings {
+            columns: MetricColumns::AtRisk,
+            min_ratio: Ppm::ZERO,
+        };
+        let text = rendered(at_risk, &snap);
+        let exported: Vec<bool> = (0..5)
+            .map(|i| has_series(&text, &format!("t{i}")))
+            .collect();
+        assert_eq!(exported, [false, true, true, true, false], "{text}");
+        let with_min = MetricsSettings {
+            min_ratio: Ppm::from_ratio(0.5).unwrap(),
+            ..at_risk
+        };
+        let text = rendered(with_min, &snap);
+        let exported: Vec<bool> = (0..5)
+            .map(|i| has_series(&text, &format!("t{i}")))
+            .collect();
+        assert_eq!(exported, [false, true, true, true, true], "{text}");
+        let text = rendered(MetricsSettings::default(), &snap);
+        assert!(
+            (0..5).all(|i| has_series(&text, &format!("t{i}"))),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn shard_aggregates_count_every_status_and_the_worst_ratio_whatever_is_exported() {
+        let (_store, snap) = fleet(&[21_474_836, 1_610_612_736, 2_000_000_000]);
+        let at_risk = MetricsSettings {
+            columns: MetricColumns::AtRisk,
+            min_ratio: Ppm::ZERO,
+        };
+        let text = rendered(at_risk, &snap);
+        for line in [
+            "headroom_shard_columns{shard=\"s\",status=\"ok\"} 1\n",
+            "headroom_shard_columns{shard=\"s\",status=\"warning\"} 1\n",
+            "headroom_shard_columns{shard=\"s\",status=\"critical\"} 1\n",
+            "headroom_shard_columns{shard=\"s\",status=\"exhausted\"} 0\n",
+        ] {
+            assert!(text.contains(line), "{line} missing in {text}");
+        }
+        let worst = 2_000_000_000f64 / 2_147_483_647f64;
+        assert!(
+            text.contains(&format!(
+                "headroom_shard_max_used_ratio{{shard=\"s\"}} {worst}\n"
+            )),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn sparse_column_families_are_written_only_when_set_and_remaining_is_gone() {
+        let (_store, snap) = fleet(&[10, 10, 10]);
+        let text = rendered(MetricsSettings::default(), &snap);
+        let count = |family: &str| {
+            text.lines()
+                .filter(|l| l.starts_with(&format!("{family}{{")))
+                .count()
+        };
+        assert_eq!(count("headroom_column_current"), 3);
+        assert_eq!(count("headroom_column_status"), 0, "every column is ok");
+        assert_eq!(count("headroom_column_growth_per_second"), 0);
+        assert_eq!(count("headroom_column_type_mismatch"), 1);
+        assert_eq!(count("headroom_column_silenced"), 0);
+        assert_eq!(count("headroom_column_remaining"), 0);
+        assert!(text.contains(
+            "headroom_column_max{shard=\"s\",schema=\"app\",table=\"t0\",column=\"id\",kind=\"auto_increment\"} 2147483647\n"
+        ));
+    }
+
+    #[test]
+    fn statuses_are_numbered_in_order_of_urgency() {
+        assert_eq!(
+            Status::ALL.map(status_value),
+            [0.0, 1.0, 2.0, 3.0],
+            "the alert rules compare these numbers"
+        );
     }
 
     #[test]

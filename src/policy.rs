@@ -8,7 +8,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::config::ColumnGlobs;
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+
+use crate::growth::Forecast;
 use crate::headroom::{Headroom, Status, Thresholds};
 
 /// How urgent a page is. `warning` pages only where a notifier's `min_severity` says so.
@@ -53,13 +55,19 @@ pub struct Limits {
 impl Limits {
     /// The worse of the ratio status and the time status.
     pub fn status(&self, headroom: Headroom, seconds_to_exhaustion: Option<u64>) -> Status {
-        let by_ratio = headroom.status(self.ratio);
-        let by_time = match seconds_to_exhaustion {
+        headroom
+            .status(self.ratio)
+            .max(self.time_status(seconds_to_exhaustion))
+    }
+
+    /// The status by the time rule alone: `warning`/`critical` when the column runs out
+    /// within `warning_within`/`critical_within`, `ok` otherwise.
+    pub fn time_status(&self, seconds_to_exhaustion: Option<u64>) -> Status {
+        match seconds_to_exhaustion {
             Some(s) if s <= self.critical_within.as_secs() => Status::Critical,
             Some(s) if s <= self.warning_within.as_secs() => Status::Warning,
             _ => Status::Ok,
-        };
-        by_ratio.max(by_time)
+        }
     }
 }
 
@@ -97,6 +105,13 @@ impl Policy {
             .map_or(self.default, |o| o.limits)
     }
 
+    /// The status of an ID source: the default limits (overrides and silences name
+    /// columns, not sources), by ratio and by its forecast.
+    pub fn source_status(&self, headroom: Headroom, forecast: &Forecast) -> Status {
+        self.default
+            .status(headroom, forecast.seconds_to_exhaustion)
+    }
+
     /// The silence in force for `schema.table.column` at `now`, if any (the one that lasts
     /// longest when several match).
     pub fn silence(
@@ -111,6 +126,45 @@ impl Policy {
             .filter(|s| s.until > now && s.columns.matches(schema, table, column))
             .max_by_key(|s| s.until)
     }
+}
+
+/// `schema.table.column` globs with exclusions; matching ignores case, as MySQL does for
+/// column names.
+#[derive(Debug, Clone)]
+pub struct ColumnGlobs {
+    /// The globs as written, for messages.
+    pub patterns: Vec<String>,
+    include: GlobSet,
+    exclude: GlobSet,
+}
+
+impl ColumnGlobs {
+    pub fn new(columns: &[String], exclude: &[String]) -> Result<ColumnGlobs, String> {
+        Ok(ColumnGlobs {
+            patterns: columns.to_vec(),
+            include: glob_set(columns)?,
+            exclude: glob_set(exclude)?,
+        })
+    }
+
+    /// Whether `schema.table.column` is matched and not excluded.
+    pub fn matches(&self, schema: &str, table: &str, column: &str) -> bool {
+        let name = format!("{schema}.{table}.{column}");
+        self.include.is_match(&name) && !self.exclude.is_match(&name)
+    }
+}
+
+fn glob_set(patterns: &[String]) -> Result<GlobSet, String> {
+    let mut builder = GlobSetBuilder::new();
+    for pattern in patterns {
+        let glob = GlobBuilder::new(pattern)
+            .case_insensitive(true)
+            .literal_separator(false)
+            .build()
+            .map_err(|e| format!("{pattern:?}: {e}"))?;
+        builder.add(glob);
+    }
+    builder.build().map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -145,6 +199,16 @@ mod tests {
             l.status(Headroom::new(101, 100), Some(0)),
             Status::Exhausted
         );
+    }
+
+    #[test]
+    fn the_time_status_ignores_the_ratio() {
+        let l = limits(0.70, 0.85, 90, 14);
+        assert_eq!(l.time_status(None), Status::Ok);
+        assert_eq!(l.time_status(Some(91 * DAY)), Status::Ok);
+        assert_eq!(l.time_status(Some(90 * DAY)), Status::Warning);
+        assert_eq!(l.time_status(Some(14 * DAY)), Status::Critical);
+        assert_eq!(l.time_status(Some(0)), Status::Critical);
     }
 
     #[test]

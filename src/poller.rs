@@ -1,9 +1,17 @@
-//! The poll loop: every `poll.interval`, read every source's servers, then every shard
-//! (`poll.concurrency` at a time), compute, and publish to the state and the metrics as each
-//! one finishes. A shard that is down, slow or refused holds up no other: each of its
-//! queries is bounded by `poll.query_timeout`, and its failure is recorded, not raised.
+//! The poll loop. Every shard has a task of its own: its first poll at once, then at its own
+//! place in every `poll.interval` ([`first_poll_offset`], a hash of its name, so that a large
+//! fleet is not read in the same second), or later while it keeps failing ([`delay_after`]:
+//! interval × 2^(n−1), at most [`MAX_BACKOFF`] × interval). The sources have a task of their
+//! own, read every interval; a shard poll uses their latest values in the store. At most
+//! `poll.concurrency` shard polls run at once (a semaphore).
+//!
+//! A shard that is down, slow or refused holds up no other: each of its queries is bounded
+//! by `poll.query_timeout`, its whole poll by `poll.shard_timeout`, its failure is recorded,
+//! not raised, and a poll that runs long delays only that shard's next one (polls never
+//! overlap on one shard).
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,21 +19,24 @@ use tokio::time::Instant;
 
 use chrono::Utc;
 use futures::StreamExt;
-use sqlx::mysql::MySqlPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Endpoint, Settings, ShardSettings, SourceKind, SourceSettings};
-use crate::db::{self, DbError};
-use crate::growth::{Forecast, Tracker};
+use crate::db::{Connector, DbError, ErrorReport};
+use crate::growth::{self, Tracker};
+use crate::headroom::Headroom;
 use crate::inventory::{self, ColumnId, InventoryError, SchemaFilter, maxima};
 use crate::measure::{self, ColumnReport};
 use crate::metrics::Metrics;
-use crate::pager::Pager;
 use crate::sources::{self, SourceError, ticket_server};
 use crate::state::Store;
 
 /// How long shutdown waits for connections to close cleanly.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// A shard that keeps failing is polled at least every this many intervals.
+pub const MAX_BACKOFF: u32 = 10;
+/// Growth histories are saved at most this often while running, and at shutdown.
+const SAVE_HISTORIES_EVERY: Duration = Duration::from_secs(5 * 60);
 
 /// Why a shard poll failed.
 #[derive(Debug, thiserror::Error)]
@@ -36,15 +47,29 @@ pub enum PollError {
     Db(#[from] DbError),
 }
 
+impl PollError {
+    /// The error as it may be published.
+    pub fn report(&self) -> ErrorReport {
+        match self {
+            PollError::Inventory(e) => e.report(),
+            PollError::Db(e) => e.into(),
+        }
+    }
+}
+
+/// What a successful shard poll found: its column reports, and the columns it could not
+/// measure, with the reason.
+type ShardRead = (Vec<ColumnReport>, Vec<String>);
+
 struct Shard {
     settings: ShardSettings,
-    pool: MySqlPool,
+    connector: Connector,
     filter: SchemaFilter,
 }
 
 struct SourceServer {
     endpoint: Endpoint,
-    pool: MySqlPool,
+    connector: Connector,
 }
 
 struct Source {
@@ -60,16 +85,39 @@ pub struct Poller {
     store: Store,
     metrics: Arc<Metrics>,
     /// Column histories per shard (a shard that fails keeps its histories untouched).
-    growth: Mutex<HashMap<String, Tracker<ColumnId>>>,
+    growth: Arc<Mutex<HashMap<String, Tracker<ColumnId>>>>,
     /// Source histories.
-    source_growth: Mutex<Tracker<String>>,
-    /// Decides and queues pages after each poll, when notifiers are configured.
-    pager: Option<Arc<Pager>>,
+    source_growth: Arc<Mutex<Tracker<String>>>,
+    /// Where the histories are saved, so that forecasts survive a restart.
+    history_path: PathBuf,
 }
 
 impl Poller {
-    /// Prepares a lazy connection pool per server; nothing connects until the first poll.
+    /// The daemon's poller: as [`Poller::one_shot`], with the growth histories of the
+    /// history file beside the state file restored, so that forecasts survive a restart.
     pub fn new(
+        settings: Arc<Settings>,
+        store: Store,
+        metrics: Arc<Metrics>,
+    ) -> Result<Poller, sqlx::Error> {
+        let poller = Poller::one_shot(settings, store, metrics)?;
+        let (columns, sources) = growth::file::restore(
+            &poller.history_path,
+            poller.settings.shards.iter().map(|s| s.name.as_str()),
+            poller.settings.sources.iter().map(|s| s.name.as_str()),
+        );
+        *poller.growth.lock().unwrap_or_else(|e| e.into_inner()) = columns;
+        *poller
+            .source_growth
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = sources;
+        Ok(poller)
+    }
+
+    /// A poller that starts with no history and leaves the daemon's history file alone:
+    /// `headroom check`, whose one poll judges by ratio only. Prepares a connector per
+    /// server; nothing connects until the first poll.
+    pub fn one_shot(
         settings: Arc<Settings>,
         store: Store,
         metrics: Arc<Metrics>,
@@ -80,7 +128,11 @@ impl Poller {
             .iter()
             .map(|s| {
                 Ok(Shard {
-                    pool: db::pool(&s.endpoint, timeout)?,
+                    connector: Connector::new(
+                        &s.endpoint.url,
+                        s.endpoint.expose_password(),
+                        timeout,
+                    )?,
                     filter: SchemaFilter::from_config(s.schemas.as_ref()),
                     settings: s.clone(),
                 })
@@ -96,7 +148,7 @@ impl Poller {
                         .iter()
                         .map(|e| {
                             Ok(SourceServer {
-                                pool: db::pool(e, timeout)?,
+                                connector: Connector::new(&e.url, e.expose_password(), timeout)?,
                                 endpoint: e.clone(),
                             })
                         })
@@ -105,31 +157,74 @@ impl Poller {
                 })
             })
             .collect::<Result<_, sqlx::Error>>()?;
+        let history_path = growth::file::path_for(&settings.state_path);
         Ok(Poller {
-            settings,
             shards,
             sources,
             store,
             metrics,
-            growth: Mutex::new(HashMap::new()),
-            source_growth: Mutex::new(Tracker::default()),
-            pager: None,
+            growth: Arc::new(Mutex::new(HashMap::new())),
+            source_growth: Arc::new(Mutex::new(Tracker::default())),
+            history_path,
+            settings,
         })
     }
 
-    /// Pages through `pager` after every poll of [`Poller::run`].
-    pub fn with_pager(mut self, pager: Arc<Pager>) -> Poller {
-        self.pager = Some(pager);
-        self
+    /// Polls until `shutdown` is cancelled, each shard on its own schedule (see
+    /// [`first_poll_offset`] and [`delay_after`]), the sources in a task of their own. A
+    /// poll cut short by shutdown is abandoned (no connection is left mid-query: they are
+    /// dropped); the histories are saved and the kept connections closed before returning.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let poller = Arc::new(self);
+        let clock = Clock::now();
+        // Shards wait for the first round of source reads, so that reference columns see
+        // source values from their first poll on.
+        let (sources_read, sources_ready) = tokio::sync::watch::channel(false);
+        let permits = Arc::new(tokio::sync::Semaphore::new(
+            poller.settings.poll.concurrency,
+        ));
+        let tasks = tokio_util::task::TaskTracker::new();
+        {
+            let (poller, shutdown) = (Arc::clone(&poller), shutdown.clone());
+            tasks.spawn(async move { poller.run_sources(sources_read, shutdown).await });
+        }
+        for index in 0..poller.shards.len() {
+            let (poller, shutdown) = (Arc::clone(&poller), shutdown.clone());
+            let (ready, permits) = (sources_ready.clone(), Arc::clone(&permits));
+            tasks.spawn(async move {
+                poller
+                    .run_shard(index, clock, ready, permits, shutdown)
+                    .await
+            });
+        }
+        tasks.close();
+        let mut saving: Option<tokio::task::JoinHandle<()>> = None;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(SAVE_HISTORIES_EVERY) => {}
+            }
+            if saving.as_ref().is_none_or(|h| h.is_finished()) {
+                saving = Some(poller.save_histories());
+            }
+        }
+        tasks.wait().await;
+        if let Some(previous) = saving {
+            let _ = previous.await;
+        }
+        let _ = poller.save_histories().await;
+        // A connection abandoned mid-query (a frozen server) was dropped with its poll;
+        // the kept ones are closed cleanly, each within a grace period.
+        poller.close().await;
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
-    /// Polls until `shutdown` is cancelled; the first poll starts at once. A poll cut short
-    /// by shutdown is abandoned (no connection is left mid-query: they are dropped).
-    pub async fn run(&self, shutdown: CancellationToken) {
+    /// Reads every source every `interval`, from the start; says so on `read` after the
+    /// first round.
+    async fn run_sources(
+        &self,
+        read: tokio::sync::watch::Sender<bool>,
+        shutdown: CancellationToken,
+    ) {
         let mut ticker = tokio::time::interval(self.settings.poll.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -139,48 +234,112 @@ impl Poller {
             }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = self.poll_once() => {}
+                _ = self.poll_sources() => {}
             }
-            if let Some(pager) = &self.pager {
-                pager.evaluate(&self.store.read(), Utc::now());
-            }
-        }
-        // A connection abandoned mid-query on a frozen server may never be returned to its
-        // pool; closing waits for it, so shutdown does not wait for closing for long.
-        if tokio::time::timeout(CLOSE_GRACE, self.close())
-            .await
-            .is_err()
-        {
-            tracing::warn!("Connections still busy at shutdown were dropped");
+            read.send_replace(true);
         }
     }
 
-    /// Closes every pool, so that servers see the connections end cleanly.
+    /// Polls one shard until shutdown, one poll at a time, each holding one of `permits`
+    /// (`poll.concurrency`) while it runs. The first poll is at once (after the first
+    /// source reads), so that every shard is known within one poll of the start; then the
+    /// shard keeps its own place in the interval ([`first_poll_offset`], see
+    /// [`next_in_phase`]) while it succeeds, and backs off ([`delay_after`]) while it fails.
+    async fn run_shard(
+        &self,
+        index: usize,
+        clock: Clock,
+        mut sources_ready: tokio::sync::watch::Receiver<bool>,
+        permits: Arc<tokio::sync::Semaphore>,
+        shutdown: CancellationToken,
+    ) {
+        let Some(shard) = self.shards.get(index) else {
+            return;
+        };
+        let name = &shard.settings.name;
+        let interval = self.settings.poll.interval;
+        let offset = first_poll_offset(name, interval);
+        let mut next = clock.started;
+        self.store.shard_scheduled(name, clock.wall(next), 0);
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = sources_ready.wait_for(|read| *read) => {}
+        }
+        let mut failures: u32 = 0;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep_until(next) => {}
+            }
+            let permit = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                permit = Arc::clone(&permits).acquire_owned() => permit,
+            };
+            let Ok(_permit) = permit else { break };
+            let polled_at = Instant::now();
+            let outcome = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                outcome = self.read_shard_bounded(shard) => outcome,
+            };
+            failures = match outcome {
+                Ok(_) => 0,
+                Err(_) => failures.saturating_add(1),
+            };
+            let planned = match failures {
+                0 => {
+                    let since = polled_at.saturating_duration_since(clock.started);
+                    clock.started + next_in_phase(offset, interval, since)
+                }
+                n => polled_at + delay_after(interval, n),
+            };
+            // Never in the past: a poll that ran past its next one delays it, never
+            // overlaps it.
+            next = planned.max(Instant::now());
+            let at = clock.wall(polled_at);
+            self.record_shard(shard, outcome, polled_at.elapsed(), at);
+            // Until this is stored, `next_poll_at` is this poll's own time (not after
+            // `last_poll`): a reader can tell the schedule is being updated.
+            self.store.shard_scheduled(name, clock.wall(next), failures);
+        }
+    }
+
+    /// Saves every growth history to the history file, off the runtime's threads.
+    pub fn save_histories(&self) -> tokio::task::JoinHandle<()> {
+        let (columns, sources) = (Arc::clone(&self.growth), Arc::clone(&self.source_growth));
+        let path = self.history_path.clone();
+        tokio::task::spawn_blocking(move || {
+            let file = growth::file::collect(
+                &columns,
+                &sources,
+                Instant::now(),
+                growth::file::unix_ms_now(),
+            );
+            if let Err(e) = growth::file::save(&path, &file) {
+                tracing::warn!(path = %path.display(), error = %e, "Cannot save the growth histories");
+            }
+        })
+    }
+
+    /// Closes every kept connection, so that servers see them end cleanly.
     pub async fn close(&self) {
-        for shard in &self.shards {
-            shard.pool.close().await;
-        }
-        for source in &self.sources {
-            for server in &source.servers {
-                server.pool.close().await;
-            }
-        }
+        let closes = self
+            .shards
+            .iter()
+            .map(|s| &s.connector)
+            .chain(
+                self.sources
+                    .iter()
+                    .flat_map(|s| s.servers.iter().map(|s| &s.connector)),
+            )
+            .map(|c| c.close(CLOSE_GRACE));
+        futures::future::join_all(closes).await;
     }
 
-    /// One poll of everything: sources first, so that reference columns see fresh values.
+    /// One poll of everything (`headroom check`, tests): sources first, so that reference
+    /// columns see fresh values, then every shard, `poll.concurrency` at a time.
     pub async fn poll_once(&self) {
         let started = Instant::now();
-        let mut reads = Vec::new();
-        for source in &self.sources {
-            for server in &source.servers {
-                reads.push(self.poll_source_server(source, server));
-            }
-        }
-        futures::future::join_all(reads).await;
-        self.forecast_sources();
-        for source in self.store.read().sources.iter() {
-            self.metrics.publish_source(source);
-        }
+        self.poll_sources().await;
         let polls: Vec<_> = self.shards.iter().map(|s| self.poll_shard(s)).collect();
         futures::stream::iter(polls)
             .buffer_unordered(self.settings.poll.concurrency)
@@ -193,7 +352,23 @@ impl Poller {
         );
     }
 
-    /// Records every source's value in its history and stores the forecast.
+    /// Reads every server of every source, then forecasts and publishes the sources.
+    async fn poll_sources(&self) {
+        let mut reads = Vec::new();
+        for source in &self.sources {
+            for server in &source.servers {
+                reads.push(self.poll_source_server(source, server));
+            }
+        }
+        futures::future::join_all(reads).await;
+        self.forecast_sources();
+        for source in self.store.read().sources.iter() {
+            self.metrics.publish_source(source);
+        }
+    }
+
+    /// Records every source's value in its history and stores the forecast and the
+    /// policy's verdict.
     fn forecast_sources(&self) {
         let values: Vec<(String, i128, u64)> = self
             .store
@@ -206,7 +381,12 @@ impl Poller {
         let mut tracker = self.source_growth.lock().unwrap_or_else(|e| e.into_inner());
         for (name, current, max) in values {
             let forecast = tracker.record(now, name.clone(), current, max);
-            self.store.source_forecast(&name, forecast, Utc::now());
+            let status = self
+                .settings
+                .policy
+                .source_status(Headroom::new(current, max), &forecast);
+            self.store
+                .source_assessed(&name, forecast, status, Utc::now());
         }
     }
 
@@ -216,10 +396,11 @@ impl Poller {
         let at = Utc::now();
         let result = self.read_source_server(source, server).await;
         let result = match result {
-            Ok(reading) => Ok((reading.highest, reading.int_type.max(), reading.column_type)),
+            Ok(reading) => Ok((reading.highest, reading.int_type, reading.column_type)),
             Err(e) => {
-                tracing::warn!(source = %name, server = %label, error = %e, "Source read failed");
-                Err(e.to_string())
+                let report = e.report();
+                tracing::warn!(source = %name, server = %label, error = %report.message, class = report.class, code = ?report.code, "Source read failed");
+                Err(report)
             }
         };
         self.store.source_server_read(name, &label, result, at);
@@ -231,17 +412,12 @@ impl Poller {
         server: &SourceServer,
     ) -> Result<sources::Reading, SourceError> {
         let timeout = self.settings.poll.query_timeout;
-        let what = format!(
-            "source {} server {}",
-            source.settings.name,
-            server.endpoint.label()
-        );
         // The whole read, not only each step, is bounded: every shard waits for the sources.
-        let read = self.read_source_server_unbounded(source, server, &what);
+        let read = self.read_source_server_unbounded(source, server);
         match tokio::time::timeout(timeout, read).await {
             Ok(result) => result,
             Err(_) => Err(SourceError::Db(DbError::Timeout {
-                what,
+                what: "reading the ticket server".to_string(),
                 after: timeout,
             })),
         }
@@ -251,29 +427,53 @@ impl Poller {
         &self,
         source: &Source,
         server: &SourceServer,
-        what: &str,
     ) -> Result<sources::Reading, SourceError> {
         let timeout = self.settings.poll.query_timeout;
-        let mut conn = db::acquire(&server.pool, timeout, what).await?;
+        let mut session = server.connector.acquire().await?;
         // Validation guarantees a database in every source URL.
         let database = server.endpoint.database().unwrap_or_default();
         let result = match source.settings.kind {
             SourceKind::TicketServer => {
-                ticket_server::read(&mut conn, &database, &source.settings.table, timeout).await
+                ticket_server::read(&mut session, &database, &source.settings.table, timeout).await
             }
         };
-        if result.is_err() {
-            db::discard(conn);
+        // A failed session is dropped (closed), a good one kept for the next poll.
+        if result.is_ok() {
+            session.release();
         }
         result
     }
 
+    /// Polls one shard and records the outcome.
     async fn poll_shard(&self, shard: &Shard) {
-        let name = &shard.settings.name;
         let started = Instant::now();
         let at = Utc::now();
-        let result = self.read_shard(shard).await;
-        let took = started.elapsed();
+        let result = self.read_shard_bounded(shard).await;
+        self.record_shard(shard, result, started.elapsed(), at);
+    }
+
+    /// Reads one shard, the whole poll bounded by `poll.shard_timeout`.
+    async fn read_shard_bounded(&self, shard: &Shard) -> Result<ShardRead, PollError> {
+        let limit = self.settings.poll.shard_timeout;
+        match tokio::time::timeout(limit, self.read_shard(shard)).await {
+            Ok(result) => result,
+            // The session went with the abandoned read: dropped, never reused.
+            Err(_) => Err(PollError::Db(DbError::Timeout {
+                what: "polling the shard".to_string(),
+                after: limit,
+            })),
+        }
+    }
+
+    /// Stores a shard poll's outcome and publishes its metrics.
+    fn record_shard(
+        &self,
+        shard: &Shard,
+        result: Result<ShardRead, PollError>,
+        took: Duration,
+        at: chrono::DateTime<Utc>,
+    ) {
+        let name = &shard.settings.name;
         let failed = match result {
             Ok((reports, unresolved)) => {
                 tracing::debug!(shard = %name, columns = reports.len(), took_ms = took.as_millis() as u64, "Shard polled");
@@ -295,8 +495,9 @@ impl Poller {
                 false
             }
             Err(e) => {
-                tracing::warn!(shard = %name, error = %e, "Shard poll failed");
-                self.store.shard_failed(name, e.to_string(), took, at);
+                let report = e.report();
+                tracing::warn!(shard = %name, error = %report.message, class = report.class, code = ?report.code, "Shard poll failed");
+                self.store.shard_failed(name, report, took, at);
                 true
             }
         };
@@ -307,60 +508,182 @@ impl Poller {
     }
 
     /// Reads one shard: inventory, index dives, then the pure computation.
-    async fn read_shard(
-        &self,
-        shard: &Shard,
-    ) -> Result<(Vec<ColumnReport>, Vec<String>), PollError> {
+    async fn read_shard(&self, shard: &Shard) -> Result<ShardRead, PollError> {
         let timeout = self.settings.poll.query_timeout;
-        let what = format!("shard {}", shard.settings.name);
-        let mut conn = db::acquire(&shard.pool, timeout, &what).await?;
+        let mut session = shard.connector.acquire().await?;
         let read = async {
-            let inventory = inventory::read(&mut conn, &shard.filter, timeout).await?;
+            let inventory = inventory::read(&mut session, &shard.filter, timeout).await?;
             let plan = measure::plan(&inventory, &self.settings.references);
-            let dives = maxima::read(&mut conn, &plan.dives, timeout).await?;
+            let dives = maxima::read(&mut session, &plan.dives, timeout).await?;
             Ok::<_, PollError>((plan, dives))
         }
         .await;
-        let (plan, dives) = match read {
-            Ok(values) => values,
-            Err(e) => {
-                db::discard(conn);
-                return Err(e);
-            }
+        // A failed session is dropped (closed), a good one kept for the next poll.
+        let (plan, dives) = read?;
+        session.release();
+        let at = measure::Moment {
+            instant: Instant::now(),
+            wall: Utc::now(),
         };
-        drop(conn);
-        let observed_at = Utc::now();
-        let (measured, unresolved) = measure::resolve(&plan, &dives, &self.store.source_values());
-        let forecasts = {
+        let sources = self.store.source_values();
+        let (reports, unresolved) = {
             let mut growth = self.growth.lock().unwrap_or_else(|e| e.into_inner());
             let tracker = growth.entry(shard.settings.name.clone()).or_default();
-            let values = measured
-                .iter()
-                .map(|m| (m.id.clone(), m.headroom.current, m.headroom.max));
-            tracker.round(Instant::now(), values)
+            let policy = &self.settings.policy;
+            let name = &shard.settings.name;
+            measure::report(name, &plan, &dives, &sources, tracker, policy, at)
         };
-        let policy = &self.settings.policy;
-        let reports = measured
-            .into_iter()
-            .map(|m| {
-                let forecast = forecasts.get(&m.id).copied().unwrap_or(Forecast::NONE);
-                let (schema, table, column) = (&m.id.schema, &m.id.table, &m.id.column);
-                let limits = policy.limits(schema, table, column);
-                let silence = policy.silence(schema, table, column, observed_at).cloned();
-                ColumnReport::new(
-                    &shard.settings.name,
-                    m,
-                    forecast,
-                    limits,
-                    silence,
-                    observed_at,
-                )
-            })
-            .collect();
         let unresolved = unresolved
             .into_iter()
             .map(|u| format!("{}: {}", u.id, u.reason))
             .collect();
         Ok((reports, unresolved))
+    }
+}
+
+/// Where a shard's first poll falls within the first interval: the same place for the same
+/// name and interval, spread evenly over names (FNV-1a of the name, mixed, scaled exactly), so
+/// that a thousand shards are not all hit in the same second.
+pub fn first_poll_offset(shard: &str, interval: Duration) -> Duration {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in shard.as_bytes() {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    // FNV's high bits barely change between `shard-001` and `shard-002`: mix them all in
+    // (MurmurHash3's finaliser), since the high bits pick the place.
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    hash ^= hash >> 33;
+    let nanos = (u128::from(hash) * interval.as_nanos()) >> 64;
+    // Below the interval, which fits in a Duration.
+    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+}
+
+/// The time from the start of a failed shard poll to the start of the next one, after
+/// `failures` consecutive failed polls: interval × 2^(failures − 1), at most
+/// [`MAX_BACKOFF`] × interval (one interval for 0; a succeeding shard is kept at its place
+/// in the interval instead, see [`next_in_phase`]).
+pub fn delay_after(interval: Duration, failures: u32) -> Duration {
+    let factor = match failures {
+        0 => 1,
+        n => 1u32
+            .checked_shl(n - 1)
+            .unwrap_or(MAX_BACKOFF)
+            .min(MAX_BACKOFF),
+    };
+    interval.saturating_mul(factor)
+}
+
+/// How long after the start a shard that keeps its place `offset` in every `interval` is
+/// polled next, `since` the start: the first such place strictly after `since`.
+pub fn next_in_phase(offset: Duration, interval: Duration, since: Duration) -> Duration {
+    let (offset, interval, since) = (
+        offset.as_nanos(),
+        interval.as_nanos().max(1),
+        since.as_nanos(),
+    );
+    let next = if since < offset {
+        offset
+    } else {
+        offset + ((since - offset) / interval + 1) * interval
+    };
+    Duration::from_nanos(u64::try_from(next).unwrap_or(u64::MAX))
+}
+
+/// The run's start on both clocks: the schedule is kept on the monotonic one, and shown
+/// (`last_poll`, `next_poll_at`) as wall time from the same anchor, so that the two agree
+/// to the nanosecond.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    started: Instant,
+    wall: chrono::DateTime<Utc>,
+}
+
+impl Clock {
+    fn now() -> Clock {
+        Clock {
+            started: Instant::now(),
+            wall: Utc::now(),
+        }
+    }
+
+    /// `at` as wall time.
+    fn wall(&self, at: Instant) -> chrono::DateTime<Utc> {
+        let since = at.saturating_duration_since(self.started);
+        chrono::TimeDelta::from_std(since)
+            .ok()
+            .and_then(|since| self.wall.checked_add_signed(since))
+            .unwrap_or(self.wall)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn the_backoff_doubles_per_failure_from_one_interval_up_to_ten_intervals() {
+        let delays: Vec<u64> = (0..8).map(|n| delay_after(MINUTE, n).as_secs()).collect();
+        assert_eq!(delays, [60, 60, 120, 240, 480, 600, 600, 600]);
+    }
+
+    #[test]
+    fn the_delay_stays_capped_however_many_failures() {
+        assert_eq!(delay_after(MINUTE, 32), Duration::from_secs(600));
+        assert_eq!(delay_after(MINUTE, 33), Duration::from_secs(600));
+        assert_eq!(delay_after(MINUTE, u32::MAX), Duration::from_secs(600));
+        assert_eq!(
+            delay_after(Duration::from_millis(500), 4),
+            Duration::from_secs(4)
+        );
+    }
+
+    #[test]
+    fn the_first_poll_offset_is_the_same_for_the_same_name_and_within_the_interval() {
+        let a = first_poll_offset("shard-001", MINUTE);
+        assert_eq!(a, first_poll_offset("shard-001", MINUTE));
+        assert!(a < MINUTE);
+        assert_ne!(a, first_poll_offset("shard-002", MINUTE));
+        // FNV-1a of "" is its offset basis, 0xcbf29ce484222325, mixed: 0xefd01f60ba992926
+        // / 2^64 of a minute.
+        assert_eq!(
+            first_poll_offset("", MINUTE),
+            Duration::from_nanos(56_206_166_903)
+        );
+    }
+
+    #[test]
+    fn a_succeeding_shard_is_polled_next_at_its_own_place_in_the_interval() {
+        let (offset, interval) = (Duration::from_secs(17), MINUTE);
+        let at = |since: u64| next_in_phase(offset, interval, Duration::from_secs(since)).as_secs();
+        // The first poll at the start: the next at the shard's place in the first interval.
+        assert_eq!(at(0), 17);
+        // At its place: one interval later.
+        assert_eq!(at(17), 77);
+        assert_eq!(at(77), 137);
+        // After a backoff, a recovered shard goes back to its place.
+        assert_eq!(at(100), 137);
+        assert_eq!(
+            next_in_phase(Duration::ZERO, interval, Duration::from_secs(60)),
+            Duration::from_secs(120)
+        );
+    }
+
+    #[test]
+    fn a_thousand_shards_are_spread_over_the_interval_at_most_forty_in_one_second() {
+        let mut per_second = [0u32; 60];
+        for i in 1..=1000 {
+            let offset = first_poll_offset(&format!("shard-{i:04}"), MINUTE);
+            per_second[offset.as_secs() as usize] += 1;
+        }
+        let busiest = per_second.iter().max().copied().unwrap_or(0);
+        let idle = per_second.iter().filter(|n| **n == 0).count();
+        assert!(busiest <= 40, "{per_second:?}");
+        assert_eq!(idle, 0, "{per_second:?}");
     }
 }

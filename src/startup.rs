@@ -1,5 +1,6 @@
-//! Builds the application from settings: binds the listener (port 0 in tests), prepares the
-//! connection pools, the state and the metrics; `run` serves and polls until shutdown.
+//! Builds the application from settings: loads the web configuration file, binds the
+//! listener (port 0 in tests), prepares the connection pools, the state and the metrics;
+//! `run` serves and polls until shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use crate::metrics::Metrics;
 use crate::pager::Pager;
 use crate::poller::Poller;
 use crate::state::Store;
+use crate::web::{self, Edge};
 
 /// A built, not yet running, headroom.
 pub struct App {
@@ -23,23 +25,23 @@ pub struct App {
     /// Present when a notifier is configured.
     pager: Option<Arc<Pager>>,
     state: AppState,
+    /// Limits, TLS and basic auth of the HTTP server.
+    edge: Edge,
 }
 
 impl App {
-    /// Binds `server.listen` and prepares everything; connects to no database yet.
+    /// Loads the web configuration file, binds `server.listen` and prepares everything;
+    /// connects to no database yet. A bad web configuration file or a listen address that
+    /// cannot be bound is a [`web::StartError`] (`headroom run` exits 2 on it).
     pub async fn build(settings: Settings) -> anyhow::Result<App> {
-        let listener = TcpListener::bind(settings.server.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
+        let edge = Edge::from_settings(&settings.server).map_err(web::StartError::from)?;
+        let listener = web::bind(settings.server.listen).await?;
         let settings = Arc::new(settings);
         let store = Store::new(&settings);
-        let metrics = Arc::new(Metrics::new());
-        let mut poller = Poller::new(Arc::clone(&settings), store.clone(), Arc::clone(&metrics))
+        let metrics = Arc::new(Metrics::with_settings(settings.metrics));
+        let poller = Poller::new(Arc::clone(&settings), store.clone(), Arc::clone(&metrics))
             .context("cannot prepare database connections")?;
-        let pager = Pager::new(&settings, Arc::clone(&metrics)).map(Arc::new);
-        if let Some(pager) = &pager {
-            poller = poller.with_pager(Arc::clone(pager));
-        }
+        let pager = Pager::new(&settings, Arc::clone(&metrics))?.map(Arc::new);
         Ok(App {
             listener,
             poller,
@@ -49,6 +51,7 @@ impl App {
                 pager: pager.clone(),
             },
             pager,
+            edge,
         })
     }
 
@@ -82,16 +85,20 @@ impl App {
         let poll_token = shutdown.clone();
         tracker.spawn(async move { poller.run(poll_token).await });
         if let Some(pager) = &self.pager {
+            // The pager hears of every finished shard poll from the store.
+            pager.spawn_evaluation(&tracker, self.state.store.clone(), shutdown.clone());
             pager.spawn_delivery(&tracker, shutdown.clone());
         }
         tracker.close();
 
-        tracing::info!(%addr, "Listening");
-        let router = api::router(self.state);
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-            .context("HTTP server failed")?;
+        tracing::info!(
+            %addr,
+            tls = self.edge.tls.is_some(),
+            basic_auth = self.edge.auth.is_some(),
+            "Listening"
+        );
+        let router = self.edge.wrap(api::router(self.state));
+        web::serve(self.listener, router, self.edge, shutdown).await;
         tracker.wait().await;
         tracing::info!("Stopped");
         Ok(())

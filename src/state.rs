@@ -1,6 +1,10 @@
 //! The latest known state of every shard and source: what the poller writes after each
 //! read and what the API, the metrics and `check` read. A shard that fails keeps its last
 //! known columns (each with its `observed_at`); a source that fails keeps its last value.
+//!
+//! Each finished shard poll is published on a `watch` channel ([`Store::subscribe`]): the
+//! pager, and anything else that acts on news, waits there instead of being called by the
+//! poller.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -10,17 +14,17 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::config::Settings;
-use crate::growth::Forecast;
-use crate::headroom::{Headroom, Status};
+use crate::db::ErrorReport;
+use crate::growth::{Forecast, Jump};
+use crate::headroom::{Headroom, IntType, Status};
 use crate::measure::{ColumnReport, SourceValue};
-use crate::policy::Limits;
 
 /// Shared, cheaply cloned handle on the state.
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<RwLock<Snapshot>>,
-    /// The default limits, for sources.
-    limits: Limits,
+    /// Counts finished shard polls; subscribers wake on each.
+    published: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// Everything known at one moment.
@@ -42,14 +46,31 @@ pub struct ShardState {
     pub up: bool,
     pub last_poll: Option<DateTime<Utc>>,
     pub last_success: Option<DateTime<Utc>>,
-    /// The last poll's error, if it failed; never contains a password.
+    /// The last poll's error, if it failed: what failed, its class, the server's error
+    /// number and a short message. Never the server's own text (it may quote a
+    /// statement), never a password.
     pub last_error: Option<String>,
+    /// The class of `last_error`: `timeout`, `connection_refused`, `network`, `tls`,
+    /// `access_denied`, `server`, `protocol`, `decode`, `config` or `not_visible`.
+    pub last_error_class: Option<&'static str>,
+    /// The server's error number behind `last_error` (e.g. 1045), when it sent one.
+    pub last_error_code: Option<u16>,
     pub poll_duration_seconds: Option<f64>,
     pub column_count: usize,
     /// Columns the last successful poll could not measure, with the reason.
     pub unresolved: Vec<String>,
     /// Failed polls since start.
     pub poll_errors: u64,
+    /// When the shard's next poll starts (while a poll runs, and for an instant after its
+    /// result is stored, the time that poll was due): at once at first, then its place in
+    /// every interval, or later while it keeps failing (backoff). `None` until the shard
+    /// is scheduled (`headroom check` polls once).
+    pub next_poll_at: Option<DateTime<Utc>>,
+    /// Failed polls in a row, the count the backoff is computed from; 0 after a success.
+    pub consecutive_failures: u32,
+    /// Polls finished since start, successful or not: the stamp of what is known now.
+    #[serde(skip)]
+    pub polls: u64,
     /// The last known columns; served while the shard is down.
     #[serde(skip)]
     pub columns: Vec<ColumnReport>,
@@ -67,11 +88,19 @@ pub struct SourceState {
     pub used_ratio: Option<f64>,
     pub status: Option<Status>,
     pub column_type: Option<String>,
+    /// The same, parsed (for people: `BIGINT UNSIGNED`).
+    #[serde(skip)]
+    pub int_type: Option<IntType>,
     /// IDs per second over the source's history.
     pub growth_per_second: Option<f64>,
     pub seconds_to_exhaustion: Option<u64>,
     pub exhausts_at: Option<DateTime<Utc>>,
+    /// The latest jump kept out of the growth rate, within the last week.
+    pub last_jump: Option<Jump>,
     pub servers: Vec<ServerState>,
+    /// Rounds of reads assessed since start: the stamp of what is known now.
+    #[serde(skip)]
+    pub reads: u64,
 }
 
 /// One server of a source.
@@ -87,8 +116,14 @@ pub struct ServerState {
     #[serde(skip)]
     pub max: Option<u64>,
     pub column_type: Option<String>,
+    #[serde(skip)]
+    pub int_type: Option<IntType>,
     pub observed_at: Option<DateTime<Utc>>,
+    /// As for shards: safe text, class (`not_found` when the ticket table is missing) and
+    /// the server's error number.
     pub last_error: Option<String>,
+    pub last_error_class: Option<&'static str>,
+    pub last_error_code: Option<u16>,
 }
 
 impl Store {
@@ -104,10 +139,15 @@ impl Store {
                 last_poll: None,
                 last_success: None,
                 last_error: None,
+                last_error_class: None,
+                last_error_code: None,
                 poll_duration_seconds: None,
                 column_count: 0,
                 unresolved: Vec::new(),
                 poll_errors: 0,
+                next_poll_at: None,
+                consecutive_failures: 0,
+                polls: 0,
                 columns: Vec::new(),
             })
             .collect();
@@ -123,9 +163,12 @@ impl Store {
                 used_ratio: None,
                 status: None,
                 column_type: None,
+                int_type: None,
                 growth_per_second: None,
                 seconds_to_exhaustion: None,
                 exhausts_at: None,
+                last_jump: None,
+                reads: 0,
                 servers: s
                     .servers
                     .iter()
@@ -137,16 +180,29 @@ impl Store {
                         current: None,
                         max: None,
                         column_type: None,
+                        int_type: None,
                         observed_at: None,
                         last_error: None,
+                        last_error_class: None,
+                        last_error_code: None,
                     })
                     .collect(),
             })
             .collect();
         Store {
             inner: Arc::new(RwLock::new(Snapshot { shards, sources })),
-            limits: settings.policy.default,
+            published: Arc::new(tokio::sync::watch::Sender::new(0)),
         }
+    }
+
+    /// A receiver that sees a change after every finished shard poll (successful or not),
+    /// once the store holds its result.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.published.subscribe()
+    }
+
+    fn publish(&self) {
+        self.published.send_modify(|n| *n += 1);
     }
 
     /// A read lock on the state. Hold it briefly: the poller waits for it.
@@ -158,6 +214,15 @@ impl Store {
 
     fn write(&self) -> RwLockWriteGuard<'_, Snapshot> {
         self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records when `shard` is polled next, and after how many failures in a row.
+    pub fn shard_scheduled(&self, shard: &str, next_poll_at: DateTime<Utc>, failures: u32) {
+        let mut snap = self.write();
+        if let Some(s) = snap.shards.iter_mut().find(|s| s.name == shard) {
+            s.next_poll_at = Some(next_poll_at);
+            s.consecutive_failures = failures;
+        }
     }
 
     /// Records a successful poll of `shard`, replacing its columns.
@@ -176,36 +241,46 @@ impl Store {
             s.last_poll = Some(at);
             s.last_success = Some(at);
             s.last_error = None;
+            s.last_error_class = None;
+            s.last_error_code = None;
             s.poll_duration_seconds = Some(took.as_secs_f64());
             s.column_count = columns.len();
             s.unresolved = unresolved;
             s.columns = columns;
+            s.polls += 1;
         }
+        drop(snap);
+        self.publish();
     }
 
     /// Records a failed poll of `shard`; its last known columns stay.
-    pub fn shard_failed(&self, shard: &str, error: String, took: Duration, at: DateTime<Utc>) {
+    pub fn shard_failed(&self, shard: &str, error: ErrorReport, took: Duration, at: DateTime<Utc>) {
         let mut snap = self.write();
         if let Some(s) = snap.shards.iter_mut().find(|s| s.name == shard) {
             s.polled = true;
             s.up = false;
             s.last_poll = Some(at);
-            s.last_error = Some(error);
+            s.last_error = Some(error.message);
+            s.last_error_class = Some(error.class);
+            s.last_error_code = error.code;
             s.poll_duration_seconds = Some(took.as_secs_f64());
             s.poll_errors += 1;
+            s.polls += 1;
         }
+        drop(snap);
+        self.publish();
     }
 
-    /// Records what one server of a source said (`Ok((current, max, column_type))`) or why
-    /// it could not be read, and recomputes the source's value over its servers.
+    /// Records what one server of a source said (`Ok((current, type, column_type))`) or
+    /// why it could not be read, and recomputes the source's value over its servers: the
+    /// highest ID any server has handed out, and the widest generating type.
     pub fn source_server_read(
         &self,
         source: &str,
         server: &str,
-        result: Result<(i128, u64, String), String>,
+        result: Result<(i128, IntType, String), ErrorReport>,
         at: DateTime<Utc>,
     ) {
-        let limits = self.limits;
         let mut snap = self.write();
         let Some(src) = snap.sources.iter_mut().find(|s| s.name == source) else {
             return;
@@ -213,41 +288,49 @@ impl Store {
         if let Some(srv) = src.servers.iter_mut().find(|s| s.server == server) {
             srv.polled = true;
             match result {
-                Ok((current, max, column_type)) => {
+                Ok((current, int_type, column_type)) => {
                     srv.up = true;
                     srv.current = Some(current);
-                    srv.max = Some(max);
+                    srv.max = Some(int_type.max());
+                    srv.int_type = Some(int_type);
                     srv.column_type = Some(column_type);
                     srv.observed_at = Some(at);
                     srv.last_error = None;
+                    srv.last_error_class = None;
+                    srv.last_error_code = None;
                 }
                 Err(error) => {
                     srv.up = false;
-                    srv.last_error = Some(error);
+                    srv.last_error = Some(error.message);
+                    srv.last_error_class = Some(error.class);
+                    srv.last_error_code = error.code;
                 }
             }
         }
-        // The highest ID any server has handed out, and the widest generating type.
-        let current = src.servers.iter().filter_map(|s| s.current).max();
         let widest = src
             .servers
             .iter()
-            .filter_map(|s| s.max.map(|m| (m, s.column_type.clone())))
-            .max_by_key(|(m, _)| *m);
-        src.current = current;
-        src.max = widest.as_ref().map(|(m, _)| *m);
-        src.column_type = widest.and_then(|(_, t)| t);
+            .filter(|s| s.int_type.is_some())
+            .max_by_key(|s| s.max);
+        src.int_type = widest.and_then(|s| s.int_type);
+        src.column_type = widest.and_then(|s| s.column_type.clone());
+        src.max = widest.and_then(|s| s.max);
+        src.current = src.servers.iter().filter_map(|s| s.current).max();
         if let (Some(current), Some(max)) = (src.current, src.max) {
             let h = Headroom::new(current, max);
             src.remaining = Some(h.remaining());
             src.used_ratio = Some(h.used_ratio());
-            src.status = Some(limits.status(h, src.seconds_to_exhaustion));
         }
     }
 
-    /// Stores a source's forecast and the status it leads to.
-    pub fn source_forecast(&self, source: &str, forecast: Forecast, at: DateTime<Utc>) {
-        let limits = self.limits;
+    /// Stores a source's forecast and the status the policy gave it.
+    pub fn source_assessed(
+        &self,
+        source: &str,
+        forecast: Forecast,
+        status: Status,
+        at: DateTime<Utc>,
+    ) {
         let mut snap = self.write();
         let Some(src) = snap.sources.iter_mut().find(|s| s.name == source) else {
             return;
@@ -255,10 +338,9 @@ impl Store {
         src.growth_per_second = forecast.growth_per_second;
         src.seconds_to_exhaustion = forecast.seconds_to_exhaustion;
         src.exhausts_at = forecast.exhausts_at(at);
-        if let (Some(current), Some(max)) = (src.current, src.max) {
-            src.status =
-                Some(limits.status(Headroom::new(current, max), src.seconds_to_exhaustion));
-        }
+        src.last_jump = forecast.last_jump_at(at);
+        src.status = Some(status);
+        src.reads += 1;
     }
 
     /// The latest value of every source that has been read at least once.

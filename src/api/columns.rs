@@ -1,10 +1,12 @@
-//! `GET /api/columns`: every measured column, filtered and sorted by query parameters.
-//! Every parameter is checked; an unknown or malformed one gets a 400 that names it.
+//! `GET /api/columns`: every measured column, filtered and sorted by query parameters
+//! (answered by [`crate::select`]). Every parameter is checked; an unknown or malformed one
+//! gets a 400 that names it.
 
 use std::collections::HashSet;
 
+use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -12,178 +14,303 @@ use serde::Serialize;
 use super::{AppState, error};
 use crate::headroom::Status;
 use crate::measure::{ColumnReport, Kind};
-use crate::state::Snapshot;
+use crate::select::{ColumnQuery, Sort, select, select_columns};
+use crate::state::{ShardState, Snapshot, Store};
 
-/// How columns are ordered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Sort {
-    /// Highest used ratio first (the default): the columns closest to running out.
-    #[default]
-    Ratio,
-    /// By shard, schema, table, column.
-    Name,
-    /// Soonest `exhausts_at` first; columns that do not grow last, by ratio.
-    Exhaustion,
-}
+const PARAMETERS: &str =
+    "shard, schema, table, column, kind, status, min_ratio, sort, offset, limit";
 
-/// The parsed query string.
-#[derive(Debug, Clone, Default)]
-pub struct ColumnQuery {
-    pub shard: Option<String>,
-    pub schema: Option<String>,
-    pub table: Option<String>,
-    pub column: Option<String>,
-    /// Any of these kinds (`kind=reference,foreign_key`).
-    pub kinds: Option<HashSet<Kind>>,
-    /// Any of these statuses (`status=critical,exhausted`).
-    pub statuses: Option<HashSet<Status>>,
-    pub min_ratio: Option<f64>,
-    pub sort: Sort,
-    pub limit: Option<usize>,
-}
+/// Columns written per chunk of a streamed answer (the store is locked once per chunk).
+const CHUNK_COLUMNS: usize = 512;
 
-const PARAMETERS: &str = "shard, schema, table, column, kind, status, min_ratio, sort, limit";
-
-impl ColumnQuery {
-    /// Parses `a=b&c=d`; every problem is reported with the parameter that holds it.
-    pub fn parse(query: &str) -> Result<ColumnQuery, String> {
-        let mut q = ColumnQuery::default();
-        let mut seen = HashSet::new();
-        for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
-            if !seen.insert(key.to_string()) {
-                return Err(format!("parameter {key} is given twice"));
+/// Parses `a=b&c=d`; every problem is reported with the parameter that holds it.
+pub fn parse(query: &str) -> Result<ColumnQuery, String> {
+    let mut q = ColumnQuery::default();
+    let mut seen = HashSet::new();
+    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        if !seen.insert(key.to_string()) {
+            return Err(format!("parameter {key} is given twice"));
+        }
+        // Values are taken exactly as sent: ` shard-01` is not `shard-01`.
+        let value = value.into_owned();
+        match key.as_ref() {
+            "shard" => q.shard = Some(value),
+            "schema" => q.schema = Some(value),
+            "table" => q.table = Some(value),
+            "column" => q.column = Some(value),
+            "kind" => {
+                q.kinds = Some(
+                    list("kind", &value)?
+                        .map(|v| v.parse::<Kind>().map_err(|e| format!("kind: {e}")))
+                        .collect::<Result<_, _>>()?,
+                )
             }
-            let value = value.trim().to_string();
-            match key.as_ref() {
-                "shard" => q.shard = Some(value),
-                "schema" => q.schema = Some(value),
-                "table" => q.table = Some(value),
-                "column" => q.column = Some(value),
-                "kind" => {
-                    q.kinds = Some(
-                        list(&value)
-                            .map(|v| v.parse::<Kind>().map_err(|e| format!("kind: {e}")))
-                            .collect::<Result<_, _>>()?,
-                    )
-                }
-                "status" => {
-                    q.statuses = Some(
-                        list(&value)
-                            .map(|v| v.parse::<Status>().map_err(|e| format!("status: {e}")))
-                            .collect::<Result<_, _>>()?,
-                    )
-                }
-                "min_ratio" => match value.parse::<f64>() {
-                    Ok(r) if r.is_finite() && r >= 0.0 => q.min_ratio = Some(r),
-                    _ => {
-                        return Err(format!(
-                            "min_ratio: {value:?} is not a number of at least 0, such as 0.85"
-                        ));
-                    }
-                },
-                "sort" => {
-                    q.sort = match value.as_str() {
-                        "ratio" => Sort::Ratio,
-                        "name" => Sort::Name,
-                        "exhaustion" => Sort::Exhaustion,
-                        other => {
-                            return Err(format!(
-                                "sort: unknown order {other:?}: expected ratio, name or exhaustion"
-                            ));
-                        }
-                    }
-                }
-                "limit" => match value.parse::<usize>() {
-                    Ok(n) if n >= 1 => q.limit = Some(n),
-                    _ => {
-                        return Err(format!(
-                            "limit: {value:?} is not a whole number of at least 1"
-                        ));
-                    }
-                },
-                other => {
+            "status" => {
+                q.statuses = Some(
+                    list("status", &value)?
+                        .map(|v| v.parse::<Status>().map_err(|e| format!("status: {e}")))
+                        .collect::<Result<_, _>>()?,
+                )
+            }
+            "min_ratio" => match value.parse::<f64>() {
+                Ok(r) if r.is_finite() && r >= 0.0 => q.min_ratio = Some(r),
+                _ => {
                     return Err(format!(
-                        "unknown parameter {other:?}: expected one of {PARAMETERS}"
+                        "min_ratio: {value:?} is not a number of at least 0, such as 0.85"
                     ));
                 }
+            },
+            "sort" => {
+                q.sort = match value.as_str() {
+                    "ratio" => Sort::Ratio,
+                    "name" => Sort::Name,
+                    "exhaustion" => Sort::Exhaustion,
+                    other => {
+                        return Err(format!(
+                            "sort: unknown order {other:?}: expected ratio, name or exhaustion"
+                        ));
+                    }
+                }
+            }
+            "offset" => match value.parse::<usize>() {
+                Ok(n) => q.offset = n,
+                _ => {
+                    return Err(format!(
+                        "offset: {value:?} is not a whole number of at least 0"
+                    ));
+                }
+            },
+            "limit" => match value.parse::<usize>() {
+                Ok(n) if n >= 1 => q.limit = Some(n),
+                _ => {
+                    return Err(format!(
+                        "limit: {value:?} is not a whole number of at least 1"
+                    ));
+                }
+            },
+            other => {
+                return Err(format!(
+                    "unknown parameter {other:?}: expected one of {PARAMETERS}"
+                ));
             }
         }
-        Ok(q)
     }
-
-    fn keeps(&self, c: &ColumnReport) -> bool {
-        self.shard.as_ref().is_none_or(|s| *s == c.shard)
-            && self.schema.as_ref().is_none_or(|s| *s == c.schema)
-            && self.table.as_ref().is_none_or(|t| *t == c.table)
-            && self.column.as_ref().is_none_or(|t| *t == c.column)
-            && self.kinds.as_ref().is_none_or(|k| k.contains(&c.kind))
-            && self.statuses.as_ref().is_none_or(|s| s.contains(&c.status))
-            && self.min_ratio.is_none_or(|r| c.used_ratio >= r)
-    }
+    Ok(q)
 }
 
-fn list(value: &str) -> impl Iterator<Item = &str> {
-    value.split(',').map(str::trim).filter(|v| !v.is_empty())
-}
-
-/// The columns of every shard that `query` keeps, in its order, up to its limit; and how
-/// many matched before the limit.
-pub fn select_columns(snapshot: &Snapshot, query: &ColumnQuery) -> (Vec<ColumnReport>, usize) {
-    let mut selected: Vec<&ColumnReport> = snapshot
-        .shards
-        .iter()
-        .flat_map(|s| s.columns.iter())
-        .filter(|c| query.keeps(c))
-        .collect();
-    let by_name = |a: &&ColumnReport, b: &&ColumnReport| {
-        (&a.shard, &a.schema, &a.table, &a.column).cmp(&(&b.shard, &b.schema, &b.table, &b.column))
-    };
-    // Exact comparison of current/max as fractions: a.current * b.max vs b.current * a.max,
-    // in u128 where (2^64 - 1)^2 fits. Highest first.
-    let by_ratio = |a: &&ColumnReport, b: &&ColumnReport| {
-        let left = clamp(a.current) * u128::from(b.max);
-        let right = clamp(b.current) * u128::from(a.max);
-        right.cmp(&left)
-    };
-    match query.sort {
-        Sort::Name => selected.sort_by(by_name),
-        Sort::Ratio => selected.sort_by(|a, b| by_ratio(a, b).then_with(|| by_name(a, b))),
-        Sort::Exhaustion => selected.sort_by(|a, b| {
-            let soon = |c: &ColumnReport| c.seconds_to_exhaustion.unwrap_or(u64::MAX);
-            soon(a)
-                .cmp(&soon(b))
-                .then_with(|| by_ratio(a, b))
-                .then_with(|| by_name(a, b))
-        }),
+/// The items of a comma-separated list, exactly as written; an empty list or an empty item
+/// (`status=`, `status=critical,`) is an error naming `key`, not a filter that keeps
+/// nothing (or everything).
+fn list<'a>(key: &str, value: &'a str) -> Result<impl Iterator<Item = &'a str>, String> {
+    if value.is_empty() {
+        return Err(format!(
+            "{key} is empty: give one value or a comma-separated list"
+        ));
     }
-    let total = selected.len();
-    let limit = query.limit.unwrap_or(usize::MAX);
-    (selected.into_iter().take(limit).cloned().collect(), total)
+    if value.split(',').any(str::is_empty) {
+        return Err(format!("{key}: {value:?} has an empty item"));
+    }
+    Ok(value.split(','))
 }
 
 #[derive(Serialize)]
 struct Body {
     generated_at: DateTime<Utc>,
-    /// Columns that matched before `limit` applied.
+    /// Columns that matched before `offset` and `limit` applied.
     total: usize,
     columns: Vec<ColumnReport>,
 }
 
 pub(super) async fn handler(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Response {
-    let query = match ColumnQuery::parse(raw.as_deref().unwrap_or("")) {
+    let query = match parse(raw.as_deref().unwrap_or("")) {
         Ok(q) => q,
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
-    let (columns, total) = select_columns(&state.store.read(), &query);
-    Json(Body {
-        generated_at: Utc::now(),
-        total,
-        columns,
-    })
-    .into_response()
+    if query.limit.is_some() {
+        // A page: only its columns are cloned.
+        let (columns, total) = select_columns(&state.store.read(), &query);
+        return Json(Body {
+            generated_at: Utc::now(),
+            total,
+            columns,
+        })
+        .into_response();
+    }
+    stream(state.store.clone(), &query)
 }
 
-/// A current value as a non-negative `u128` no larger than `u64::MAX`.
-fn clamp(current: i128) -> u128 {
-    current.clamp(0, i128::from(u64::MAX)) as u128
+/// Where a selected column sits, and what its shard looked like when it was selected.
+#[derive(Clone, Copy)]
+struct Position {
+    shard: u32,
+    index: u32,
+}
+
+/// The same body as [`Body`], streamed in chunks of [`CHUNK_COLUMNS`] columns: the order
+/// is computed once (8 bytes per matched column), then each chunk locks the store, writes
+/// its columns and lets go, so memory stays bounded and a slow client never holds up the
+/// poller. When a shard is polled again while its columns are being sent, the answer is
+/// cut short (the client sees a broken body, never columns of two different polls).
+fn stream(store: Store, query: &ColumnQuery) -> Response {
+    let (positions, versions, total) = {
+        let snapshot = store.read();
+        let (picks, total) = select(&snapshot, query);
+        let positions: Vec<Position> = picks
+            .iter()
+            .map(|p| Position {
+                shard: p.shard as u32,
+                index: p.index as u32,
+            })
+            .collect();
+        (positions, versions(&snapshot), total)
+    };
+    let mut head = Vec::with_capacity(96);
+    head.extend_from_slice(b"{\"generated_at\":");
+    let _ = serde_json::to_writer(&mut head, &Utc::now());
+    head.extend_from_slice(format!(",\"total\":{total},\"columns\":[").as_bytes());
+    let chunks = futures::stream::unfold((Some(head), 0usize), move |(head, next)| {
+        let store = store.clone();
+        let positions = &positions;
+        let versions = &versions;
+        let step = (|| {
+            if let Some(head) = head {
+                return Some((Ok(Bytes::from(head)), (None, next)));
+            }
+            if next > positions.len() {
+                return None;
+            }
+            if next == positions.len() {
+                return Some((Ok(Bytes::from_static(b"]}")), (None, next + 1)));
+            }
+            let end = (next + CHUNK_COLUMNS).min(positions.len());
+            let mut chunk = Vec::with_capacity((end - next) * 700);
+            let snapshot = store.read();
+            for (i, p) in positions[next..end].iter().enumerate() {
+                let shard = snapshot.shards.get(p.shard as usize);
+                let column = shard
+                    .filter(|s| version(s) == versions[p.shard as usize])
+                    .and_then(|s| s.columns.get(p.index as usize));
+                let Some(column) = column else {
+                    return Some((
+                        Err(std::io::Error::other("a shard was polled again mid-answer")),
+                        (None, usize::MAX),
+                    ));
+                };
+                if next + i > 0 {
+                    chunk.push(b',');
+                }
+                if let Err(e) = serde_json::to_writer(&mut chunk, column) {
+                    return Some((Err(std::io::Error::other(e)), (None, usize::MAX)));
+                }
+            }
+            Some((Ok(Bytes::from(chunk)), (None, end)))
+        })();
+        async move { step }
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        axum::body::Body::from_stream(chunks),
+    )
+        .into_response()
+}
+
+/// What identifies one poll's columns of a shard: replaced together on each success.
+type Version = (Option<DateTime<Utc>>, usize, usize);
+
+fn version(shard: &ShardState) -> Version {
+    (
+        shard.last_success,
+        shard.columns.len(),
+        shard.columns.as_ptr() as usize,
+    )
+}
+
+fn versions(snapshot: &Snapshot) -> Vec<Version> {
+    snapshot.shards.iter().map(version).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::headroom::{Headroom, IntType, Width};
+    use futures::StreamExt as _;
+
+    /// A store whose shard `s` holds `n` INT columns `app.tNNNN.id`.
+    fn store(n: usize) -> (Store, Vec<ColumnReport>) {
+        let settings = crate::config::from_toml_str(
+            "[[shards]]\nname = \"s\"\nurl = \"mysql://u@h:3306/\"\n",
+            &|_| None,
+        )
+        .expect("settings");
+        let store = Store::new(&settings);
+        let columns: Vec<ColumnReport> = (0..n)
+            .map(|i| {
+                let measured = crate::measure::Measured {
+                    id: crate::inventory::ColumnId::new("app", &format!("t{i:04}"), "id"),
+                    column_type: "int(11)".into(),
+                    int_type: IntType::new(Width::Int, false),
+                    kind: Kind::AutoIncrement,
+                    source: None,
+                    headroom: Headroom::new(i as i128, 2_147_483_647),
+                    type_mismatch: false,
+                };
+                ColumnReport::new(
+                    "s",
+                    measured,
+                    crate::growth::Forecast::NONE,
+                    settings.policy.default,
+                    None,
+                    Utc::now(),
+                )
+            })
+            .collect();
+        store.shard_succeeded(
+            "s",
+            columns.clone(),
+            Vec::new(),
+            std::time::Duration::from_millis(1),
+            Utc::now(),
+        );
+        (store, columns)
+    }
+
+    #[tokio::test]
+    async fn a_streamed_answer_comes_in_chunks_and_is_one_json_document() {
+        let (store, _) = store(CHUNK_COLUMNS * 2 + 10);
+        let query = parse("sort=name&offset=5").expect("query");
+        let mut body = stream(store, &query).into_body().into_data_stream();
+        let mut chunks = 0;
+        let mut text = Vec::new();
+        while let Some(chunk) = body.next().await {
+            text.extend_from_slice(&chunk.expect("chunk"));
+            chunks += 1;
+        }
+        // The head, three chunks of columns, and the closing brackets.
+        assert_eq!(chunks, 5);
+        let doc: serde_json::Value = serde_json::from_slice(&text).expect("one JSON document");
+        assert_eq!(doc["total"], CHUNK_COLUMNS * 2 + 10);
+        let columns = doc["columns"].as_array().expect("columns");
+        assert_eq!(columns.len(), CHUNK_COLUMNS * 2 + 5);
+        assert_eq!(columns[0]["table"], "t0005");
+        assert_eq!(columns[columns.len() - 1]["table"], "t1033");
+    }
+
+    #[tokio::test]
+    async fn a_shard_polled_again_mid_answer_cuts_the_stream_short() {
+        let (store, columns) = store(CHUNK_COLUMNS * 2);
+        let mut body = stream(store.clone(), &ColumnQuery::default())
+            .into_body()
+            .into_data_stream();
+        let head = body.next().await.expect("head").expect("head");
+        assert!(head.starts_with(b"{\"generated_at\":"));
+        assert!(body.next().await.expect("first chunk").is_ok());
+        store.shard_succeeded(
+            "s",
+            columns,
+            Vec::new(),
+            std::time::Duration::from_millis(1),
+            Utc::now(),
+        );
+        assert!(body.next().await.expect("second chunk").is_err());
+    }
 }

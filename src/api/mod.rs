@@ -6,18 +6,17 @@ mod columns;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::extract::{RawQuery, State};
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use chrono::Utc;
 use serde_json::json;
+use tower_http::compression::CompressionLayer;
 
 use crate::metrics::Metrics;
 use crate::pager::Pager;
 use crate::state::Store;
-
-pub use columns::{ColumnQuery, select_columns};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -39,6 +38,11 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)
+        // After the routes: it applies to every route registered before it.
+        .method_not_allowed_fallback(method_not_allowed)
+        // gzip when the client asks (`Accept-Encoding: gzip`, as Prometheus does): /metrics
+        // shrinks about 25-fold.
+        .layer(CompressionLayer::new())
         .with_state(state)
 }
 
@@ -58,18 +62,37 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-async fn shards(State(state): State<AppState>) -> Response {
+/// A 400 naming the first parameter when `raw` holds any: `endpoint` takes none, and a
+/// parameter silently ignored would look like a filter that matched.
+fn reject_parameters(endpoint: &str, raw: Option<&str>) -> Option<Response> {
+    let (key, _) = url::form_urlencoded::parse(raw.unwrap_or("").as_bytes()).next()?;
+    Some(error(
+        StatusCode::BAD_REQUEST,
+        format!("unknown parameter {key:?}: {endpoint} accepts no parameters"),
+    ))
+}
+
+async fn shards(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Response {
+    if let Some(response) = reject_parameters("/api/shards", raw.as_deref()) {
+        return response;
+    }
     let snap = state.store.read();
     Json(json!({ "generated_at": Utc::now(), "shards": snap.shards })).into_response()
 }
 
-async fn sources(State(state): State<AppState>) -> Response {
+async fn sources(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Response {
+    if let Some(response) = reject_parameters("/api/sources", raw.as_deref()) {
+        return response;
+    }
     let snap = state.store.read();
     Json(json!({ "generated_at": Utc::now(), "sources": snap.sources })).into_response()
 }
 
 /// Open incidents and undelivered events per notifier (an empty list without notifiers).
-async fn incidents(State(state): State<AppState>) -> Response {
+async fn incidents(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Response {
+    if let Some(response) = reject_parameters("/api/incidents", raw.as_deref()) {
+        return response;
+    }
     let notifiers = state
         .pager
         .as_ref()
@@ -82,8 +105,16 @@ async fn healthz() -> Response {
 }
 
 /// 200 once every shard has been polled once, successfully or not; 503 before, naming the
-/// shards still waiting.
+/// shards still waiting, and 503 while the pager's state file cannot be written.
 async fn readyz(State(state): State<AppState>) -> Response {
+    // Pages queued now would not survive a restart: say so until a write succeeds.
+    if let Some(why) = state.pager.as_ref().and_then(|p| p.state_problem()) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "state file not writable", "error": why })),
+        )
+            .into_response();
+    }
     let snap = state.store.read();
     let waiting: Vec<&str> = snap
         .shards
@@ -106,5 +137,13 @@ async fn not_found() -> Response {
     error(
         StatusCode::NOT_FOUND,
         "no such endpoint: try /metrics, /api/columns, /api/shards, /api/sources, /api/incidents, /healthz or /readyz",
+    )
+}
+
+/// A known path with a method it does not answer; axum adds the `Allow` header.
+async fn method_not_allowed(method: Method) -> Response {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("method {method} is not allowed here: every endpoint answers GET (and HEAD)"),
     )
 }

@@ -4,17 +4,22 @@ use std::time::Duration;
 
 use sqlx::mysql::MySqlConnection;
 
-use super::{ColumnId, SchemaFilter};
+use super::{ColumnId, SchemaFilter, Statement};
 use crate::db::{self, DbError};
 
-/// `{filter}` is a condition on the child's TABLE_SCHEMA; the parent may live anywhere.
-const FOREIGN_KEYS_SQL: &str = "\
+/// The query, around `filter`, a condition on the child's TABLE_SCHEMA; the parent may live
+/// anywhere.
+fn foreign_keys_sql(filter: &str) -> String {
+    format!(
+        "\
 SELECT CAST(TABLE_SCHEMA AS CHAR), CAST(TABLE_NAME AS CHAR), CAST(COLUMN_NAME AS CHAR),
        CAST(REFERENCED_TABLE_SCHEMA AS CHAR), CAST(REFERENCED_TABLE_NAME AS CHAR),
        CAST(REFERENCED_COLUMN_NAME AS CHAR)
 FROM information_schema.KEY_COLUMN_USAGE
 WHERE REFERENCED_TABLE_NAME IS NOT NULL AND REFERENCED_COLUMN_NAME IS NOT NULL
-  AND {filter}";
+  AND {filter}"
+    )
+}
 
 /// A child column whose values must exist in a parent column.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,21 +28,18 @@ pub struct ForeignKey {
     pub parent: ColumnId,
 }
 
+/// The statement as [`read`] sends it.
+pub(super) fn statement(filter: &SchemaFilter) -> Statement {
+    Statement::new("KEY_COLUMN_USAGE", foreign_keys_sql, "TABLE_SCHEMA", filter)
+}
+
 pub(super) async fn read(
     conn: &mut MySqlConnection,
     filter: &SchemaFilter,
     timeout: Duration,
 ) -> Result<Vec<ForeignKey>, DbError> {
     let what = "reading information_schema.KEY_COLUMN_USAGE";
-    let rows = super::fetch(
-        conn,
-        FOREIGN_KEYS_SQL,
-        "TABLE_SCHEMA",
-        filter,
-        timeout,
-        what,
-    )
-    .await?;
+    let rows = super::fetch(conn, statement(filter), timeout, what).await?;
     rows.iter()
         .map(|row| {
             Ok(ForeignKey {

@@ -6,17 +6,21 @@ use std::time::Duration;
 
 use sqlx::mysql::MySqlConnection;
 
-use super::{ColumnId, SchemaFilter};
+use super::{ColumnId, SchemaFilter, Statement};
 use crate::db::{self, DbError, ServerVersion};
 
-/// `{filter}` is a condition on TABLE_SCHEMA, `{usable}` leaves out indexes the optimizer
-/// will not use. HASH indexes (MEMORY tables) cannot answer MAX without a scan, so only
-/// BTREE counts; functional key parts (MySQL 8) have no column.
-const LEADING_SQL: &str = "\
+/// The query, around `filter`, a condition on TABLE_SCHEMA; `usable` leaves out indexes the
+/// optimizer will not use. HASH indexes (MEMORY tables) cannot answer MAX without a scan, so
+/// only BTREE counts; functional key parts (MySQL 8) have no column.
+fn leading_sql(usable: &str, filter: &str) -> String {
+    format!(
+        "\
 SELECT DISTINCT CAST(TABLE_SCHEMA AS CHAR), CAST(TABLE_NAME AS CHAR), CAST(COLUMN_NAME AS CHAR)
 FROM information_schema.STATISTICS
 WHERE SEQ_IN_INDEX = 1 AND INDEX_TYPE = 'BTREE' AND COLUMN_NAME IS NOT NULL{usable}
-  AND {filter}";
+  AND {filter}"
+    )
+}
 
 /// The condition that leaves out indexes the optimizer ignores: IGNORED indexes on MariaDB
 /// 10.6+, invisible ones on MySQL 8.
@@ -30,15 +34,20 @@ fn usable(server: ServerVersion) -> &'static str {
     }
 }
 
+/// The statement as [`read`] sends it to a server of version `server`.
+pub(super) fn statement(filter: &SchemaFilter, server: ServerVersion) -> Statement {
+    let sql = |condition: &str| leading_sql(usable(server), condition);
+    Statement::new("STATISTICS", sql, "TABLE_SCHEMA", filter)
+}
+
 pub(super) async fn read(
     conn: &mut MySqlConnection,
     filter: &SchemaFilter,
     server: ServerVersion,
     timeout: Duration,
 ) -> Result<HashSet<ColumnId>, DbError> {
-    let template = LEADING_SQL.replace("{usable}", usable(server));
     let what = "reading information_schema.STATISTICS";
-    let rows = super::fetch(conn, &template, "TABLE_SCHEMA", filter, timeout, what).await?;
+    let rows = super::fetch(conn, statement(filter, server), timeout, what).await?;
     rows.iter()
         .map(|row| {
             Ok(ColumnId {

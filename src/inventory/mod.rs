@@ -1,7 +1,9 @@
 //! What exists on a shard: integer columns with their tables' AUTO_INCREMENT counters,
 //! declared foreign keys, and which columns lead a B-tree index. One file per
-//! information_schema query family; [`read`] runs the four of them, a constant number of
-//! queries per shard per poll, however many tables the shard holds.
+//! information_schema query family; [`read`] runs five plain queries (no join between
+//! information_schema tables: on MariaDB such a join costs tables × tables) and joins in
+//! memory, a constant number of queries per shard per poll, however many tables the shard
+//! holds.
 
 mod columns;
 mod foreign_keys;
@@ -14,7 +16,7 @@ use std::time::Duration;
 
 use sqlx::mysql::MySqlConnection;
 
-use crate::db::{DbError, ServerVersion};
+use crate::db::{DbError, ErrorReport, ServerVersion};
 
 pub use columns::IntColumn;
 pub use foreign_keys::ForeignKey;
@@ -103,7 +105,21 @@ pub enum InventoryError {
     NothingVisible,
 }
 
-/// Reads a shard's inventory with four information_schema queries and the server's
+impl InventoryError {
+    /// The error as it may be published.
+    pub fn report(&self) -> ErrorReport {
+        match self {
+            InventoryError::Db(e) => e.into(),
+            _ => ErrorReport {
+                message: self.to_string(),
+                class: "not_visible",
+                code: None,
+            },
+        }
+    }
+}
+
+/// Reads a shard's inventory with five information_schema queries and the server's
 /// version, each under `timeout`.
 pub async fn read(
     conn: &mut MySqlConnection,
@@ -139,19 +155,56 @@ pub async fn read(
     })
 }
 
-/// Runs one information_schema query whose `{filter}` is a condition on `schema_column`.
+/// One information_schema statement as [`read`] sends it: its text, with `?` placeholders
+/// for the schema names of the filter, and the values bound to them in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    /// The information_schema table it reads, e.g. `COLUMNS`.
+    pub family: &'static str,
+    pub sql: String,
+    pub binds: Vec<String>,
+}
+
+impl Statement {
+    /// `sql` writes the statement around a condition on `schema_column` (built here from `?`
+    /// placeholders, with the schema names to bind).
+    fn new(
+        family: &'static str,
+        sql: impl FnOnce(&str) -> String,
+        schema_column: &str,
+        filter: &SchemaFilter,
+    ) -> Statement {
+        let (condition, binds) = filter.condition(schema_column);
+        Statement {
+            family,
+            sql: sql(&condition),
+            binds,
+        }
+    }
+}
+
+/// Every information_schema statement one [`read`] sends, in order, for a server of version
+/// `server` (besides `SELECT VERSION()`): what a benchmark replays through a plain client to
+/// measure the floor under headroom's cost.
+pub fn statements(filter: &SchemaFilter, server: ServerVersion) -> Vec<Statement> {
+    vec![
+        schemata::statement(filter),
+        columns::columns_statement(filter),
+        columns::tables_statement(filter),
+        foreign_keys::statement(filter),
+        indexes::statement(filter, server),
+    ]
+}
+
+/// Runs one information_schema statement, its schema names bound.
 async fn fetch(
     conn: &mut MySqlConnection,
-    template: &str,
-    schema_column: &str,
-    filter: &SchemaFilter,
+    statement: Statement,
     timeout: Duration,
     what: &str,
 ) -> Result<Vec<sqlx::mysql::MySqlRow>, DbError> {
-    let (condition, values) = filter.condition(schema_column);
-    let sql = template.replace("{filter}", &condition);
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for value in values {
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(statement.sql));
+    for value in statement.binds {
         query = query.bind(value);
     }
     crate::db::fetch_all(conn, query, timeout, what).await

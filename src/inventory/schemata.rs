@@ -5,12 +5,18 @@ use std::time::Duration;
 
 use sqlx::mysql::MySqlConnection;
 
-use super::SchemaFilter;
+use super::{SchemaFilter, Statement};
 use crate::db::{self, DbError};
 
-/// `{filter}` is a condition on SCHEMA_NAME.
-const SCHEMATA_SQL: &str =
-    "SELECT CAST(SCHEMA_NAME AS CHAR) FROM information_schema.SCHEMATA WHERE {filter}";
+/// The query, around `filter`, a condition on SCHEMA_NAME.
+fn schemata_sql(filter: &str) -> String {
+    format!("SELECT CAST(SCHEMA_NAME AS CHAR) FROM information_schema.SCHEMATA WHERE {filter}")
+}
+
+/// The statement as [`read`] sends it.
+pub(super) fn statement(filter: &SchemaFilter) -> Statement {
+    Statement::new("SCHEMATA", schemata_sql, "SCHEMA_NAME", filter)
+}
 
 pub(super) async fn read(
     conn: &mut MySqlConnection,
@@ -18,6 +24,6 @@ pub(super) async fn read(
     timeout: Duration,
 ) -> Result<HashSet<String>, DbError> {
     let what = "reading information_schema.SCHEMATA";
-    let rows = super::fetch(conn, SCHEMATA_SQL, "SCHEMA_NAME", filter, timeout, what).await?;
+    let rows = super::fetch(conn, statement(filter), timeout, what).await?;
     rows.iter().map(|row| db::text(row, 0, what)).collect()
 }

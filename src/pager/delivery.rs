@@ -1,12 +1,18 @@
-//! Sending one event: the PagerDuty Events API v2 body and the webhook body, how a response
-//! is judged (delivered, rejected for good, or worth a retry), and the backoff between tries.
+//! Delivery: the loop that sends each notifier's outbox in order under its rate limit, and
+//! for one event the PagerDuty Events API v2 body and the webhook body, how a response is
+//! judged (delivered, rejected for good, or worth a retry), and the backoff between tries.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Utc;
 use secrecy::ExposeSecret;
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 
+use super::Pager;
 use super::event::{Action, Event};
+use super::state_file::Taken;
 use crate::config::{NotifierKind, NotifierSettings};
 
 /// What came of one try.
@@ -109,6 +115,103 @@ pub fn backoff(attempt: u32, initial: Duration, max: Duration, seed: u64) -> Dur
     let r = x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11;
     let unit = r as f64 / (1u64 << 53) as f64;
     capped.mul_f64(0.5 + 0.5 * unit)
+}
+
+/// The delivery loop: one task per notifier sends its outbox in order, under the rate
+/// limit, retrying with backoff; each event taken off is journalled.
+impl Pager {
+    /// Delivers every notifier's outbox until `shutdown`; undelivered events stay in the
+    /// state file for the next start.
+    pub fn spawn_delivery(
+        self: &Arc<Self>,
+        tracker: &tokio_util::task::TaskTracker,
+        shutdown: CancellationToken,
+    ) {
+        for i in 0..self.notifiers.len() {
+            let pager = Arc::clone(self);
+            let token = shutdown.clone();
+            tracker.spawn(async move { pager.deliver(i, token).await });
+        }
+    }
+
+    async fn deliver(&self, i: usize, shutdown: CancellationToken) {
+        let n = &self.notifiers[i];
+        let name = n.settings.name;
+        let spacing = Duration::from_secs(60) / n.settings.max_events_per_minute.max(1);
+        let mut last_sent: Option<tokio::time::Instant> = None;
+        let mut attempt: u32 = 0;
+        loop {
+            let next = self.lock().outboxes[i].front().cloned();
+            let Some(event) = next else {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = n.wake.notified() => continue,
+                }
+            };
+            // Stay under the receiver's rate limit.
+            if let Some(at) = last_sent {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep_until(at + spacing) => {}
+                }
+            }
+            last_sent = Some(tokio::time::Instant::now());
+            let outcome = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                outcome = send(&n.client, &n.settings, &event, &self.external_url) => outcome,
+            };
+            let action = event.action.as_str();
+            match outcome {
+                Outcome::Delivered => {
+                    attempt = 0;
+                    self.metrics.pager_event(name, action, "delivered");
+                    tracing::info!(notifier = name, action, dedup_key = %event.dedup_key, "Page delivered");
+                    self.pop(i, &event);
+                }
+                Outcome::Rejected(why) => {
+                    attempt = 0;
+                    self.metrics.pager_event(name, action, "rejected");
+                    tracing::error!(notifier = name, action, dedup_key = %event.dedup_key, response = %why, "Page rejected by the receiver, dropped");
+                    self.pop(i, &event);
+                }
+                Outcome::Retry(why, retry_after) => {
+                    attempt += 1;
+                    self.metrics.pager_event(name, action, "retry");
+                    let seed =
+                        Utc::now().timestamp_nanos_opt().unwrap_or(0) as u64 ^ (i as u64) << 32;
+                    let backoff = backoff(
+                        attempt,
+                        n.settings.retry_initial,
+                        n.settings.retry_max,
+                        seed,
+                    );
+                    // A receiver's Retry-After is honoured, up to retry_max.
+                    let wait =
+                        retry_after.map_or(backoff, |r| r.min(n.settings.retry_max).max(backoff));
+                    tracing::warn!(notifier = name, action, dedup_key = %event.dedup_key, attempt, wait_ms = wait.as_millis() as u64, error = %why, "Page not delivered, retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes a delivered (or dropped) event off the front of outbox `i`, and journals it.
+    pub(super) fn pop(&self, i: usize, event: &Event) {
+        let taken = {
+            let mut books = self.lock();
+            if books.outboxes[i].front() != Some(event) {
+                return;
+            }
+            books.outboxes[i].pop_front();
+            books.seq += 1;
+            self.publish_depths(&books);
+            Taken::new(books.seq, self.notifiers[i].settings.name, event)
+        };
+        self.persist_taken(&taken);
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::growth::humanize;
-use crate::headroom::{IntType, Status};
+use crate::headroom::{Status, percent};
 use crate::measure::ColumnReport;
 use crate::policy::Severity;
 use crate::state::{ShardState, SourceState};
@@ -79,6 +79,9 @@ pub struct Condition<'a> {
     /// Nothing can be concluded now (its shard is down, its forecast not known yet):
     /// neither trigger nor count towards a resolve.
     pub hold: bool,
+    /// The observation it reflects (its shard's poll count, its source's read count): an
+    /// observation counts once towards a resolve, however often it is evaluated.
+    pub seen: u64,
     /// Writes the trigger, at a moment.
     pub build: Box<dyn Fn(DateTime<Utc>) -> Event + 'a>,
 }
@@ -121,27 +124,6 @@ fn truncate(mut text: String, limit: usize) -> String {
     text
 }
 
-/// `INT UNSIGNED` from `int(10) unsigned`.
-fn type_name(column_type: &str) -> String {
-    let data_type = column_type
-        .split(|c: char| c == '(' || c.is_whitespace())
-        .next()
-        .unwrap_or("");
-    IntType::from_information_schema(data_type, column_type)
-        .map(|t| t.display_name())
-        .unwrap_or_else(|| column_type.to_ascii_uppercase())
-}
-
-/// A used ratio as a percentage that never rounds up to a full 100%: 99.998% is not full.
-fn percent(ratio: f64) -> String {
-    let tenths = (ratio * 1000.0).floor() / 10.0;
-    if (99.9..100.0).contains(&tenths) || (tenths >= 100.0 && ratio < 1.0) {
-        format!("{:.3}%", (ratio * 100_000.0).floor() / 1000.0)
-    } else {
-        format!("{tenths:.1}%")
-    }
-}
-
 fn runs_out(seconds: Option<u64>, growth: Option<f64>) -> String {
     match (seconds, growth) {
         (Some(0), _) => "already out".to_string(),
@@ -158,9 +140,10 @@ fn link(base: &str, params: &[(&str, &str)]) -> String {
     format!("{base}/api/columns?{query}")
 }
 
-/// The condition of a column. `shard_up`: whether its shard's last poll succeeded (a
-/// down shard's columns are last known values, held).
-pub fn column<'a>(c: &'a ColumnReport, shard_up: bool, external_url: &'a str) -> Condition<'a> {
+/// The condition of a column of `shard` (a down shard's columns are last known values,
+/// held).
+pub fn column<'a>(c: &'a ColumnReport, shard: &ShardState, external_url: &'a str) -> Condition<'a> {
+    let shard_up = shard.up;
     let severity = Severity::of(c.status);
     Condition {
         dedup_key: dedup_key(&["column", &c.shard, &c.name()]),
@@ -169,13 +152,14 @@ pub fn column<'a>(c: &'a ColumnReport, shard_up: bool, external_url: &'a str) ->
         silenced: c.silenced.is_some(),
         // Ok by ratio with no forecast yet (just restarted): the time rule cannot tell.
         hold: !shard_up || (severity.is_none() && c.growth_per_second.is_none()),
+        seen: shard.polls,
         build: Box::new(move |now| column_event(c, external_url, now)),
     }
 }
 
 fn column_event(c: &ColumnReport, external_url: &str, now: DateTime<Utc>) -> Event {
     let name = c.name();
-    let ty = type_name(&c.column_type);
+    let ty = c.int_type.display_name();
     let summary = if c.status == Status::Exhausted {
         format!(
             "{name} on {}: EXHAUSTED. {ty} holds at most {}, and IDs up to {} are already handed out; inserts fail",
@@ -249,13 +233,14 @@ pub fn source<'a>(s: &'a SourceState, external_url: &'a str) -> Condition<'a> {
         level: level(status),
         silenced: false,
         hold: s.current.is_none() || (status == Status::Ok && s.growth_per_second.is_none()),
+        seen: s.reads,
         build: Box::new(move |now| source_event(s, external_url, now)),
     }
 }
 
 fn source_event(s: &SourceState, external_url: &str, now: DateTime<Utc>) -> Event {
     let status = s.status.unwrap_or(Status::Ok);
-    let ty = s.column_type.as_deref().map(type_name).unwrap_or_default();
+    let ty = s.int_type.map(|t| t.display_name()).unwrap_or_default();
     let summary = match status {
         Status::Exhausted => format!(
             "ID source {}: EXHAUSTED, its {ty} counter is past its maximum",
@@ -318,6 +303,7 @@ pub fn blind_shard<'a>(
         level: if blind { 2 } else { 0 },
         silenced: false,
         hold: down && !blind,
+        seen: s.polls,
         build: Box::new(move |now| {
             let summary = format!(
                 "headroom cannot read shard {} for {}: its ID columns are not watched. Last error: {}",
@@ -375,22 +361,6 @@ mod tests {
         assert_eq!(a.len(), DEDUP_KEY_LIMIT);
         assert_eq!(a, dedup_key(&["column", "s", &long]));
         assert_ne!(a, dedup_key(&["column", "t", &long]));
-    }
-
-    #[test]
-    fn type_names_read_as_people_write_them() {
-        assert_eq!(type_name("int(10) unsigned"), "INT UNSIGNED");
-        assert_eq!(type_name("bigint(20)"), "BIGINT");
-        assert_eq!(type_name("int unsigned zerofill"), "INT UNSIGNED");
-    }
-
-    #[test]
-    fn percentages_never_round_up_to_full() {
-        assert_eq!(percent(0.931), "93.1%");
-        assert_eq!(percent(0.99998), "99.998%");
-        assert_eq!(percent(0.9994), "99.940%");
-        assert_eq!(percent(1.0), "100.0%");
-        assert_eq!(percent(1.5), "150.0%");
     }
 
     #[test]

@@ -1,7 +1,9 @@
-//! Paging: after every poll, each notifier (`[pagerduty]`, `[webhook]`) decides which
-//! incidents to open, raise or close, queues the events in its outbox (kept in the state
-//! file), and a delivery task per notifier sends them in order, with retries, under the
-//! rate limit.
+//! Paging: after every shard poll the store publishes ([`Pager::spawn_evaluation`]), each
+//! notifier (`[pagerduty]`, `[webhook]`) decides which incidents to open, raise or close
+//! ([`lifecycle`]), queues the events in its outbox (kept in the state file,
+//! [`state_file`]), and a delivery task per notifier sends them in order, with retries,
+//! under the rate limit ([`delivery`]). The books' lock is held to decide, never to write a
+//! file or build a document.
 //!
 //! The lifecycle, per condition (a column, a source, a blind shard), one incident each:
 //! - **trigger** when its severity reaches the notifier's `min_severity` (critical and
@@ -16,12 +18,12 @@
 
 pub mod delivery;
 pub mod event;
+pub mod lifecycle;
 pub mod state_file;
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
@@ -29,125 +31,114 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{NotifierSettings, Settings};
 use crate::metrics::Metrics;
-use crate::policy::Severity;
-use crate::state::Snapshot;
-use delivery::Outcome;
+use crate::state::{Snapshot, Store};
 use event::{Condition, Event};
-use state_file::{FileState, NotifierFile};
-
-/// Polls in a row a condition must be ok before its incident resolves.
-pub const RESOLVE_AFTER: u32 = 2;
-
-/// One notifier's incidents and their hysteresis counters.
-#[derive(Debug, Default)]
-pub struct Lifecycle {
-    /// Open incidents: the last trigger sent for each key.
-    pub incidents: BTreeMap<String, Event>,
-    /// Polls in a row each open incident's condition has been ok.
-    ok_streak: HashMap<String, u32>,
-}
-
-impl Lifecycle {
-    /// Decides the events for one evaluation of every condition. Open incidents whose key
-    /// starts with one of `held` (a shard that is down, a source not read yet) are left as
-    /// they are even when no condition names them.
-    pub fn evaluate(
-        &mut self,
-        conditions: Vec<Condition<'_>>,
-        held: &[String],
-        min_severity: Severity,
-        now: DateTime<Utc>,
-    ) -> Vec<Event> {
-        let mut events = Vec::new();
-        let mut seen = HashSet::new();
-        for c in conditions {
-            seen.insert(c.dedup_key.clone());
-            if c.hold {
-                continue;
-            }
-            let open = self.incidents.get(&c.dedup_key);
-            match c.severity {
-                Some(severity) if severity >= min_severity => {
-                    self.ok_streak.remove(&c.dedup_key);
-                    let rises = open.is_none_or(|o| c.level > o.level || severity > o.severity);
-                    if rises && !c.silenced {
-                        let trigger = (c.build)(now);
-                        self.incidents.insert(c.dedup_key.clone(), trigger.clone());
-                        events.push(trigger);
-                    }
-                }
-                // Below the notifier's floor but not ok: an open incident stays open.
-                Some(_) => {
-                    self.ok_streak.remove(&c.dedup_key);
-                }
-                None => {
-                    if open.is_some() {
-                        self.count_ok(&c.dedup_key, now, &mut events);
-                    }
-                }
-            }
-        }
-        // Open incidents whose subject is gone (a dropped table): ok from now on.
-        let gone: Vec<String> = self
-            .incidents
-            .keys()
-            .filter(|k| !seen.contains(*k) && !held.iter().any(|p| k.starts_with(p.as_str())))
-            .cloned()
-            .collect();
-        for key in gone {
-            self.count_ok(&key, now, &mut events);
-        }
-        events
-    }
-
-    fn count_ok(&mut self, key: &str, now: DateTime<Utc>, events: &mut Vec<Event>) {
-        let streak = self.ok_streak.entry(key.to_string()).or_insert(0);
-        *streak += 1;
-        if *streak >= RESOLVE_AFTER {
-            self.ok_streak.remove(key);
-            if let Some(open) = self.incidents.remove(key) {
-                events.push(Event::resolve(&open, now));
-            }
-        }
-    }
-}
+pub use lifecycle::{Lifecycle, RESOLVE_AFTER, Scope};
+use state_file::{FileState, Journal, NotifierFile, Taken};
 
 /// A notifier with its lifecycle and outbox.
 struct Notifier {
     settings: NotifierSettings,
+    /// Its own client: its own `timeout` and user agent, whatever the other notifiers use.
+    client: reqwest::Client,
     /// Wakes the delivery task when the outbox gains an event.
     wake: Notify,
 }
 
-/// The mutable part, under one lock, saved together.
+/// The mutable part, under one lock.
 #[derive(Default)]
 struct Books {
     lifecycles: Vec<Lifecycle>,
     outboxes: Vec<VecDeque<Event>>,
+    /// The number of the last change to either: the state file's writes are ordered by it.
+    seq: u64,
+}
+
+/// The writing side of the state file, under its own lock: writes happen outside the books'
+/// lock (an fsync does not hold up delivery or `/api/incidents`), one at a time, and a write
+/// older than what is on disk is skipped.
+struct Writer {
+    journal: Journal,
+    /// The last change the snapshot on disk holds.
+    saved_seq: u64,
+    /// A change could not be written (or the directory was not writable at start): the next
+    /// write is a whole snapshot, and every evaluation tries it until it succeeds.
+    dirty: bool,
+}
+
+/// Why the pager cannot start: `headroom run` exits 2 with it.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    State(#[from] state_file::LoadError),
+    #[error("cannot build the HTTP client of [{notifier}]: {error}")]
+    Client {
+        notifier: &'static str,
+        error: reqwest::Error,
+    },
+}
+
+/// The User-Agent of a notifier's requests.
+fn user_agent(notifier: &str) -> String {
+    format!("headroom/{} ({notifier})", env!("CARGO_PKG_VERSION"))
+}
+
+/// Runs a blocking write: on a multi-threaded runtime, tells it this thread blocks a moment.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
 }
 
 /// Every notifier, their state file, and their delivery.
 pub struct Pager {
     notifiers: Vec<Notifier>,
     books: Mutex<Books>,
+    writer: Mutex<Writer>,
+    /// Why the state cannot be written now (for `/readyz`); `None` when it can.
+    state_problem: Mutex<Option<String>>,
     state_path: PathBuf,
     external_url: String,
     /// When this process started: a shard never read is blind from here.
     started: DateTime<Utc>,
     metrics: Arc<Metrics>,
-    client: reqwest::Client,
 }
 
 impl Pager {
-    /// Loads the state file and prepares every configured notifier; `None` when none is.
-    pub fn new(settings: &Settings, metrics: Arc<Metrics>) -> Option<Pager> {
+    /// Loads the state file and prepares every configured notifier; `Ok(None)` when none is.
+    /// A state file that exists but cannot be read, or a client that cannot be built, is an
+    /// error: starting would lose (and later overwrite) the pages it holds.
+    pub fn new(settings: &Settings, metrics: Arc<Metrics>) -> Result<Option<Pager>, StartError> {
         if settings.notifiers.is_empty() {
-            return None;
+            return Ok(None);
         }
-        let file = state_file::load(&settings.state_path);
-        let mut books = Books::default();
+        let loaded = state_file::load(&settings.state_path)?;
+        let mut notifiers = Vec::new();
         for n in &settings.notifiers {
-            let saved = file.notifiers.get(n.name).cloned().unwrap_or_default();
+            let client = reqwest::Client::builder()
+                .timeout(n.timeout)
+                .user_agent(user_agent(n.name))
+                .build()
+                .map_err(|error| StartError::Client {
+                    notifier: n.name,
+                    error,
+                })?;
+            notifiers.push(Notifier {
+                settings: n.clone(),
+                client,
+                wake: Notify::new(),
+            });
+        }
+        let mut file = loaded.state;
+        let mut books = Books {
+            seq: loaded.seq,
+            ..Books::default()
+        };
+        for n in &settings.notifiers {
+            let saved = file.notifiers.remove(n.name).unwrap_or_default();
             if !saved.incidents.is_empty() || !saved.outbox.is_empty() {
                 tracing::info!(
                     notifier = n.name,
@@ -156,50 +147,58 @@ impl Pager {
                     "Pager state restored"
                 );
             }
-            books.lifecycles.push(Lifecycle {
-                incidents: saved.incidents,
-                ok_streak: HashMap::new(),
-            });
+            books.lifecycles.push(Lifecycle::restored(saved.incidents));
             books.outboxes.push(saved.outbox);
         }
-        let timeout = settings
-            .notifiers
-            .iter()
-            .map(|n| n.timeout)
-            .min()
-            .unwrap_or(Duration::from_secs(10));
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .user_agent(concat!("headroom/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_default();
+        metrics.state_file_used();
+        let dir = crate::durable::dir_of(&settings.state_path);
+        let problem = crate::durable::probe_dir(dir).err().map(|e| {
+            tracing::error!(dir = %dir.display(), error = %e, "The state file's directory is not writable: pages queued from now on would not survive a restart");
+            format!(
+                "the state directory {} is not writable: {e}",
+                dir.display()
+            )
+        });
         let pager = Pager {
-            notifiers: settings
-                .notifiers
-                .iter()
-                .map(|n| Notifier {
-                    settings: n.clone(),
-                    wake: Notify::new(),
-                })
-                .collect(),
+            notifiers,
             books: Mutex::new(books),
+            writer: Mutex::new(Writer {
+                journal: Journal::new(&settings.state_path),
+                saved_seq: loaded.seq,
+                dirty: problem.is_some(),
+            }),
+            state_problem: Mutex::new(problem),
             state_path: settings.state_path.clone(),
             external_url: settings.server.external_url.clone(),
             started: Utc::now(),
             metrics,
-            client,
         };
         pager.publish_depths(&pager.lock());
-        Some(pager)
+        Ok(Some(pager))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Books> {
         self.books.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn save(&self, books: &Books) {
-        let state = FileState {
+    fn lock_writer(&self) -> std::sync::MutexGuard<'_, Writer> {
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Why the state file cannot be written now (path and error), for `/readyz`; `None`
+    /// while it can.
+    pub fn state_problem(&self) -> Option<String> {
+        self.state_problem
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The snapshot of everything, and the change it is at.
+    fn file_state(&self, books: &Books) -> FileState {
+        FileState {
             version: 0,
+            seq: books.seq,
             notifiers: self
                 .notifiers
                 .iter()
@@ -214,18 +213,72 @@ impl Pager {
                     )
                 })
                 .collect(),
-        };
-        // A write with fsync: tell a multi-threaded runtime this thread blocks for a moment.
-        let save = || state_file::save(&self.state_path, &state);
-        let result = match tokio::runtime::Handle::try_current() {
-            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(save)
-            }
-            _ => save(),
-        };
-        if let Err(e) = result {
-            tracing::error!(path = %self.state_path.display(), error = %e, "Cannot write the state file; undelivered pages would not survive a restart");
         }
+    }
+
+    /// Writes a whole snapshot if the file misses a change: taken under the
+    /// books' lock, written after releasing it. The caller holds the writer.
+    fn save_snapshot(&self, w: &mut Writer) {
+        let state = {
+            let books = self.lock();
+            if !w.dirty && books.seq <= w.saved_seq {
+                return;
+            }
+            self.file_state(&books)
+        };
+        let result = state_file::save(&self.state_path, &state).and_then(|()| {
+            // Lines in the journal are in the snapshot now.
+            w.journal.clear()
+        });
+        if result.is_ok() {
+            w.saved_seq = state.seq;
+        }
+        self.saved(w, result);
+    }
+
+    /// Records the outcome of a write: metrics, the readiness problem, and whether the next
+    /// write must be a whole snapshot.
+    fn saved(&self, w: &mut Writer, result: std::io::Result<()>) {
+        let mut problem = self.state_problem.lock().unwrap_or_else(|e| e.into_inner());
+        match result {
+            Ok(()) => {
+                w.dirty = false;
+                self.metrics
+                    .state_saved(Utc::now().timestamp_millis() as f64 / 1000.0);
+                if problem.take().is_some() {
+                    tracing::info!(path = %self.state_path.display(), "The state file is written again");
+                }
+            }
+            Err(e) => {
+                w.dirty = true;
+                self.metrics.state_save_failed();
+                let why = format!(
+                    "cannot write the state file {}: {e}",
+                    self.state_path.display()
+                );
+                // Once per distinct problem at error level; the counter shows every one.
+                if problem.as_deref() != Some(why.as_str()) {
+                    tracing::error!(path = %self.state_path.display(), error = %e, "Cannot write the state file; undelivered pages would not survive a restart");
+                } else {
+                    tracing::debug!(path = %self.state_path.display(), error = %e, "Cannot write the state file, still");
+                }
+                *problem = Some(why);
+            }
+        }
+    }
+
+    /// Persists the change `taken` (an event off an outbox): one journal line, or a whole
+    /// snapshot if the file misses an earlier change.
+    fn persist_taken(&self, taken: &Taken) {
+        blocking(|| {
+            let mut w = self.lock_writer();
+            if w.dirty {
+                self.save_snapshot(&mut w);
+            } else if taken.seq > w.saved_seq {
+                let result = w.journal.append(taken);
+                self.saved(&mut w, result);
+            }
+        });
     }
 
     fn publish_depths(&self, books: &Books) {
@@ -235,22 +288,27 @@ impl Pager {
         }
     }
 
-    /// The conditions of every column, source and shard in `snapshot`, and the key prefixes
-    /// to hold (shards down, sources never read).
+    /// The conditions of every column, source and shard in `snapshot`, and their scope: the
+    /// key prefixes to hold (shards down, sources never read) and each prefix's stamp.
     fn conditions<'a>(
         &'a self,
         snapshot: &'a Snapshot,
         notifier: &NotifierSettings,
         now: DateTime<Utc>,
-    ) -> (Vec<Condition<'a>>, Vec<String>) {
+    ) -> (Vec<Condition<'a>>, Scope) {
         let url = self.external_url.as_str();
         let mut out = Vec::new();
-        let mut held = Vec::new();
+        let mut scope = Scope::default();
         for s in &snapshot.shards {
+            let columns = format!("headroom/column/{}/", s.name);
             if !s.up {
-                held.push(format!("headroom/column/{}/", s.name));
+                scope.held.push(columns.clone());
             }
-            out.extend(s.columns.iter().map(|c| event::column(c, s.up, url)));
+            scope.stamps.push((columns, s.polls));
+            scope
+                .stamps
+                .push((event::dedup_key(&["blind", &s.name]), s.polls));
+            out.extend(s.columns.iter().map(|c| event::column(c, s, url)));
             out.push(event::blind_shard(
                 s,
                 notifier.blind_after,
@@ -260,50 +318,108 @@ impl Pager {
             ));
         }
         for s in &snapshot.sources {
+            let key = event::dedup_key(&["source", &s.name]);
             if s.current.is_none() {
-                held.push(event::dedup_key(&["source", &s.name]));
+                scope.held.push(key);
             } else {
+                scope.stamps.push((key, s.reads));
                 out.push(event::source(s, url));
             }
         }
-        (out, held)
+        (out, scope)
     }
 
-    /// Evaluates every condition after a poll and queues the events.
+    /// Evaluates every condition of `snapshot` and queues the events.
     pub fn evaluate(&self, snapshot: &Snapshot, now: DateTime<Utc>) {
+        let outcome = self.evaluate_books(snapshot, now);
+        self.commit(outcome);
+    }
+
+    /// Evaluates after every shard poll the store publishes, until `shutdown`: the pager
+    /// subscribes to the polls rather than being called by the poller.
+    pub fn spawn_evaluation(
+        self: &Arc<Self>,
+        tracker: &tokio_util::task::TaskTracker,
+        store: Store,
+        shutdown: CancellationToken,
+    ) {
+        let pager = Arc::clone(self);
+        let mut polls = store.subscribe();
+        tracker.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    changed = polls.changed() => if changed.is_err() { return },
+                }
+                // The store's lock is held only while deciding, not while saving.
+                let outcome = pager.evaluate_books(&store.read(), Utc::now());
+                pager.commit(outcome);
+            }
+        });
+    }
+
+    /// Saves what an evaluation changed, then hands new events to delivery.
+    fn commit(&self, (changed, queued): (bool, Vec<usize>)) {
+        // Outside the books' lock; a snapshot also retries a write that failed before.
+        blocking(|| {
+            let mut w = self.lock_writer();
+            if changed || w.dirty {
+                self.save_snapshot(&mut w);
+            }
+        });
+        // Only now: an incident is on disk before its trigger can be delivered, so a crash
+        // in between cannot make a restart page it again.
+        for i in queued {
+            self.notifiers[i].wake.notify_one();
+        }
+    }
+
+    /// Updates the lifecycles and outboxes; whether anything changed, and the notifiers
+    /// that have new events.
+    fn evaluate_books(&self, snapshot: &Snapshot, now: DateTime<Utc>) -> (bool, Vec<usize>) {
         let mut books = self.lock();
         let mut changed = false;
+        let mut queued = Vec::new();
         for (i, n) in self.notifiers.iter().enumerate() {
-            let (conditions, held) = self.conditions(snapshot, &n.settings, now);
+            let (conditions, scope) = self.conditions(snapshot, &n.settings, now);
             let before = books.lifecycles[i].incidents.len();
             let events =
-                books.lifecycles[i].evaluate(conditions, &held, n.settings.min_severity, now);
+                books.lifecycles[i].evaluate(conditions, &scope, n.settings.min_severity, now);
             changed |= !events.is_empty() || before != books.lifecycles[i].incidents.len();
             for e in &events {
                 tracing::info!(notifier = n.settings.name, action = e.action.as_str(), dedup_key = %e.dedup_key, severity = e.severity.as_str(), summary = %e.summary, "Page queued");
             }
             if !events.is_empty() {
                 books.outboxes[i].extend(events);
-                n.wake.notify_one();
+                queued.push(i);
             }
         }
         if changed {
-            self.save(&books);
+            books.seq += 1;
             self.publish_depths(&books);
         }
+        (changed, queued)
     }
 
     /// Every notifier's open incidents and undelivered events, for `/api/incidents`.
     pub fn incidents(&self) -> serde_json::Value {
-        let books = self.lock();
+        // Copied under the lock, written out after it: deliveries do not wait on JSON.
+        let copied: Vec<(Vec<Event>, usize)> = {
+            let books = self.lock();
+            books
+                .lifecycles
+                .iter()
+                .zip(&books.outboxes)
+                .map(|(l, o)| (l.incidents.values().cloned().collect(), o.len()))
+                .collect()
+        };
         let notifiers: Vec<serde_json::Value> = self
             .notifiers
             .iter()
-            .enumerate()
-            .map(|(i, n)| {
-                let open: Vec<serde_json::Value> = books.lifecycles[i]
-                    .incidents
-                    .values()
+            .zip(copied)
+            .map(|(n, (open, undelivered))| {
+                let open: Vec<serde_json::Value> = open
+                    .iter()
                     .map(|e| {
                         serde_json::json!({
                             "dedup_key": e.dedup_key,
@@ -319,7 +435,7 @@ impl Pager {
                     "notifier": n.settings.name,
                     "min_severity": n.settings.min_severity,
                     "open": open,
-                    "undelivered": books.outboxes[i].len(),
+                    "undelivered": undelivered,
                 })
             })
             .collect();
@@ -334,238 +450,284 @@ impl Pager {
             .position(|n| n.settings.name == name)
             .map_or(0, |i| books.outboxes[i].len())
     }
-
-    /// Delivers every notifier's outbox until `shutdown`; undelivered events stay in the
-    /// state file for the next start.
-    pub fn spawn_delivery(
-        self: &Arc<Self>,
-        tracker: &tokio_util::task::TaskTracker,
-        shutdown: CancellationToken,
-    ) {
-        for i in 0..self.notifiers.len() {
-            let pager = Arc::clone(self);
-            let token = shutdown.clone();
-            tracker.spawn(async move { pager.deliver(i, token).await });
-        }
-    }
-
-    async fn deliver(&self, i: usize, shutdown: CancellationToken) {
-        let n = &self.notifiers[i];
-        let name = n.settings.name;
-        let spacing = Duration::from_secs(60) / n.settings.max_events_per_minute.max(1);
-        let mut last_sent: Option<tokio::time::Instant> = None;
-        let mut attempt: u32 = 0;
-        loop {
-            let next = self.lock().outboxes[i].front().cloned();
-            let Some(event) = next else {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = n.wake.notified() => continue,
-                }
-            };
-            // Stay under the receiver's rate limit.
-            if let Some(at) = last_sent {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep_until(at + spacing) => {}
-                }
-            }
-            last_sent = Some(tokio::time::Instant::now());
-            let outcome = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                outcome = delivery::send(&self.client, &n.settings, &event, &self.external_url) => outcome,
-            };
-            let action = event.action.as_str();
-            match outcome {
-                Outcome::Delivered => {
-                    attempt = 0;
-                    self.metrics.pager_event(name, action, "delivered");
-                    tracing::info!(notifier = name, action, dedup_key = %event.dedup_key, "Page delivered");
-                    self.pop(i, &event);
-                }
-                Outcome::Rejected(why) => {
-                    attempt = 0;
-                    self.metrics.pager_event(name, action, "rejected");
-                    tracing::error!(notifier = name, action, dedup_key = %event.dedup_key, response = %why, "Page rejected by the receiver, dropped");
-                    self.pop(i, &event);
-                }
-                Outcome::Retry(why, retry_after) => {
-                    attempt += 1;
-                    self.metrics.pager_event(name, action, "retry");
-                    let seed =
-                        Utc::now().timestamp_nanos_opt().unwrap_or(0) as u64 ^ (i as u64) << 32;
-                    let backoff = delivery::backoff(
-                        attempt,
-                        n.settings.retry_initial,
-                        n.settings.retry_max,
-                        seed,
-                    );
-                    // A receiver's Retry-After is honoured, up to retry_max.
-                    let wait =
-                        retry_after.map_or(backoff, |r| r.min(n.settings.retry_max).max(backoff));
-                    tracing::warn!(notifier = name, action, dedup_key = %event.dedup_key, attempt, wait_ms = wait.as_millis() as u64, error = %why, "Page not delivered, retrying");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(wait) => {}
-                    }
-                }
-            }
-        }
-    }
-
-    fn pop(&self, i: usize, event: &Event) {
-        let mut books = self.lock();
-        if books.outboxes[i].front() == Some(event) {
-            books.outboxes[i].pop_front();
-        }
-        self.save(&books);
-        self.publish_depths(&books);
-    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::event::Action;
+    use std::time::Duration;
+
     use super::*;
-    use serde_json::json;
 
-    fn event(key: &str, severity: Severity, level: u8) -> Event {
-        Event {
-            action: Action::Trigger,
-            dedup_key: key.to_string(),
-            severity,
-            summary: key.to_string(),
-            source: "s".into(),
-            component: "c".into(),
-            group: "g".into(),
-            class: "id_column".into(),
-            custom_details: json!({}),
-            link: None,
-            created_at: Utc::now(),
-            level,
-        }
+    /// A pager over two shards with a webhook to nowhere, its state in `dir/d/state.json`.
+    fn pager_in(dir: &std::path::Path) -> (Pager, crate::state::Store, Arc<Metrics>) {
+        let toml = format!(
+            "[[shards]]\nname = \"s1\"\nurl = \"mysql://m@127.0.0.1:1\"\n\
+             [[shards]]\nname = \"s2\"\nurl = \"mysql://m@127.0.0.1:1\"\n\
+             [webhook]\nurl = \"http://127.0.0.1:9/hook\"\nblind_after = \"1s\"\n\
+             [state]\npath = \"{}\"\n",
+            dir.join("d").join("state.json").display()
+        );
+        let settings = crate::config::from_toml_str(&toml, &|_| None).unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let pager = Pager::new(&settings, Arc::clone(&metrics))
+            .unwrap()
+            .unwrap();
+        (pager, crate::state::Store::new(&settings), metrics)
     }
 
-    fn condition(key: &str, severity: Option<Severity>, silenced: bool) -> Condition<'static> {
-        let level = match severity {
-            None => 0,
-            Some(Severity::Warning) => 1,
-            Some(Severity::Critical) => 2,
+    /// Both shards unreadable: blind, one trigger each, at an hour after start.
+    fn both_blind(pager: &Pager, store: &crate::state::Store) {
+        let now = Utc::now();
+        for s in ["s1", "s2"] {
+            store.shard_failed(
+                s,
+                crate::db::ErrorReport {
+                    message: "connecting: connection refused".into(),
+                    class: "connection_refused",
+                    code: None,
+                },
+                Duration::ZERO,
+                now,
+            );
+        }
+        pager.evaluate(&store.read(), now + chrono::Duration::hours(1));
+    }
+
+    fn sample(metrics: &Metrics, name: &str) -> Option<f64> {
+        let empty = crate::state::Snapshot {
+            shards: Vec::new(),
+            sources: Vec::new(),
         };
-        leveled(key, severity, level, silenced)
+        let text = metrics.render(&empty);
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .map(|v| v.parse().unwrap())
     }
 
-    fn leveled(
-        key: &str,
-        severity: Option<Severity>,
-        level: u8,
-        silenced: bool,
-    ) -> Condition<'static> {
-        let key = key.to_string();
-        Condition {
-            dedup_key: key.clone(),
-            severity,
-            level,
-            silenced,
-            hold: false,
-            build: Box::new(move |_| event(&key, severity.unwrap_or(Severity::Warning), level)),
-        }
-    }
-
-    fn actions(events: &[Event]) -> Vec<(Action, Severity)> {
-        events.iter().map(|e| (e.action, e.severity)).collect()
+    fn saved(dir: &std::path::Path) -> (serde_json::Value, String) {
+        let path = dir.join("d").join("state.json");
+        let snapshot = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let journal = std::fs::read_to_string(state_file::journal_path(&path)).unwrap_or_default();
+        (snapshot, journal)
     }
 
     #[test]
-    fn one_trigger_per_incident_a_retrigger_on_rise_and_a_resolve_after_two_ok_polls() {
-        let mut l = Lifecycle::default();
-        let now = Utc::now();
-        let w = Severity::Warning;
-        let c = Severity::Critical;
-        let ev = |l: &mut Lifecycle, s| l.evaluate(vec![condition("k", s, false)], &[], w, now);
-        assert_eq!(actions(&ev(&mut l, Some(w))), [(Action::Trigger, w)]);
-        assert!(ev(&mut l, Some(w)).is_empty());
-        assert_eq!(actions(&ev(&mut l, Some(c))), [(Action::Trigger, c)]);
-        assert!(ev(&mut l, Some(c)).is_empty());
-        // Falling back to warning keeps it open; one ok poll is not enough.
-        assert!(ev(&mut l, Some(w)).is_empty());
-        assert!(ev(&mut l, None).is_empty());
-        assert!(ev(&mut l, Some(w)).is_empty(), "the streak restarts");
-        assert!(ev(&mut l, None).is_empty());
-        assert_eq!(actions(&ev(&mut l, None)), [(Action::Resolve, c)]);
-        assert!(ev(&mut l, None).is_empty());
-    }
-
-    #[test]
-    fn below_the_floor_and_silenced_conditions_do_not_page() {
-        let mut l = Lifecycle::default();
-        let now = Utc::now();
-        let events = l.evaluate(
-            vec![
-                condition("warning-only", Some(Severity::Warning), false),
-                condition("silenced", Some(Severity::Critical), true),
-            ],
-            &[],
-            Severity::Critical,
-            now,
-        );
-        assert!(events.is_empty());
-        assert!(l.incidents.is_empty());
-    }
-
-    #[test]
-    fn an_incident_whose_subject_vanished_resolves() {
-        let mut l = Lifecycle::default();
-        let now = Utc::now();
-        l.evaluate(
-            vec![condition("k", Some(Severity::Critical), false)],
-            &[],
-            Severity::Critical,
-            now,
-        );
-        assert!(l.evaluate(vec![], &[], Severity::Critical, now).is_empty());
-        assert_eq!(l.evaluate(vec![], &[], Severity::Critical, now).len(), 1);
-        assert!(l.incidents.is_empty());
-    }
-
-    #[test]
-    fn held_conditions_and_prefixes_neither_page_nor_resolve() {
-        let mut l = Lifecycle::default();
-        let now = Utc::now();
-        let c = Severity::Critical;
-        l.evaluate(
-            vec![condition("headroom/column/s1/a.b.c", Some(c), false)],
-            &[],
-            c,
-            now,
-        );
-        // The shard is down after a restart: its columns are unknown, nothing resolves.
-        let held = vec!["headroom/column/s1/".to_string()];
-        for _ in 0..5 {
-            assert!(l.evaluate(vec![], &held, c, now).is_empty());
-        }
-        let mut held_condition = condition("headroom/column/s1/a.b.c", None, false);
-        held_condition.hold = true;
-        assert!(l.evaluate(vec![held_condition], &[], c, now).is_empty());
-        assert_eq!(l.incidents.len(), 1);
-    }
-
-    #[test]
-    fn critical_to_exhausted_triggers_again() {
-        let mut l = Lifecycle::default();
-        let now = Utc::now();
-        let c = Severity::Critical;
+    fn a_delivery_appends_one_journal_line_and_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pager, store, _) = pager_in(dir.path());
+        both_blind(&pager, &store);
+        let first = pager.lock().outboxes[0][0].clone();
+        pager.pop(0, &first);
+        let (snapshot, journal) = saved(dir.path());
         assert_eq!(
-            l.evaluate(vec![leveled("k", Some(c), 2, false)], &[], c, now)
+            snapshot["notifiers"]["webhook"]["outbox"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2,
+            "the snapshot is not rewritten for a delivery"
+        );
+        assert_eq!(journal.lines().count(), 1);
+        assert!(
+            journal.contains(r#""dedup_key":"headroom/blind/s1""#),
+            "{journal}"
+        );
+        drop(pager);
+
+        let (pager, _, _) = pager_in(dir.path());
+        let books = pager.lock();
+        let keys: Vec<&str> = books.outboxes[0]
+            .iter()
+            .map(|e| e.dedup_key.as_str())
+            .collect();
+        assert_eq!(keys, ["headroom/blind/s2"]);
+        assert_eq!(books.lifecycles[0].incidents.len(), 2, "both still open");
+    }
+
+    #[test]
+    fn an_evaluation_that_changes_the_books_folds_the_journal_into_the_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pager, store, _) = pager_in(dir.path());
+        both_blind(&pager, &store);
+        let first = pager.lock().outboxes[0][0].clone();
+        pager.pop(0, &first);
+        // s1 is read again: after two ok polls its incident resolves, a change.
+        let now = Utc::now() + chrono::Duration::hours(2);
+        store.shard_succeeded("s1", Vec::new(), Vec::new(), Duration::ZERO, now);
+        pager.evaluate(&store.read(), now);
+        assert_eq!(saved(dir.path()).1.lines().count(), 1, "no change yet");
+        store.shard_succeeded("s1", Vec::new(), Vec::new(), Duration::ZERO, now);
+        pager.evaluate(&store.read(), now);
+        let (snapshot, journal) = saved(dir.path());
+        assert_eq!(journal, "");
+        let outbox: Vec<(&str, &str)> = snapshot["notifiers"]["webhook"]["outbox"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["action"].as_str().unwrap(),
+                    e["dedup_key"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            outbox,
+            [
+                ("trigger", "headroom/blind/s2"),
+                ("resolve", "headroom/blind/s1")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_write_in_progress_holds_up_neither_deliveries_nor_readers() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pager, store, _) = pager_in(dir.path());
+        both_blind(&pager, &store);
+        let pager = Arc::new(pager);
+        let first = pager.lock().outboxes[0][0].clone();
+        // A write is under way (the writer is held): the delivery updates the books and
+        // waits for the writer only to journal it.
+        let writing = pager.lock_writer();
+        let delivering = {
+            let pager = Arc::clone(&pager);
+            std::thread::spawn(move || pager.pop(0, &first))
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while pager.outbox_len("webhook") != 1 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the delivery was held up"
+            );
+            std::thread::yield_now();
+        }
+        assert_eq!(pager.incidents()[0]["undelivered"], 1);
+        drop(writing);
+        delivering.join().unwrap();
+        assert_eq!(saved(dir.path()).1.lines().count(), 1);
+    }
+
+    #[test]
+    fn a_new_event_is_handed_to_delivery_only_once_its_snapshot_is_written() {
+        use futures::FutureExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (pager, store, _) = pager_in(dir.path());
+        let pager = Arc::new(pager);
+        let writing = pager.lock_writer();
+        let evaluating = {
+            let pager = Arc::clone(&pager);
+            std::thread::spawn(move || both_blind(&pager, &store))
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while pager.outbox_len("webhook") != 2 {
+            assert!(std::time::Instant::now() < deadline, "nothing queued");
+            std::thread::yield_now();
+        }
+        let wake = &pager.notifiers[0].wake;
+        assert!(wake.notified().now_or_never().is_none(), "woken too early");
+        drop(writing);
+        evaluating.join().unwrap();
+        assert!(wake.notified().now_or_never().is_some());
+        assert_eq!(
+            saved(dir.path()).0["notifiers"]["webhook"]["outbox"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn the_state_metrics_count_failed_writes_and_time_the_last_good_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        let link = dir.path().join("d");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let (pager, store, metrics) = pager_in(dir.path());
+        let errors = "headroom_state_save_errors_total";
+        let last = "headroom_state_last_save_success_timestamp_seconds";
+        assert_eq!(sample(&metrics, errors), Some(0.0));
+        assert_eq!(sample(&metrics, last), None, "nothing written yet");
+        assert_eq!(pager.state_problem(), None);
+
+        let before = Utc::now().timestamp_millis() as f64 / 1000.0;
+        both_blind(&pager, &store);
+        let after = Utc::now().timestamp_millis() as f64 / 1000.0;
+        let at = sample(&metrics, last).unwrap();
+        assert!(before <= at && at <= after, "{before} <= {at} <= {after}");
+        assert_eq!(sample(&metrics, errors), Some(0.0));
+
+        // The directory becomes unwritable, even to root: /proc takes no new file.
+        std::fs::remove_file(&link).unwrap();
+        std::os::unix::fs::symlink("/proc", &link).unwrap();
+        let first = pager.lock().outboxes[0][0].clone();
+        pager.pop(0, &first);
+        assert_eq!(sample(&metrics, errors), Some(1.0));
+        let problem = pager.state_problem().unwrap();
+        assert!(
+            problem.starts_with(&format!(
+                "cannot write the state file {}",
+                link.join("state.json").display()
+            )),
+            "{problem}"
+        );
+        // Every evaluation retries the whole snapshot until one is written.
+        pager.evaluate(&store.read(), Utc::now());
+        assert_eq!(sample(&metrics, errors), Some(2.0));
+        assert_eq!(sample(&metrics, last), Some(at));
+
+        std::fs::remove_file(&link).unwrap();
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        pager.evaluate(&store.read(), Utc::now());
+        assert_eq!(sample(&metrics, errors), Some(2.0));
+        assert!(sample(&metrics, last).unwrap() >= at);
+        assert_eq!(pager.state_problem(), None);
+        let (snapshot, journal) = saved(dir.path());
+        assert_eq!(
+            journal, "",
+            "the journal line that failed is in the snapshot"
+        );
+        assert_eq!(
+            snapshot["notifiers"]["webhook"]["outbox"]
+                .as_array()
+                .unwrap()
                 .len(),
             1
         );
-        assert!(
-            l.evaluate(vec![leveled("k", Some(c), 2, false)], &[], c, now)
-                .is_empty()
+    }
+
+    #[test]
+    fn an_unwritable_state_directory_at_start_is_a_problem_until_a_write_succeeds() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("d");
+        std::os::unix::fs::symlink("/proc", &link).unwrap();
+        let (pager, store, metrics) = pager_in(dir.path());
+        assert_eq!(
+            pager.state_problem().unwrap(),
+            format!(
+                "the state directory {} is not writable: No such file or directory (os error 2)",
+                link.display()
+            )
         );
-        let again = l.evaluate(vec![leveled("k", Some(c), 3, false)], &[], c, now);
-        assert_eq!(actions(&again), [(Action::Trigger, c)]);
-        assert_eq!(again[0].level, 3);
+        std::fs::remove_file(&link).unwrap();
+        std::fs::create_dir(&link).unwrap();
+        // Nothing to page, yet the evaluation writes: the file may lag behind.
+        pager.evaluate(&store.read(), Utc::now());
+        assert_eq!(pager.state_problem(), None);
+        assert!(link.join("state.json").exists());
+        assert_eq!(
+            sample(&metrics, "headroom_state_save_errors_total"),
+            Some(0.0)
+        );
+    }
+
+    #[test]
+    fn each_notifier_names_itself_in_its_user_agent() {
+        assert_eq!(
+            user_agent("pagerduty"),
+            format!("headroom/{} (pagerduty)", env!("CARGO_PKG_VERSION"))
+        );
     }
 }

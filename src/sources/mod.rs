@@ -1,9 +1,10 @@
 //! ID generators whose values other columns store. Each kind reads one server and reports
-//! the highest ID it has handed out; the poller takes the highest over a source's servers.
+//! the highest ID it has handed out; the store ([`crate::state::Store::source_server_read`])
+//! takes the highest over a source's servers.
 
 pub mod ticket_server;
 
-use crate::db::DbError;
+use crate::db::{DbError, ErrorReport};
 use crate::headroom::IntType;
 
 /// What one server of a source said.
@@ -25,4 +26,18 @@ pub enum SourceError {
         "table {database}.{table} not found, or it has no AUTO_INCREMENT integer column, or the monitoring user lacks SELECT on it"
     )]
     NoTicketTable { database: String, table: String },
+}
+
+impl SourceError {
+    /// The error as it may be published.
+    pub fn report(&self) -> ErrorReport {
+        match self {
+            SourceError::Db(e) => e.into(),
+            SourceError::NoTicketTable { .. } => ErrorReport {
+                message: self.to_string(),
+                class: "not_found",
+                code: None,
+            },
+        }
+    }
 }

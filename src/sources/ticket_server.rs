@@ -25,9 +25,15 @@ JOIN information_schema.COLUMNS c
   ON c.TABLE_SCHEMA = t.TABLE_SCHEMA AND c.TABLE_NAME = t.TABLE_NAME
 WHERE t.TABLE_SCHEMA = ? AND t.TABLE_NAME = ? AND c.EXTRA LIKE '%auto_increment%'";
 
-/// `{column}` and `{table}` are quoted identifiers. The column leads the primary key, so
-/// this is one index dive.
-const HIGHEST_SQL: &str = "SELECT CAST(MAX({column}) AS CHAR) FROM {table}";
+/// `MAX()` of the ticket column, which leads the primary key: one index dive. Built in one
+/// pass from quoted identifiers (the column name comes from the server).
+pub fn highest_sql(database: &str, table: &str, column: &str) -> String {
+    format!(
+        "SELECT CAST(MAX({}) AS CHAR) FROM {}",
+        ident(column),
+        db::qualified(database, table)
+    )
+}
 
 /// Reads one ticket server.
 pub async fn read(
@@ -51,9 +57,7 @@ pub async fn read(
     let counter = db::opt_int(row, 3, &what)?.unwrap_or(1);
     let step = db::opt_int(row, 4, &what)?.unwrap_or(1).max(1);
 
-    let sql = HIGHEST_SQL
-        .replace("{column}", &ident(&column))
-        .replace("{table}", &format!("{}.{}", ident(database), ident(table)));
+    let sql = highest_sql(database, table, &column);
     let rows = db::fetch_all(conn, sqlx::query(sqlx::AssertSqlSafe(sql)), timeout, &what).await?;
     let max_id = match rows.first() {
         Some(row) => db::opt_int(row, 0, &what)?,
@@ -74,7 +78,29 @@ pub fn highest(max_id: Option<i128>, counter: i128, step: i128) -> i128 {
 
 #[cfg(test)]
 mod tests {
-    use super::highest;
+    use proptest::prelude::*;
+
+    use super::{highest, highest_sql};
+    use crate::db::sql_lexer::{Token, hostile_ident, skeleton, tokens};
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// The ticket database, table and column (the last read from the server) are each
+        /// one identifier, whatever they hold.
+        #[test]
+        fn the_ticket_read_names_exactly_its_table_and_column(
+            database in hostile_ident(), table in hostile_ident(), column in hostile_ident()
+        ) {
+            let mut expected = skeleton("SELECT CAST(MAX(");
+            expected.push(Token::Ident(column.clone()));
+            expected.extend(skeleton(") AS CHAR) FROM"));
+            expected.push(Token::Ident(database.clone()));
+            expected.push(Token::Punct('.'));
+            expected.push(Token::Ident(table.clone()));
+            prop_assert_eq!(tokens(&highest_sql(&database, &table, &column)), Ok(expected));
+        }
+    }
 
     #[test]
     fn highest_id_is_max_id_or_one_step_behind_the_counter() {

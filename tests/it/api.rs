@@ -172,7 +172,6 @@ async fn metrics_carry_the_contract_names_and_a_dropped_table_disappears() {
     for name in [
         "headroom_column_current",
         "headroom_column_max",
-        "headroom_column_remaining",
         "headroom_column_used_ratio",
         "headroom_column_type_mismatch",
         "headroom_shard_up",
@@ -200,7 +199,8 @@ async fn metrics_carry_the_contract_names_and_a_dropped_table_disappears() {
     );
     assert_eq!(
         metric_value(&text, "headroom_column_remaining", &small),
-        Some(27.0)
+        None,
+        "remaining is max - current in PromQL"
     );
     assert_eq!(
         metric_value(&text, "headroom_column_used_ratio", &small),
@@ -208,7 +208,8 @@ async fn metrics_carry_the_contract_names_and_a_dropped_table_disappears() {
     );
     assert_eq!(
         metric_value(&text, "headroom_column_type_mismatch", &small),
-        Some(0.0)
+        None,
+        "type_mismatch is written only when 1"
     );
     assert!(
         metric_value(
@@ -239,5 +240,217 @@ async fn metrics_carry_the_contract_names_and_a_dropped_table_disappears() {
     let (_, text) = app.get_text("/metrics").await;
     assert!(metric_value(&text, "headroom_column_current", &small).is_some());
     assert!(!text.contains("schema=\"other\""));
+    app.stop().await;
+}
+
+/// A headroom whose only shard is unreachable: enough for the API's answers to bad input.
+async fn app_without_database() -> TestApp {
+    spawn_app(settings(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[poll]\ninterval = \"1h\"\n[[shards]]\nname = \"s1\"\nurl = \"mysql://monitor@127.0.0.1:1\"\n",
+    ))
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn column_filters_match_exactly_and_an_empty_kind_or_status_gets_400() {
+    let servers = start_servers(&["exact"]);
+    servers[0].exec(SCHEMA_SQL).expect("seed");
+    let app = spawn_app(settings(&format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[[shards]]\nname = \"s1\"\nurl = \"{}\"\n",
+        servers[0].url("root", None)
+    )))
+    .await;
+    app.wait_ready().await;
+    let (_, doc) = app.get_json("/api/columns?shard=s1&table=medium").await;
+    assert_eq!(names(&doc), ["shop.medium.id"]);
+    for query in [
+        "shard=%20s1",
+        "shard=s1%20",
+        "table=%20medium",
+        "schema=shop%09",
+        "shard=",
+    ] {
+        let (status, doc) = app.get_json(&format!("/api/columns?{query}")).await;
+        assert_eq!(status, 200, "{query}");
+        assert_eq!(names(&doc).len(), 0, "{query}: {doc}");
+        assert_eq!(doc["total"], 0, "{query}");
+    }
+    bad_request(
+        &app,
+        "status=",
+        "status is empty: give one value or a comma-separated list",
+    )
+    .await;
+    bad_request(
+        &app,
+        "kind=",
+        "kind is empty: give one value or a comma-separated list",
+    )
+    .await;
+    bad_request(
+        &app,
+        "status=critical,",
+        "status: \"critical,\" has an empty item",
+    )
+    .await;
+    bad_request(
+        &app,
+        "status=critical,%20warning",
+        "unknown status \" warning\"",
+    )
+    .await;
+    bad_request(&app, "limit=%205", "limit").await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parameters_on_shards_sources_and_incidents_get_400_naming_the_parameter() {
+    let app = app_without_database().await;
+    for endpoint in ["/api/shards", "/api/sources", "/api/incidents"] {
+        let (status, body) = app.get_json(&format!("{endpoint}?shard=s1&x=1")).await;
+        assert_eq!(status, 400, "{endpoint}");
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "error": format!("unknown parameter \"shard\": {endpoint} accepts no parameters")
+            })
+        );
+        let (status, _) = app.get_json(&format!("{endpoint}?")).await;
+        assert_eq!(status, 200, "{endpoint} with an empty query");
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_method_not_allowed_gets_405_with_the_json_error_and_the_allow_header() {
+    let app = app_without_database().await;
+    let client = reqwest::Client::new();
+    for path in ["/api/columns", "/metrics", "/healthz"] {
+        let resp = client.post(app.url(path)).send().await.expect("POST");
+        assert_eq!(resp.status().as_u16(), 405, "{path}");
+        assert_eq!(
+            resp.headers().get("allow").and_then(|v| v.to_str().ok()),
+            Some("GET,HEAD"),
+            "{path}"
+        );
+        let body: serde_json::Value = resp.json().await.expect("JSON body");
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "error": "method POST is not allowed here: every endpoint answers GET (and HEAD)"
+            })
+        );
+    }
+    app.stop().await;
+}
+
+/// A headroom polling `SCHEMA_SQL` once (interval one hour), so that answers do not change.
+async fn app_polled_once(name: &str) -> (TestApp, Vec<headroom_sandbox::MariaDb>) {
+    let servers = start_servers(&[name]);
+    servers[0].exec(SCHEMA_SQL).expect("seed");
+    let app = spawn_app(settings(&format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[poll]\ninterval = \"1h\"\n[[shards]]\nname = \"s1\"\nurl = \"{}\"\n",
+        servers[0].url("root", None)
+    )))
+    .await;
+    app.wait_ready().await;
+    (app, servers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offset_skips_after_sorting_keeps_total_and_bad_offsets_get_400() {
+    let (app, _servers) = app_polled_once("offset").await;
+    let (status, doc) = app.get_json("/api/columns?limit=2&offset=1").await;
+    assert_eq!(status, 200);
+    assert_eq!(doc["total"], 6);
+    assert_eq!(names(&doc), ["shop.child.small_id", "shop.small.id"]);
+    // Without a limit (streamed): the rest after the offset.
+    let (status, doc) = app.get_json("/api/columns?offset=4").await;
+    assert_eq!(status, 200);
+    assert_eq!(doc["total"], 6);
+    assert_eq!(names(&doc), ["shop.child.id", "shop.big.id"]);
+    let (_, doc) = app.get_json("/api/columns?offset=6").await;
+    assert_eq!((doc["total"].as_u64(), names(&doc).len()), (Some(6), 0));
+    let (_, doc) = app.get_json("/api/columns?offset=99&limit=1").await;
+    assert_eq!((doc["total"].as_u64(), names(&doc).len()), (Some(6), 0));
+    let (_, doc) = app
+        .get_json("/api/columns?sort=name&offset=1&limit=1&schema=shop")
+        .await;
+    assert_eq!(
+        (doc["total"].as_u64(), names(&doc)),
+        (Some(5), vec!["shop.child.id".to_string()])
+    );
+    for bad in [
+        "offset=-1",
+        "offset=abc",
+        "offset=1.5",
+        "offset=",
+        "offset=1&offset=2",
+    ] {
+        bad_request(&app, bad, "offset").await;
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unlimited_answer_is_streamed_and_holds_every_page_in_order() {
+    let (app, _servers) = app_polled_once("stream").await;
+    let resp = reqwest::get(app.url("/api/columns?sort=name"))
+        .await
+        .expect("GET");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(
+        resp.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/json")
+    );
+    // Streamed: no length known in advance.
+    assert!(resp.headers().get("content-length").is_none());
+    let whole: serde_json::Value = resp.json().await.expect("one JSON document");
+    assert_eq!(whole["total"], 6);
+    assert!(whole["generated_at"].is_string());
+    let mut paged = Vec::new();
+    for offset in [0, 2, 4] {
+        let (_, page) = app
+            .get_json(&format!("/api/columns?sort=name&limit=2&offset={offset}"))
+            .await;
+        paged.extend(page["columns"].as_array().cloned().unwrap_or_default());
+    }
+    assert_eq!(
+        whole["columns"].as_array().cloned().unwrap_or_default(),
+        paged
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_gzipped_when_the_scraper_asks_and_decompress_to_the_same_text() {
+    use std::io::Read as _;
+    let (app, _servers) = app_polled_once("gzip").await;
+    let (_, plain) = app.get_text("/metrics").await;
+    let resp = reqwest::Client::new()
+        .get(app.url("/metrics"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(
+        resp.headers()
+            .get("content-encoding")
+            .and_then(|v| v.to_str().ok()),
+        Some("gzip")
+    );
+    let zipped = resp.bytes().await.expect("body");
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&zipped[..])
+        .read_to_string(&mut text)
+        .expect("gzip");
+    assert_eq!(text, plain);
+    assert!(zipped.len() < plain.len());
+    // Not asked: not compressed.
+    let resp = reqwest::get(app.url("/metrics")).await.expect("GET");
+    assert!(resp.headers().get("content-encoding").is_none());
     app.stop().await;
 }

@@ -262,7 +262,7 @@ fn passwords_stay_out_of_logs_and_output_at_every_log_level() {
             stdout.contains("a.t.id"),
             "the good shard is read: {stdout}"
         );
-        assert!(stderr.contains("Access denied"), "{stderr}");
+        assert!(stderr.contains("access denied"), "{stderr}");
         for text in [&stdout, &stderr] {
             assert!(
                 !text.contains("r1ght-pw") && !text.contains("wr0ng-pw"),
@@ -270,4 +270,73 @@ fn passwords_stay_out_of_logs_and_output_at_every_log_level() {
             );
         }
     }
+}
+
+#[test]
+fn check_names_an_unreachable_shard_once_with_the_reason() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(
+        &dir,
+        &format!("[[shards]]\nname = \"closed\"\nurl = \"mysql://monitor@127.0.0.1:{port}\"\n"),
+    );
+    let (code, stdout, _) = check(&config, &[]);
+    assert_eq!(code, 2);
+    assert_eq!(
+        stdout,
+        "No column at warning or worse.\nUNREACHABLE shard closed: connecting: connection refused\n"
+    );
+}
+
+#[test]
+fn run_on_a_listen_address_already_in_use_exits_2_saying_so() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(
+        &dir,
+        &format!(
+            "[server]\nlisten = \"{addr}\"\n[[shards]]\nname = \"a\"\nurl = \"mysql://monitor@127.0.0.1:1\"\n"
+        ),
+    );
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .expect("headroom run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "headroom: cannot listen on {addr}: the address is already in use"
+        )),
+        "{stderr}"
+    );
+    drop(taken);
+}
+
+#[test]
+fn check_leaves_the_daemons_history_file_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(
+        &dir,
+        "[[shards]]\nname = \"closed\"\nurl = \"mysql://monitor@127.0.0.1:1\"\n",
+    );
+    let history = dir.path().join("headroom-state.json.history");
+    std::fs::write(&history, "{ not json").expect("history");
+    let (code, _, stderr) = check(&config, &[]);
+    assert_eq!(code, 2);
+    assert_eq!(
+        std::fs::read_to_string(&history).expect("still there"),
+        "{ not json"
+    );
+    assert!(
+        !dir.path()
+            .join("headroom-state.json.history.corrupt")
+            .exists()
+    );
+    assert!(!stderr.contains("History file"), "{stderr}");
 }

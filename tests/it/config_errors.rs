@@ -295,7 +295,13 @@ routing_key_env = "PD"
 "#;
     let vars = BTreeMap::from([("PD".to_string(), "k3y".to_string())]);
     let s = config::from_toml_str(toml, &|n| vars.get(n).cloned()).expect("valid");
-    assert_eq!(s.server.external_url, "http://0.0.0.0:9187");
+    // A wildcard listen address is not where people reach headroom: the host name is.
+    assert!(
+        !s.server.external_url.contains("0.0.0.0"),
+        "{}",
+        s.server.external_url
+    );
+    assert!(s.server.external_url.ends_with(":9187"));
     assert_eq!(s.policy.default.warning_within.as_secs(), 90 * 86_400);
     assert_eq!(s.policy.default.critical_within.as_secs(), 7 * 86_400);
     let logs = s.policy.limits("etsy", "logs", "id");
@@ -316,4 +322,185 @@ routing_key_env = "PD"
     assert_eq!(pd.timeout.as_secs(), 10);
     assert!(!format!("{pd:?}").contains("k3y"));
     assert_eq!(s.state_path, std::path::Path::new("./headroom-state.json"));
+}
+
+const SHARD: &str = "[[shards]]\nname = \"a\"\nurl = \"mysql://monitor@db1\"\n";
+
+#[test]
+fn values_of_the_wrong_type_are_problems_not_converted() {
+    let p = problems(
+        "[poll]\ninterval = 60\nconcurrency = \"8\"\n[thresholds]\nwarning = \"0.7\"\n\
+         [[shards]]\nname = 123\nurl = \"mysql://monitor@db1\"\n",
+        &[],
+    );
+    assert!(
+        has(&p, "shards[0].name", "must be a string, not a number (123)"),
+        "{p:?}"
+    );
+    assert!(
+        has(&p, "poll.interval", "must be a string, not a number (60)"),
+        "{p:?}"
+    );
+    assert!(
+        has(&p, "poll.concurrency", "\"8\" is not a whole number"),
+        "{p:?}"
+    );
+    assert!(
+        has(&p, "thresholds.warning", "\"0.7\" is not a ratio"),
+        "{p:?}"
+    );
+    assert_eq!(p.len(), 4, "{p:?}");
+}
+
+#[test]
+fn an_environment_password_is_trimmed_like_a_file_and_an_empty_one_is_a_problem() {
+    let toml = format!("{SHARD}password_env = \"PW\"\n");
+    let vars: BTreeMap<String, String> = BTreeMap::from([("PW".into(), "hunter2\r\n".into())]);
+    let settings = config::from_toml_str(&toml, &|n| vars.get(n).cloned()).expect("valid");
+    assert_eq!(
+        settings.shards[0].endpoint.expose_password(),
+        Some("hunter2")
+    );
+    let p = problems(&toml, &[("PW", "\n")]);
+    assert_eq!(
+        p,
+        ["shards[0].password_env: environment variable PW is empty"]
+    );
+    let p = problems(
+        "[pagerduty]\nrouting_key_env = \"KEY\"\n[[shards]]\nname = \"a\"\nurl = \"mysql://m@db1\"\n",
+        &[("KEY", "  ")],
+    );
+    assert_eq!(
+        p,
+        ["pagerduty.routing_key_env: environment variable KEY is empty"]
+    );
+}
+
+#[test]
+fn a_password_in_the_url_and_in_password_env_or_file_conflict_whatever_they_hold() {
+    for (url, extra) in [
+        ("mysql://monitor:pw@db1", "password_env = \"UNSET\""),
+        ("mysql://monitor:@db1", "password_env = \"PW\""),
+        ("mysql://monitor:pw@db1", "password_file = \"/nonexistent\""),
+    ] {
+        let p = problems(
+            &format!("[[shards]]\nname = \"a\"\nurl = \"{url}\"\n{extra}\n"),
+            &[("PW", "x")],
+        );
+        assert!(
+            has(
+                &p,
+                "shards[0].url",
+                "has a password and password_env or password_file is also set"
+            ),
+            "{url} {extra}: {p:?}"
+        );
+    }
+    let p = problems(
+        "[[sources]]\nname = \"t\"\nkind = \"ticket_server\"\ntable = \"T\"\n\
+         servers = [\"mysql://m:pw@t1/tickets\"]\npassword_env = \"PW\"\n[[shards]]\nname = \"a\"\nurl = \"mysql://m@db1\"\n",
+        &[("PW", "x")],
+    );
+    assert!(has(&p, "sources[0].servers[0]", "has a password"), "{p:?}");
+}
+
+#[test]
+fn a_first_retry_longer_than_the_last_is_a_problem() {
+    let p = problems(
+        &format!(
+            "[webhook]\nurl = \"http://hook\"\nretry_initial = \"10m\"\nretry_max = \"1m\"\n{SHARD}"
+        ),
+        &[],
+    );
+    assert_eq!(
+        p,
+        ["webhook.retry_initial: retry_initial (10m) must not be longer than retry_max (1m)"]
+    );
+}
+
+#[test]
+fn an_unknown_key_from_the_environment_names_its_variable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("headroom.toml");
+    std::fs::write(&path, SHARD).expect("write");
+    let env = BTreeMap::from([
+        ("HEADROOM__POLL__INTREVAL".to_string(), "5s".to_string()),
+        (
+            "HEADROOM__POLL__CONCURRENCY".to_string(),
+            "many".to_string(),
+        ),
+        ("HEADROOM__PAGING__ON".to_string(), "yes".to_string()),
+    ]);
+    match config::load_with_env(&path, Some(env)) {
+        Err(ConfigError::Invalid { problems, .. }) => {
+            let p: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+            assert!(
+                p.contains(&"poll.intreval: unknown key, set by the environment variable HEADROOM__POLL__INTREVAL".to_string()),
+                "{p:?}"
+            );
+            assert!(
+                p.contains(
+                    &"paging: unknown key, set by the environment variable HEADROOM__PAGING"
+                        .to_string()
+                ),
+                "{p:?}"
+            );
+            assert!(
+                p.contains(&"poll.concurrency: \"many\" (from HEADROOM__POLL__CONCURRENCY) is not a whole number of at least 1".to_string()),
+                "{p:?}"
+            );
+        }
+        other => panic!("expected problems, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_directory_or_a_syntax_error_is_named_without_quoting_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    match config::load(dir.path()) {
+        Err(e) => assert!(
+            e.to_string()
+                .ends_with("is a directory: give the path of the TOML file"),
+            "{e}"
+        ),
+        Ok(_) => panic!("a directory loaded"),
+    }
+    let path = dir.path().join("headroom.toml");
+    std::fs::write(
+        &path,
+        "[[shards]]\nname = \"a\"\nurl = \"mysql://monitor:hunter2@db1:3306\npassword_file = x\n",
+    )
+    .expect("write");
+    let message = match config::load(&path) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("a broken file loaded"),
+    };
+    assert!(!message.contains("hunter2"), "{message}");
+    assert!(
+        message.contains("TOML parse error at line 3, column 40"),
+        "{message}"
+    );
+    assert!(!message.contains('\n'), "{message}");
+}
+
+#[test]
+fn a_wildcard_listen_address_links_pages_to_the_host_name_with_a_warning() {
+    let settings = config::from_toml_str(
+        &format!("[server]\nlisten = \"0.0.0.0:9187\"\n{SHARD}"),
+        &|_| None,
+    )
+    .expect("valid");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".to_string());
+    assert_eq!(settings.server.external_url, format!("http://{host}:9187"));
+    assert_eq!(settings.warnings.len(), 1);
+    assert_eq!(settings.warnings[0].key, "server.external_url");
+    let settings = config::from_toml_str(
+        &format!("[server]\nlisten = \"[::]:9187\"\nexternal_url = \"https://headroom.example.com/\"\n{SHARD}"),
+        &|_| None,
+    )
+    .expect("valid");
+    assert_eq!(settings.server.external_url, "https://headroom.example.com");
+    assert!(settings.warnings.is_empty());
 }

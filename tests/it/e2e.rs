@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use headroom::sandbox::pagerduty::Receiver;
+use headroom_sandbox::pagerduty::Receiver;
 use serde_json::Value;
 
 use crate::harness::{Cluster, settings, spawn_app};
@@ -101,12 +101,32 @@ fn rule_expressions(rules: &str) -> Vec<(bool, String)> {
     out
 }
 
-/// An alert expression's inputs: its `or` branches without their comparisons with
-/// constants (`x >= 0.85 <= 1` → `x`), leaving out `absent()`, which has data only when
+/// An alert expression's inputs: its operands across `or`, `and` and `unless` without their
+/// `on (...)` matchers, parentheses and comparisons with constants
+/// (`x and on (a) (y == 2)` → `x`, `y`), leaving out `absent()`, which has data only when
 /// something is missing.
 fn alert_inputs(expr: &str) -> Vec<String> {
-    expr.split(" or ")
-        .map(|part| part.trim().trim_start_matches("on ()").trim().to_string())
+    let mut parts = vec![expr.to_string()];
+    for op in [" or ", " and ", " unless "] {
+        parts = parts
+            .iter()
+            .flat_map(|p| p.split(op).map(str::to_string).collect::<Vec<_>>())
+            .collect();
+    }
+    parts
+        .into_iter()
+        .map(|part| {
+            let mut part = part.trim().to_string();
+            if part.starts_with("on (")
+                && let Some(close) = part.find(')')
+            {
+                part = part[close + 1..].trim().to_string();
+            }
+            if part.starts_with('(') && part.ends_with(')') {
+                part = part[1..part.len() - 1].trim().to_string();
+            }
+            part
+        })
         .filter(|part| !part.starts_with("absent("))
         .map(|mut part| {
             loop {
@@ -205,7 +225,7 @@ async fn an_alert_travels_from_a_column_through_prometheus_and_alertmanager_and_
     let traffic = tokio::spawn(async move {
         loop {
             for pool in &pools {
-                let _ = headroom::sandbox::hand_out_tickets_async(pool, 20).await;
+                let _ = headroom_sandbox::hand_out_tickets_async(pool, 20).await;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -216,7 +236,9 @@ async fn an_alert_travels_from_a_column_through_prometheus_and_alertmanager_and_
     let headroom_port = free_port();
     let toml = cluster
         .toml(&format!(
-            "[webhook]\nurl = \"{}\"\nretry_initial = \"100ms\"\n[state]\npath = \"{}\"\n",
+            "[webhook]\nurl = \"{}\"\nretry_initial = \"100ms\"\n[state]\npath = \"{}\"\n\
+             [[overrides]]\ncolumns = [\"etsy.*.*\"]\nwarning_within = \"36500d\"\ncritical_within = \"3650d\"\n\
+             [[silences]]\ncolumns = [\"etsy.shops.*\"]\nuntil = \"2099-01-01T00:00:00Z\"\nreason = \"e2e: the sparse silenced series exists\"\n",
             pages.hook_url(),
             dir.path().join("state.json").display()
         ))
@@ -421,19 +443,24 @@ async fn an_alert_travels_from_a_column_through_prometheus_and_alertmanager_and_
 }
 
 #[test]
-fn alert_inputs_set_thresholds_and_absent_aside() {
+fn alert_inputs_set_thresholds_matchers_and_absent_aside() {
     assert_eq!(
         alert_inputs("headroom:column_used_ratio:unsilenced >= 0.85 <= 1"),
         ["headroom:column_used_ratio:unsilenced"]
     );
     assert_eq!(
         alert_inputs(
-            "headroom_source_used_ratio >= 0.85 or headroom_source_seconds_to_exhaustion < 14 * 86400"
+            "headroom:column_used_ratio:unsilenced and on (shard, schema, table, column, kind) (headroom:column_status:unsilenced == 2) unless on (shard, schema, table, column, kind) (headroom:column_time_status:unsilenced == 2)"
         ),
         [
-            "headroom_source_used_ratio",
-            "headroom_source_seconds_to_exhaustion"
+            "headroom:column_used_ratio:unsilenced",
+            "headroom:column_status:unsilenced",
+            "headroom:column_time_status:unsilenced"
         ]
+    );
+    assert_eq!(
+        alert_inputs("headroom_source_used_ratio and on (source) (headroom_source_status >= 2)"),
+        ["headroom_source_used_ratio", "headroom_source_status"]
     );
     assert_eq!(
         alert_inputs("up{job=\"headroom\"} == 0 or on () absent(up{job=\"headroom\"})"),
@@ -444,6 +471,6 @@ fn alert_inputs_set_thresholds_and_absent_aside() {
 #[test]
 fn the_compose_demo_seeds_the_same_schema_as_the_sandbox() {
     let sql = std::fs::read_to_string(repo("config/compose/shard.sql")).expect("shard.sql");
-    assert!(sql.contains(headroom::sandbox::ETSY_SCHEMA_SQL.trim_start()));
+    assert!(sql.contains(headroom_sandbox::ETSY_SCHEMA_SQL.trim_start()));
     assert!(sql.contains("GRANT SELECT ON etsy.* TO 'headroom'@'%';"));
 }

@@ -1,8 +1,6 @@
 //! Faults on real servers: a shard stopped mid-run, a shard slower than the timeout, a user
 //! without grants, a wrong password, and shutdown while a poll hangs.
 
-use std::time::Duration;
-
 use crate::harness::{find_column, metric_value, poller, settings, spawn_app, start_servers};
 
 const COUNTERS_SQL: &str = "CREATE DATABASE app;
@@ -114,39 +112,58 @@ async fn a_shard_stopped_mid_run_shows_down_keeps_its_columns_and_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shard_slower_than_the_timeout_does_not_hold_up_the_others() {
-    let servers = start_servers(&["fast", "frozen"]);
+    let servers = start_servers(&["frozen", "fast"]);
     for s in &servers {
         s.exec(COUNTERS_SQL).expect("seed");
     }
+    // The frozen shard is listed (and, one at a time, polled) first: if it held the poll
+    // up, the fast one would never be read again.
     let toml = two_shards_toml(
         &servers[0].url("root", None),
         &servers[1].url("root", None),
-        "concurrency = 1",
+        // The whole poll's limit is above the query's, so the query's timeout is the one
+        // that fires (the schedule's own limit is tested in schedule.rs).
+        "concurrency = 1\nshard_timeout = \"5s\"",
     );
-    let (poller, store) = poller(&toml);
-
-    servers[1].freeze();
-    // The poll must end on its own: each query and connection is bounded by query_timeout.
-    tokio::time::timeout(Duration::from_secs(60), poller.poll_once())
-        .await
-        .expect("a frozen shard held the poll up");
+    servers[0].freeze();
+    let app = spawn_app(settings(&toml)).await;
+    let success = |app: &crate::harness::TestApp| app.store.read().shards[1].last_success;
+    app.wait_until("the fast shard is read", |app| {
+        let polled = success(app).is_some();
+        async move { polled }
+    })
+    .await;
+    let first = success(&app);
+    app.wait_until(
+        "the fast shard is read again, after the frozen one",
+        |app| {
+            let later = success(app) > first;
+            async move { later }
+        },
+    )
+    .await;
+    let second = success(&app);
+    app.wait_until("and again", |app| {
+        let later = success(app) > second;
+        async move { later }
+    })
+    .await;
     {
-        let snap = store.read();
-        assert!(snap.shards[0].up);
-        assert_eq!(snap.shards[0].columns.len(), 2);
-        assert!(!snap.shards[1].up);
-        let error = snap.shards[1].last_error.clone().unwrap_or_default();
+        let snap = app.store.read();
+        assert!(snap.shards[1].up);
+        assert_eq!(snap.shards[1].columns.len(), 2);
+        assert!(!snap.shards[0].up);
+        let error = snap.shards[0].last_error.clone().unwrap_or_default();
         assert!(error.contains("no answer within 1s"), "{error}");
     }
 
-    servers[1].thaw();
-    poller.poll_once().await;
-    assert!(
-        store.read().shards[1].up,
-        "{:?}",
-        store.read().shards[1].last_error
-    );
-    poller.close().await;
+    servers[0].thaw();
+    app.wait_until("the thawed shard is read", |app| {
+        let up = app.store.read().shards[0].up;
+        async move { up }
+    })
+    .await;
+    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,13 +198,13 @@ CREATE TABLE app.refs (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, user_id SMALL
     );
     let wrong_pw = &shards["shards"][1];
     assert_eq!(wrong_pw["up"], false);
-    assert!(
-        wrong_pw["last_error"]
-            .as_str()
-            .unwrap_or("")
-            .contains("Access denied"),
+    assert_eq!(
+        wrong_pw["last_error"],
+        "connecting: server error 1045 (28000): access denied to the monitoring user",
         "{wrong_pw}"
     );
+    assert_eq!(wrong_pw["last_error_class"], "access_denied");
+    assert_eq!(wrong_pw["last_error_code"], 1045);
 
     // No password anywhere the outside can read.
     let (_, metrics) = app.get_text("/metrics").await;
@@ -237,5 +254,71 @@ async fn a_shard_that_requires_tls_is_read_over_tls_when_the_url_asks_for_it() {
     assert!(!snap.shards[1].up);
     // The server refuses the unencrypted connection (MariaDB words it as access denied).
     let error = snap.shards[1].last_error.clone().unwrap_or_default();
-    assert!(error.contains("shard plain: connecting"), "{error}");
+    assert!(error.starts_with("connecting: "), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connection_says_connection_refused() {
+    // A port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let toml = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[poll]\nquery_timeout = \"5s\"\n\
+         [[shards]]\nname = \"closed\"\nurl = \"mysql://monitor@127.0.0.1:{port}\"\n"
+    );
+    let (poller, store) = poller(&toml);
+    poller.poll_once().await;
+    let snap = store.read();
+    let shard = &snap.shards[0];
+    assert!(!shard.up);
+    assert_eq!(
+        shard.last_error.as_deref(),
+        Some("connecting: connection refused")
+    );
+    assert_eq!(shard.last_error_class, Some("connection_refused"));
+    assert_eq!(shard.last_error_code, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_error_is_published_as_its_class_and_number_never_its_text() {
+    let servers = start_servers(&["denied"]);
+    let db = &servers[0];
+    // The monitoring user may insert into the table but not read it: the MAX() dive on its
+    // indexed reference column is refused, and the server's message names the table.
+    db.exec(
+        "CREATE DATABASE app;
+CREATE TABLE app.`secret#{table}` (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, user_id INT, KEY (user_id));
+CREATE USER 'monitor'@'127.0.0.1';
+GRANT INSERT ON app.`secret#{table}` TO 'monitor'@'127.0.0.1';",
+    )
+    .expect("seed");
+    let port = db.port();
+    let toml = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[poll]\nquery_timeout = \"5s\"\n\
+         [[shards]]\nname = \"denied\"\nurl = \"mysql://monitor@127.0.0.1:{port}\"\nschemas = [\"app\"]\n\
+         [[sources]]\nname = \"t\"\nkind = \"ticket_server\"\nservers = [\"mysql://monitor@127.0.0.1:1/t\"]\ntable = \"T\"\n\
+         [[references]]\nsource = \"t\"\ncolumns = [\"app.*.user_id\"]\n"
+    );
+    let app = spawn_app(settings(&toml)).await;
+    app.wait_ready().await;
+    let (_, doc) = app.get_json("/api/shards").await;
+    let shard = &doc["shards"][0];
+    assert_eq!(shard["up"], false);
+    assert_eq!(
+        shard["last_error"],
+        "reading MAX(app.secret#{table}.user_id): server error 1142 (42000): the monitoring user lacks SELECT",
+        "{shard}"
+    );
+    assert_eq!(shard["last_error_class"], "access_denied");
+    assert_eq!(shard["last_error_code"], 1142);
+    let (_, sources) = app.get_json("/api/sources").await;
+    let server = &sources["sources"][0]["servers"][0];
+    assert_eq!(server["last_error"], "connecting: connection refused");
+    assert_eq!(server["last_error_class"], "connection_refused");
+    // The server's own words ("SELECT command denied to user ... for table ...") are kept in.
+    let (_, text) = app.get_text("/api/shards").await;
+    assert!(!text.contains("command denied"), "{text}");
+    app.stop().await;
 }

@@ -1,4 +1,4 @@
-//! The test harness: throwaway MariaDB servers (see `headroom::sandbox`), an Etsy-like
+//! The test harness: throwaway MariaDB servers (see `headroom_sandbox`), an Etsy-like
 //! cluster of two shards and a Flickr ticket pair, and `spawn_app` that runs a real
 //! headroom on port 0 against them.
 
@@ -11,9 +11,9 @@ use std::sync::Arc;
 use headroom::config::{self, Settings};
 use headroom::metrics::Metrics;
 use headroom::poller::Poller;
-use headroom::sandbox::{self, MariaDb};
 use headroom::startup::App;
 use headroom::state::Store;
+use headroom_sandbox::{self as sandbox, MariaDb};
 use serde_json::Value;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -81,16 +81,33 @@ pub fn settings_with_env(toml: &str, env: &[(&str, &str)]) -> Settings {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    config::from_toml_str(toml, &|name| vars.get(name).cloned()).unwrap_or_else(|problems| {
-        panic!(
-            "config problems:\n{}",
-            problems
-                .iter()
-                .map(|p| p.to_string())
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
-    })
+    let mut settings =
+        config::from_toml_str(toml, &|name| vars.get(name).cloned()).unwrap_or_else(|problems| {
+            panic!(
+                "config problems:\n{}",
+                problems
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )
+        });
+    if !toml.contains("[state]") {
+        // The default state path is relative to the working directory, which every test
+        // shares: give each app its own, so that no test reads another's saved histories.
+        settings.state_path = private_dir().join("headroom-state.json");
+    }
+    settings
+}
+
+/// A directory of its own for each call, under one temporary directory per test process
+/// (a static is never dropped: it stays in the system's temporary directory).
+fn private_dir() -> std::path::PathBuf {
+    static ROOT: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let root = ROOT.get_or_init(|| tempfile::tempdir().expect("tempdir"));
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    root.path().join(format!("app-{n}"))
 }
 
 /// A poller (no HTTP) for `toml`, with the store it writes to.

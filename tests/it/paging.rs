@@ -6,8 +6,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use headroom::sandbox::MariaDb;
-use headroom::sandbox::pagerduty::{Mode, Receiver};
+use headroom_sandbox::MariaDb;
+use headroom_sandbox::pagerduty::{Mode, Receiver};
 use serde_json::Value;
 
 use crate::harness::{Cluster, TestApp, metric_value, settings_with_env, spawn_app, start_servers};
@@ -356,7 +356,8 @@ async fn a_silenced_column_is_shown_but_does_not_page() {
     );
     assert_eq!(
         metric_value(&metrics, "headroom_column_silenced", &[("table", "carts")]),
-        Some(0.0)
+        None,
+        "written only while silenced"
     );
     app.stop().await;
 }
@@ -466,7 +467,7 @@ async fn a_steadily_advancing_ticket_server_is_forecast_within_ten_percent() {
             loop {
                 let mut highest = 0;
                 for pool in &pools {
-                    let id = headroom::sandbox::hand_out_tickets_async(pool, 20)
+                    let id = headroom_sandbox::hand_out_tickets_async(pool, 20)
                         .await
                         .expect("tickets");
                     highest = highest.max(id);
@@ -527,16 +528,22 @@ async fn a_steadily_advancing_ticket_server_is_forecast_within_ten_percent() {
         assert_eq!(c["column"], "actor_id", "{soonest}");
     }
     let (_, metrics) = app.get_text("/metrics").await;
-    let growth_metric = metric_value(
-        &metrics,
-        "headroom_column_growth_per_second",
-        &[
-            ("shard", "shard-01"),
-            ("table", "activity_feed"),
-            ("column", "actor_id"),
-        ],
-    )
-    .unwrap_or(0.0);
+    // The growth rate as PromQL derives it: (max - current) / seconds_to_exhaustion.
+    let actor_metric = |family| {
+        metric_value(
+            &metrics,
+            family,
+            &[
+                ("shard", "shard-01"),
+                ("table", "activity_feed"),
+                ("column", "actor_id"),
+            ],
+        )
+        .unwrap_or(0.0)
+    };
+    let growth_metric = (actor_metric("headroom_column_max")
+        - actor_metric("headroom_column_current"))
+        / actor_metric("headroom_column_seconds_to_exhaustion");
     assert!(
         (growth_metric - true_rate).abs() / true_rate < 0.10,
         "{growth_metric}"
@@ -657,5 +664,45 @@ REPLACE INTO tickets.Tickets32 (stub) VALUES ('a');",
     );
     let (_, sources) = app.get_json("/api/sources").await;
     assert_eq!(sources["sources"][0]["status"], "critical");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_pagerduty_within_its_own_timeout_gets_one_copy_whatever_the_webhook_timeout() {
+    let servers = seeded_shard("pd-slow");
+    // PagerDuty answers after 2 s: within its 10 s timeout, past the webhook's 1 s.
+    let receiver = Receiver::start(0).await.expect("receiver");
+    receiver.set_mode(Mode::Delay(Duration::from_secs(2)));
+    let hook = Receiver::start_webhook(0).await.expect("webhook");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = paging_toml(&servers[0], &receiver, &dir, "s.json", "")
+        .replace("timeout = \"300ms\"", "timeout = \"10s\"")
+        + &format!(
+            "[webhook]\nurl = \"{}\"\ntimeout = \"1s\"\nretry_initial = \"50ms\"\n",
+            hook.hook_url()
+        );
+    let app = app(&config).await;
+    eventually("the trigger delivered", || {
+        app.pager().outbox_len("pagerduty") == 0 && receiver.count("trigger", ORDERS) == 1
+    })
+    .await;
+    eventually("the webhook's copy", || hook.events().len() == 1).await;
+    polls(&app, 0, 4).await;
+    assert_eq!(receiver.requests(), 1, "one request, no retry");
+    assert_eq!(receiver.count("trigger", ORDERS), 1);
+    let text = app.metrics_text();
+    let pd = |result| {
+        metric_value(
+            &text,
+            "headroom_pager_events_total",
+            &[
+                ("notifier", "pagerduty"),
+                ("action", "trigger"),
+                ("result", result),
+            ],
+        )
+    };
+    assert_eq!(pd("delivered"), Some(1.0));
+    assert_eq!(pd("retry"), None);
     app.stop().await;
 }

@@ -11,10 +11,10 @@ use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
 use tokio_util::sync::CancellationToken;
 
 use headroom::config;
-use headroom::sandbox::pagerduty::Receiver;
-use headroom::sandbox::{self, MariaDb};
 use headroom::startup::App;
 use headroom::telemetry::{self, LogFormat};
+use headroom_sandbox::pagerduty::Receiver;
+use headroom_sandbox::{self as sandbox, MariaDb};
 
 /// Runs the demo until Ctrl-C.
 #[derive(Parser)]
@@ -40,19 +40,7 @@ fn main() -> anyhow::Result<()> {
         );
     }
     // Servers are booted on this thread, which lives as long as they must.
-    println!("Starting 4 throwaway MariaDB servers (2 shards, 2 ticket servers)...");
-    let mut servers = sandbox::start_many(&["shard-01", "shard-02", "ticket-a", "ticket-b"])
-        .context("starting the demo servers")?;
-    let tickets = servers.split_off(2);
-    for shard in &servers {
-        shard
-            .exec(sandbox::ETSY_SCHEMA_SQL)
-            .context("seeding a shard")?;
-    }
-    for (i, t) in tickets.iter().enumerate() {
-        t.exec(&sandbox::ticket_server_sql(i as u8 + 1, cli.start))
-            .context("seeding a ticket server")?;
-    }
+    let (servers, tickets) = boot(&cli)?;
 
     let dir = tempfile::Builder::new()
         .prefix("headroom-demo-")
@@ -93,36 +81,7 @@ fn main() -> anyhow::Result<()> {
             cli.rate,
             token.clone(),
         ));
-        println!();
-        println!("headroom is watching the demo cluster. Open:");
-        println!("  http://{addr}/api/columns?status=warning,critical,exhausted");
-        println!("  http://{addr}/api/columns");
-        println!("  http://{addr}/api/shards");
-        println!("  http://{addr}/api/sources");
-        println!("  http://{addr}/api/incidents");
-        println!("  http://{addr}/metrics");
-        println!("Or, from another terminal:");
-        println!(
-            "  cargo run -q --bin headroom -- check --config {}",
-            config_path.display()
-        );
-        println!(
-            "Tickets start at {} and advance by {} a second: INT columns that store them \
-             overflow at 2147483647 (about {} s from now). Ctrl-C stops everything.",
-            cli.start,
-            cli.rate,
-            2_147_483_647u64.saturating_sub(cli.start) / u64::from(cli.rate.max(1))
-        );
-        println!(
-            "Pages go to a local PagerDuty stand-in at {} and are printed below. To see one \
-             resolve, widen a column, e.g.:",
-            receiver.url()
-        );
-        println!(
-            "  {} -e 'ALTER TABLE etsy.activity_feed MODIFY actor_id BIGINT NOT NULL'",
-            servers[0].client_command()
-        );
-        println!();
+        print_help(addr, &cli, &config_path, &receiver.url(), &servers[0]);
         let printer = tokio::spawn(print_pages(receiver, token.clone()));
         let result = app.run(token.clone()).await;
         token.cancel();
@@ -133,6 +92,64 @@ fn main() -> anyhow::Result<()> {
     drop(tickets);
     drop(servers);
     Ok(())
+}
+
+/// Starts and seeds the two shards and the ticket pair.
+fn boot(cli: &Cli) -> anyhow::Result<(Vec<MariaDb>, Vec<MariaDb>)> {
+    println!("Starting 4 throwaway MariaDB servers (2 shards, 2 ticket servers)...");
+    let mut servers = sandbox::start_many(&["shard-01", "shard-02", "ticket-a", "ticket-b"])
+        .context("starting the demo servers")?;
+    let tickets = servers.split_off(2);
+    for shard in &servers {
+        shard
+            .exec(sandbox::ETSY_SCHEMA_SQL)
+            .context("seeding a shard")?;
+    }
+    for (i, t) in tickets.iter().enumerate() {
+        t.exec(&sandbox::ticket_server_sql(i as u8 + 1, cli.start))
+            .context("seeding a ticket server")?;
+    }
+    Ok((servers, tickets))
+}
+
+/// What to open, and how to see a page resolve.
+fn print_help(
+    addr: SocketAddr,
+    cli: &Cli,
+    config_path: &std::path::Path,
+    pager_url: &str,
+    shard: &MariaDb,
+) {
+    println!();
+    println!("headroom is watching the demo cluster. Open:");
+    println!("  http://{addr}/api/columns?status=warning,critical,exhausted");
+    println!("  http://{addr}/api/columns");
+    println!("  http://{addr}/api/shards");
+    println!("  http://{addr}/api/sources");
+    println!("  http://{addr}/api/incidents");
+    println!("  http://{addr}/metrics");
+    println!("Or, from another terminal:");
+    println!(
+        "  cargo run -q --bin headroom -- check --config {}",
+        config_path.display()
+    );
+    println!(
+        "Tickets start at {} and advance by {} a second: INT columns that store them \
+         overflow at 2147483647 (about {} s from now). Ctrl-C stops everything.",
+        cli.start,
+        cli.rate,
+        2_147_483_647u64.saturating_sub(cli.start) / u64::from(cli.rate.max(1))
+    );
+    println!(
+        "Pages go to a local PagerDuty stand-in at {} and are printed below. To see one \
+         resolve, widen a column, e.g.:",
+        pager_url
+    );
+    println!(
+        "  {} -e 'ALTER TABLE etsy.activity_feed MODIFY actor_id BIGINT NOT NULL'",
+        shard.client_command()
+    );
+    println!();
 }
 
 fn demo_config(cli: &Cli, shards: &[MariaDb], tickets: &[MariaDb], pager_url: &str) -> String {

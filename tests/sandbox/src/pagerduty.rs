@@ -1,7 +1,7 @@
 //! A local stand-in for PagerDuty's Events API v2, for the tests and the demo: it checks
 //! each event as PagerDuty does (202 `{"status":"success","dedup_key":...}`, 400
 //! `{"status":"invalid event",...}` on a missing or malformed field), records the accepted
-//! ones, and can be told to answer 429, 500 or never.
+//! ones, and can be told to answer 429, 500, late or never.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -28,6 +28,9 @@ pub enum Mode {
     Hang,
     /// 400 to everything, as PagerDuty answers a malformed event.
     Reject,
+    /// As [`Mode::Accept`] (the event is recorded at once), but the answer comes only after
+    /// this long: a slow receiver.
+    Delay(std::time::Duration),
 }
 
 #[derive(Default)]
@@ -200,6 +203,11 @@ fn take_mode(inner: &Mutex<Inner>) -> Mode {
 
 async fn enqueue(State(inner): State<Arc<Mutex<Inner>>>, body: axum::body::Bytes) -> Response {
     let mode = take_mode(&inner);
+    if let Mode::Delay(delay) = mode {
+        let response = accept(&inner, &body);
+        tokio::time::sleep(delay).await;
+        return response;
+    }
     match mode {
         Mode::Hang => std::future::pending::<Response>().await,
         Mode::RateLimited => (
@@ -209,32 +217,38 @@ async fn enqueue(State(inner): State<Arc<Mutex<Inner>>>, body: axum::body::Bytes
             .into_response(),
         Mode::Fail => (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response(),
         Mode::Reject => invalid(vec!["rejected on request of the test".to_string()]),
-        Mode::Accept => {
-            let Ok(event) = serde_json::from_slice::<Value>(&body) else {
-                return invalid(vec!["body is not JSON".to_string()]);
-            };
-            let errors = validate(&event);
-            if !errors.is_empty() {
-                return invalid(errors);
-            }
-            let dedup_key = event["dedup_key"].as_str().unwrap_or("generated").to_string();
-            let mut g = inner.lock().unwrap_or_else(|e| e.into_inner());
-            match event["event_action"].as_str() {
-                Some("trigger") if g.open.insert(dedup_key.clone()) => g.opened += 1,
-                Some("resolve") => {
-                    g.open.remove(&dedup_key);
-                }
-                _ => {}
-            }
-            g.accepted.push(event);
-            drop(g);
-            (
-                StatusCode::ACCEPTED,
-                Json(json!({ "status": "success", "message": "Event processed", "dedup_key": dedup_key })),
-            )
-                .into_response()
-        }
+        Mode::Accept | Mode::Delay(_) => accept(&inner, &body),
     }
+}
+
+/// Checks and records an event as PagerDuty does: 202, or 400 naming the problems.
+fn accept(inner: &Mutex<Inner>, body: &[u8]) -> Response {
+    let Ok(event) = serde_json::from_slice::<Value>(body) else {
+        return invalid(vec!["body is not JSON".to_string()]);
+    };
+    let errors = validate(&event);
+    if !errors.is_empty() {
+        return invalid(errors);
+    }
+    let dedup_key = event["dedup_key"]
+        .as_str()
+        .unwrap_or("generated")
+        .to_string();
+    let mut g = inner.lock().unwrap_or_else(|e| e.into_inner());
+    match event["event_action"].as_str() {
+        Some("trigger") if g.open.insert(dedup_key.clone()) => g.opened += 1,
+        Some("resolve") => {
+            g.open.remove(&dedup_key);
+        }
+        _ => {}
+    }
+    g.accepted.push(event);
+    drop(g);
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({ "status": "success", "message": "Event processed", "dedup_key": dedup_key })),
+    )
+        .into_response()
 }
 
 async fn hook(State(inner): State<Arc<Mutex<Inner>>>, body: axum::body::Bytes) -> Response {
@@ -244,17 +258,23 @@ async fn hook(State(inner): State<Arc<Mutex<Inner>>>, body: axum::body::Bytes) -
         Mode::RateLimited => StatusCode::TOO_MANY_REQUESTS.into_response(),
         Mode::Fail => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
         Mode::Reject => StatusCode::BAD_REQUEST.into_response(),
-        Mode::Accept => match serde_json::from_slice::<Value>(&body) {
-            Ok(event) => {
-                inner
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .accepted
-                    .push(event);
-                StatusCode::OK.into_response()
+        Mode::Accept | Mode::Delay(_) => {
+            let response = match serde_json::from_slice::<Value>(&body) {
+                Ok(event) => {
+                    inner
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .accepted
+                        .push(event);
+                    StatusCode::OK.into_response()
+                }
+                Err(_) => StatusCode::BAD_REQUEST.into_response(),
+            };
+            if let Mode::Delay(delay) = mode {
+                tokio::time::sleep(delay).await;
             }
-            Err(_) => StatusCode::BAD_REQUEST.into_response(),
-        },
+            response
+        }
     }
 }
 

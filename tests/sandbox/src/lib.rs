@@ -1,7 +1,8 @@
 //! Throwaway servers for the test suite and the demo: MariaDB here, a PagerDuty stand-in in
 //! [`pagerduty`]. MariaDB: `mariadb-install-db` into a
 //! temporary directory, `mariadbd` on a free loopback port, killed when dropped (and, on
-//! Linux, when the process that started it dies). Nothing here is used by the daemon.
+//! Linux, when the process that started it dies). A crate of its own, a dev-dependency only:
+//! nothing here is compiled into the daemon.
 //!
 //! The binaries come from the machine's MariaDB packages; `HEADROOM_MARIADB_BIN` may name a
 //! directory that holds them.

@@ -1,0 +1,376 @@
+//! The inventory of one big shard, against its floor and against mysqld_exporter: a
+//! throwaway mariadbd gets `N` tables (one client session fed one generated script), then
+//! each round measures, in turn:
+//! - the floor: the statements [`headroom::inventory::read`] sends, through one plain
+//!   `mariadb --batch` process (and each family on its own, to show which one costs what);
+//! - headroom: `headroom::inventory::read`, the production path, over a
+//!   [`headroom::db::Connector`] session;
+//! - Debian's `prometheus-mysqld-exporter` with only `--collect.auto_increment.columns`,
+//!   one scrape of its /metrics (skipped with a note when it is not installed).
+//!
+//! and prints the medians and their ratios. Asserts nothing about time.
+//!
+//! `cargo bench --bench inventory` runs 5,000 tables (`-- 20000` for another size;
+//! `scripts/bench.sh` wraps it); under `cargo test` it runs once with 30 tables, a smoke
+//! test of a few seconds.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use headroom::db::{Connector, ServerVersion};
+use headroom::inventory::{self, SchemaFilter, Statement};
+use headroom_sandbox::MariaDb;
+
+/// Integer columns per table (and one VARCHAR that headroom ignores).
+const TABLE: &str = "(id INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, \
+user_id BIGINT NOT NULL, shop_id INT NOT NULL, quantity SMALLINT NOT NULL, \
+note VARCHAR(40), KEY (user_id))";
+const INT_COLUMNS_PER_TABLE: usize = 4;
+
+/// Sessions that create the tables side by side: creating a table waits on the disk more
+/// than on a core.
+const CREATORS: usize = 4;
+
+/// The SQL script that creates the tables `t` of schema `etsy` with `t % CREATORS == part`:
+/// one session, one batch.
+fn create_script(tables: usize, part: usize) -> String {
+    let mut sql = String::with_capacity(tables * 200 / CREATORS);
+    sql.push_str("USE etsy;\n");
+    for t in (part..tables).step_by(CREATORS) {
+        sql.push_str(&format!(
+            "CREATE TABLE t{t:06} {TABLE} AUTO_INCREMENT={};\n",
+            1_000 + t
+        ));
+    }
+    sql
+}
+
+/// A statement with its `?` replaced by its bound values as string literals: what a plain
+/// client sends for it. The binds are schema names this bench chose, the placeholders the
+/// only `?` in headroom's statements.
+fn inline(statement: &Statement) -> String {
+    let mut out = String::with_capacity(statement.sql.len() + 64);
+    let mut binds = statement.binds.iter();
+    for c in statement.sql.chars() {
+        match c {
+            '?' => {
+                let value = binds.next().expect("one value per placeholder");
+                out.push('\'');
+                out.push_str(&value.replace('\\', "\\\\").replace('\'', "''"));
+                out.push('\'');
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Runs `sql` through one `mariadb --batch -e` process over TCP; returns its output size.
+fn client(port: u16, sql: &str) -> usize {
+    let out = Command::new("mariadb")
+        .args([
+            "--no-defaults",
+            "--user=root",
+            "--host=127.0.0.1",
+            "--batch",
+        ])
+        .arg(format!("--port={port}"))
+        .arg("-e")
+        .arg(sql)
+        .output()
+        .expect("running the mariadb client");
+    assert!(
+        out.status.success(),
+        "mariadb client: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout.len()
+}
+
+/// Seconds that `f` took.
+fn secs(f: impl FnOnce()) -> f64 {
+    let started = Instant::now();
+    f();
+    started.elapsed().as_secs_f64()
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("its address").port()
+}
+
+/// Debian's mysqld_exporter with only the auto_increment collector, killed when dropped.
+struct Exporter {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const EXPORTER: &str = "prometheus-mysqld-exporter";
+
+impl Exporter {
+    fn start(mysql_port: u16) -> Option<Exporter> {
+        let port = free_port();
+        let child = Command::new(EXPORTER)
+            .env(
+                "DATA_SOURCE_NAME",
+                format!("root@tcp(127.0.0.1:{mysql_port})/"),
+            )
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--config.my-cnf=/dev/null")
+            // Everything on by default off; only the auto_increment collector on.
+            .args([
+                "--no-collect.global_status",
+                "--no-collect.global_variables",
+                "--no-collect.slave_status",
+                "--no-collect.info_schema.innodb_cmp",
+                "--no-collect.info_schema.innodb_cmpmem",
+                "--no-collect.info_schema.query_response_time",
+                "--collect.auto_increment.columns",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .ok()?;
+        let mut exporter = Exporter { child, port };
+        // Until it listens (its start is not what is measured).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(exporter);
+            }
+            if let Ok(Some(_)) = exporter.child.try_wait() {
+                let mut err = String::new();
+                if let Some(mut e) = exporter.child.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                println!("mysqld_exporter exited: {err}");
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// One scrape of /metrics with curl; returns the auto_increment series it held.
+    fn scrape(&self) -> usize {
+        let out = Command::new("curl")
+            .args(["-sS", "--fail", "--max-time", "600"])
+            .arg(format!("http://127.0.0.1:{}/metrics", self.port))
+            .output()
+            .expect("running curl");
+        assert!(out.status.success(), "scraping mysqld_exporter failed");
+        let body = String::from_utf8_lossy(&out.stdout);
+        body.lines()
+            .filter(|l| l.starts_with("mysql_info_schema_auto_increment_column{"))
+            .count()
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let full = args.iter().any(|a| a == "--bench");
+    let tables = args
+        .iter()
+        .skip(1)
+        .find_map(|a| a.parse::<usize>().ok())
+        .unwrap_or(if full { 5_000 } else { 30 });
+    let runs = if !full {
+        1
+    } else if tables > 10_000 {
+        3
+    } else {
+        5
+    };
+    if !headroom_sandbox::available() {
+        println!("inventory bench skipped: no MariaDB binaries (apt-get install mariadb-server)");
+        return;
+    }
+    let mut server = MariaDb::install("inventory-bench").expect("installing mariadbd");
+    server.boot().expect("booting mariadbd");
+    let port = server.port();
+    let version = server.exec("SELECT VERSION()").expect("version");
+    let version_text = version.trim();
+    println!(
+        "headroom inventory bench: one shard of {tables} tables x {INT_COLUMNS_PER_TABLE} integer columns, \
+         MariaDB {version_text}, median of {runs} run(s)"
+    );
+
+    let took = secs(|| {
+        server.exec("CREATE DATABASE etsy").expect("the schema");
+        std::thread::scope(|scope| {
+            let server = &server;
+            let parts: Vec<_> = (0..CREATORS)
+                .map(|part| scope.spawn(move || server.exec(&create_script(tables, part))))
+                .collect();
+            for part in parts {
+                part.join()
+                    .expect("a creating thread")
+                    .expect("creating the tables");
+            }
+        });
+    });
+    println!(
+        "{:<44} {:>10.2} s ({:.0} tables/s, {CREATORS} client sessions)",
+        "creating the tables",
+        took,
+        tables as f64 / took
+    );
+
+    let filter = SchemaFilter::AllButSystem;
+    let statements = inventory::statements(&filter, ServerVersion::parse(version_text));
+    let inlined: Vec<(&str, String)> = statements
+        .iter()
+        .map(|s| (s.family, format!("{};", inline(s))))
+        .collect();
+    let all: String = inlined
+        .iter()
+        .map(|(_, s)| s.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let url = url::Url::parse(&server.url("root", None)).expect("a URL");
+    let timeout = Duration::from_secs(600);
+    let connector = Connector::new(&url, None, timeout).expect("a connector");
+    let headroom_read = || {
+        runtime.block_on(async {
+            let mut session = connector.acquire().await.expect("a session");
+            let inv = inventory::read(&mut session, &filter, timeout)
+                .await
+                .expect("the inventory");
+            session.release();
+            inv
+        })
+    };
+
+    let exporter = if !full {
+        println!("mysqld_exporter: skipped under cargo test");
+        None
+    } else if Command::new(EXPORTER).arg("--version").output().is_ok() {
+        Exporter::start(port)
+    } else {
+        println!(
+            "mysqld_exporter: not installed (apt-get install prometheus-mysqld-exporter), skipped"
+        );
+        None
+    };
+
+    let measure = || {
+        // One untimed round first: the same warm caches for everyone.
+        client(port, &all);
+        let inv = headroom_read();
+        assert_eq!(inv.columns.len(), tables * INT_COLUMNS_PER_TABLE);
+        assert_eq!(
+            inv.columns
+                .iter()
+                .filter(|c| c.auto_increment.is_some())
+                .count(),
+            tables
+        );
+        if let Some(e) = &exporter {
+            let series = e.scrape();
+            // It reads every schema, the server's own included.
+            assert!(
+                series >= tables,
+                "mysqld_exporter's auto_increment series: {series}"
+            );
+        }
+
+        let mut floor = Vec::new();
+        let mut ours = Vec::new();
+        let mut theirs = Vec::new();
+        let mut families: Vec<Vec<f64>> = vec![Vec::new(); inlined.len()];
+        for _ in 0..runs {
+            floor.push(secs(|| {
+                client(port, &all);
+            }));
+            ours.push(secs(|| {
+                headroom_read();
+            }));
+            if let Some(e) = &exporter {
+                theirs.push(secs(|| {
+                    e.scrape();
+                }));
+            }
+            for (i, (_, sql)) in inlined.iter().enumerate() {
+                families[i].push(secs(|| {
+                    client(port, sql);
+                }));
+            }
+        }
+
+        for (i, (family, _)) in inlined.iter().enumerate() {
+            let label = format!("  floor, {family} alone");
+            println!("{label:<44} {:>10.3} s", median(families[i].clone()));
+        }
+        let floor = median(floor);
+        let ours = median(ours);
+        println!(
+            "{:<44} {:>10.3} s",
+            "floor: the same statements, mariadb client", floor
+        );
+        println!("{:<44} {:>10.3} s", "headroom: inventory::read", ours);
+        println!("{:<44} {:>10.2} x", "headroom / floor", ours / floor);
+        if theirs.is_empty() {
+            println!(
+                "{:<44} {:>10}",
+                "mysqld_exporter auto_increment scrape", "skipped"
+            );
+        } else {
+            let theirs = median(theirs);
+            println!(
+                "{:<44} {:>10.3} s",
+                "mysqld_exporter auto_increment scrape", theirs
+            );
+            println!(
+                "{:<44} {:>10.2} x",
+                "mysqld_exporter / headroom",
+                theirs / ours
+            );
+        }
+    };
+    let caches = |server: &MariaDb| {
+        server
+            .exec("SELECT @@table_open_cache, @@table_definition_cache, @@open_files_limit")
+            .expect("the cache sizes")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" / ")
+    };
+    println!(
+        "-- the server's defaults (table_open_cache / table_definition_cache / open_files_limit: {})",
+        caches(&server)
+    );
+    measure();
+    let sized = tables + 1_000;
+    server
+        .exec(&format!(
+            "SET GLOBAL table_open_cache = GREATEST(@@table_open_cache, {sized}); \
+             SET GLOBAL table_definition_cache = GREATEST(@@table_definition_cache, {sized});"
+        ))
+        .expect("sizing the table caches");
+    println!(
+        "-- table caches sized to the shard, as a server with this many tables should be ({})",
+        caches(&server)
+    );
+    measure();
+    drop(exporter);
+    server.stop();
+}

@@ -1,0 +1,97 @@
+//! `[metrics]`: how many per-column series `/metrics` writes.
+
+use super::section::Section;
+use crate::headroom::Ppm;
+
+/// Which columns get their per-column series on `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MetricColumns {
+    /// Every measured column (the default).
+    #[default]
+    All,
+    /// Only the columns at risk: at warning or worse, type-mismatched, forecast to run out
+    /// within their `warning_within`, or at `min_ratio` or above.
+    AtRisk,
+}
+
+/// `[metrics]`, validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsSettings {
+    /// `columns = "all" | "at_risk"`.
+    pub columns: MetricColumns,
+    /// With `at_risk`, a column at this used ratio or above is exported too; 0 turns it off.
+    pub min_ratio: Ppm,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        MetricsSettings {
+            columns: MetricColumns::All,
+            min_ratio: Ppm::ZERO,
+        }
+    }
+}
+
+/// `[metrics]`.
+pub(super) fn metrics(s: &mut Section) -> Option<MetricsSettings> {
+    let columns = match s.string("columns", false).as_deref() {
+        None | Some("all") => Some(MetricColumns::All),
+        Some("at_risk") => Some(MetricColumns::AtRisk),
+        Some(other) => {
+            s.problem(
+                "columns",
+                format!("{other:?} is not a choice: expected \"all\" or \"at_risk\""),
+            );
+            None
+        }
+    };
+    let min_ratio = s.ratio_from("min_ratio", Ppm::ZERO, true);
+    s.finish();
+    Some(MetricsSettings {
+        columns: columns?,
+        min_ratio: min_ratio?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(toml: &str) -> Result<MetricsSettings, Vec<String>> {
+        let text = format!("[[shards]]\nname = \"s\"\nurl = \"mysql://u@h:3306/\"\n{toml}");
+        crate::config::from_toml_str(&text, &|_| None)
+            .map(|s| s.metrics)
+            .map_err(|problems| problems.iter().map(|p| p.to_string()).collect())
+    }
+
+    #[test]
+    fn metrics_default_to_every_column_and_no_min_ratio() {
+        assert_eq!(read(""), Ok(MetricsSettings::default()));
+        assert_eq!(MetricsSettings::default().columns, MetricColumns::All);
+        assert_eq!(MetricsSettings::default().min_ratio.get(), 0);
+    }
+
+    #[test]
+    fn metrics_at_risk_with_a_min_ratio_is_read() {
+        let settings = read("[metrics]\ncolumns = \"at_risk\"\nmin_ratio = 0.5\n").unwrap();
+        assert_eq!(settings.columns, MetricColumns::AtRisk);
+        assert_eq!(settings.min_ratio.get(), 500_000);
+        assert_eq!(
+            read("[metrics]\nmin_ratio = 0.0\n")
+                .unwrap()
+                .min_ratio
+                .get(),
+            0
+        );
+    }
+
+    #[test]
+    fn metrics_bad_values_are_all_reported_with_their_keys() {
+        let problems = read("[metrics]\ncolumns = \"some\"\nmin_ratio = 1.5\nextra = 1\n")
+            .unwrap_err()
+            .join("\n");
+        assert!(problems.contains("metrics.columns"), "{problems}");
+        assert!(problems.contains("metrics.min_ratio"), "{problems}");
+        assert!(problems.contains("metrics.extra"), "{problems}");
+    }
+}

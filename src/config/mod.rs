@@ -1,0 +1,423 @@
+//! Settings: the TOML file named by `--config`, overridden by `HEADROOM__SECTION__KEY`
+//! environment variables, read through the `config` crate and validated in one pass that
+//! reports every problem at once, each with the key (or the variable) that holds it.
+//!
+//! The file is walked key by key (rather than deserialised straight into structs) so that an
+//! unknown key, a missing key, a bad duration and a bad URL in the same file are all listed
+//! together instead of one per restart. Unknown keys are errors, as `deny_unknown_fields`
+//! would make them, and so are values of the wrong type.
+//!
+//! # Layout
+//! - this file: the settings types, [`load`], and `parse`, which calls one reader per
+//!   section and assembles the result;
+//! - `section`: the walker every reader uses (typed values, problems, unknown keys);
+//! - `server`: `[server]`, `[poll]`;
+//! - `fleet`: `[[shards]]`, `[[sources]]`, `[[references]]`;
+//! - `policy`: `[thresholds]`, `[[overrides]]`, `[[silences]]`, glob lists;
+//! - `metrics`: `[metrics]`;
+//! - `notifiers`: `[pagerduty]`, `[webhook]`, `[state]`;
+//! - `endpoint`: server URLs, their passwords and redaction;
+//! - `secret`: the one reader of passwords and keys from a variable or a file.
+
+mod endpoint;
+mod fleet;
+mod metrics;
+mod notifiers;
+mod policy;
+mod secret;
+mod section;
+mod server;
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Duration;
+
+use config::Value;
+use secrecy::SecretString;
+use url::Url;
+
+use crate::policy::{ColumnGlobs, Policy, Severity};
+use section::Section;
+
+pub use endpoint::{Endpoint, redact_text};
+pub use metrics::{MetricColumns, MetricsSettings};
+
+/// The environment variable prefix; `HEADROOM__POLL__INTERVAL=30s` sets `poll.interval`.
+pub const ENV_PREFIX: &str = "HEADROOM";
+
+/// Everything headroom needs to run, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where the HTTP server listens.
+    pub server: ServerSettings,
+    /// How often and how carefully databases are polled.
+    pub poll: PollSettings,
+    /// Thresholds (ratio and time), overrides and silences.
+    pub policy: Policy,
+    /// Every monitored shard, in file order.
+    pub shards: Vec<ShardSettings>,
+    /// Global ID generators.
+    pub sources: Vec<SourceSettings>,
+    /// Which columns store IDs made by which source.
+    pub references: Vec<ReferenceRule>,
+    /// Where pages go: `[pagerduty]`, `[webhook]`.
+    pub notifiers: Vec<NotifierSettings>,
+    /// The state file: open incidents and undelivered events.
+    pub state_path: PathBuf,
+    /// How many per-column series `/metrics` writes.
+    pub metrics: MetricsSettings,
+    /// What is valid but probably not meant (logged at start-up, printed by `check`).
+    pub warnings: Vec<Problem>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// `host:port` for /metrics and the API; port 0 picks a free port (tests).
+    pub listen: SocketAddr,
+    /// How people reach the API, for links in pages; default `http://{listen}`.
+    pub external_url: String,
+    /// A connection that has not sent complete request headers within this is closed
+    /// (also between two requests on a keep-alive connection).
+    pub header_read_timeout: Duration,
+    /// A request whose handler runs longer is answered 503.
+    pub request_timeout: Duration,
+    /// Connections served at once; further ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// The web configuration file (TLS, basic auth), resolved against the config's folder;
+    /// `run --web.config.file` replaces it.
+    pub web_config_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PollSettings {
+    /// Time between the starts of two polls.
+    pub interval: Duration,
+    /// Limit on each query, on connecting, and on the server side where it supports one.
+    pub query_timeout: Duration,
+    /// How many shard polls run at once, over all the shards' own schedules.
+    pub concurrency: usize,
+    /// Limit on a whole shard poll (connecting, inventory, dives, computing); default
+    /// `interval`.
+    pub shard_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct ShardSettings {
+    /// Unique name, used as the `shard` label.
+    pub name: String,
+    pub endpoint: Endpoint,
+    /// Schemas to watch; `None` means every non-system schema the user can see.
+    pub schemas: Option<Vec<String>>,
+}
+
+/// The kinds of ID generator headroom can read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// Flickr-style ticket servers: `REPLACE INTO Tickets64 (stub) VALUES ('a')`.
+    TicketServer,
+}
+
+impl SourceKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::TicketServer => "ticket_server",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SourceSettings {
+    /// Unique name, referenced by `[[references]] source`.
+    pub name: String,
+    pub kind: SourceKind,
+    /// Every server of the generator (a Flickr pair has two); each URL names the database.
+    pub servers: Vec<Endpoint>,
+    /// The ticket table, e.g. `Tickets64`.
+    pub table: String,
+}
+
+/// `[[references]]`: columns matched by `columns` and not by `exclude` store IDs from `source`.
+#[derive(Debug, Clone)]
+pub struct ReferenceRule {
+    pub source: String,
+    pub columns: ColumnGlobs,
+}
+
+impl ReferenceRule {
+    pub fn new(source: &str, columns: &[String], exclude: &[String]) -> Result<Self, String> {
+        Ok(ReferenceRule {
+            source: source.to_string(),
+            columns: ColumnGlobs::new(columns, exclude)?,
+        })
+    }
+
+    /// Whether `schema.table.column` is covered by this rule.
+    pub fn matches(&self, schema: &str, table: &str, column: &str) -> bool {
+        self.columns.matches(schema, table, column)
+    }
+}
+
+/// Which notifier a `[pagerduty]` or `[webhook]` table configures.
+#[derive(Clone)]
+pub enum NotifierKind {
+    /// PagerDuty Events API v2, with the integration's routing key.
+    PagerDuty { routing_key: SecretString },
+    /// A JSON POST of every event (README: "Webhook").
+    Webhook,
+}
+
+/// One notifier: where events go and which ones.
+#[derive(Clone)]
+pub struct NotifierSettings {
+    /// `pagerduty` or `webhook`: the state file's section and the `notifier` label.
+    pub name: &'static str,
+    pub kind: NotifierKind,
+    pub url: Url,
+    /// The least severity that pages.
+    pub min_severity: Severity,
+    /// A shard unreachable for this long pages as its own incident.
+    pub blind_after: Duration,
+    /// First wait before retrying an undelivered event; doubles up to `retry_max`.
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+    /// Rate limit: events sent per minute at most (PagerDuty allows about 120 per key;
+    /// the default, 100, stays under it).
+    pub max_events_per_minute: u32,
+    /// Limit on one delivery request.
+    pub timeout: Duration,
+}
+
+impl fmt::Debug for NotifierSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Only scheme and host: a webhook URL's path is often a secret.
+        let url = format!(
+            "{}://{}/...",
+            self.url.scheme(),
+            self.url.host_str().unwrap_or("")
+        );
+        f.debug_struct("NotifierSettings")
+            .field("name", &self.name)
+            .field("url", &url)
+            .field("min_severity", &self.min_severity)
+            .field("blind_after", &self.blind_after)
+            .finish()
+    }
+}
+
+/// The public PagerDuty Events API v2 endpoint.
+pub const PAGERDUTY_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+
+/// One problem in the configuration, with the key that holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted path, e.g. `shards[1].url`.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// Why settings could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration {path}: {message}")]
+    Read { path: PathBuf, message: String },
+    #[error("{} in configuration {path}:\n{}", count(.problems.len()), list(.problems))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
+}
+
+fn count(n: usize) -> String {
+    if n == 1 {
+        "1 problem".to_string()
+    } else {
+        format!("{n} problems")
+    }
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  - {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Loads `path`, applies `HEADROOM__SECTION__KEY` overrides from the process environment,
+/// and validates the result.
+pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+    load_with_env(path, None)
+}
+
+/// As [`load`], with the environment given explicitly (tests); `None` reads the process's.
+pub fn load_with_env(
+    path: &Path,
+    env: Option<BTreeMap<String, String>>,
+) -> Result<Settings, ConfigError> {
+    if path.is_dir() {
+        return Err(ConfigError::Read {
+            path: path.to_path_buf(),
+            message: "is a directory: give the path of the TOML file".to_string(),
+        });
+    }
+    if !path.is_file() {
+        return Err(ConfigError::Read {
+            path: path.to_path_buf(),
+            message: "no such file".to_string(),
+        });
+    }
+    let mut environment = config::Environment::with_prefix(ENV_PREFIX)
+        .prefix_separator("__")
+        .separator("__");
+    if let Some(vars) = env.as_ref() {
+        environment = environment.source(Some(vars.clone().into_iter().collect()));
+    }
+    let built = config::Config::builder()
+        .add_source(config::File::from(path).format(config::FileFormat::Toml))
+        .add_source(environment)
+        .build()
+        .map_err(|e| ConfigError::Read {
+            path: path.to_path_buf(),
+            message: without_quoted_lines(&e.to_string()),
+        })?;
+    let lookup = |name: &str| match env.as_ref() {
+        Some(vars) => vars.get(name).cloned(),
+        None => std::env::var(name).ok(),
+    };
+    let base = path.parent().unwrap_or(Path::new("."));
+    parse(built.cache, &lookup, base).map_err(|problems| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        problems,
+    })
+}
+
+/// Parses TOML text directly, with no environment overrides (tests and tools).
+pub fn from_toml_str(
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Settings, Vec<Problem>> {
+    let built = config::Config::builder()
+        .add_source(config::File::from_str(text, config::FileFormat::Toml))
+        .build()
+        .map_err(|e| {
+            vec![Problem {
+                key: "(file)".to_string(),
+                message: without_quoted_lines(&e.to_string()),
+            }]
+        })?;
+    parse(built.cache, lookup, Path::new("."))
+}
+
+/// Walks the merged tree and builds [`Settings`]: one reader per section, every problem
+/// collected.
+fn parse(
+    root: Value,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    base: &Path,
+) -> Result<Settings, Vec<Problem>> {
+    let problems = Rc::new(RefCell::new(Vec::new()));
+    let mut warnings = Vec::new();
+    let mut root = Section::root(root, Rc::clone(&problems));
+
+    let server = root
+        .section("server")
+        .and_then(|mut s| server::server(&mut s, base, &mut warnings));
+    let poll = root.section("poll").and_then(|mut s| server::poll(&mut s));
+    let limits = root.section("thresholds").and_then(|mut s| {
+        let limits = policy::limits(&mut s, None);
+        s.finish();
+        limits
+    });
+    let mut shard_names = HashSet::new();
+    let shards = root.tables("shards", true, |s| {
+        fleet::shard(s, &mut shard_names, lookup, base)
+    });
+    // Every name given, also of sources in error, so that a reference to one is not a
+    // second problem.
+    let mut source_names = HashSet::new();
+    let sources = root.tables("sources", false, |s| {
+        fleet::source(s, &mut source_names, lookup, base)
+    });
+    let references = root.tables("references", false, |s| fleet::reference(s, &source_names));
+    let overrides = root.tables("overrides", false, |s| policy::an_override(s, limits));
+    let silences = root.tables("silences", false, policy::silence);
+    let mut notifiers = Vec::new();
+    if root.has("pagerduty") {
+        notifiers.push(
+            root.section("pagerduty")
+                .and_then(|mut s| notifiers::pagerduty(&mut s, lookup, base)),
+        );
+    }
+    if root.has("webhook") {
+        notifiers.push(
+            root.section("webhook")
+                .and_then(|mut s| notifiers::webhook(&mut s)),
+        );
+    }
+    let state_path = root
+        .section("state")
+        .and_then(|mut s| notifiers::state_path(&mut s, base));
+    let metrics = root
+        .section("metrics")
+        .and_then(|mut s| metrics::metrics(&mut s));
+    root.finish();
+
+    // Every reader that gives nothing has recorded why.
+    let settings = (|| {
+        Some(Settings {
+            server: server?,
+            poll: poll?,
+            policy: Policy {
+                default: limits?,
+                overrides: all(overrides)?,
+                silences: all(silences)?,
+            },
+            shards: all(shards)?,
+            sources: all(sources)?,
+            references: all(references)?,
+            notifiers: all(notifiers)?,
+            state_path: state_path?,
+            metrics: metrics?,
+            warnings,
+        })
+    })();
+    let problems = problems.take();
+    match settings {
+        Some(settings) if problems.is_empty() => Ok(settings),
+        _ => Err(problems),
+    }
+}
+
+/// Every part, if each one was read.
+fn all<T>(parts: Vec<Option<T>>) -> Option<Vec<T>> {
+    parts.into_iter().collect()
+}
+
+/// A parse error without the file's text. The TOML parser quotes the offending line under
+/// the message (`3 | url = "mysql://monitor:hunter2@...`), and that line may hold a
+/// password: only the position and the message are kept.
+fn without_quoted_lines(message: &str) -> String {
+    message
+        .lines()
+        .filter(|line| {
+            let rest = line
+                .trim_start()
+                .trim_start_matches(|c: char| c.is_ascii_digit());
+            !rest.trim_start().starts_with('|')
+        })
+        .map(|line| redact_text(line.trim()))
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(": ")
+        .replace(": in ", " in ")
+}

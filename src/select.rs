@@ -1,0 +1,136 @@
+//! Which columns a question asks for, in its order: the filters, sorts and limit behind
+//! `/api/columns` and `headroom check`, answered from a [`Snapshot`].
+
+use std::cmp::Ordering;
+use std::collections::HashSet;
+
+use crate::headroom::Status;
+use crate::measure::{ColumnReport, Kind};
+use crate::state::Snapshot;
+
+/// How columns are ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sort {
+    /// Highest used ratio first (the default): the columns closest to running out.
+    #[default]
+    Ratio,
+    /// By shard, schema, table, column.
+    Name,
+    /// Soonest `exhausts_at` first; columns that do not grow last, by ratio.
+    Exhaustion,
+}
+
+/// The parsed query string.
+#[derive(Debug, Clone, Default)]
+pub struct ColumnQuery {
+    pub shard: Option<String>,
+    pub schema: Option<String>,
+    pub table: Option<String>,
+    pub column: Option<String>,
+    /// Any of these kinds (`kind=reference,foreign_key`).
+    pub kinds: Option<HashSet<Kind>>,
+    /// Any of these statuses (`status=critical,exhausted`).
+    pub statuses: Option<HashSet<Status>>,
+    pub min_ratio: Option<f64>,
+    pub sort: Sort,
+    /// Skip that many after sorting (`total` still counts them).
+    pub offset: usize,
+    pub limit: Option<usize>,
+}
+
+/// A selected column and where it sits in the snapshot (`shards[shard].columns[index]`),
+/// so that a streamed answer can find it again.
+#[derive(Debug, Clone, Copy)]
+pub struct Pick<'a> {
+    pub shard: usize,
+    pub index: usize,
+    pub column: &'a ColumnReport,
+}
+
+impl ColumnQuery {
+    fn keeps(&self, c: &ColumnReport) -> bool {
+        self.shard.as_ref().is_none_or(|s| *s == c.shard)
+            && self.schema.as_ref().is_none_or(|s| *s == c.schema)
+            && self.table.as_ref().is_none_or(|t| *t == c.table)
+            && self.column.as_ref().is_none_or(|t| *t == c.column)
+            && self.kinds.as_ref().is_none_or(|k| k.contains(&c.kind))
+            && self.statuses.as_ref().is_none_or(|s| s.contains(&c.status))
+            && self.min_ratio.is_none_or(|r| c.used_ratio >= r)
+    }
+}
+
+/// The columns of every shard that `query` keeps, in its order, from its offset up to its
+/// limit (clones of that page only); and how many matched before offset and limit.
+pub fn select_columns(snapshot: &Snapshot, query: &ColumnQuery) -> (Vec<ColumnReport>, usize) {
+    let (picks, total) = select(snapshot, query);
+    (picks.into_iter().map(|p| p.column.clone()).collect(), total)
+}
+
+/// The same as references into `snapshot`: nothing is cloned. With a limit, only the first
+/// `offset + limit` are sorted (a selection in linear time puts them first).
+pub fn select<'a>(snapshot: &'a Snapshot, query: &ColumnQuery) -> (Vec<Pick<'a>>, usize) {
+    let mut selected: Vec<Pick<'a>> = snapshot
+        .shards
+        .iter()
+        .enumerate()
+        .flat_map(|(shard, s)| {
+            s.columns
+                .iter()
+                .enumerate()
+                .map(move |(index, column)| Pick {
+                    shard,
+                    index,
+                    column,
+                })
+        })
+        .filter(|p| query.keeps(p.column))
+        .collect();
+    let total = selected.len();
+    let order = |a: &Pick, b: &Pick| compare(query.sort, a.column, b.column);
+    let wanted = query
+        .limit
+        .map_or(usize::MAX, |l| query.offset.saturating_add(l));
+    if wanted < selected.len() {
+        if wanted == 0 {
+            selected.clear();
+        } else {
+            selected.select_nth_unstable_by(wanted - 1, order);
+            selected.truncate(wanted);
+        }
+    }
+    selected.sort_unstable_by(order);
+    let skip = query.offset.min(selected.len());
+    selected.drain(..skip);
+    (selected, total)
+}
+
+/// The order of `sort`, ties broken by name (a total order: names are unique).
+fn compare(sort: Sort, a: &ColumnReport, b: &ColumnReport) -> Ordering {
+    let by_name = |a: &ColumnReport, b: &ColumnReport| {
+        (&a.shard, &a.schema, &a.table, &a.column, a.kind)
+            .cmp(&(&b.shard, &b.schema, &b.table, &b.column, b.kind))
+    };
+    // Exact comparison of current/max as fractions: a.current * b.max vs b.current * a.max,
+    // in u128 where (2^64 - 1)^2 fits. Highest first.
+    let by_ratio = |a: &ColumnReport, b: &ColumnReport| {
+        let left = clamp(a.current) * u128::from(b.max);
+        let right = clamp(b.current) * u128::from(a.max);
+        right.cmp(&left)
+    };
+    match sort {
+        Sort::Name => by_name(a, b),
+        Sort::Ratio => by_ratio(a, b).then_with(|| by_name(a, b)),
+        Sort::Exhaustion => {
+            let soon = |c: &ColumnReport| c.seconds_to_exhaustion.unwrap_or(u64::MAX);
+            soon(a)
+                .cmp(&soon(b))
+                .then_with(|| by_ratio(a, b))
+                .then_with(|| by_name(a, b))
+        }
+    }
+}
+
+/// A current value as a non-negative `u128` no larger than `u64::MAX`.
+fn clamp(current: i128) -> u128 {
+    current.clamp(0, i128::from(u64::MAX)) as u128
+}
