@@ -365,7 +365,7 @@ fn metrics_figures(
     }
     if let Some(line) = text
         .lines()
-        .find(|l| l.starts_with("headroom_column_used_ratio{"))
+        .find(|l| l.starts_with("headroom_column_current{"))
     {
         println!("  e.g. {line}");
     }
@@ -401,7 +401,7 @@ fn metrics_figures(
     }
     let at_risk = Metrics::with_settings(config::MetricsSettings {
         columns: config::MetricColumns::AtRisk,
-        min_ratio: headroom::headroom::Ppm::ZERO,
+        ..config::MetricsSettings::default()
     });
     for s in calm.read().shards.iter() {
         at_risk.publish_shard(s, false);

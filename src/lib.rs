@@ -27,6 +27,7 @@
 //! - [`api`]: the axum router: /metrics, /api/columns, /api/shards, /api/sources, health.
 //! - [`web`]: the HTTP edge: connection limits and timeouts, TLS and basic auth from the
 //!   web configuration file.
+//! - [`cluster`]: which shards this replica owns when a fleet is split (`--member I/N`).
 //! - [`check`]: the one-shot `headroom check` report and its exit codes.
 //! - [`startup`]: `App::build` and `App::run`.
 //! - [`shutdown`]: SIGINT/SIGTERM to a cancellation token.
@@ -38,6 +39,7 @@
 
 pub mod api;
 pub mod check;
+pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod durable;

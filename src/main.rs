@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
+use headroom::cluster::Member;
 use headroom::config;
 use headroom::startup::App;
 use headroom::telemetry::{self, LogFormat};
@@ -33,6 +34,10 @@ enum Command {
         /// `server.web_config_file`.
         #[arg(long = "web.config.file", value_name = "FILE")]
         web_config_file: Option<PathBuf>,
+        /// Own only this member's share of the shards: member I of N, counted from 0
+        /// (rendezvous hashing of the shard names); replaces `[cluster]`.
+        #[arg(long, value_name = "I/N")]
+        member: Option<Member>,
     },
     /// Poll once and print the columns at warning or worse. Exit 0 all ok, 1 warning,
     /// 2 critical, exhausted, or a server unreachable (and 2 for a bad configuration).
@@ -45,6 +50,9 @@ enum Command {
         /// Print the /api/columns JSON document instead of a table.
         #[arg(long)]
         json: bool,
+        /// Check only this member's share of the shards (as `run --member`).
+        #[arg(long, value_name = "I/N")]
+        member: Option<Member>,
     },
 }
 
@@ -63,14 +71,35 @@ fn main() -> ExitCode {
             Command::Run {
                 config,
                 web_config_file,
-            } => run(config, web_config_file).await,
-            Command::Check { config, all, json } => check(config, all, json).await,
+                member,
+            } => {
+                let overrides = config::Overrides {
+                    member,
+                    web_config_file,
+                };
+                run(config, overrides).await
+            }
+            Command::Check {
+                config,
+                all,
+                json,
+                member,
+            } => {
+                let overrides = config::Overrides {
+                    member,
+                    web_config_file: None,
+                };
+                check(config, &overrides, all, json).await
+            }
         }
     })
 }
 
-fn load(path: &std::path::Path) -> Result<config::Settings, ExitCode> {
-    let settings = config::load(path).map_err(|e| {
+fn load(
+    path: &std::path::Path,
+    overrides: &config::Overrides,
+) -> Result<config::Settings, ExitCode> {
+    let settings = config::load_with(path, overrides).map_err(|e| {
         eprintln!("headroom: {e}");
         ExitCode::from(2)
     })?;
@@ -80,13 +109,18 @@ fn load(path: &std::path::Path) -> Result<config::Settings, ExitCode> {
     Ok(settings)
 }
 
-async fn run(path: PathBuf, web_config_file: Option<PathBuf>) -> ExitCode {
-    let mut settings = match load(&path) {
+async fn run(path: PathBuf, overrides: config::Overrides) -> ExitCode {
+    let settings = match load(&path, &overrides) {
         Ok(s) => s,
         Err(code) => return code,
     };
-    if web_config_file.is_some() {
-        settings.server.web_config_file = web_config_file;
+    if let Some(member) = settings.cluster {
+        tracing::info!(
+            %member,
+            shards = settings.shards.len(),
+            configured = settings.configured_shards.len(),
+            "Cluster member: polling this member's shards"
+        );
     }
     let app = match App::build(settings).await {
         Ok(app) => app,
@@ -112,8 +146,8 @@ async fn run(path: PathBuf, web_config_file: Option<PathBuf>) -> ExitCode {
     }
 }
 
-async fn check(path: PathBuf, all: bool, json: bool) -> ExitCode {
-    let settings = match load(&path) {
+async fn check(path: PathBuf, overrides: &config::Overrides, all: bool, json: bool) -> ExitCode {
+    let settings = match load(&path, overrides) {
         Ok(s) => s,
         Err(code) => return code,
     };

@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 
 use prometheus::{Encoder, GaugeVec, IntCounterVec, Opts, Registry, TextEncoder};
 
+use crate::cluster::Member;
 use crate::config::{MetricColumns, MetricsSettings};
 use crate::headroom::{Ppm, Status};
 use crate::measure::ColumnReport;
@@ -25,7 +26,8 @@ enum Sample {
 
 /// The per-column gauges: name, help, and the value taken from a column (`None`: no
 /// sample for that column). Derived in PromQL rather than written: `remaining` is
-/// `max - current`, the growth rate `(max - current) / seconds_to_exhaustion`.
+/// `max - current`, the growth rate `(max - current) / seconds_to_exhaustion`, and (unless
+/// `[metrics] used_ratio = true`) the used ratio `current / max`.
 /// `type_mismatch` and `silenced` are sparse (written only when 1), `status` and
 /// `time_status` only when not ok: the rules read them with `== n` and `unless`, and
 /// `headroom_shard_columns{shard,status}` counts every status.
@@ -34,6 +36,9 @@ type ColumnFamily = (
     &'static str,
     fn(&ColumnReport) -> Option<Sample>,
 );
+
+/// Written only with `[metrics] used_ratio = true`: `current / max` in PromQL otherwise.
+const USED_RATIO: &str = "headroom_column_used_ratio";
 
 const COLUMN_FAMILIES: [ColumnFamily; 8] = [
     (
@@ -46,11 +51,9 @@ const COLUMN_FAMILIES: [ColumnFamily; 8] = [
         "Largest value the column's type can hold.",
         |c| Some(Sample::Int(i128::from(c.max))),
     ),
-    (
-        "headroom_column_used_ratio",
-        "Current divided by the type maximum.",
-        |c| Some(Sample::Float(c.used_ratio)),
-    ),
+    (USED_RATIO, "Current divided by the type maximum.", |c| {
+        Some(Sample::Float(c.used_ratio))
+    }),
     (
         "headroom_column_type_mismatch",
         "1 when the column's type is narrower than its source's or parent's; absent otherwise.",
@@ -97,6 +100,10 @@ pub struct Metrics {
     state_last_save: GaugeVec,
     /// No labels: present (at 0) once a pager exists.
     state_save_errors: IntCounterVec,
+    /// The shards this replica owns, labelled with its place in the cluster.
+    cluster_shards: GaugeVec,
+    /// The shards the configuration names, this replica's or not.
+    configured_shards: GaugeVec,
 }
 
 /// Per source (and per server of a source).
@@ -275,8 +282,35 @@ impl Metrics {
                 "Writes of the pager's state file or journal that failed.",
                 &[],
             ),
+            cluster_shards: gauge(
+                &r,
+                "headroom_cluster_member_shards",
+                "Shards this replica owns: member I of N (0 of 1 when the fleet is not split).",
+                &["member", "members"],
+            ),
+            configured_shards: gauge(
+                &r,
+                "headroom_cluster_configured_shards",
+                "Shards the configuration names, over all members.",
+                &[],
+            ),
             registry: r,
         }
+    }
+
+    /// Publishes this replica's share of the fleet (replacing an earlier one).
+    pub fn publish_cluster(&self, member: Option<Member>, owned: usize, configured: usize) {
+        let member = member.unwrap_or(Member {
+            index: 0,
+            members: 1,
+        });
+        self.cluster_shards.reset();
+        self.cluster_shards
+            .with_label_values(&[&member.index.to_string(), &member.members.to_string()])
+            .set(owned as f64);
+        self.configured_shards
+            .with_label_values::<&str>(&[])
+            .set(configured as f64);
     }
 
     /// Publishes a shard's state; `failed` adds one to its error counter. Its columns are
@@ -457,6 +491,9 @@ impl Metrics {
         }
         out.reserve(labels.len() * 6 + columns.len() * 6 * 40);
         for (name, help, value) in COLUMN_FAMILIES {
+            if name == USED_RATIO && !self.settings.used_ratio {
+                continue;
+            }
             let _ = writeln!(out, "# HELP {name} {help}");
             let _ = writeln!(out, "# TYPE {name} gauge");
             for (c, span) in columns.iter().zip(&spans) {
@@ -617,8 +654,7 @@ mod tests {
 
     fn has_series(text: &str, table: &str) -> bool {
         text.lines().any(|l| {
-            l.starts_with("headroom_column_used_ratio{")
-                && l.contains(&format!("table=\"{table}\""))
+            l.starts_with("headroom_column_current{") && l.contains(&format!("table=\"{table}\""))
         })
     }
 
@@ -628,7 +664,7 @@ mod tests {
         let (_store, snap) = fleet(&[21_474_836, 1_610_612_736, 10, 10, 1_073_741_824]);
         let at_risk = MetricsSettings {
             columns: MetricColumns::AtRisk,
-            min_ratio: Ppm::ZERO,
+            ..MetricsSettings::default()
         };
         let text = rendered(at_risk, &snap);
         let exported: Vec<bool> = (0..5)
@@ -656,7 +692,7 @@ mod tests {
         let (_store, snap) = fleet(&[21_474_836, 1_610_612_736, 2_000_000_000]);
         let at_risk = MetricsSettings {
             columns: MetricColumns::AtRisk,
-            min_ratio: Ppm::ZERO,
+            ..MetricsSettings::default()
         };
         let text = rendered(at_risk, &snap);
         for line in [

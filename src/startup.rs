@@ -39,6 +39,11 @@ impl App {
         let settings = Arc::new(settings);
         let store = Store::new(&settings);
         let metrics = Arc::new(Metrics::with_settings(settings.metrics));
+        metrics.publish_cluster(
+            settings.cluster,
+            settings.shards.len(),
+            settings.configured_shards.len(),
+        );
         let poller = Poller::new(Arc::clone(&settings), store.clone(), Arc::clone(&metrics))
             .context("cannot prepare database connections")?;
         let pager = Pager::new(&settings, Arc::clone(&metrics))?.map(Arc::new);

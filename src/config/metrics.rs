@@ -21,6 +21,10 @@ pub struct MetricsSettings {
     pub columns: MetricColumns,
     /// With `at_risk`, a column at this used ratio or above is exported too; 0 turns it off.
     pub min_ratio: Ppm,
+    /// Whether `headroom_column_used_ratio` is written. Off by default: it is
+    /// `headroom_column_current / headroom_column_max`, derived in PromQL, and a third of
+    /// the per-column bytes.
+    pub used_ratio: bool,
 }
 
 impl Default for MetricsSettings {
@@ -28,6 +32,7 @@ impl Default for MetricsSettings {
         MetricsSettings {
             columns: MetricColumns::All,
             min_ratio: Ppm::ZERO,
+            used_ratio: false,
         }
     }
 }
@@ -46,10 +51,12 @@ pub(super) fn metrics(s: &mut Section) -> Option<MetricsSettings> {
         }
     };
     let min_ratio = s.ratio_from("min_ratio", Ppm::ZERO, true);
+    let used_ratio = s.boolean("used_ratio", false);
     s.finish();
     Some(MetricsSettings {
         columns: columns?,
         min_ratio: min_ratio?,
+        used_ratio: used_ratio?,
     })
 }
 
@@ -69,6 +76,8 @@ mod tests {
         assert_eq!(read(""), Ok(MetricsSettings::default()));
         assert_eq!(MetricsSettings::default().columns, MetricColumns::All);
         assert_eq!(MetricsSettings::default().min_ratio.get(), 0);
+        assert!(!MetricsSettings::default().used_ratio);
+        assert!(read("[metrics]\nused_ratio = true\n").unwrap().used_ratio);
     }
 
     #[test]
@@ -87,11 +96,17 @@ mod tests {
 
     #[test]
     fn metrics_bad_values_are_all_reported_with_their_keys() {
-        let problems = read("[metrics]\ncolumns = \"some\"\nmin_ratio = 1.5\nextra = 1\n")
-            .unwrap_err()
-            .join("\n");
+        let problems = read(
+            "[metrics]\ncolumns = \"some\"\nmin_ratio = 1.5\nextra = 1\nused_ratio = \"yes\"\n",
+        )
+        .unwrap_err()
+        .join("\n");
         assert!(problems.contains("metrics.columns"), "{problems}");
         assert!(problems.contains("metrics.min_ratio"), "{problems}");
         assert!(problems.contains("metrics.extra"), "{problems}");
+        assert!(
+            problems.contains("metrics.used_ratio: \"yes\" is not true or false"),
+            "{problems}"
+        );
     }
 }

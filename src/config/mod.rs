@@ -19,6 +19,7 @@
 //! - `endpoint`: server URLs, their passwords and redaction;
 //! - `secret`: the one reader of passwords and keys from a variable or a file.
 
+mod cluster;
 mod endpoint;
 mod fleet;
 mod metrics;
@@ -40,6 +41,7 @@ use config::Value;
 use secrecy::SecretString;
 use url::Url;
 
+use crate::cluster::Member;
 use crate::policy::{ColumnGlobs, Policy, Severity};
 use section::Section;
 
@@ -58,8 +60,13 @@ pub struct Settings {
     pub poll: PollSettings,
     /// Thresholds (ratio and time), overrides and silences.
     pub policy: Policy,
-    /// Every monitored shard, in file order.
+    /// Every shard this replica monitors, in file order: all configured shards, or with
+    /// `[cluster]` (or `run --member`) the ones this member owns.
     pub shards: Vec<ShardSettings>,
+    /// This replica's share of a fleet split across replicas; `None`: every shard.
+    pub cluster: Option<Member>,
+    /// Every shard the configuration names, this replica's or not, in file order.
+    pub configured_shards: Vec<ShardSettings>,
     /// Global ID generators.
     pub sources: Vec<SourceSettings>,
     /// Which columns store IDs made by which source.
@@ -259,6 +266,28 @@ pub fn load(path: &Path) -> Result<Settings, ConfigError> {
     load_with_env(path, None)
 }
 
+/// What the command line sets over the file: applied by [`load_with`] on every load (at
+/// start and on each reload), so that a reload never forgets them.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `run --member I/N`: replaces `[cluster]`.
+    pub member: Option<Member>,
+    /// `run --web.config.file`: replaces `server.web_config_file`.
+    pub web_config_file: Option<PathBuf>,
+}
+
+/// As [`load`], with the command line's overrides applied.
+pub fn load_with(path: &Path, overrides: &Overrides) -> Result<Settings, ConfigError> {
+    let mut settings = load(path)?;
+    if let Some(file) = &overrides.web_config_file {
+        settings.server.web_config_file = Some(file.clone());
+    }
+    if overrides.member.is_some() {
+        settings.set_member(overrides.member);
+    }
+    Ok(settings)
+}
+
 /// As [`load`], with the environment given explicitly (tests); `None` reads the process's.
 pub fn load_with_env(
     path: &Path,
@@ -370,6 +399,13 @@ fn parse(
     let metrics = root
         .section("metrics")
         .and_then(|mut s| metrics::metrics(&mut s));
+    let member = if root.has("cluster") {
+        root.section("cluster")
+            .and_then(|mut s| cluster::cluster(&mut s))
+            .map(Some)
+    } else {
+        Some(None)
+    };
     root.finish();
 
     // Every reader that gives nothing has recorded why.
@@ -382,7 +418,9 @@ fn parse(
                 overrides: all(overrides)?,
                 silences: all(silences)?,
             },
-            shards: all(shards)?,
+            shards: Vec::new(),
+            configured_shards: all(shards)?,
+            cluster: member?,
             sources: all(sources)?,
             references: all(references)?,
             notifiers: all(notifiers)?,
@@ -393,8 +431,44 @@ fn parse(
     })();
     let problems = problems.take();
     match settings {
-        Some(settings) if problems.is_empty() => Ok(settings),
+        Some(mut settings) if problems.is_empty() => {
+            settings.split();
+            Ok(settings)
+        }
         _ => Err(problems),
+    }
+}
+
+impl Settings {
+    /// Sets this replica's member (`None`: every shard) and keeps in `shards` the
+    /// configured shards it owns; a member left with none gets a warning.
+    pub fn set_member(&mut self, member: Option<Member>) {
+        self.cluster = member;
+        self.split();
+    }
+
+    fn split(&mut self) {
+        self.shards = match self.cluster {
+            None => self.configured_shards.clone(),
+            Some(member) => self
+                .configured_shards
+                .iter()
+                .filter(|s| member.owns(&s.name))
+                .cloned()
+                .collect(),
+        };
+        self.warnings.retain(|w| w.key != "cluster.member");
+        if let Some(member) = self.cluster
+            && self.shards.is_empty()
+        {
+            self.warnings.push(Problem {
+                key: "cluster.member".to_string(),
+                message: format!(
+                    "member {member} owns none of the {} configured shards: this replica reads only the sources",
+                    self.configured_shards.len()
+                ),
+            });
+        }
     }
 }
 

@@ -175,8 +175,22 @@ impl Section {
     }
 
     pub(super) fn positive(&mut self, key: &str, default: usize) -> Option<usize> {
+        self.whole(key, Some(default), 1)
+    }
+
+    /// A whole number of at least `least`; `default` when absent, or a problem when there
+    /// is none.
+    pub(super) fn whole(
+        &mut self,
+        key: &str,
+        default: Option<usize>,
+        least: i128,
+    ) -> Option<usize> {
         let Some(value) = self.table.remove(key) else {
-            return Some(default);
+            if default.is_none() {
+                self.problem(key, "is missing".to_string());
+            }
+            return default;
         };
         let number = match &value.kind {
             ValueKind::I64(n) => Some(i128::from(*n)),
@@ -188,13 +202,16 @@ impl Section {
             _ => None,
         };
         match number
-            .filter(|n| *n >= 1)
+            .filter(|n| *n >= least)
             .and_then(|n| usize::try_from(n).ok())
         {
             Some(n) => Some(n),
             None => {
                 let shown = self.shown(key, &value);
-                self.problem(key, format!("{shown} is not a whole number of at least 1"));
+                self.problem(
+                    key,
+                    format!("{shown} is not a whole number of at least {least}"),
+                );
                 None
             }
         }
@@ -225,6 +242,26 @@ impl Section {
                     key,
                     format!("{shown} is not a ratio {least} and at most 1, such as 0.85"),
                 );
+                None
+            }
+        }
+    }
+
+    /// `true` or `false` (from the environment also as text).
+    pub(super) fn boolean(&mut self, key: &str, default: bool) -> Option<bool> {
+        let Some(value) = self.table.remove(key) else {
+            return Some(default);
+        };
+        match &value.kind {
+            ValueKind::Boolean(b) => Some(*b),
+            ValueKind::String(text)
+                if from_env(&value) && matches!(text.trim(), "true" | "false") =>
+            {
+                Some(text.trim() == "true")
+            }
+            _ => {
+                let shown = self.shown(key, &value);
+                self.problem(key, format!("{shown} is not true or false"));
                 None
             }
         }

@@ -172,7 +172,6 @@ async fn metrics_carry_the_contract_names_and_a_dropped_table_disappears() {
     for name in [
         "headroom_column_current",
         "headroom_column_max",
-        "headroom_column_used_ratio",
         "headroom_column_type_mismatch",
         "headroom_shard_up",
         "headroom_shard_poll_duration_seconds",
@@ -204,7 +203,21 @@ async fn metrics_carry_the_contract_names_and_a_dropped_table_disappears() {
     );
     assert_eq!(
         metric_value(&text, "headroom_column_used_ratio", &small),
-        Some(100.0 / 127.0)
+        None,
+        "the used ratio is current / max in PromQL"
+    );
+    let with_ratio = headroom::metrics::Metrics::with_settings(headroom::config::MetricsSettings {
+        used_ratio: true,
+        ..Default::default()
+    });
+    assert_eq!(
+        metric_value(
+            &with_ratio.render(&app.store.read()),
+            "headroom_column_used_ratio",
+            &small
+        ),
+        Some(100.0 / 127.0),
+        "[metrics] used_ratio = true writes it"
     );
     assert_eq!(
         metric_value(&text, "headroom_column_type_mismatch", &small),

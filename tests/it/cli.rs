@@ -340,3 +340,25 @@ fn check_leaves_the_daemons_history_file_alone() {
     );
     assert!(!stderr.contains("History file"), "{stderr}");
 }
+
+#[test]
+fn a_member_that_is_not_i_of_n_exits_2_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_config(
+        &dir,
+        "[[shards]]\nname = \"a\"\nurl = \"mysql://m@127.0.0.1:1\"\n",
+    );
+    for member in ["3/3", "one/3", "1"] {
+        for sub in ["check", "run"] {
+            let out = Command::new(BIN)
+                .args([sub, "--member", member, "--config"])
+                .arg(&path)
+                .output()
+                .expect("run");
+            assert_eq!(out.status.code(), Some(2), "{sub} {member}");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(stderr.contains("--member"), "{stderr}");
+            assert!(stderr.contains(&format!("'{member}'")), "{stderr}");
+        }
+    }
+}

@@ -504,3 +504,45 @@ fn a_wildcard_listen_address_links_pages_to_the_host_name_with_a_warning() {
     assert_eq!(settings.server.external_url, "https://headroom.example.com");
     assert!(settings.warnings.is_empty());
 }
+
+#[test]
+fn a_cluster_needs_a_member_below_members_counted_from_zero() {
+    let fleet = "[[shards]]\nname = \"a\"\nurl = \"mysql://m@db1\"\n";
+    for (cluster, key, text) in [
+        (
+            "member = 3\nmembers = 3",
+            "cluster.member",
+            "counted from 0",
+        ),
+        ("member = 0\nmembers = 0", "cluster.members", "at least 1"),
+        ("member = -1\nmembers = 2", "cluster.member", "at least 0"),
+        ("members = 2", "cluster.member", "is missing"),
+        ("member = 0", "cluster.members", "is missing"),
+        (
+            "member = \"0\"\nmembers = 2",
+            "cluster.member",
+            "whole number",
+        ),
+        (
+            "member = 0\nmembers = 5000",
+            "cluster.members",
+            "more than the 1024",
+        ),
+        (
+            "member = 0\nmembers = 2\nreplicas = 2",
+            "cluster.replicas",
+            "unknown key",
+        ),
+    ] {
+        let p = problems(&format!("[cluster]\n{cluster}\n{fleet}"), &[]);
+        assert!(has(&p, key, text), "{cluster}: {p:?}");
+    }
+    // The environment sets it too (a StatefulSet's ordinal, say).
+    let settings = config::from_toml_str(
+        &format!("[cluster]\nmember = 1\nmembers = 2\n{fleet}"),
+        &|_| None,
+    )
+    .expect("valid");
+    assert_eq!(settings.configured_shards.len(), 1);
+    assert_eq!(settings.cluster.map(|m| m.to_string()), Some("1/2".into()));
+}

@@ -3,6 +3,7 @@
 
 mod api;
 mod cli;
+mod cluster;
 mod config_errors;
 mod e2e;
 mod faults;

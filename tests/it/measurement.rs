@@ -175,7 +175,9 @@ async fn the_etsy_case_shows_exhausted_and_critical_on_the_api_and_metrics() {
         metric_value(&metrics, "headroom_column_type_mismatch", &actor),
         Some(1.0)
     );
-    assert!(metric_value(&metrics, "headroom_column_used_ratio", &actor).unwrap_or(0.0) > 1.0);
+    let current = metric_value(&metrics, "headroom_column_current", &actor).unwrap_or(0.0);
+    let max = metric_value(&metrics, "headroom_column_max", &actor).unwrap_or(f64::MAX);
+    assert!(current / max > 1.0, "{current} / {max}");
     let a = cluster.tickets[0].port().to_string();
     let b = cluster.tickets[1].port().to_string();
     let server_a = format!("127.0.0.1:{a}");

@@ -29,7 +29,10 @@ async fn at_risk_exports_a_column_at_warning_but_not_one_at_one_percent_and_alwa
             servers[0].url("root", None)
         )
     };
-    let app = spawn_app(settings(&toml("[metrics]\ncolumns = \"at_risk\"\n"))).await;
+    let app = spawn_app(settings(&toml(
+        "[metrics]\ncolumns = \"at_risk\"\nused_ratio = true\n",
+    )))
+    .await;
     app.wait_ready().await;
     let (status, text) = app.get_text("/metrics").await;
     assert_eq!(status, 200);

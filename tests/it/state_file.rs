@@ -36,7 +36,23 @@ fn toml(state: &Path, hook: &str, extra: &str) -> String {
 /// Runs `headroom run` on `config` (as `uid` if given) until it exits; `None` if it still
 /// runs after 30 s (then it is killed).
 fn run_until_exit(config: &Path, uid: Option<u32>) -> (Option<i32>, String) {
-    let mut command = Command::new(BIN);
+    // Another user may not reach the build's directory (a checkout under a private
+    // directory): run a copy from a directory anyone can read.
+    let copy = tempfile::tempdir().expect("tempdir");
+    let program = match uid {
+        None => PathBuf::from(BIN),
+        Some(_) => {
+            use std::os::unix::fs::PermissionsExt;
+            let program = copy.path().join("headroom");
+            std::fs::copy(BIN, &program).expect("copy the binary");
+            for path in [copy.path(), program.as_path()] {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+                    .expect("chmod");
+            }
+            program
+        }
+    };
+    let mut command = Command::new(&program);
     command
         .arg("run")
         .arg("--config")
