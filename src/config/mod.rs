@@ -13,6 +13,7 @@
 //! - `section`: the walker every reader uses (typed values, problems, unknown keys);
 //! - `server`: `[server]`, `[poll]`;
 //! - `fleet`: `[[shards]]`, `[[sources]]`, `[[references]]`;
+//! - `range`: `{N..M}` ranges in a shard's name, URL and password file, expanded;
 //! - `policy`: `[thresholds]`, `[[overrides]]`, `[[silences]]`, glob lists;
 //! - `metrics`: `[metrics]`;
 //! - `notifiers`: `[pagerduty]`, `[webhook]`, `[state]`;
@@ -24,6 +25,7 @@ mod fleet;
 mod metrics;
 mod notifiers;
 mod policy;
+mod range;
 mod secret;
 mod section;
 mod server;
@@ -212,7 +214,7 @@ impl fmt::Debug for NotifierSettings {
 pub const PAGERDUTY_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 
 /// One problem in the configuration, with the key that holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Problem {
     /// Dotted path, e.g. `shards[1].url`.
     pub key: String,
@@ -340,7 +342,7 @@ fn parse(
     });
     let mut shard_names = HashSet::new();
     let shards = root.tables("shards", true, |s| {
-        fleet::shard(s, &mut shard_names, lookup, base)
+        fleet::shards(s, &mut shard_names, lookup, base)
     });
     // Every name given, also of sources in error, so that a reference to one is not a
     // second problem.
@@ -382,7 +384,7 @@ fn parse(
                 overrides: all(overrides)?,
                 silences: all(silences)?,
             },
-            shards: all(shards)?,
+            shards: all(shards)?.into_iter().flatten().collect(),
             sources: all(sources)?,
             references: all(references)?,
             notifiers: all(notifiers)?,
@@ -391,7 +393,13 @@ fn parse(
             warnings,
         })
     })();
-    let problems = problems.take();
+    // An entry expanded from a range repeats the problems of the keys it shares.
+    let mut seen = HashSet::new();
+    let problems: Vec<Problem> = problems
+        .take()
+        .into_iter()
+        .filter(|p| seen.insert(p.clone()))
+        .collect();
     match settings {
         Some(settings) if problems.is_empty() => Ok(settings),
         _ => Err(problems),

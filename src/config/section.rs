@@ -246,6 +246,31 @@ impl Section {
         }
     }
 
+    /// The string at `key`, left in place; `None` when absent or not a string.
+    pub(super) fn peek_string(&self, key: &str) -> Option<String> {
+        match &self.table.get(key)?.kind {
+            ValueKind::String(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+
+    /// A copy of this table under the same path, with the strings at `keys` replaced by
+    /// `values` (their origin kept): one entry of an expanded range.
+    pub(super) fn with_strings(&self, keys: &[&str], values: &[String]) -> Section {
+        let mut table = self.table.clone();
+        for (key, text) in keys.iter().zip(values) {
+            let origin = table.get(*key).and_then(|v| v.origin().map(str::to_string));
+            let value = Value::new(origin.as_ref(), ValueKind::String(text.clone()));
+            table.insert((*key).to_string(), value);
+        }
+        self.child(self.path.clone(), table)
+    }
+
+    /// Drops every key left: their problems were reported by the copies that read them.
+    pub(super) fn forget(&mut self) {
+        self.table.clear();
+    }
+
     pub(super) fn has(&self, key: &str) -> bool {
         self.table.contains_key(key)
     }
