@@ -13,6 +13,7 @@
 //! - `section`: the walker every reader uses (typed values, problems, unknown keys);
 //! - `server`: `[server]`, `[poll]`;
 //! - `fleet`: `[[shards]]`, `[[sources]]`, `[[references]]`;
+//! - `include`: `[include] files`, more fleet entries from other files;
 //! - `range`: `{N..M}` ranges in a shard's name, URL and password file, expanded;
 //! - `policy`: `[thresholds]`, `[[overrides]]`, `[[silences]]`, glob lists;
 //! - `metrics`: `[metrics]`;
@@ -22,6 +23,7 @@
 
 mod endpoint;
 mod fleet;
+mod include;
 mod metrics;
 mod notifiers;
 mod policy;
@@ -340,19 +342,34 @@ fn parse(
         s.finish();
         limits
     });
+    let included = root
+        .section("include")
+        .map(|mut s| include::read(&mut s, base))
+        .unwrap_or_default();
+    let mut files: Vec<Section> = included
+        .into_iter()
+        .map(|(label, value)| root.included(value, &label))
+        .collect();
     let mut shard_names = HashSet::new();
-    let shards = root.tables("shards", true, |s| {
+    let shards = shard_tables(&mut root, &mut files, |s| {
         fleet::shards(s, &mut shard_names, lookup, base)
     });
     // Every name given, also of sources in error, so that a reference to one is not a
     // second problem.
     let mut source_names = HashSet::new();
-    let sources = root.tables("sources", false, |s| {
+    let sources = every(&mut root, &mut files, "sources", |s| {
         fleet::source(s, &mut source_names, lookup, base)
     });
-    let references = root.tables("references", false, |s| fleet::reference(s, &source_names));
-    let overrides = root.tables("overrides", false, |s| policy::an_override(s, limits));
-    let silences = root.tables("silences", false, policy::silence);
+    let references = every(&mut root, &mut files, "references", |s| {
+        fleet::reference(s, &source_names)
+    });
+    let overrides = every(&mut root, &mut files, "overrides", |s| {
+        policy::an_override(s, limits)
+    });
+    let silences = every(&mut root, &mut files, "silences", policy::silence);
+    for file in &mut files {
+        file.finish_with(include::NOT_ALLOWED);
+    }
     let mut notifiers = Vec::new();
     if root.has("pagerduty") {
         notifiers.push(
@@ -404,6 +421,40 @@ fn parse(
         Some(settings) if problems.is_empty() => Ok(settings),
         _ => Err(problems),
     }
+}
+
+/// `[[key]]` of the main file, then of every included file, each read by `read`.
+fn every<T>(
+    root: &mut Section,
+    files: &mut [Section],
+    key: &str,
+    mut read: impl FnMut(&mut Section) -> Option<T>,
+) -> Vec<Option<T>> {
+    let mut out = root.tables(key, false, &mut read);
+    for file in files {
+        out.extend(file.tables(key, false, &mut read));
+    }
+    out
+}
+
+/// `[[shards]]` of every file: at least one over all of them.
+fn shard_tables<T>(
+    root: &mut Section,
+    files: &mut [Section],
+    read: impl FnMut(&mut Section) -> Option<T>,
+) -> Vec<Option<T>> {
+    if files.is_empty() {
+        return root.tables("shards", true, read);
+    }
+    let out = every(root, files, "shards", read);
+    if out.is_empty() {
+        root.problem(
+            "shards",
+            "is missing: at least one [[shards]] is needed, in this file or an included one"
+                .to_string(),
+        );
+    }
+    out
 }
 
 /// Every part, if each one was read.

@@ -18,6 +18,9 @@ pub(super) struct Section {
     table: BTreeMap<String, Value>,
     /// Shared by every section of one parse.
     problems: Rc<RefCell<Vec<Problem>>>,
+    /// The included file this table comes from, named before the key of its problems;
+    /// `None` for the main file.
+    file: Option<Rc<str>>,
 }
 
 impl Section {
@@ -30,7 +33,15 @@ impl Section {
             path: String::new(),
             table,
             problems,
+            file: None,
         }
+    }
+
+    /// The root table of an included file, `file` as its problems name it.
+    pub(super) fn included(&self, value: Value, file: &str) -> Section {
+        let mut root = Section::root(value, Rc::clone(&self.problems));
+        root.file = Some(Rc::from(file));
+        root
     }
 
     pub(super) fn child(&self, path: String, table: BTreeMap<String, Value>) -> Section {
@@ -38,6 +49,7 @@ impl Section {
             path,
             table,
             problems: Rc::clone(&self.problems),
+            file: self.file.clone(),
         }
     }
 
@@ -50,7 +62,10 @@ impl Section {
     }
 
     pub(super) fn problem(&mut self, key: &str, message: String) {
-        let key = self.key(key);
+        let key = match &self.file {
+            Some(file) => format!("{file}: {}", self.key(key)),
+            None => self.key(key),
+        };
         self.problems.borrow_mut().push(Problem { key, message });
     }
 
@@ -292,6 +307,15 @@ impl Section {
             return None;
         }
         Some(name)
+    }
+
+    /// Reports every key left with `message` (an included file's keys that only the main
+    /// file may hold).
+    pub(super) fn finish_with(&mut self, message: &str) {
+        let left: Vec<String> = std::mem::take(&mut self.table).into_keys().collect();
+        for key in left {
+            self.problem(&key, message.to_string());
+        }
     }
 
     /// Reports every key nobody asked for.
