@@ -33,6 +33,9 @@ enum Command {
         /// `server.web_config_file`.
         #[arg(long = "web.config.file", value_name = "FILE")]
         web_config_file: Option<PathBuf>,
+        /// Enable `POST /-/reload` (SIGHUP reloads the configuration in any case).
+        #[arg(long = "web.enable-lifecycle")]
+        enable_lifecycle: bool,
     },
     /// Poll once and print the columns at warning or worse. Exit 0 all ok, 1 warning,
     /// 2 critical, exhausted, or a server unreachable (and 2 for a bad configuration).
@@ -63,7 +66,8 @@ fn main() -> ExitCode {
             Command::Run {
                 config,
                 web_config_file,
-            } => run(config, web_config_file).await,
+                enable_lifecycle,
+            } => run(config, web_config_file, enable_lifecycle).await,
             Command::Check { config, all, json } => check(config, all, json).await,
         }
     })
@@ -80,13 +84,13 @@ fn load(path: &std::path::Path) -> Result<config::Settings, ExitCode> {
     Ok(settings)
 }
 
-async fn run(path: PathBuf, web_config_file: Option<PathBuf>) -> ExitCode {
+async fn run(path: PathBuf, web_config_file: Option<PathBuf>, lifecycle: bool) -> ExitCode {
     let mut settings = match load(&path) {
         Ok(s) => s,
         Err(code) => return code,
     };
     if web_config_file.is_some() {
-        settings.server.web_config_file = web_config_file;
+        settings.server.web_config_file = web_config_file.clone();
     }
     let app = match App::build(settings).await {
         Ok(app) => app,
@@ -101,8 +105,16 @@ async fn run(path: PathBuf, web_config_file: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(if refused { 2 } else { 1 });
         }
     };
+    let source = headroom::reload::Source {
+        path,
+        web_config_file,
+    };
+    let app = app.reloadable(source, lifecycle);
     let token = CancellationToken::new();
     headroom::shutdown::cancel_on_signal(token.clone());
+    if let Some(handle) = app.reload_handle() {
+        headroom::shutdown::reload_on_hangup(handle, token.clone());
+    }
     match app.run(token).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

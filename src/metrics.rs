@@ -15,7 +15,8 @@ use prometheus::{Encoder, GaugeVec, IntCounterVec, Opts, Registry, TextEncoder};
 use crate::config::{MetricColumns, MetricsSettings};
 use crate::headroom::{Ppm, Status};
 use crate::measure::ColumnReport;
-use crate::state::{ShardState, Snapshot, SourceState};
+use crate::state::{Removed, ShardState, Snapshot, SourceState};
+use chrono::Utc;
 
 /// One sample of a per-column gauge: exact integers stay integers in the text.
 enum Sample {
@@ -87,8 +88,10 @@ const COLUMN_FAMILIES: [ColumnFamily; 8] = [
 /// The registry and every metric in it.
 pub struct Metrics {
     registry: Registry,
-    /// Which columns get per-column series.
-    settings: MetricsSettings,
+    /// Which columns get per-column series; a reload may change it.
+    settings: std::sync::RwLock<MetricsSettings>,
+    /// `headroom_config_last_reload_successful` and its timestamp.
+    reload: ReloadGauges,
     source: SourceGauges,
     shard: ShardGauges,
     pager_events: IntCounterVec,
@@ -97,6 +100,12 @@ pub struct Metrics {
     state_last_save: GaugeVec,
     /// No labels: present (at 0) once a pager exists.
     state_save_errors: IntCounterVec,
+}
+
+/// The outcome of the last configuration reload (the start counts as one).
+struct ReloadGauges {
+    successful: GaugeVec,
+    last_success: GaugeVec,
 }
 
 /// Per source (and per server of a source).
@@ -247,8 +256,23 @@ impl Metrics {
     /// Per-column series as `[metrics]` says.
     pub fn with_settings(settings: MetricsSettings) -> Metrics {
         let r = Registry::new();
-        Metrics {
-            settings,
+        let reload = ReloadGauges {
+            successful: gauge(
+                &r,
+                "headroom_config_last_reload_successful",
+                "1 when the last configuration reload (or the start) succeeded, 0 when it was rejected.",
+                &[],
+            ),
+            last_success: gauge(
+                &r,
+                "headroom_config_last_reload_success_timestamp_seconds",
+                "Unix time of the last successful configuration reload, or of the start.",
+                &[],
+            ),
+        };
+        let metrics = Metrics {
+            settings: std::sync::RwLock::new(settings),
+            reload,
             source: SourceGauges::new(&r),
             shard: ShardGauges::new(&r),
             pager_events: counter(
@@ -276,6 +300,67 @@ impl Metrics {
                 &[],
             ),
             registry: r,
+        };
+        metrics.reloaded(true);
+        metrics
+    }
+
+    /// Records a configuration reload (or the start): rejected, or taken now.
+    pub fn reloaded(&self, successful: bool) {
+        let gauge = self.reload.successful.with_label_values::<&str>(&[]);
+        gauge.set(if successful { 1.0 } else { 0.0 });
+        if successful {
+            self.reload
+                .last_success
+                .with_label_values::<&str>(&[])
+                .set(Utc::now().timestamp_millis() as f64 / 1000.0);
+        }
+    }
+
+    /// A new configuration's `[metrics]`.
+    pub fn set_settings(&self, settings: MetricsSettings) {
+        *self.settings.write().unwrap_or_else(|e| e.into_inner()) = settings;
+    }
+
+    /// Drops every series of what a new configuration removed: each per-shard family of
+    /// the removed shards, each per-source one of the removed sources and servers (the
+    /// per-column families are written from the store, which no longer holds them).
+    pub fn forget(&self, removed: &Removed) {
+        for name in &removed.shards {
+            let l = [name.as_str()];
+            let _ = self.shard.poll_errors.remove_label_values(&l);
+            for vec in [
+                &self.shard.up,
+                &self.shard.poll_duration,
+                &self.shard.last_success,
+                &self.shard.max_used_ratio,
+            ] {
+                let _ = vec.remove_label_values(&l);
+            }
+            for status in Status::ALL {
+                let _ = self
+                    .shard
+                    .columns
+                    .remove_label_values(&[name.as_str(), status.as_str()]);
+            }
+        }
+        for (source, server) in &removed.servers {
+            let l = [source.as_str(), server.as_str()];
+            let _ = self.source.current.remove_label_values(&l);
+            let _ = self.source.up.remove_label_values(&l);
+        }
+        for name in &removed.sources {
+            let g = &self.source;
+            for vec in [
+                &g.max,
+                &g.remaining,
+                &g.used_ratio,
+                &g.growth,
+                &g.seconds_to_exhaustion,
+                &g.status,
+            ] {
+                let _ = vec.remove_label_values(&[name.as_str()]);
+            }
         }
     }
 
@@ -321,11 +406,11 @@ impl Metrics {
     }
 
     /// Whether `c` gets its per-column series.
-    fn exports(&self, c: &ColumnReport) -> bool {
-        match self.settings.columns {
+    fn exports(settings: &MetricsSettings, c: &ColumnReport) -> bool {
+        match settings.columns {
             MetricColumns::All => true,
             MetricColumns::AtRisk => {
-                let min = self.settings.min_ratio.get();
+                let min = settings.min_ratio.get();
                 c.status != Status::Ok
                     || c.time_status != Status::Ok
                     || c.type_mismatch
@@ -432,8 +517,9 @@ impl Metrics {
         let mut labels = String::new();
         let mut spans = Vec::new();
         let mut columns = Vec::new();
+        let settings = *self.settings.read().unwrap_or_else(|e| e.into_inner());
         for c in snapshot.shards.iter().flat_map(|s| s.columns.iter()) {
-            if !self.exports(c) {
+            if !Metrics::exports(&settings, c) {
                 continue;
             }
             let start = labels.len();

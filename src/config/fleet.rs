@@ -44,7 +44,7 @@ pub(super) fn shards(
             return None;
         }
     };
-    if expanded.len() == 1 {
+    if expanded.len() == 1 && expanded[0] == texts {
         return shard(s, names, lookup, base).map(|one| vec![one]);
     }
     let read: Vec<Option<ShardSettings>> = expanded

@@ -78,7 +78,7 @@ pub struct Settings {
     pub warnings: Vec<Problem>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerSettings {
     /// `host:port` for /metrics and the API; port 0 picks a free port (tests).
     pub listen: SocketAddr,

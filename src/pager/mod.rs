@@ -38,11 +38,43 @@ use state_file::{FileState, Journal, NotifierFile, Taken};
 
 /// A notifier with its lifecycle and outbox.
 struct Notifier {
+    /// `pagerduty` or `webhook`: the state file's section and the `notifier` label.
+    name: &'static str,
+    /// Its settings and client, replaced whole by a reload.
+    live: std::sync::RwLock<Arc<Live>>,
+    /// Wakes the delivery task when the outbox gains an event.
+    wake: Notify,
+}
+
+/// A notifier's settings and the client built from them.
+pub struct Live {
     settings: NotifierSettings,
     /// Its own client: its own `timeout` and user agent, whatever the other notifiers use.
     client: reqwest::Client,
-    /// Wakes the delivery task when the outbox gains an event.
-    wake: Notify,
+}
+
+impl Live {
+    fn new(settings: &NotifierSettings) -> Result<Live, StartError> {
+        let client = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .user_agent(user_agent(settings.name))
+            .build()
+            .map_err(|error| StartError::Client {
+                notifier: settings.name,
+                error,
+            })?;
+        Ok(Live {
+            settings: settings.clone(),
+            client,
+        })
+    }
+}
+
+impl Notifier {
+    /// The settings and client in force now.
+    fn live(&self) -> Arc<Live> {
+        Arc::clone(&self.live.read().unwrap_or_else(|e| e.into_inner()))
+    }
 }
 
 /// The mutable part, under one lock.
@@ -118,17 +150,9 @@ impl Pager {
         let loaded = state_file::load(&settings.state_path)?;
         let mut notifiers = Vec::new();
         for n in &settings.notifiers {
-            let client = reqwest::Client::builder()
-                .timeout(n.timeout)
-                .user_agent(user_agent(n.name))
-                .build()
-                .map_err(|error| StartError::Client {
-                    notifier: n.name,
-                    error,
-                })?;
             notifiers.push(Notifier {
-                settings: n.clone(),
-                client,
+                name: n.name,
+                live: std::sync::RwLock::new(Arc::new(Live::new(n)?)),
                 wake: Notify::new(),
             });
         }
@@ -205,7 +229,7 @@ impl Pager {
                 .zip(books.lifecycles.iter().zip(&books.outboxes))
                 .map(|(n, (l, o))| {
                     (
-                        n.settings.name.to_string(),
+                        n.name.to_string(),
                         NotifierFile {
                             incidents: l.incidents.clone(),
                             outbox: o.clone(),
@@ -283,8 +307,7 @@ impl Pager {
 
     fn publish_depths(&self, books: &Books) {
         for (n, outbox) in self.notifiers.iter().zip(&books.outboxes) {
-            self.metrics
-                .pager_queue_depth(n.settings.name, outbox.len());
+            self.metrics.pager_queue_depth(n.name, outbox.len());
         }
     }
 
@@ -327,6 +350,47 @@ impl Pager {
             }
         }
         (out, scope)
+    }
+
+    /// The settings and clients of a new configuration's notifiers, built before anything
+    /// is swapped: a client that cannot be built rejects the configuration.
+    pub fn prepare(&self, settings: &Settings) -> Result<Vec<Live>, StartError> {
+        settings
+            .notifiers
+            .iter()
+            .filter(|n| self.notifiers.iter().any(|o| o.name == n.name))
+            .map(Live::new)
+            .collect()
+    }
+
+    /// Swaps in what [`Pager::prepare`] built; says (as warnings) which notifiers were added
+    /// or removed, which takes a restart: open incidents and their outboxes stay as they are.
+    pub fn reconfigure(&self, settings: &Settings, prepared: Vec<Live>) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for n in &self.notifiers {
+            if !settings.notifiers.iter().any(|s| s.name == n.name) {
+                warnings.push(format!(
+                    "[{}] was removed: it keeps running until a restart",
+                    n.name
+                ));
+            }
+        }
+        for s in &settings.notifiers {
+            if !self.notifiers.iter().any(|n| n.name == s.name) {
+                warnings.push(format!(
+                    "[{}] was added: it starts at the next restart",
+                    s.name
+                ));
+            }
+        }
+        for live in prepared {
+            if let Some(n) = self.notifiers.iter().find(|n| n.name == live.settings.name) {
+                *n.live.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(live);
+                // A delivery waiting out a rate limit takes the new one at its next event.
+                n.wake.notify_one();
+            }
+        }
+        warnings
     }
 
     /// Evaluates every condition of `snapshot` and queues the events.
@@ -381,13 +445,14 @@ impl Pager {
         let mut changed = false;
         let mut queued = Vec::new();
         for (i, n) in self.notifiers.iter().enumerate() {
-            let (conditions, scope) = self.conditions(snapshot, &n.settings, now);
+            let live = n.live();
+            let (conditions, scope) = self.conditions(snapshot, &live.settings, now);
             let before = books.lifecycles[i].incidents.len();
             let events =
-                books.lifecycles[i].evaluate(conditions, &scope, n.settings.min_severity, now);
+                books.lifecycles[i].evaluate(conditions, &scope, live.settings.min_severity, now);
             changed |= !events.is_empty() || before != books.lifecycles[i].incidents.len();
             for e in &events {
-                tracing::info!(notifier = n.settings.name, action = e.action.as_str(), dedup_key = %e.dedup_key, severity = e.severity.as_str(), summary = %e.summary, "Page queued");
+                tracing::info!(notifier = n.name, action = e.action.as_str(), dedup_key = %e.dedup_key, severity = e.severity.as_str(), summary = %e.summary, "Page queued");
             }
             if !events.is_empty() {
                 books.outboxes[i].extend(events);
@@ -432,8 +497,8 @@ impl Pager {
                     })
                     .collect();
                 serde_json::json!({
-                    "notifier": n.settings.name,
-                    "min_severity": n.settings.min_severity,
+                    "notifier": n.name,
+                    "min_severity": n.live().settings.min_severity,
                     "open": open,
                     "undelivered": undelivered,
                 })
@@ -447,7 +512,7 @@ impl Pager {
         let books = self.lock();
         self.notifiers
             .iter()
-            .position(|n| n.settings.name == name)
+            .position(|n| n.name == name)
             .map_or(0, |i| books.outboxes[i].len())
     }
 }
