@@ -783,6 +783,75 @@ mod tests {
     }
 
     #[test]
+    fn a_reload_drops_the_series_of_what_it_removed_and_keeps_the_rest() {
+        let shards = |names: &[&str], servers: &str| {
+            let mut toml = String::new();
+            for n in names {
+                toml.push_str(&format!(
+                    "[[shards]]\nname = \"{n}\"\nurl = \"mysql://u@h/\"\n"
+                ));
+            }
+            toml.push_str(&format!(
+                "[[sources]]\nname = \"tickets\"\nkind = \"ticket_server\"\n\
+                 servers = [{servers}]\ntable = \"Tickets64\"\n"
+            ));
+            crate::config::from_toml_str(&toml, &|_| None).expect("settings")
+        };
+        let before = shards(&["s", "t"], "\"mysql://u@a:1/x\", \"mysql://u@b:1/x\"");
+        let store = crate::state::Store::new(&before);
+        let metrics = Metrics::new();
+        let at = chrono::Utc::now();
+        for name in ["s", "t"] {
+            store.shard_succeeded(name, Vec::new(), Vec::new(), Default::default(), at);
+        }
+        for server in ["a:1", "b:1"] {
+            let int = crate::headroom::IntType::new(crate::headroom::Width::Int, false);
+            store.source_server_read("tickets", server, Ok((5, int, "int".into())), at);
+        }
+        let snapshot = store.read().clone();
+        for shard in &snapshot.shards {
+            metrics.publish_shard(shard, false);
+        }
+        metrics.publish_source(&snapshot.sources[0]);
+        let text = metrics.render(&store.read());
+        assert!(
+            text.contains("headroom_shard_up{shard=\"s\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("server=\"a:1\""), "{text}");
+
+        let after = shards(&["t", "u"], "\"mysql://u@b:1/x\"");
+        let removed = store.reconfigure(&after);
+        assert_eq!(removed.shards, ["s"]);
+        assert_eq!(
+            removed.servers,
+            [("tickets".to_string(), "a:1".to_string())]
+        );
+        assert!(removed.sources.is_empty());
+        metrics.forget(&removed);
+        let text = metrics.render(&store.read());
+        assert!(!text.contains("shard=\"s\""), "{text}");
+        assert!(!text.contains("server=\"a:1\""), "{text}");
+        assert!(
+            text.contains("headroom_shard_up{shard=\"t\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("headroom_source_current{server=\"b:1\",source=\"tickets\"} 5\n"),
+            "{text}"
+        );
+        let snap = store.read();
+        let kept: Vec<(&str, bool)> = snap
+            .shards
+            .iter()
+            .map(|s| (s.name.as_str(), s.polled))
+            .collect();
+        assert_eq!(kept, [("t", true), ("u", false)]);
+        assert_eq!(snap.sources[0].servers.len(), 1);
+        assert_eq!(snap.sources[0].servers[0].current, Some(5));
+    }
+
+    #[test]
     fn statuses_are_numbered_in_order_of_urgency() {
         assert_eq!(
             Status::ALL.map(status_value),
