@@ -14,9 +14,22 @@ use super::section::Section;
 /// What an included file may not hold is reported with this.
 pub(super) const NOT_ALLOWED: &str = "is not allowed in an included file: it may hold only [[shards]], [[sources]], [[references]], [[overrides]] and [[silences]]";
 
+/// `[include]` of `root`: the root table of every included file, as a section whose
+/// problems name the file.
+pub(super) fn sections(root: &mut Section, base: &Path) -> Vec<Section> {
+    let included = root
+        .section("include")
+        .map(|mut s| read(&mut s, base))
+        .unwrap_or_default();
+    included
+        .into_iter()
+        .map(|(label, value)| root.included(value, &label))
+        .collect()
+}
+
 /// `[include]`: the root table of every included file, in pattern order, then name order;
 /// each named as written relative to the main file (`conf.d/a.toml`).
-pub(super) fn read(s: &mut Section, base: &Path) -> Vec<(String, Value)> {
+fn read(s: &mut Section, base: &Path) -> Vec<(String, Value)> {
     let patterns = s.string_list("files", false).unwrap_or_default();
     s.finish();
     let mut out = Vec::new();

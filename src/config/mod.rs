@@ -342,14 +342,7 @@ fn parse(
         s.finish();
         limits
     });
-    let included = root
-        .section("include")
-        .map(|mut s| include::read(&mut s, base))
-        .unwrap_or_default();
-    let mut files: Vec<Section> = included
-        .into_iter()
-        .map(|(label, value)| root.included(value, &label))
-        .collect();
+    let mut files = include::sections(&mut root, base);
     let mut shard_names = HashSet::new();
     let shards = shard_tables(&mut root, &mut files, |s| {
         fleet::shards(s, &mut shard_names, lookup, base)
@@ -370,19 +363,7 @@ fn parse(
     for file in &mut files {
         file.finish_with(include::NOT_ALLOWED);
     }
-    let mut notifiers = Vec::new();
-    if root.has("pagerduty") {
-        notifiers.push(
-            root.section("pagerduty")
-                .and_then(|mut s| notifiers::pagerduty(&mut s, lookup, base)),
-        );
-    }
-    if root.has("webhook") {
-        notifiers.push(
-            root.section("webhook")
-                .and_then(|mut s| notifiers::webhook(&mut s)),
-        );
-    }
+    let notifiers = notifiers::every(&mut root, lookup, base);
     let state_path = root
         .section("state")
         .and_then(|mut s| notifiers::state_path(&mut s, base));
@@ -410,13 +391,7 @@ fn parse(
             warnings,
         })
     })();
-    // An entry expanded from a range repeats the problems of the keys it shares.
-    let mut seen = HashSet::new();
-    let problems: Vec<Problem> = problems
-        .take()
-        .into_iter()
-        .filter(|p| seen.insert(p.clone()))
-        .collect();
+    let problems = distinct(problems.take());
     match settings {
         Some(settings) if problems.is_empty() => Ok(settings),
         _ => Err(problems),
@@ -455,6 +430,16 @@ fn shard_tables<T>(
         );
     }
     out
+}
+
+/// Each problem once: an entry expanded from a range repeats the problems of the keys its
+/// entries share.
+fn distinct(problems: Vec<Problem>) -> Vec<Problem> {
+    let mut seen = HashSet::new();
+    problems
+        .into_iter()
+        .filter(|p| seen.insert(p.clone()))
+        .collect()
 }
 
 /// Every part, if each one was read.

@@ -789,6 +789,30 @@ mod tests {
     }
 
     #[test]
+    fn a_reload_swaps_a_notifiers_settings_and_keeps_its_incidents() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pager, store, _) = pager_in(dir.path());
+        both_blind(&pager, &store);
+        assert_eq!(pager.incidents()[0]["min_severity"], "critical");
+        let toml = "[[shards]]\nname = \"s1\"\nurl = \"mysql://m@127.0.0.1:1\"\n\
+             [webhook]\nurl = \"http://127.0.0.1:9/other\"\nmin_severity = \"warning\"\n\
+             [pagerduty]\nrouting_key_env = \"K\"\n";
+        let settings = crate::config::from_toml_str(toml, &|_| Some("k".to_string())).unwrap();
+        let prepared = pager.prepare(&settings).unwrap();
+        assert_eq!(prepared.len(), 1, "only the running notifier");
+        let warnings = pager.reconfigure(&settings, prepared);
+        assert_eq!(
+            warnings,
+            ["[pagerduty] was added: it starts at the next restart"]
+        );
+        let incidents = pager.incidents();
+        assert_eq!(incidents[0]["min_severity"], "warning");
+        assert_eq!(incidents[0]["open"].as_array().unwrap().len(), 2);
+        let live = pager.notifiers[0].live();
+        assert_eq!(live.settings.url.path(), "/other");
+    }
+
+    #[test]
     fn each_notifier_names_itself_in_its_user_agent() {
         assert_eq!(
             user_agent("pagerduty"),
