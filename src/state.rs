@@ -74,6 +74,10 @@ pub struct ShardState {
     /// The last known columns; served while the shard is down.
     #[serde(skip)]
     pub columns: Vec<ColumnReport>,
+    /// When it was first configured (the start, or the reload that added it): a shard
+    /// never read is blind from then.
+    #[serde(skip)]
+    pub watched_since: DateTime<Utc>,
 }
 
 /// What a new configuration removed, for the metrics to forget.
@@ -107,6 +111,7 @@ fn fresh_shard(s: &crate::config::ShardSettings) -> ShardState {
         consecutive_failures: 0,
         polls: 0,
         columns: Vec::new(),
+        watched_since: Utc::now(),
     }
 }
 

@@ -813,6 +813,32 @@ mod tests {
     }
 
     #[test]
+    fn a_shard_added_by_a_reload_is_blind_only_blind_after_past_the_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut pager, store, _) = pager_in(dir.path());
+        pager.started = Utc::now() - chrono::Duration::hours(1);
+        let toml = "[[shards]]\nname = \"s3\"\nurl = \"mysql://m@127.0.0.1:1\"\n";
+        let settings = crate::config::from_toml_str(toml, &|_| None).unwrap();
+        store.reconfigure(&settings);
+        let now = Utc::now();
+        let refused = crate::db::ErrorReport {
+            message: "connecting: connection refused".into(),
+            class: "connection_refused",
+            code: None,
+        };
+        store.shard_failed("s3", refused, Duration::ZERO, now);
+        pager.evaluate(&store.read(), now);
+        assert_eq!(pager.outbox_len("webhook"), 0, "not blind for 1s yet");
+        pager.evaluate(&store.read(), now + chrono::Duration::seconds(2));
+        let books = pager.lock();
+        let keys: Vec<&str> = books.outboxes[0]
+            .iter()
+            .map(|e| e.dedup_key.as_str())
+            .collect();
+        assert_eq!(keys, ["headroom/blind/s3"]);
+    }
+
+    #[test]
     fn each_notifier_names_itself_in_its_user_agent() {
         assert_eq!(
             user_agent("pagerduty"),
