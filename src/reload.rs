@@ -102,7 +102,7 @@ pub async fn run(
             shutdown.cancelled().await;
             break;
         };
-        let outcome = match prepare(&r.source, &running, &parts) {
+        let outcome = match prepare(&r.source, &running, &parts).await {
             Err(problems) => {
                 for p in &problems {
                     tracing::error!(problem = %p, "Configuration reload rejected");
@@ -150,8 +150,17 @@ pub async fn run(
 
 /// Reads the configuration again and prepares everything that can fail, so that a
 /// configuration that cannot run is rejected before anything is swapped.
-fn prepare(source: &Source, running: &Settings, parts: &Parts) -> Result<Prepared, Vec<String>> {
-    let mut settings = config::load(&source.path).map_err(|e| match e {
+async fn prepare(
+    source: &Source,
+    running: &Settings,
+    parts: &Parts,
+) -> Result<Prepared, Vec<String>> {
+    // Files are read off the runtime's threads: a fleet of includes and password files.
+    let path = source.path.clone();
+    let loaded = tokio::task::spawn_blocking(move || config::load(&path))
+        .await
+        .map_err(|e| vec![format!("reading the configuration stopped: {e}")])?;
+    let mut settings = loaded.map_err(|e| match e {
         ConfigError::Invalid { problems, .. } => problems.iter().map(|p| p.to_string()).collect(),
         other => vec![other.to_string()],
     })?;
