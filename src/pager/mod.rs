@@ -839,6 +839,28 @@ mod tests {
     }
 
     #[test]
+    fn the_open_incidents_of_a_shard_removed_by_a_reload_resolve() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pager, store, _) = pager_in(dir.path());
+        both_blind(&pager, &store);
+        let toml = "[[shards]]\nname = \"s1\"\nurl = \"mysql://m@127.0.0.1:1\"\n";
+        let settings = crate::config::from_toml_str(toml, &|_| None).unwrap();
+        store.reconfigure(&settings);
+        let later = Utc::now() + chrono::Duration::hours(1);
+        for _ in 0..RESOLVE_AFTER {
+            pager.evaluate(&store.read(), later);
+        }
+        let books = pager.lock();
+        let resolves: Vec<&str> = books.outboxes[0]
+            .iter()
+            .filter(|e| e.action == event::Action::Resolve)
+            .map(|e| e.dedup_key.as_str())
+            .collect();
+        assert_eq!(resolves, ["headroom/blind/s2"]);
+        assert_eq!(books.lifecycles[0].incidents.len(), 1, "s1 is still blind");
+    }
+
+    #[test]
     fn each_notifier_names_itself_in_its_user_agent() {
         assert_eq!(
             user_agent("pagerduty"),
