@@ -252,4 +252,31 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn a_password_file_keeps_its_literal_braces_and_takes_the_range() {
+        let dir = tempfile::tempdir().expect("dir");
+        for (n, pw) in [(1, "one"), (2, "two")] {
+            std::fs::write(
+                dir.path().join(format!("pw-{{table}}-{n}")),
+                format!("{pw}\n"),
+            )
+            .expect("write");
+        }
+        let path = dir.path().join("headroom.toml");
+        std::fs::write(
+            &path,
+            "[[shards]]\nname = \"s-{1..2}\"\nurl = \"mysql://m@h/\"\n\
+             password_file = \"pw-{table}-{1..2}\"\n",
+        )
+        .expect("write");
+        let settings =
+            super::super::load_with_env(&path, Some(Default::default())).expect("settings");
+        let passwords: Vec<(&str, Option<&str>)> = settings
+            .shards
+            .iter()
+            .map(|s| (s.name.as_str(), s.endpoint.expose_password()))
+            .collect();
+        assert_eq!(passwords, [("s-1", Some("one")), ("s-2", Some("two"))]);
+    }
 }
