@@ -355,7 +355,9 @@ fn floor(servers: &[MariaDb], size: &Size, version: &str) -> (f64, f64) {
 /// wall seconds until the last scrape ends.
 fn exporters(servers: &[MariaDb]) -> Option<f64> {
     if Command::new(EXPORTER).arg("--version").output().is_err() {
-        println!("mysqld_exporter: not installed (apt-get install prometheus-mysqld-exporter), skipped");
+        println!(
+            "mysqld_exporter: not installed (apt-get install prometheus-mysqld-exporter), skipped"
+        );
         return None;
     }
     let running: Vec<(Proc, u16)> = servers

@@ -175,6 +175,11 @@ impl<K: std::hash::Hash + Eq + Clone> Default for Tracker<K> {
 }
 
 impl<K: std::hash::Hash + Eq + Clone> Tracker<K> {
+    /// Keeps only the histories whose key `keep` accepts (a reload drops removed sources).
+    pub fn retain(&mut self, mut keep: impl FnMut(&K) -> bool) {
+        self.histories.retain(|k, _| keep(k));
+    }
+
     /// Records a round of `(key, value, max)` at `now` and returns each key's forecast;
     /// keys absent from the round are forgotten.
     pub fn round(

@@ -30,6 +30,8 @@
 //! - [`cluster`]: which shards this replica owns when a fleet is split (`--member I/N`).
 //! - [`check`]: the one-shot `headroom check` report and its exit codes.
 //! - [`startup`]: `App::build` and `App::run`.
+//! - [`reload`]: a new configuration without a restart (SIGHUP, `POST /-/reload`): load,
+//!   compare, swap.
 //! - [`shutdown`]: SIGINT/SIGTERM to a cancellation token.
 //! - [`telemetry`]: tracing set-up; [`escape`]: names from databases made safe for
 //!   terminals and text logs; [`durable`]: files replaced atomically, fsynced.
@@ -52,6 +54,7 @@ pub mod metrics;
 pub mod pager;
 pub mod policy;
 pub mod poller;
+pub mod reload;
 pub mod select;
 pub mod shutdown;
 pub mod sources;

@@ -38,6 +38,9 @@ enum Command {
         /// (rendezvous hashing of the shard names); replaces `[cluster]`.
         #[arg(long, value_name = "I/N")]
         member: Option<Member>,
+        /// Enable `POST /-/reload` (SIGHUP reloads the configuration in any case).
+        #[arg(long = "web.enable-lifecycle")]
+        enable_lifecycle: bool,
     },
     /// Poll once and print the columns at warning or worse. Exit 0 all ok, 1 warning,
     /// 2 critical, exhausted, or a server unreachable (and 2 for a bad configuration).
@@ -72,12 +75,13 @@ fn main() -> ExitCode {
                 config,
                 web_config_file,
                 member,
+                enable_lifecycle,
             } => {
                 let overrides = config::Overrides {
                     member,
                     web_config_file,
                 };
-                run(config, overrides).await
+                run(config, overrides, enable_lifecycle).await
             }
             Command::Check {
                 config,
@@ -109,7 +113,7 @@ fn load(
     Ok(settings)
 }
 
-async fn run(path: PathBuf, overrides: config::Overrides) -> ExitCode {
+async fn run(path: PathBuf, overrides: config::Overrides, lifecycle: bool) -> ExitCode {
     let settings = match load(&path, &overrides) {
         Ok(s) => s,
         Err(code) => return code,
@@ -135,8 +139,13 @@ async fn run(path: PathBuf, overrides: config::Overrides) -> ExitCode {
             return ExitCode::from(if refused { 2 } else { 1 });
         }
     };
+    let source = headroom::reload::Source { path, overrides };
+    let app = app.reloadable(source, lifecycle);
     let token = CancellationToken::new();
     headroom::shutdown::cancel_on_signal(token.clone());
+    if let Some(handle) = app.reload_handle() {
+        headroom::shutdown::reload_on_hangup(handle, token.clone());
+    }
     match app.run(token).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -16,7 +16,8 @@ use crate::cluster::Member;
 use crate::config::{MetricColumns, MetricsSettings};
 use crate::headroom::{Ppm, Status};
 use crate::measure::ColumnReport;
-use crate::state::{ShardState, Snapshot, SourceState};
+use crate::state::{Removed, ShardState, Snapshot, SourceState};
+use chrono::Utc;
 
 /// One sample of a per-column gauge: exact integers stay integers in the text.
 enum Sample {
@@ -90,8 +91,10 @@ const COLUMN_FAMILIES: [ColumnFamily; 8] = [
 /// The registry and every metric in it.
 pub struct Metrics {
     registry: Registry,
-    /// Which columns get per-column series.
-    settings: MetricsSettings,
+    /// Which columns get per-column series; a reload may change it.
+    settings: std::sync::RwLock<MetricsSettings>,
+    /// `headroom_config_last_reload_successful` and its timestamp.
+    reload: ReloadGauges,
     source: SourceGauges,
     shard: ShardGauges,
     pager_events: IntCounterVec,
@@ -104,6 +107,12 @@ pub struct Metrics {
     cluster_shards: GaugeVec,
     /// The shards the configuration names, this replica's or not.
     configured_shards: GaugeVec,
+}
+
+/// The outcome of the last configuration reload (the start counts as one).
+struct ReloadGauges {
+    successful: GaugeVec,
+    last_success: GaugeVec,
 }
 
 /// Per source (and per server of a source).
@@ -254,8 +263,23 @@ impl Metrics {
     /// Per-column series as `[metrics]` says.
     pub fn with_settings(settings: MetricsSettings) -> Metrics {
         let r = Registry::new();
-        Metrics {
-            settings,
+        let reload = ReloadGauges {
+            successful: gauge(
+                &r,
+                "headroom_config_last_reload_successful",
+                "1 when the last configuration reload (or the start) succeeded, 0 when it was rejected.",
+                &[],
+            ),
+            last_success: gauge(
+                &r,
+                "headroom_config_last_reload_success_timestamp_seconds",
+                "Unix time of the last successful configuration reload, or of the start.",
+                &[],
+            ),
+        };
+        let metrics = Metrics {
+            settings: std::sync::RwLock::new(settings),
+            reload,
             source: SourceGauges::new(&r),
             shard: ShardGauges::new(&r),
             pager_events: counter(
@@ -295,6 +319,67 @@ impl Metrics {
                 &[],
             ),
             registry: r,
+        };
+        metrics.reloaded(true);
+        metrics
+    }
+
+    /// Records a configuration reload (or the start): rejected, or taken now.
+    pub fn reloaded(&self, successful: bool) {
+        let gauge = self.reload.successful.with_label_values::<&str>(&[]);
+        gauge.set(if successful { 1.0 } else { 0.0 });
+        if successful {
+            self.reload
+                .last_success
+                .with_label_values::<&str>(&[])
+                .set(Utc::now().timestamp_millis() as f64 / 1000.0);
+        }
+    }
+
+    /// A new configuration's `[metrics]`.
+    pub fn set_settings(&self, settings: MetricsSettings) {
+        *self.settings.write().unwrap_or_else(|e| e.into_inner()) = settings;
+    }
+
+    /// Drops every series of what a new configuration removed: each per-shard family of
+    /// the removed shards, each per-source one of the removed sources and servers (the
+    /// per-column families are written from the store, which no longer holds them).
+    pub fn forget(&self, removed: &Removed) {
+        for name in &removed.shards {
+            let l = [name.as_str()];
+            let _ = self.shard.poll_errors.remove_label_values(&l);
+            for vec in [
+                &self.shard.up,
+                &self.shard.poll_duration,
+                &self.shard.last_success,
+                &self.shard.max_used_ratio,
+            ] {
+                let _ = vec.remove_label_values(&l);
+            }
+            for status in Status::ALL {
+                let _ = self
+                    .shard
+                    .columns
+                    .remove_label_values(&[name.as_str(), status.as_str()]);
+            }
+        }
+        for (source, server) in &removed.servers {
+            let l = [source.as_str(), server.as_str()];
+            let _ = self.source.current.remove_label_values(&l);
+            let _ = self.source.up.remove_label_values(&l);
+        }
+        for name in &removed.sources {
+            let g = &self.source;
+            for vec in [
+                &g.max,
+                &g.remaining,
+                &g.used_ratio,
+                &g.growth,
+                &g.seconds_to_exhaustion,
+                &g.status,
+            ] {
+                let _ = vec.remove_label_values(&[name.as_str()]);
+            }
         }
     }
 
@@ -355,11 +440,11 @@ impl Metrics {
     }
 
     /// Whether `c` gets its per-column series.
-    fn exports(&self, c: &ColumnReport) -> bool {
-        match self.settings.columns {
+    fn exports(settings: &MetricsSettings, c: &ColumnReport) -> bool {
+        match settings.columns {
             MetricColumns::All => true,
             MetricColumns::AtRisk => {
-                let min = self.settings.min_ratio.get();
+                let min = settings.min_ratio.get();
                 c.status != Status::Ok
                     || c.time_status != Status::Ok
                     || c.type_mismatch
@@ -466,8 +551,9 @@ impl Metrics {
         let mut labels = String::new();
         let mut spans = Vec::new();
         let mut columns = Vec::new();
+        let settings = *self.settings.read().unwrap_or_else(|e| e.into_inner());
         for c in snapshot.shards.iter().flat_map(|s| s.columns.iter()) {
-            if !self.exports(c) {
+            if !Metrics::exports(&settings, c) {
                 continue;
             }
             let start = labels.len();
@@ -491,7 +577,7 @@ impl Metrics {
         }
         out.reserve(labels.len() * 6 + columns.len() * 6 * 40);
         for (name, help, value) in COLUMN_FAMILIES {
-            if name == USED_RATIO && !self.settings.used_ratio {
+            if name == USED_RATIO && !settings.used_ratio {
                 continue;
             }
             let _ = writeln!(out, "# HELP {name} {help}");
@@ -730,6 +816,75 @@ mod tests {
         assert!(text.contains(
             "headroom_column_max{shard=\"s\",schema=\"app\",table=\"t0\",column=\"id\",kind=\"auto_increment\"} 2147483647\n"
         ));
+    }
+
+    #[test]
+    fn a_reload_drops_the_series_of_what_it_removed_and_keeps_the_rest() {
+        let shards = |names: &[&str], servers: &str| {
+            let mut toml = String::new();
+            for n in names {
+                toml.push_str(&format!(
+                    "[[shards]]\nname = \"{n}\"\nurl = \"mysql://u@h/\"\n"
+                ));
+            }
+            toml.push_str(&format!(
+                "[[sources]]\nname = \"tickets\"\nkind = \"ticket_server\"\n\
+                 servers = [{servers}]\ntable = \"Tickets64\"\n"
+            ));
+            crate::config::from_toml_str(&toml, &|_| None).expect("settings")
+        };
+        let before = shards(&["s", "t"], "\"mysql://u@a:1/x\", \"mysql://u@b:1/x\"");
+        let store = crate::state::Store::new(&before);
+        let metrics = Metrics::new();
+        let at = chrono::Utc::now();
+        for name in ["s", "t"] {
+            store.shard_succeeded(name, Vec::new(), Vec::new(), Default::default(), at);
+        }
+        for server in ["a:1", "b:1"] {
+            let int = crate::headroom::IntType::new(crate::headroom::Width::Int, false);
+            store.source_server_read("tickets", server, Ok((5, int, "int".into())), at);
+        }
+        let snapshot = store.read().clone();
+        for shard in &snapshot.shards {
+            metrics.publish_shard(shard, false);
+        }
+        metrics.publish_source(&snapshot.sources[0]);
+        let text = metrics.render(&store.read());
+        assert!(
+            text.contains("headroom_shard_up{shard=\"s\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("server=\"a:1\""), "{text}");
+
+        let after = shards(&["t", "u"], "\"mysql://u@b:1/x\"");
+        let removed = store.reconfigure(&after);
+        assert_eq!(removed.shards, ["s"]);
+        assert_eq!(
+            removed.servers,
+            [("tickets".to_string(), "a:1".to_string())]
+        );
+        assert!(removed.sources.is_empty());
+        metrics.forget(&removed);
+        let text = metrics.render(&store.read());
+        assert!(!text.contains("shard=\"s\""), "{text}");
+        assert!(!text.contains("server=\"a:1\""), "{text}");
+        assert!(
+            text.contains("headroom_shard_up{shard=\"t\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("headroom_source_current{server=\"b:1\",source=\"tickets\"} 5\n"),
+            "{text}"
+        );
+        let snap = store.read();
+        let kept: Vec<(&str, bool)> = snap
+            .shards
+            .iter()
+            .map(|s| (s.name.as_str(), s.polled))
+            .collect();
+        assert_eq!(kept, [("t", true), ("u", false)]);
+        assert_eq!(snap.sources[0].servers.len(), 1);
+        assert_eq!(snap.sources[0].servers[0].current, Some(5));
     }
 
     #[test]

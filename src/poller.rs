@@ -175,6 +175,47 @@ impl Poller {
     /// poll cut short by shutdown is abandoned (no connection is left mid-query: they are
     /// dropped); the histories are saved and the kept connections closed before returning.
     pub async fn run(self, shutdown: CancellationToken) {
+        let poller = self.run_generation(shutdown).await;
+        poller.finish().await;
+    }
+
+    /// Saves the histories and closes every kept connection: the end of the last
+    /// generation.
+    pub async fn finish(&self) {
+        let _ = self.save_histories().await;
+        // A connection abandoned mid-query (a frozen server) was dropped with its poll;
+        // the kept ones are closed cleanly, each within a grace period.
+        self.close().await;
+    }
+
+    /// The settings this poller runs with.
+    pub fn settings(&self) -> &Arc<Settings> {
+        &self.settings
+    }
+
+    /// Takes over from `previous`, the poller of the configuration before a reload, once
+    /// its generation has ended: the growth histories of the shards and sources that stay
+    /// are handed over in memory, the others dropped. A shard that stays also keeps its
+    /// schedule and backoff (they are in the store); `previous` keeps its connections, to
+    /// close.
+    pub fn take_over(&self, previous: &Poller) {
+        let mut columns =
+            std::mem::take(&mut *previous.growth.lock().unwrap_or_else(|e| e.into_inner()));
+        columns.retain(|name, _| self.settings.shards.iter().any(|s| &s.name == name));
+        *self.growth.lock().unwrap_or_else(|e| e.into_inner()) = columns;
+        let mut sources = std::mem::take(
+            &mut *previous
+                .source_growth
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        sources.retain(|name| self.settings.sources.iter().any(|s| &s.name == name));
+        *self.source_growth.lock().unwrap_or_else(|e| e.into_inner()) = sources;
+    }
+
+    /// Polls until `generation` is cancelled and returns the poller, its histories in
+    /// hand, for [`Poller::finish`] or [`Poller::succeed`].
+    pub async fn run_generation(self, shutdown: CancellationToken) -> Arc<Poller> {
         let poller = Arc::new(self);
         let clock = Clock::now();
         // Shards wait for the first round of source reads, so that reference columns see
@@ -212,10 +253,7 @@ impl Poller {
         if let Some(previous) = saving {
             let _ = previous.await;
         }
-        let _ = poller.save_histories().await;
-        // A connection abandoned mid-query (a frozen server) was dropped with its poll;
-        // the kept ones are closed cleanly, each within a grace period.
-        poller.close().await;
+        poller
     }
 
     /// Reads every source every `interval`, from the start; says so on `read` after the
@@ -259,13 +297,19 @@ impl Poller {
         let name = &shard.settings.name;
         let interval = self.settings.poll.interval;
         let offset = first_poll_offset(name, interval);
-        let mut next = clock.started;
-        self.store.shard_scheduled(name, clock.wall(next), 0);
+        // A shard that stays through a reload keeps its next poll and its backoff.
+        let (mut next, mut failures) = match self.store.shard_schedule(name) {
+            Some((at, failures)) => {
+                let wait = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+                (clock.started + wait, failures)
+            }
+            None => (clock.started, 0),
+        };
+        self.store.shard_scheduled(name, clock.wall(next), failures);
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = sources_ready.wait_for(|read| *read) => {}
         }
-        let mut failures: u32 = 0;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,

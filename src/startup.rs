@@ -15,6 +15,7 @@ use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::pager::Pager;
 use crate::poller::Poller;
+use crate::reload;
 use crate::state::Store;
 use crate::web::{self, Edge};
 
@@ -27,6 +28,10 @@ pub struct App {
     state: AppState,
     /// Limits, TLS and basic auth of the HTTP server.
     edge: Edge,
+    /// Reload requests, when the configuration came from a file.
+    reload: Option<reload::Requests>,
+    /// Sends them (SIGHUP, `POST /-/reload`).
+    reload_handle: Option<reload::Handle>,
 }
 
 impl App {
@@ -54,10 +59,28 @@ impl App {
                 store,
                 metrics,
                 pager: pager.clone(),
+                reload: None,
             },
             pager,
             edge,
+            reload: None,
+            reload_handle: None,
         })
+    }
+
+    /// Makes the configuration reloadable from `source`: through [`App::reload_handle`]
+    /// (SIGHUP), and through `POST /-/reload` when `lifecycle` (`--web.enable-lifecycle`).
+    pub fn reloadable(mut self, source: reload::Source, lifecycle: bool) -> App {
+        let (handle, requests) = reload::channel(source);
+        self.reload = Some(requests);
+        self.state.reload = lifecycle.then(|| handle.clone());
+        self.reload_handle = Some(handle);
+        self
+    }
+
+    /// Asks for a reload, once [`App::reloadable`] said where from.
+    pub fn reload_handle(&self) -> Option<reload::Handle> {
+        self.reload_handle.clone()
     }
 
     /// The address actually bound (the real port when `listen` asked for port 0).
@@ -86,9 +109,18 @@ impl App {
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let addr = self.local_addr();
         let tracker = TaskTracker::new();
-        let poller = self.poller;
-        let poll_token = shutdown.clone();
-        tracker.spawn(async move { poller.run(poll_token).await });
+        let parts = reload::Parts {
+            store: self.state.store.clone(),
+            metrics: Arc::clone(&self.state.metrics),
+            pager: self.pager.clone(),
+        };
+        // The poller, one generation per configuration.
+        tracker.spawn(reload::run(
+            self.poller,
+            parts,
+            self.reload,
+            shutdown.clone(),
+        ));
         if let Some(pager) = &self.pager {
             // The pager hears of every finished shard poll from the store.
             pager.spawn_evaluation(&tracker, self.state.store.clone(), shutdown.clone());

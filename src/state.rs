@@ -74,6 +74,83 @@ pub struct ShardState {
     /// The last known columns; served while the shard is down.
     #[serde(skip)]
     pub columns: Vec<ColumnReport>,
+    /// When it was first configured (the start, or the reload that added it): a shard
+    /// never read is blind from then.
+    #[serde(skip)]
+    pub watched_since: DateTime<Utc>,
+}
+
+/// What a new configuration removed, for the metrics to forget.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Removed {
+    /// Shards no longer configured.
+    pub shards: Vec<String>,
+    /// Sources no longer configured.
+    pub sources: Vec<String>,
+    /// `(source, server)` pairs no longer configured, also of removed sources.
+    pub servers: Vec<(String, String)>,
+}
+
+/// A shard never polled.
+fn fresh_shard(s: &crate::config::ShardSettings) -> ShardState {
+    ShardState {
+        name: s.name.clone(),
+        url: s.endpoint.to_string(),
+        polled: false,
+        up: false,
+        last_poll: None,
+        last_success: None,
+        last_error: None,
+        last_error_class: None,
+        last_error_code: None,
+        poll_duration_seconds: None,
+        column_count: 0,
+        unresolved: Vec::new(),
+        poll_errors: 0,
+        next_poll_at: None,
+        consecutive_failures: 0,
+        polls: 0,
+        columns: Vec::new(),
+        watched_since: Utc::now(),
+    }
+}
+
+/// A source never read.
+fn fresh_source(s: &crate::config::SourceSettings) -> SourceState {
+    SourceState {
+        name: s.name.clone(),
+        kind: s.kind.as_str(),
+        current: None,
+        max: None,
+        remaining: None,
+        used_ratio: None,
+        status: None,
+        column_type: None,
+        int_type: None,
+        growth_per_second: None,
+        seconds_to_exhaustion: None,
+        exhausts_at: None,
+        last_jump: None,
+        reads: 0,
+        servers: s
+            .servers
+            .iter()
+            .map(|e| ServerState {
+                server: e.label(),
+                url: e.to_string(),
+                polled: false,
+                up: false,
+                current: None,
+                max: None,
+                column_type: None,
+                int_type: None,
+                observed_at: None,
+                last_error: None,
+                last_error_class: None,
+                last_error_code: None,
+            })
+            .collect(),
+    }
 }
 
 /// One ID source as `/api/sources` shows it.
@@ -128,71 +205,79 @@ pub struct ServerState {
 
 impl Store {
     pub fn new(settings: &Settings) -> Store {
-        let shards = settings
-            .shards
-            .iter()
-            .map(|s| ShardState {
-                name: s.name.clone(),
-                url: s.endpoint.to_string(),
-                polled: false,
-                up: false,
-                last_poll: None,
-                last_success: None,
-                last_error: None,
-                last_error_class: None,
-                last_error_code: None,
-                poll_duration_seconds: None,
-                column_count: 0,
-                unresolved: Vec::new(),
-                poll_errors: 0,
-                next_poll_at: None,
-                consecutive_failures: 0,
-                polls: 0,
-                columns: Vec::new(),
-            })
-            .collect();
-        let sources = settings
-            .sources
-            .iter()
-            .map(|s| SourceState {
-                name: s.name.clone(),
-                kind: s.kind.as_str(),
-                current: None,
-                max: None,
-                remaining: None,
-                used_ratio: None,
-                status: None,
-                column_type: None,
-                int_type: None,
-                growth_per_second: None,
-                seconds_to_exhaustion: None,
-                exhausts_at: None,
-                last_jump: None,
-                reads: 0,
-                servers: s
-                    .servers
-                    .iter()
-                    .map(|e| ServerState {
-                        server: e.label(),
-                        url: e.to_string(),
-                        polled: false,
-                        up: false,
-                        current: None,
-                        max: None,
-                        column_type: None,
-                        int_type: None,
-                        observed_at: None,
-                        last_error: None,
-                        last_error_class: None,
-                        last_error_code: None,
-                    })
-                    .collect(),
-            })
-            .collect();
+        let shards = settings.shards.iter().map(fresh_shard).collect();
+        let sources = settings.sources.iter().map(fresh_source).collect();
         Store {
             inner: Arc::new(RwLock::new(Snapshot { shards, sources })),
             published: Arc::new(tokio::sync::watch::Sender::new(0)),
         }
+    }
+
+    /// Takes a new configuration's shards and sources, in its order: a shard or a source
+    /// (and a source's server) that stays keeps its state, a new one starts unknown, and
+    /// what is gone is dropped and returned (its metrics go too). Publishes, so that the
+    /// pager sees the new set.
+    pub fn reconfigure(&self, settings: &Settings) -> Removed {
+        let mut snap = self.write();
+        let mut old_shards = std::mem::take(&mut snap.shards);
+        snap.shards = settings
+            .shards
+            .iter()
+            .map(|s| match old_shards.iter().position(|o| o.name == s.name) {
+                Some(i) => ShardState {
+                    url: s.endpoint.to_string(),
+                    ..old_shards.swap_remove(i)
+                },
+                None => fresh_shard(s),
+            })
+            .collect();
+        let mut removed = Removed {
+            shards: old_shards.into_iter().map(|s| s.name).collect(),
+            ..Removed::default()
+        };
+        let mut old_sources = std::mem::take(&mut snap.sources);
+        snap.sources = settings
+            .sources
+            .iter()
+            .map(
+                |s| match old_sources.iter().position(|o| o.name == s.name) {
+                    Some(i) => {
+                        let mut kept = old_sources.swap_remove(i);
+                        let mut fresh = fresh_source(s);
+                        for server in &mut fresh.servers {
+                            if let Some(j) =
+                                kept.servers.iter().position(|o| o.server == server.server)
+                            {
+                                *server = ServerState {
+                                    url: server.url.clone(),
+                                    ..kept.servers.swap_remove(j)
+                                };
+                            }
+                        }
+                        removed
+                            .servers
+                            .extend(kept.servers.drain(..).map(|o| (s.name.clone(), o.server)));
+                        SourceState {
+                            servers: fresh.servers,
+                            ..kept
+                        }
+                    }
+                    None => fresh_source(s),
+                },
+            )
+            .collect();
+        for source in old_sources {
+            removed.servers.extend(
+                source
+                    .servers
+                    .into_iter()
+                    .map(|o| (source.name.clone(), o.server)),
+            );
+            removed.sources.push(source.name);
+        }
+        drop(snap);
+        self.publish();
+        removed
     }
 
     /// A receiver that sees a change after every finished shard poll (successful or not),
@@ -214,6 +299,14 @@ impl Store {
 
     fn write(&self) -> RwLockWriteGuard<'_, Snapshot> {
         self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// When `shard` is polled next and its failures in a row, once it has been polled (a
+    /// shard that stays through a reload keeps them).
+    pub fn shard_schedule(&self, shard: &str) -> Option<(DateTime<Utc>, u32)> {
+        let snap = self.read();
+        let s = snap.shards.iter().find(|s| s.name == shard && s.polled)?;
+        Some((s.next_poll_at?, s.consecutive_failures))
     }
 
     /// Records when `shard` is polled next, and after how many failures in a row.

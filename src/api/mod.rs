@@ -9,13 +9,14 @@ use axum::Router;
 use axum::extract::{RawQuery, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use chrono::Utc;
 use serde_json::json;
 use tower_http::compression::CompressionLayer;
 
 use crate::metrics::Metrics;
 use crate::pager::Pager;
+use crate::reload;
 use crate::state::Store;
 
 /// What every handler can reach.
@@ -25,6 +26,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Present when a notifier is configured.
     pub pager: Option<Arc<Pager>>,
+    /// Present when `POST /-/reload` is enabled (`--web.enable-lifecycle`).
+    pub reload: Option<reload::Handle>,
 }
 
 /// The router with every route.
@@ -37,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/incidents", get(incidents))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/-/reload", post(reload_config).get(reload_get))
         .fallback(not_found)
         // After the routes: it applies to every route registered before it.
         .method_not_allowed_fallback(method_not_allowed)
@@ -131,6 +135,40 @@ async fn readyz(State(state): State<AppState>) -> Response {
         )
             .into_response()
     }
+}
+
+/// Reloads the configuration (`--web.enable-lifecycle` only): 200 with the warnings, 500
+/// with every problem of a configuration rejected (the running one stays).
+async fn reload_config(State(state): State<AppState>) -> Response {
+    let Some(handle) = state.reload else {
+        return error(
+            StatusCode::FORBIDDEN,
+            "the lifecycle API is not enabled: start headroom with --web.enable-lifecycle",
+        );
+    };
+    match handle.reload().await {
+        Ok(warnings) => Json(json!({ "status": "reloaded", "warnings": warnings })).into_response(),
+        Err(problems) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({
+                "error": "the configuration was not reloaded: the running one stays",
+                "problems": problems,
+            })),
+        )
+            .into_response(),
+    }
+}
+
+/// `/-/reload` changes things: never on a GET.
+async fn reload_get() -> Response {
+    let mut response = error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method GET is not allowed here: /-/reload answers POST",
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+    response
 }
 
 async fn not_found() -> Response {

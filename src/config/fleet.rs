@@ -5,7 +5,55 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use super::section::Section;
-use super::{ReferenceRule, ShardSettings, SourceKind, SourceSettings, endpoint, policy, secret};
+use super::{
+    ReferenceRule, ShardSettings, SourceKind, SourceSettings, endpoint, policy, range, secret,
+};
+
+/// The keys of a `[[shards]]` entry that may hold a `{N..M}` range, the name first.
+const RANGE_KEYS: [&str; 3] = ["name", "url", "password_file"];
+
+/// One `[[shards]]` table, as many shards as the range in its name says (one without a
+/// range); `names` holds the names seen so far. Each expanded entry is read as a table of
+/// its own, so a problem with a key that is the same in every entry is recorded once per
+/// entry and collapsed by the caller.
+pub(super) fn shards(
+    s: &mut Section,
+    names: &mut HashSet<String>,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    base: &Path,
+) -> Option<Vec<ShardSettings>> {
+    let (keys, texts): (Vec<&str>, Vec<String>) = RANGE_KEYS
+        .iter()
+        .filter_map(|k| s.peek_string(k).map(|text| (*k, text)))
+        .unzip();
+    if keys.first() != Some(&"name") {
+        return shard(s, names, lookup, base).map(|one| vec![one]);
+    }
+    let fields: Vec<(&str, &str)> = keys
+        .iter()
+        .zip(&texts)
+        .map(|(k, t)| (*k, t.as_str()))
+        .collect();
+    let expanded = match range::expand(&fields) {
+        Ok(expanded) => expanded,
+        Err(problems) => {
+            for (key, message) in problems {
+                s.problem(&key, message);
+            }
+            s.forget();
+            return None;
+        }
+    };
+    if expanded.len() == 1 && expanded[0] == texts {
+        return shard(s, names, lookup, base).map(|one| vec![one]);
+    }
+    let read: Vec<Option<ShardSettings>> = expanded
+        .iter()
+        .map(|values| shard(&mut s.with_strings(&keys, values), names, lookup, base))
+        .collect();
+    s.forget();
+    read.into_iter().collect()
+}
 
 /// `password_env` / `password_file` of a shard or source, and whether either key is set.
 fn password(
@@ -18,8 +66,8 @@ fn password(
     (password, keys)
 }
 
-/// One `[[shards]]` table; `names` holds the names seen so far.
-pub(super) fn shard(
+/// One `[[shards]]` table without a range; `names` holds the names seen so far.
+fn shard(
     s: &mut Section,
     names: &mut HashSet<String>,
     lookup: &dyn Fn(&str) -> Option<String>,
@@ -147,4 +195,88 @@ pub(super) fn reference(s: &mut Section, defined: &HashSet<String>) -> Option<Re
         source,
         columns: columns?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    fn parse(toml: &str) -> Result<super::super::Settings, Vec<String>> {
+        super::super::from_toml_str(toml, &|_| None)
+            .map_err(|p| p.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn a_shard_range_becomes_one_shard_per_number_in_file_order() {
+        let settings = parse(
+            "[[shards]]\nname = \"a\"\nurl = \"mysql://m@a:3306/\"\n\
+             [[shards]]\nname = \"shard-{08..10}\"\nurl = \"mysql://m@db-{08..10}:3306/\"\n\
+             schemas = [\"app\"]\n",
+        )
+        .expect("settings");
+        let shards: Vec<(String, String)> = settings
+            .shards
+            .iter()
+            .map(|s| (s.name.clone(), s.endpoint.to_string()))
+            .collect();
+        assert_eq!(
+            shards,
+            [
+                ("a".into(), "mysql://m@a:3306/".into()),
+                ("shard-08".into(), "mysql://m@db-08:3306/".into()),
+                ("shard-09".into(), "mysql://m@db-09:3306/".into()),
+                ("shard-10".into(), "mysql://m@db-10:3306/".into()),
+            ]
+        );
+        assert!(
+            settings
+                .shards
+                .iter()
+                .skip(1)
+                .all(|s| s.schemas == Some(vec!["app".to_string()]))
+        );
+    }
+
+    #[test]
+    fn range_problems_name_the_key_and_shared_problems_are_listed_once() {
+        let problems = parse(
+            "[[shards]]\nname = \"s\"\nurl = \"mysql://m@db-{1..2}/\"\n\
+             [[shards]]\nname = \"t-{1..3}\"\nurl = \"mysql://m@h/\"\nschemas = []\n\
+             [[shards]]\nname = \"t-{3..4}\"\nurl = \"mysql://m@h/\"\n",
+        )
+        .expect_err("problems");
+        assert_eq!(
+            problems,
+            [
+                "shards[0].url: has the range {1..2} but name has none: put the same range in name",
+                "shards[1].schemas: is empty: leave it out to watch every schema",
+                "shards[2].name: shard name \"t-3\" is used twice",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_password_file_keeps_its_literal_braces_and_takes_the_range() {
+        let dir = tempfile::tempdir().expect("dir");
+        for (n, pw) in [(1, "one"), (2, "two")] {
+            std::fs::write(
+                dir.path().join(format!("pw-{{table}}-{n}")),
+                format!("{pw}\n"),
+            )
+            .expect("write");
+        }
+        let path = dir.path().join("headroom.toml");
+        std::fs::write(
+            &path,
+            "[[shards]]\nname = \"s-{1..2}\"\nurl = \"mysql://m@h/\"\n\
+             password_file = \"pw-{table}-{1..2}\"\n",
+        )
+        .expect("write");
+        let settings =
+            super::super::load_with_env(&path, Some(Default::default())).expect("settings");
+        let passwords: Vec<(&str, Option<&str>)> = settings
+            .shards
+            .iter()
+            .map(|s| (s.name.as_str(), s.endpoint.expose_password()))
+            .collect();
+        assert_eq!(passwords, [("s-1", Some("one")), ("s-2", Some("two"))]);
+    }
 }

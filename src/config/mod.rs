@@ -13,6 +13,8 @@
 //! - `section`: the walker every reader uses (typed values, problems, unknown keys);
 //! - `server`: `[server]`, `[poll]`;
 //! - `fleet`: `[[shards]]`, `[[sources]]`, `[[references]]`;
+//! - `include`: `[include] files`, more fleet entries from other files;
+//! - `range`: `{N..M}` ranges in a shard's name, URL and password file, expanded;
 //! - `policy`: `[thresholds]`, `[[overrides]]`, `[[silences]]`, glob lists;
 //! - `metrics`: `[metrics]`;
 //! - `notifiers`: `[pagerduty]`, `[webhook]`, `[state]`;
@@ -22,9 +24,11 @@
 mod cluster;
 mod endpoint;
 mod fleet;
+mod include;
 mod metrics;
 mod notifiers;
 mod policy;
+mod range;
 mod secret;
 mod section;
 mod server;
@@ -81,7 +85,7 @@ pub struct Settings {
     pub warnings: Vec<Problem>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerSettings {
     /// `host:port` for /metrics and the API; port 0 picks a free port (tests).
     pub listen: SocketAddr,
@@ -219,7 +223,7 @@ impl fmt::Debug for NotifierSettings {
 pub const PAGERDUTY_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 
 /// One problem in the configuration, with the key that holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Problem {
     /// Dotted path, e.g. `shards[1].url`.
     pub key: String,
@@ -367,32 +371,28 @@ fn parse(
         s.finish();
         limits
     });
+    let mut files = include::sections(&mut root, base);
     let mut shard_names = HashSet::new();
-    let shards = root.tables("shards", true, |s| {
-        fleet::shard(s, &mut shard_names, lookup, base)
+    let shards = shard_tables(&mut root, &mut files, |s| {
+        fleet::shards(s, &mut shard_names, lookup, base)
     });
     // Every name given, also of sources in error, so that a reference to one is not a
     // second problem.
     let mut source_names = HashSet::new();
-    let sources = root.tables("sources", false, |s| {
+    let sources = every(&mut root, &mut files, "sources", |s| {
         fleet::source(s, &mut source_names, lookup, base)
     });
-    let references = root.tables("references", false, |s| fleet::reference(s, &source_names));
-    let overrides = root.tables("overrides", false, |s| policy::an_override(s, limits));
-    let silences = root.tables("silences", false, policy::silence);
-    let mut notifiers = Vec::new();
-    if root.has("pagerduty") {
-        notifiers.push(
-            root.section("pagerduty")
-                .and_then(|mut s| notifiers::pagerduty(&mut s, lookup, base)),
-        );
+    let references = every(&mut root, &mut files, "references", |s| {
+        fleet::reference(s, &source_names)
+    });
+    let overrides = every(&mut root, &mut files, "overrides", |s| {
+        policy::an_override(s, limits)
+    });
+    let silences = every(&mut root, &mut files, "silences", policy::silence);
+    for file in &mut files {
+        file.finish_with(include::NOT_ALLOWED);
     }
-    if root.has("webhook") {
-        notifiers.push(
-            root.section("webhook")
-                .and_then(|mut s| notifiers::webhook(&mut s)),
-        );
-    }
+    let notifiers = notifiers::every(&mut root, lookup, base);
     let state_path = root
         .section("state")
         .and_then(|mut s| notifiers::state_path(&mut s, base));
@@ -419,7 +419,7 @@ fn parse(
                 silences: all(silences)?,
             },
             shards: Vec::new(),
-            configured_shards: all(shards)?,
+            configured_shards: all(shards)?.into_iter().flatten().collect(),
             cluster: member?,
             sources: all(sources)?,
             references: all(references)?,
@@ -429,7 +429,7 @@ fn parse(
             warnings,
         })
     })();
-    let problems = problems.take();
+    let problems = distinct(problems.take());
     match settings {
         Some(mut settings) if problems.is_empty() => {
             settings.split();
@@ -470,6 +470,50 @@ impl Settings {
             });
         }
     }
+}
+
+/// `[[key]]` of the main file, then of every included file, each read by `read`.
+fn every<T>(
+    root: &mut Section,
+    files: &mut [Section],
+    key: &str,
+    mut read: impl FnMut(&mut Section) -> Option<T>,
+) -> Vec<Option<T>> {
+    let mut out = root.tables(key, false, &mut read);
+    for file in files {
+        out.extend(file.tables(key, false, &mut read));
+    }
+    out
+}
+
+/// `[[shards]]` of every file: at least one over all of them.
+fn shard_tables<T>(
+    root: &mut Section,
+    files: &mut [Section],
+    read: impl FnMut(&mut Section) -> Option<T>,
+) -> Vec<Option<T>> {
+    if files.is_empty() {
+        return root.tables("shards", true, read);
+    }
+    let out = every(root, files, "shards", read);
+    if out.is_empty() {
+        root.problem(
+            "shards",
+            "is missing: at least one [[shards]] is needed, in this file or an included one"
+                .to_string(),
+        );
+    }
+    out
+}
+
+/// Each problem once: an entry expanded from a range repeats the problems of the keys its
+/// entries share.
+fn distinct(problems: Vec<Problem>) -> Vec<Problem> {
+    let mut seen = HashSet::new();
+    problems
+        .into_iter()
+        .filter(|p| seen.insert(p.clone()))
+        .collect()
 }
 
 /// Every part, if each one was read.

@@ -11,6 +11,25 @@ use super::section::Section;
 use super::{NotifierKind, NotifierSettings, PAGERDUTY_URL, secret};
 use crate::policy::Severity;
 
+/// `[pagerduty]` and `[webhook]`, those present, in that order.
+pub(super) fn every(
+    root: &mut Section,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    base: &Path,
+) -> Vec<Option<NotifierSettings>> {
+    let mut notifiers = Vec::new();
+    if root.has("pagerduty") {
+        notifiers.push(
+            root.section("pagerduty")
+                .and_then(|mut s| pagerduty(&mut s, lookup, base)),
+        );
+    }
+    if root.has("webhook") {
+        notifiers.push(root.section("webhook").and_then(|mut s| webhook(&mut s)));
+    }
+    notifiers
+}
+
 /// `[pagerduty]`.
 pub(super) fn pagerduty(
     s: &mut Section,

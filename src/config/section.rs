@@ -18,6 +18,9 @@ pub(super) struct Section {
     table: BTreeMap<String, Value>,
     /// Shared by every section of one parse.
     problems: Rc<RefCell<Vec<Problem>>>,
+    /// The included file this table comes from, named before the key of its problems;
+    /// `None` for the main file.
+    file: Option<Rc<str>>,
 }
 
 impl Section {
@@ -30,7 +33,15 @@ impl Section {
             path: String::new(),
             table,
             problems,
+            file: None,
         }
+    }
+
+    /// The root table of an included file, `file` as its problems name it.
+    pub(super) fn included(&self, value: Value, file: &str) -> Section {
+        let mut root = Section::root(value, Rc::clone(&self.problems));
+        root.file = Some(Rc::from(file));
+        root
     }
 
     pub(super) fn child(&self, path: String, table: BTreeMap<String, Value>) -> Section {
@@ -38,6 +49,7 @@ impl Section {
             path,
             table,
             problems: Rc::clone(&self.problems),
+            file: self.file.clone(),
         }
     }
 
@@ -50,7 +62,10 @@ impl Section {
     }
 
     pub(super) fn problem(&mut self, key: &str, message: String) {
-        let key = self.key(key);
+        let key = match &self.file {
+            Some(file) => format!("{file}: {}", self.key(key)),
+            None => self.key(key),
+        };
         self.problems.borrow_mut().push(Problem { key, message });
     }
 
@@ -283,6 +298,31 @@ impl Section {
         }
     }
 
+    /// The string at `key`, left in place; `None` when absent or not a string.
+    pub(super) fn peek_string(&self, key: &str) -> Option<String> {
+        match &self.table.get(key)?.kind {
+            ValueKind::String(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+
+    /// A copy of this table under the same path, with the strings at `keys` replaced by
+    /// `values` (their origin kept): one entry of an expanded range.
+    pub(super) fn with_strings(&self, keys: &[&str], values: &[String]) -> Section {
+        let mut table = self.table.clone();
+        for (key, text) in keys.iter().zip(values) {
+            let origin = table.get(*key).and_then(|v| v.origin().map(str::to_string));
+            let value = Value::new(origin.as_ref(), ValueKind::String(text.clone()));
+            table.insert((*key).to_string(), value);
+        }
+        self.child(self.path.clone(), table)
+    }
+
+    /// Drops every key left: their problems were reported by the copies that read them.
+    pub(super) fn forget(&mut self) {
+        self.table.clear();
+    }
+
     pub(super) fn has(&self, key: &str) -> bool {
         self.table.contains_key(key)
     }
@@ -304,6 +344,15 @@ impl Section {
             return None;
         }
         Some(name)
+    }
+
+    /// Reports every key left with `message` (an included file's keys that only the main
+    /// file may hold).
+    pub(super) fn finish_with(&mut self, message: &str) {
+        let left: Vec<String> = std::mem::take(&mut self.table).into_keys().collect();
+        for key in left {
+            self.problem(&key, message.to_string());
+        }
     }
 
     /// Reports every key nobody asked for.

@@ -136,8 +136,7 @@ impl Pager {
 
     async fn deliver(&self, i: usize, shutdown: CancellationToken) {
         let n = &self.notifiers[i];
-        let name = n.settings.name;
-        let spacing = Duration::from_secs(60) / n.settings.max_events_per_minute.max(1);
+        let name = n.name;
         let mut last_sent: Option<tokio::time::Instant> = None;
         let mut attempt: u32 = 0;
         loop {
@@ -148,6 +147,9 @@ impl Pager {
                     _ = n.wake.notified() => continue,
                 }
             };
+            // Taken for each event: a reload may have changed them.
+            let live = n.live();
+            let spacing = Duration::from_secs(60) / live.settings.max_events_per_minute.max(1);
             // Stay under the receiver's rate limit.
             if let Some(at) = last_sent {
                 tokio::select! {
@@ -158,7 +160,7 @@ impl Pager {
             last_sent = Some(tokio::time::Instant::now());
             let outcome = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                outcome = send(&n.client, &n.settings, &event, &self.external_url) => outcome,
+                outcome = send(&live.client, &live.settings, &event, &self.external_url) => outcome,
             };
             let action = event.action.as_str();
             match outcome {
@@ -181,13 +183,13 @@ impl Pager {
                         Utc::now().timestamp_nanos_opt().unwrap_or(0) as u64 ^ (i as u64) << 32;
                     let backoff = backoff(
                         attempt,
-                        n.settings.retry_initial,
-                        n.settings.retry_max,
+                        live.settings.retry_initial,
+                        live.settings.retry_max,
                         seed,
                     );
                     // A receiver's Retry-After is honoured, up to retry_max.
-                    let wait =
-                        retry_after.map_or(backoff, |r| r.min(n.settings.retry_max).max(backoff));
+                    let wait = retry_after
+                        .map_or(backoff, |r| r.min(live.settings.retry_max).max(backoff));
                     tracing::warn!(notifier = name, action, dedup_key = %event.dedup_key, attempt, wait_ms = wait.as_millis() as u64, error = %why, "Page not delivered, retrying");
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
@@ -208,7 +210,7 @@ impl Pager {
             books.outboxes[i].pop_front();
             books.seq += 1;
             self.publish_depths(&books);
-            Taken::new(books.seq, self.notifiers[i].settings.name, event)
+            Taken::new(books.seq, self.notifiers[i].name, event)
         };
         self.persist_taken(&taken);
     }

@@ -293,7 +293,8 @@ pub fn blind_shard<'a>(
     external_url: &'a str,
     now: DateTime<Utc>,
 ) -> Condition<'a> {
-    let since = s.last_success.unwrap_or(started);
+    // A shard added by a reload is blind from then, not from the start.
+    let since = s.last_success.unwrap_or(started.max(s.watched_since));
     let blind_for = (now - since).to_std().unwrap_or_default();
     let down = !s.up;
     let blind = s.polled && down && blind_for >= blind_after;

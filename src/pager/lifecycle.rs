@@ -62,6 +62,35 @@ impl Lifecycle {
         }
     }
 
+    /// Forgets, without a resolve, the open incidents under `keys` (a key ending in `/` is a
+    /// prefix, any other a whole key): their shard belongs to another member of a split
+    /// fleet now, which pages and resolves them under the same keys. Returns the keys.
+    pub fn hand_over(&mut self, keys: &[String]) -> Vec<String> {
+        if keys.is_empty() {
+            return Vec::new();
+        }
+        let matches = |key: &str| {
+            keys.iter().any(|k| {
+                if k.ends_with('/') {
+                    key.starts_with(k.as_str())
+                } else {
+                    key == k
+                }
+            })
+        };
+        let gone: Vec<String> = self
+            .incidents
+            .keys()
+            .filter(|k| matches(k))
+            .cloned()
+            .collect();
+        for key in &gone {
+            self.incidents.remove(key);
+            self.ok_streak.remove(key);
+        }
+        gone
+    }
+
     /// Decides the events for one evaluation of every condition. Open incidents held by
     /// `scope` are left as they are even when no condition names them.
     pub fn evaluate(

@@ -38,11 +38,43 @@ use state_file::{FileState, Journal, NotifierFile, Taken};
 
 /// A notifier with its lifecycle and outbox.
 struct Notifier {
+    /// `pagerduty` or `webhook`: the state file's section and the `notifier` label.
+    name: &'static str,
+    /// Its settings and client, replaced whole by a reload.
+    live: std::sync::RwLock<Arc<Live>>,
+    /// Wakes the delivery task when the outbox gains an event.
+    wake: Notify,
+}
+
+/// A notifier's settings and the client built from them.
+pub struct Live {
     settings: NotifierSettings,
     /// Its own client: its own `timeout` and user agent, whatever the other notifiers use.
     client: reqwest::Client,
-    /// Wakes the delivery task when the outbox gains an event.
-    wake: Notify,
+}
+
+impl Live {
+    fn new(settings: &NotifierSettings) -> Result<Live, StartError> {
+        let client = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .user_agent(user_agent(settings.name))
+            .build()
+            .map_err(|error| StartError::Client {
+                notifier: settings.name,
+                error,
+            })?;
+        Ok(Live {
+            settings: settings.clone(),
+            client,
+        })
+    }
+}
+
+impl Notifier {
+    /// The settings and client in force now.
+    fn live(&self) -> Arc<Live> {
+        Arc::clone(&self.live.read().unwrap_or_else(|e| e.into_inner()))
+    }
 }
 
 /// The mutable part, under one lock.
@@ -105,6 +137,27 @@ pub struct Pager {
     /// When this process started: a shard never read is blind from here.
     started: DateTime<Utc>,
     metrics: Arc<Metrics>,
+    /// The incident keys (prefixes ending in `/`, or whole keys) of shards the
+    /// configuration names but another member of a split fleet owns: their incidents are
+    /// that member's, handed over without a resolve.
+    elsewhere: std::sync::RwLock<Vec<String>>,
+}
+
+/// The incident keys of the shards `settings` names but this member does not own.
+fn owned_elsewhere(settings: &Settings) -> Vec<String> {
+    let owned: std::collections::HashSet<&str> =
+        settings.shards.iter().map(|s| s.name.as_str()).collect();
+    settings
+        .configured_shards
+        .iter()
+        .filter(|s| !owned.contains(s.name.as_str()))
+        .flat_map(|s| {
+            [
+                format!("headroom/column/{}/", s.name),
+                event::dedup_key(&["blind", &s.name]),
+            ]
+        })
+        .collect()
 }
 
 impl Pager {
@@ -118,17 +171,9 @@ impl Pager {
         let loaded = state_file::load(&settings.state_path)?;
         let mut notifiers = Vec::new();
         for n in &settings.notifiers {
-            let client = reqwest::Client::builder()
-                .timeout(n.timeout)
-                .user_agent(user_agent(n.name))
-                .build()
-                .map_err(|error| StartError::Client {
-                    notifier: n.name,
-                    error,
-                })?;
             notifiers.push(Notifier {
-                settings: n.clone(),
-                client,
+                name: n.name,
+                live: std::sync::RwLock::new(Arc::new(Live::new(n)?)),
                 wake: Notify::new(),
             });
         }
@@ -172,6 +217,7 @@ impl Pager {
             external_url: settings.server.external_url.clone(),
             started: Utc::now(),
             metrics,
+            elsewhere: std::sync::RwLock::new(owned_elsewhere(settings)),
         };
         pager.publish_depths(&pager.lock());
         Ok(Some(pager))
@@ -205,7 +251,7 @@ impl Pager {
                 .zip(books.lifecycles.iter().zip(&books.outboxes))
                 .map(|(n, (l, o))| {
                     (
-                        n.settings.name.to_string(),
+                        n.name.to_string(),
                         NotifierFile {
                             incidents: l.incidents.clone(),
                             outbox: o.clone(),
@@ -283,8 +329,7 @@ impl Pager {
 
     fn publish_depths(&self, books: &Books) {
         for (n, outbox) in self.notifiers.iter().zip(&books.outboxes) {
-            self.metrics
-                .pager_queue_depth(n.settings.name, outbox.len());
+            self.metrics.pager_queue_depth(n.name, outbox.len());
         }
     }
 
@@ -327,6 +372,48 @@ impl Pager {
             }
         }
         (out, scope)
+    }
+
+    /// The settings and clients of a new configuration's notifiers, built before anything
+    /// is swapped: a client that cannot be built rejects the configuration.
+    pub fn prepare(&self, settings: &Settings) -> Result<Vec<Live>, StartError> {
+        settings
+            .notifiers
+            .iter()
+            .filter(|n| self.notifiers.iter().any(|o| o.name == n.name))
+            .map(Live::new)
+            .collect()
+    }
+
+    /// Swaps in what [`Pager::prepare`] built; says (as warnings) which notifiers were added
+    /// or removed, which takes a restart: open incidents and their outboxes stay as they are.
+    pub fn reconfigure(&self, settings: &Settings, prepared: Vec<Live>) -> Vec<String> {
+        *self.elsewhere.write().unwrap_or_else(|e| e.into_inner()) = owned_elsewhere(settings);
+        let mut warnings = Vec::new();
+        for n in &self.notifiers {
+            if !settings.notifiers.iter().any(|s| s.name == n.name) {
+                warnings.push(format!(
+                    "[{}] was removed: it keeps running until a restart",
+                    n.name
+                ));
+            }
+        }
+        for s in &settings.notifiers {
+            if !self.notifiers.iter().any(|n| n.name == s.name) {
+                warnings.push(format!(
+                    "[{}] was added: it starts at the next restart",
+                    s.name
+                ));
+            }
+        }
+        for live in prepared {
+            if let Some(n) = self.notifiers.iter().find(|n| n.name == live.settings.name) {
+                *n.live.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(live);
+                // A delivery waiting out a rate limit takes the new one at its next event.
+                n.wake.notify_one();
+            }
+        }
+        warnings
     }
 
     /// Evaluates every condition of `snapshot` and queues the events.
@@ -380,14 +467,24 @@ impl Pager {
         let mut books = self.lock();
         let mut changed = false;
         let mut queued = Vec::new();
+        let elsewhere = self
+            .elsewhere
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         for (i, n) in self.notifiers.iter().enumerate() {
-            let (conditions, scope) = self.conditions(snapshot, &n.settings, now);
+            for key in books.lifecycles[i].hand_over(&elsewhere) {
+                changed = true;
+                tracing::info!(notifier = n.name, dedup_key = %key, "Incident left to the member that owns its shard now");
+            }
+            let live = n.live();
+            let (conditions, scope) = self.conditions(snapshot, &live.settings, now);
             let before = books.lifecycles[i].incidents.len();
             let events =
-                books.lifecycles[i].evaluate(conditions, &scope, n.settings.min_severity, now);
+                books.lifecycles[i].evaluate(conditions, &scope, live.settings.min_severity, now);
             changed |= !events.is_empty() || before != books.lifecycles[i].incidents.len();
             for e in &events {
-                tracing::info!(notifier = n.settings.name, action = e.action.as_str(), dedup_key = %e.dedup_key, severity = e.severity.as_str(), summary = %e.summary, "Page queued");
+                tracing::info!(notifier = n.name, action = e.action.as_str(), dedup_key = %e.dedup_key, severity = e.severity.as_str(), summary = %e.summary, "Page queued");
             }
             if !events.is_empty() {
                 books.outboxes[i].extend(events);
@@ -432,8 +529,8 @@ impl Pager {
                     })
                     .collect();
                 serde_json::json!({
-                    "notifier": n.settings.name,
-                    "min_severity": n.settings.min_severity,
+                    "notifier": n.name,
+                    "min_severity": n.live().settings.min_severity,
                     "open": open,
                     "undelivered": undelivered,
                 })
@@ -447,7 +544,7 @@ impl Pager {
         let books = self.lock();
         self.notifiers
             .iter()
-            .position(|n| n.settings.name == name)
+            .position(|n| n.name == name)
             .map_or(0, |i| books.outboxes[i].len())
     }
 }
@@ -721,6 +818,105 @@ mod tests {
             sample(&metrics, "headroom_state_save_errors_total"),
             Some(0.0)
         );
+    }
+
+    #[test]
+    fn a_reload_swaps_a_notifiers_settings_and_keeps_its_incidents() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pager, store, _) = pager_in(dir.path());
+        both_blind(&pager, &store);
+        assert_eq!(pager.incidents()[0]["min_severity"], "critical");
+        let toml = "[[shards]]\nname = \"s1\"\nurl = \"mysql://m@127.0.0.1:1\"\n\
+             [webhook]\nurl = \"http://127.0.0.1:9/other\"\nmin_severity = \"warning\"\n\
+             [pagerduty]\nrouting_key_env = \"K\"\n";
+        let settings = crate::config::from_toml_str(toml, &|_| Some("k".to_string())).unwrap();
+        let prepared = pager.prepare(&settings).unwrap();
+        assert_eq!(prepared.len(), 1, "only the running notifier");
+        let warnings = pager.reconfigure(&settings, prepared);
+        assert_eq!(
+            warnings,
+            ["[pagerduty] was added: it starts at the next restart"]
+        );
+        let incidents = pager.incidents();
+        assert_eq!(incidents[0]["min_severity"], "warning");
+        assert_eq!(incidents[0]["open"].as_array().unwrap().len(), 2);
+        let live = pager.notifiers[0].live();
+        assert_eq!(live.settings.url.path(), "/other");
+    }
+
+    #[test]
+    fn a_shard_added_by_a_reload_is_blind_only_blind_after_past_the_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut pager, store, _) = pager_in(dir.path());
+        pager.started = Utc::now() - chrono::Duration::hours(1);
+        let toml = "[[shards]]\nname = \"s3\"\nurl = \"mysql://m@127.0.0.1:1\"\n";
+        let settings = crate::config::from_toml_str(toml, &|_| None).unwrap();
+        store.reconfigure(&settings);
+        let now = Utc::now();
+        let refused = crate::db::ErrorReport {
+            message: "connecting: connection refused".into(),
+            class: "connection_refused",
+            code: None,
+        };
+        store.shard_failed("s3", refused, Duration::ZERO, now);
+        pager.evaluate(&store.read(), now);
+        assert_eq!(pager.outbox_len("webhook"), 0, "not blind for 1s yet");
+        pager.evaluate(&store.read(), now + chrono::Duration::seconds(2));
+        let books = pager.lock();
+        let keys: Vec<&str> = books.outboxes[0]
+            .iter()
+            .map(|e| e.dedup_key.as_str())
+            .collect();
+        assert_eq!(keys, ["headroom/blind/s3"]);
+    }
+
+    #[test]
+    fn the_open_incidents_of_a_shard_removed_by_a_reload_resolve() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pager, store, _) = pager_in(dir.path());
+        both_blind(&pager, &store);
+        let toml = "[[shards]]\nname = \"s1\"\nurl = \"mysql://m@127.0.0.1:1\"\n";
+        let settings = crate::config::from_toml_str(toml, &|_| None).unwrap();
+        store.reconfigure(&settings);
+        let later = Utc::now() + chrono::Duration::hours(1);
+        for _ in 0..RESOLVE_AFTER {
+            pager.evaluate(&store.read(), later);
+        }
+        let books = pager.lock();
+        let resolves: Vec<&str> = books.outboxes[0]
+            .iter()
+            .filter(|e| e.action == event::Action::Resolve)
+            .map(|e| e.dedup_key.as_str())
+            .collect();
+        assert_eq!(resolves, ["headroom/blind/s2"]);
+        assert_eq!(books.lifecycles[0].incidents.len(), 1, "s1 is still blind");
+    }
+
+    #[test]
+    fn the_incidents_of_a_shard_another_member_owns_now_are_handed_over_without_a_resolve() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pager, store, _) = pager_in(dir.path());
+        both_blind(&pager, &store);
+        // s2 is still configured, but (say, N changed) another member owns it now.
+        let toml = "[[shards]]\nname = \"s1\"\nurl = \"mysql://m@127.0.0.1:1\"\n\
+                    [[shards]]\nname = \"s2\"\nurl = \"mysql://m@127.0.0.1:1\"\n";
+        let mut settings = crate::config::from_toml_str(toml, &|_| None).unwrap();
+        settings.shards.retain(|s| s.name == "s1");
+        store.reconfigure(&settings);
+        pager.reconfigure(&settings, Vec::new());
+        let later = Utc::now() + chrono::Duration::hours(1);
+        for _ in 0..RESOLVE_AFTER + 1 {
+            pager.evaluate(&store.read(), later);
+        }
+        let books = pager.lock();
+        assert!(
+            books.outboxes[0]
+                .iter()
+                .all(|e| e.action != event::Action::Resolve),
+            "the new owner resolves it, not this member"
+        );
+        let open: Vec<&String> = books.lifecycles[0].incidents.keys().collect();
+        assert_eq!(open, ["headroom/blind/s1"]);
     }
 
     #[test]

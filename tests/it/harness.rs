@@ -143,7 +143,11 @@ pub struct TestApp {
 }
 
 pub async fn spawn_app(settings: Settings) -> TestApp {
-    let app = App::build(settings).await.expect("building the app");
+    spawn_built(App::build(settings).await.expect("building the app"))
+}
+
+/// Runs an app already built (e.g. made reloadable).
+pub fn spawn_built(app: App) -> TestApp {
     let addr = app.local_addr();
     let store = app.store();
     let pager = app.pager();
@@ -162,6 +166,16 @@ pub async fn spawn_app(settings: Settings) -> TestApp {
 }
 
 impl TestApp {
+    /// POST with an empty body, returning the status and the parsed JSON body.
+    pub async fn post_json(&self, path: &str) -> (u16, Value) {
+        let resp = self.client.post(self.url(path)).send().await.expect("POST");
+        let status = resp.status().as_u16();
+        let body = resp.text().await.expect("body");
+        let value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("{path} did not return JSON ({e}): {body}"));
+        (status, value)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
