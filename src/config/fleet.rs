@@ -5,7 +5,9 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use super::section::Section;
-use super::{ReferenceRule, ShardSettings, SourceKind, SourceSettings, endpoint, policy, secret};
+use super::{
+    ReferenceRule, ShardSettings, SourceKind, SourceSettings, endpoint, environment, policy, secret,
+};
 
 /// `password_env` / `password_file` of a shard or source, and whether either key is set.
 fn password(
@@ -38,11 +40,13 @@ pub(super) fn shard(
             "is empty: leave it out to watch every schema".to_string(),
         );
     }
+    let environment = environment::read(s);
     s.finish();
     Some(ShardSettings {
         name: name?,
         endpoint: endpoint?,
         schemas,
+        environment: environment?,
     })
 }
 
@@ -74,12 +78,14 @@ pub(super) fn source(
     {
         s.problem("table", "must be a table name".to_string());
     }
+    let environment = environment::read(s);
     s.finish();
     Some(SourceSettings {
         name: name?,
         kind: kind?,
         servers: servers?,
         table: table?,
+        environment: environment?,
     })
 }
 

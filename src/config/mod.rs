@@ -13,6 +13,7 @@
 //! - `section`: the walker every reader uses (typed values, problems, unknown keys);
 //! - `server`: `[server]`, `[poll]`;
 //! - `fleet`: `[[shards]]`, `[[sources]]`, `[[references]]`;
+//! - `environment`: `environment` of a shard or source (`dev`, `staging`, `production`);
 //! - `policy`: `[thresholds]`, `[[overrides]]`, `[[silences]]`, glob lists;
 //! - `metrics`: `[metrics]`;
 //! - `notifiers`: `[pagerduty]`, `[webhook]`, `[state]`;
@@ -21,6 +22,7 @@
 
 mod cluster;
 mod endpoint;
+mod environment;
 mod fleet;
 mod metrics;
 mod notifiers;
@@ -46,6 +48,7 @@ use crate::policy::{ColumnGlobs, Policy, Severity};
 use section::Section;
 
 pub use endpoint::{Endpoint, redact_text};
+pub use environment::Environment;
 pub use metrics::{MetricColumns, MetricsSettings};
 
 /// The environment variable prefix; `HEADROOM__POLL__INTERVAL=30s` sets `poll.interval`.
@@ -119,6 +122,8 @@ pub struct ShardSettings {
     pub endpoint: Endpoint,
     /// Schemas to watch; `None` means every non-system schema the user can see.
     pub schemas: Option<Vec<String>>,
+    /// Which fleet the shard belongs to (`environment`, default `production`).
+    pub environment: Environment,
 }
 
 /// The kinds of ID generator headroom can read.
@@ -145,6 +150,8 @@ pub struct SourceSettings {
     pub servers: Vec<Endpoint>,
     /// The ticket table, e.g. `Tickets64`.
     pub table: String,
+    /// Which fleet the source belongs to (`environment`, default `production`).
+    pub environment: Environment,
 }
 
 /// `[[references]]`: columns matched by `columns` and not by `exclude` store IDs from `source`.
