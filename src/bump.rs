@@ -68,6 +68,12 @@ pub enum Action {
         /// What the counter would have been raised to.
         needed: u128,
     },
+    /// Raising it to `to` was tried and failed (`--apply` only; the error is reported
+    /// beside the table). [`plan`] never returns it.
+    Failed {
+        /// What the counter was to be raised to.
+        to: u128,
+    },
 }
 
 /// What to do with a counter standing at `current` (the next value handed out) on a server
@@ -161,6 +167,7 @@ pub fn render(rows: &[Row], above: u64, applied: bool) -> String {
                     "-".to_string(),
                     format!("left alone: its type holds at most {}", c.max),
                 ),
+                Action::Failed { to } => (to.to_string(), "FAILED".to_string()),
             };
             [
                 escape(&c.server).into_owned(),
@@ -197,9 +204,10 @@ fn summary(rows: &[Row], above: u64, applied: bool) -> String {
     let raised = count(|a| matches!(a, Action::Raise { .. }));
     let alone = count(|a| matches!(a, Action::AlreadyAbove));
     let narrow = count(|a| matches!(a, Action::TooNarrow { .. }));
+    let failed = count(|a| matches!(a, Action::Failed { .. }));
     let mut out = String::new();
     let counters = |n: usize| if n == 1 { "counter" } else { "counters" };
-    if raised == 0 {
+    if raised == 0 && failed == 0 {
         let _ = write!(
             out,
             "Nothing to change: {alone} {} already above {above}",
@@ -223,6 +231,9 @@ fn summary(rows: &[Row], above: u64, applied: bool) -> String {
             out,
             "; {narrow} too narrow to go above it (left alone: see headroom lint)"
         );
+    }
+    if failed > 0 {
+        let _ = write!(out, "; {failed} FAILED (see the errors)");
     }
     out.push_str(".\n");
     if raised > 0 && !applied {
@@ -433,6 +444,14 @@ environment = \"staging\"
             "Raised 1 counter; 1 already above 2147483647; 1 too narrow to go above it (left alone: see headroom lint).\n"
         ));
 
+        let mut failed = rows.clone();
+        failed[0].action = Action::Failed { to: 2_147_483_648 };
+        let failed = render(&failed, INT_MAX, true);
+        assert!(failed.contains("2147483648  FAILED\n"), "{failed}");
+        assert!(failed.ends_with(
+            "Raised 0 counters; 1 already above 2147483647; 1 too narrow to go above it (left alone: see headroom lint); 1 FAILED (see the errors).\n"
+        ), "{failed}");
+
         let settled = &rows[1..];
         assert!(render(settled, INT_MAX, true).ends_with(
             "Nothing to change: 1 counter already above 2147483647; 1 too narrow to go above it (left alone: see headroom lint).\n"
@@ -496,6 +515,7 @@ environment = \"staging\"
                     prop_assert!(current <= i128::from(above));
                     prop_assert!(needed > u128::from(max));
                 }
+                Action::Failed { .. } => prop_assert!(false, "planned a failure"),
             }
         }
 

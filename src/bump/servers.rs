@@ -47,6 +47,10 @@ enum ServerError {
     NoTicketTable { database: String, table: String },
     #[error("{name}: AUTO_INCREMENT is {after} after the ALTER TABLE, not {to}")]
     NotRaised { name: String, after: i128, to: u128 },
+    #[error(
+        "raising AUTO_INCREMENT of {name}: the user lacks ALTER on the table (server error {code})"
+    )]
+    AlterDenied { name: String, code: u16 },
 }
 
 /// One server's connection and the counters read on it.
@@ -101,6 +105,9 @@ pub async fn run(settings: &Settings, above: u64, apply: bool) -> Outcome {
                         row.action = action;
                     }
                     Err(e) => {
+                        if let Action::Raise { to } = row.action {
+                            row.action = Action::Failed { to };
+                        }
                         let line = format!("{}: {e}", target.what);
                         errors.push_str(&format!("headroom: {}\n", escape(&line)));
                     }
@@ -328,7 +335,13 @@ async fn raise(
         &counter.table,
         to,
     )));
-    db::fetch_all(conn, alter, timeout, &what).await?;
+    if let Err(e) = db::fetch_all(conn, alter, timeout, &what).await {
+        // 1142: the statement is denied to the user (db.rs words it for a read).
+        return Err(match e.code() {
+            Some(code @ 1142) => ServerError::AlterDenied { name, code },
+            _ => e.into(),
+        });
+    }
     let after = counter_now(conn, counter, timeout).await?;
     if u128::try_from(after).is_ok_and(|after| after >= to) {
         Ok((current, action))

@@ -351,6 +351,46 @@ fn an_unreachable_server_is_named_and_nothing_is_changed() {
 }
 
 #[test]
+fn a_raise_the_user_may_not_make_is_reported_failed_and_the_others_are_made() {
+    let servers = start_servers(&["shard"]);
+    let shard = &servers[0];
+    shard.exec(sandbox::ETSY_SCHEMA_SQL).expect("seed shard");
+    shard
+        .exec(
+            "CREATE DATABASE other;
+CREATE TABLE other.events (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY);
+CREATE USER 'dev'@'127.0.0.1';
+GRANT SELECT ON etsy.* TO 'dev'@'127.0.0.1';
+GRANT SELECT, ALTER ON other.* TO 'dev'@'127.0.0.1';",
+        )
+        .expect("seed user");
+    let toml = dev(&format!(
+        "[[shards]]\nname = \"shard-01\"\nurl = \"{}\"\n",
+        shard.url("dev", None)
+    ));
+    let (code, stdout, stderr) = bump(&toml, &["--apply"]);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert_eq!(
+        stderr,
+        "headroom: shard shard-01: raising AUTO_INCREMENT of etsy.audit_log: the user lacks ALTER on the table (server error 1142)\n"
+    );
+    assert_eq!(
+        row(&stdout, "shard-01", "etsy.audit_log.entry_id")[5..],
+        ["1", "2147483648", "FAILED"]
+    );
+    assert_eq!(
+        row(&stdout, "shard-01", "other.events.id")[5..],
+        ["1", "2147483648", "raised"]
+    );
+    assert!(
+        stdout.ends_with("Raised 1 counter; 0 already above 2147483647; 2 too narrow to go above it (left alone: see headroom lint); 1 FAILED (see the errors).\n"),
+        "{stdout}"
+    );
+    assert_eq!(counter(shard, "etsy", "audit_log"), 1);
+    assert_eq!(counter(shard, "other", "events"), 2_147_483_648);
+}
+
+#[test]
 fn after_the_bump_a_ticket_id_no_longer_fits_an_int_column_in_strict_mode() {
     let servers = start_servers(&["shard", "ticket"]);
     let (shard, ticket) = (&servers[0], &servers[1]);
