@@ -12,6 +12,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use futures::stream::{self, StreamExt};
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
 use sqlx::{ConnectOptions, Connection};
 
@@ -76,7 +77,8 @@ pub async fn run(settings: &Settings, above: u64, apply: bool) -> Outcome {
         };
     }
     let timeout = settings.poll.query_timeout;
-    let (mut targets, failed) = read_all(settings, above, timeout).await;
+    let concurrency = settings.poll.concurrency;
+    let (mut targets, failed) = read_all(settings, above, timeout, concurrency).await;
     let mut errors = String::new();
     for (what, error) in &failed {
         errors.push_str(&format!(
@@ -94,25 +96,14 @@ pub async fn run(settings: &Settings, above: u64, apply: bool) -> Outcome {
         };
     }
     if apply {
-        for target in &mut targets {
-            for row in &mut target.rows {
-                if !matches!(row.action, Action::Raise { .. }) {
-                    continue;
-                }
-                match raise(&mut target.conn, &row.counter, above, timeout).await {
-                    Ok((current, action)) => {
-                        row.counter.current = current;
-                        row.action = action;
-                    }
-                    Err(e) => {
-                        if let Action::Raise { to } = row.action {
-                            row.action = Action::Failed { to };
-                        }
-                        let line = format!("{}: {e}", target.what);
-                        errors.push_str(&format!("headroom: {}\n", escape(&line)));
-                    }
-                }
-            }
+        // Servers in parallel (up to poll.concurrency), each one's tables one by one.
+        let failures: Vec<String> = stream::iter(targets.iter_mut())
+            .map(|target| raise_all(target, above, timeout))
+            .buffered(concurrency)
+            .concat()
+            .await;
+        for line in failures {
+            errors.push_str(&format!("headroom: {}\n", escape(&line)));
         }
     }
     let rows: Vec<Row> = targets.iter().flat_map(|t| t.rows.clone()).collect();
@@ -124,27 +115,75 @@ pub async fn run(settings: &Settings, above: u64, apply: bool) -> Outcome {
     }
 }
 
+/// Raises every counter of one server planned to be raised; a raise that fails is marked
+/// [`Action::Failed`] and its error returned, and the others are still made.
+async fn raise_all(target: &mut Target, above: u64, timeout: Duration) -> Vec<String> {
+    let mut failures = Vec::new();
+    for row in &mut target.rows {
+        let Action::Raise { to } = row.action else {
+            continue;
+        };
+        match raise(&mut target.conn, &row.counter, above, timeout).await {
+            Ok((current, action)) => {
+                row.counter.current = current;
+                row.action = action;
+            }
+            Err(e) => {
+                row.action = Action::Failed { to };
+                failures.push(format!("{}: {e}", target.what));
+            }
+        }
+    }
+    failures
+}
+
+/// A server to read: a ticket server of a source, or a shard.
+enum Job<'a> {
+    Ticket(&'a SourceSettings, &'a Endpoint),
+    Shard(&'a ShardSettings),
+}
+
+/// Reads one server and plans its counters; what it is, for messages.
+async fn read_one(
+    job: Job<'_>,
+    above: u64,
+    timeout: Duration,
+) -> (String, Result<(MySqlConnection, Vec<Row>), ServerError>) {
+    match job {
+        Job::Ticket(source, endpoint) => (
+            format!("source {} server {}", source.name, endpoint.label()),
+            read_ticket_server(source, endpoint, above, timeout).await,
+        ),
+        Job::Shard(shard) => (
+            format!("shard {}", shard.name),
+            read_shard(shard, above, timeout).await,
+        ),
+    }
+}
+
 /// Every source server, then every shard of the configuration (not only this replica's
-/// share), each read and planned; and what could not be read, named.
+/// share), read and planned (up to `concurrency` at once), in that order; and what could
+/// not be read, named.
 async fn read_all(
     settings: &Settings,
     above: u64,
     timeout: Duration,
+    concurrency: usize,
 ) -> (Vec<Target>, Vec<(String, ServerError)>) {
+    let tickets = settings
+        .sources
+        .iter()
+        .flat_map(|s| s.servers.iter().map(move |e| Job::Ticket(s, e)));
+    let jobs = tickets.chain(settings.configured_shards.iter().map(Job::Shard));
+    let results: Vec<_> = stream::iter(jobs)
+        .map(|job| read_one(job, above, timeout))
+        .buffered(concurrency)
+        .collect()
+        .await;
     let mut targets = Vec::new();
     let mut failed = Vec::new();
-    for source in &settings.sources {
-        for endpoint in &source.servers {
-            let what = format!("source {} server {}", source.name, endpoint.label());
-            match read_ticket_server(source, endpoint, above, timeout).await {
-                Ok((conn, rows)) => targets.push(Target { what, conn, rows }),
-                Err(e) => failed.push((what, e)),
-            }
-        }
-    }
-    for shard in &settings.configured_shards {
-        let what = format!("shard {}", shard.name);
-        match read_shard(shard, above, timeout).await {
+    for (what, result) in results {
+        match result {
             Ok((conn, rows)) => targets.push(Target { what, conn, rows }),
             Err(e) => failed.push((what, e)),
         }
