@@ -26,7 +26,7 @@ use crate::config::{Environment, Settings};
 use crate::db;
 use crate::escape::escape;
 
-pub use servers::run;
+pub use servers::{Outcome, run};
 
 /// The default bound: the maximum of a signed `INT`.
 pub const DEFAULT_ABOVE: u64 = 2_147_483_647;
