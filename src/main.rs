@@ -60,6 +60,8 @@ enum Command {
     /// --apply. Exit 0 done, 2 refused (a shard or source not `environment = "dev"`), a bad
     /// configuration or a server unreachable.
     Bump {
+        /// The development configuration (TOML); required: bump never falls back to the
+        /// daemon's file.
         #[arg(long)]
         config: PathBuf,
         /// Raise every counter above this value.

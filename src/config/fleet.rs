@@ -5,9 +5,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use super::section::Section;
-use super::{
-    ReferenceRule, ShardSettings, SourceKind, SourceSettings, endpoint, environment, policy, secret,
-};
+use super::{ReferenceRule, ShardSettings, SourceKind, SourceSettings, endpoint, policy, secret};
 
 /// `password_env` / `password_file` of a shard or source, and whether either key is set.
 fn password(
@@ -40,7 +38,7 @@ pub(super) fn shard(
             "is empty: leave it out to watch every schema".to_string(),
         );
     }
-    let environment = environment::read(s);
+    let environment = super::environment::read(s);
     s.finish();
     Some(ShardSettings {
         name: name?,
@@ -78,7 +76,7 @@ pub(super) fn source(
     {
         s.problem("table", "must be a table name".to_string());
     }
-    let environment = environment::read(s);
+    let environment = super::environment::read(s);
     s.finish();
     Some(SourceSettings {
         name: name?,
