@@ -29,6 +29,8 @@
 //!   web configuration file.
 //! - [`cluster`]: which shards this replica owns when a fleet is split (`--member I/N`).
 //! - [`check`]: the one-shot `headroom check` report and its exit codes.
+//! - [`bump`]: `headroom bump`: raises a development fleet's counters above a bound (pure
+//!   planning; `bump/servers.rs` reads and writes).
 //! - [`startup`]: `App::build` and `App::run`.
 //! - [`reload`]: a new configuration without a restart (SIGHUP, `POST /-/reload`): load,
 //!   compare, swap.
@@ -40,6 +42,7 @@
 //! (`tests/sandbox`), never compiled into the daemon.
 
 pub mod api;
+pub mod bump;
 pub mod check;
 pub mod cluster;
 pub mod config;

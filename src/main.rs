@@ -1,4 +1,5 @@
-//! The `headroom` binary: `run` (the daemon) and `check` (one poll, for cron and DBAs).
+//! The `headroom` binary: `run` (the daemon), `check` (one poll, for cron and DBAs) and
+//! `bump` (raise a development fleet's counters above a bound).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,6 +58,22 @@ enum Command {
         #[arg(long, value_name = "I/N")]
         member: Option<Member>,
     },
+    /// Raise every ticket server and AUTO_INCREMENT counter of a development configuration
+    /// above a bound, so that too narrow columns fail in development. Dry run unless
+    /// --apply. Exit 0 done, 2 refused (a shard or source not `environment = "dev"`), a bad
+    /// configuration or a server unreachable.
+    Bump {
+        /// The development configuration (TOML); required: bump never falls back to the
+        /// daemon's file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Raise every counter above this value.
+        #[arg(long, default_value_t = headroom::bump::DEFAULT_ABOVE)]
+        above: u64,
+        /// Make the changes; without it, only print what would be done.
+        #[arg(long)]
+        apply: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -95,6 +112,11 @@ fn main() -> ExitCode {
                 };
                 check(config, &overrides, all, json).await
             }
+            Command::Bump {
+                config,
+                above,
+                apply,
+            } => bump(config, above, apply).await,
         }
     })
 }
@@ -170,4 +192,15 @@ async fn check(path: PathBuf, overrides: &config::Overrides, all: bool, json: bo
             ExitCode::from(2)
         }
     }
+}
+
+async fn bump(path: PathBuf, above: u64, apply: bool) -> ExitCode {
+    let settings = match load(&path, &config::Overrides::default()) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let outcome = headroom::bump::run(&settings, above, apply).await;
+    print!("{}", outcome.output);
+    eprint!("{}", outcome.errors);
+    ExitCode::from(outcome.exit_code)
 }

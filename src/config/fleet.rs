@@ -86,11 +86,13 @@ fn shard(
             "is empty: leave it out to watch every schema".to_string(),
         );
     }
+    let environment = super::environment::read(s);
     s.finish();
     Some(ShardSettings {
         name: name?,
         endpoint: endpoint?,
         schemas,
+        environment: environment?,
     })
 }
 
@@ -122,12 +124,14 @@ pub(super) fn source(
     {
         s.problem("table", "must be a table name".to_string());
     }
+    let environment = super::environment::read(s);
     s.finish();
     Some(SourceSettings {
         name: name?,
         kind: kind?,
         servers: servers?,
         table: table?,
+        environment: environment?,
     })
 }
 

@@ -15,6 +15,7 @@
 //! - `fleet`: `[[shards]]`, `[[sources]]`, `[[references]]`;
 //! - `include`: `[include] files`, more fleet entries from other files;
 //! - `range`: `{N..M}` ranges in a shard's name, URL and password file, expanded;
+//! - `environment`: `environment` of a shard or source (`dev`, `staging`, `production`);
 //! - `policy`: `[thresholds]`, `[[overrides]]`, `[[silences]]`, glob lists;
 //! - `metrics`: `[metrics]`;
 //! - `notifiers`: `[pagerduty]`, `[webhook]`, `[state]`;
@@ -23,6 +24,7 @@
 
 mod cluster;
 mod endpoint;
+mod environment;
 mod fleet;
 mod include;
 mod metrics;
@@ -50,6 +52,7 @@ use crate::policy::{ColumnGlobs, Policy, Severity};
 use section::Section;
 
 pub use endpoint::{Endpoint, redact_text};
+pub use environment::Environment;
 pub use metrics::{MetricColumns, MetricsSettings};
 
 /// The environment variable prefix; `HEADROOM__POLL__INTERVAL=30s` sets `poll.interval`.
@@ -123,6 +126,8 @@ pub struct ShardSettings {
     pub endpoint: Endpoint,
     /// Schemas to watch; `None` means every non-system schema the user can see.
     pub schemas: Option<Vec<String>>,
+    /// Which fleet the shard belongs to (`environment`, default `production`).
+    pub environment: Environment,
 }
 
 /// The kinds of ID generator headroom can read.
@@ -149,6 +154,8 @@ pub struct SourceSettings {
     pub servers: Vec<Endpoint>,
     /// The ticket table, e.g. `Tickets64`.
     pub table: String,
+    /// Which fleet the source belongs to (`environment`, default `production`).
+    pub environment: Environment,
 }
 
 /// `[[references]]`: columns matched by `columns` and not by `exclude` store IDs from `source`.

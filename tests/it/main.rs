@@ -2,6 +2,7 @@
 //! a real headroom on a free port, and assertions on exact values.
 
 mod api;
+mod bump;
 mod cli;
 mod cluster;
 mod config_errors;

@@ -1,0 +1,440 @@
+//! `headroom bump` against real MariaDB: the plan of a dry run, raising every counter above
+//! INT's maximum with each ticket server keeping its offset, a second run that changes
+//! nothing, the refusal on a configuration that is not all `dev`, an unreachable server,
+//! and the point of it all: afterwards a ticket ID no longer fits an INT column.
+
+use std::process::Command;
+
+use headroom_sandbox::{self as sandbox, MariaDb};
+
+use crate::harness::{Cluster, start_servers};
+
+const BIN: &str = env!("CARGO_BIN_EXE_headroom");
+
+/// A table whose name holds a backtick, a quote and a template placeholder.
+const HOSTILE: &str = "we`ird'{table}";
+
+/// Runs `headroom bump --config <toml> args...`: exit code, stdout, stderr.
+fn bump(toml: &str, args: &[&str]) -> (i32, String, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("dev.toml");
+    std::fs::write(&path, toml).expect("write config");
+    let out = Command::new(BIN)
+        .arg("bump")
+        .arg("--config")
+        .arg(&path)
+        .args(args)
+        .output()
+        .expect("running headroom bump");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Marks every shard and source of a configuration `environment = "dev"`.
+fn dev(toml: &str) -> String {
+    toml.replace("[[shards]]\n", "[[shards]]\nenvironment = \"dev\"\n")
+        .replace("[[sources]]\n", "[[sources]]\nenvironment = \"dev\"\n")
+}
+
+/// A table's AUTO_INCREMENT as information_schema reports it.
+fn counter(server: &MariaDb, schema: &str, table: &str) -> u64 {
+    let sql = format!(
+        "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{schema}' AND TABLE_NAME = '{}'",
+        table.replace('\\', "\\\\").replace('\'', "\\'")
+    );
+    let out = server.exec(&sql).expect("reading AUTO_INCREMENT");
+    out.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("AUTO_INCREMENT of {schema}.{table}: {out:?}"))
+}
+
+/// The report's row for `column` on `server`, split into its cells (two or more spaces
+/// apart).
+fn row(stdout: &str, server: &str, column: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .map(|line| {
+            line.split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .find(|cells| cells.len() >= 8 && cells[0] == server && cells[1] == column)
+        .unwrap_or_else(|| panic!("no row for {server} {column} in:\n{stdout}"))
+}
+
+/// The cluster's two shards, the second watching only `etsy`; extra tables: a BIGINT
+/// counter in a second schema on each shard, one already past 2^31 on shard-01, and one
+/// with a hostile name.
+fn seed(cluster: &Cluster) -> String {
+    for shard in &cluster.shards {
+        shard
+            .exec(
+                "CREATE DATABASE other;
+CREATE TABLE other.events (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY) AUTO_INCREMENT=500;",
+            )
+            .expect("seeding other");
+    }
+    cluster.shards[0]
+        .exec(&format!(
+            "CREATE TABLE etsy.big_events (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY) AUTO_INCREMENT=5000000000;
+CREATE TABLE etsy.{} (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, v INT) AUTO_INCREMENT=42;",
+            headroom::db::ident(HOSTILE)
+        ))
+        .expect("seeding shard-01");
+    dev(&cluster.toml("")).replace(
+        "name = \"shard-02\"\n",
+        "name = \"shard-02\"\nschemas = [\"etsy\"]\n",
+    )
+}
+
+fn ticket_label(cluster: &Cluster, i: usize) -> String {
+    format!("tickets64 127.0.0.1:{}", cluster.tickets[i].port())
+}
+
+#[test]
+fn a_dry_run_prints_the_plan_and_changes_nothing() {
+    let cluster = Cluster::start();
+    let toml = seed(&cluster);
+
+    let (code, stdout, stderr) = bump(&toml, &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.starts_with("Counters above 2147483647 (dry run: nothing is changed)\n"),
+        "{stdout}"
+    );
+    // The ticket pair: offsets 1 and 2 of 2, counters at 2147483000.
+    assert_eq!(
+        row(&stdout, &ticket_label(&cluster, 0), "tickets.Tickets64.id")[2..],
+        [
+            "bigint(20) unsigned",
+            "2",
+            "1",
+            "2147483000",
+            "2147483649",
+            "would raise"
+        ]
+    );
+    assert_eq!(
+        row(&stdout, &ticket_label(&cluster, 1), "tickets.Tickets64.id")[2..],
+        [
+            "bigint(20) unsigned",
+            "2",
+            "2",
+            "2147483000",
+            "2147483648",
+            "would raise"
+        ]
+    );
+    assert_eq!(
+        row(&stdout, "shard-01", "etsy.audit_log.entry_id")[2..],
+        [
+            "bigint(20) unsigned",
+            "1",
+            "1",
+            "1",
+            "2147483648",
+            "would raise"
+        ]
+    );
+    assert_eq!(
+        row(&stdout, "shard-01", "etsy.activity_feed.feed_id")[2..],
+        [
+            "int(11)",
+            "1",
+            "1",
+            "1900000000",
+            "-",
+            "left alone: its type holds at most 2147483647"
+        ]
+    );
+    assert_eq!(
+        row(&stdout, "shard-01", "etsy.big_events.id")[5..],
+        ["5000000000", "-", "left alone: already above"]
+    );
+    assert_eq!(
+        row(&stdout, "shard-01", &format!("etsy.{HOSTILE}.id"))[5..],
+        ["42", "2147483648", "would raise"]
+    );
+    assert_eq!(
+        row(&stdout, "shard-01", "other.events.id")[5..],
+        ["500", "2147483648", "would raise"]
+    );
+    // shard-02 watches only etsy.
+    assert!(!stdout.contains("shard-02  other.events.id"), "{stdout}");
+    // 2 ticket servers, audit_log ×2, other.events, the hostile table.
+    assert!(
+        stdout.ends_with(
+            "6 counters to raise; 1 already above 2147483647; 4 too narrow to go above it (left alone: see headroom lint).\nRun again with --apply to raise them.\n"
+        ),
+        "{stdout}"
+    );
+
+    assert_eq!(
+        counter(&cluster.tickets[0], "tickets", "Tickets64"),
+        2_147_483_000
+    );
+    assert_eq!(
+        counter(&cluster.tickets[1], "tickets", "Tickets64"),
+        2_147_483_000
+    );
+    for shard in &cluster.shards {
+        assert_eq!(counter(shard, "etsy", "audit_log"), 1);
+        assert_eq!(counter(shard, "other", "events"), 500);
+    }
+    assert_eq!(counter(&cluster.shards[0], "etsy", HOSTILE), 42);
+}
+
+#[test]
+fn apply_raises_every_counter_above_int_max_keeping_offsets_and_a_second_run_changes_nothing() {
+    let mut cluster = Cluster::start();
+    let toml = seed(&cluster);
+
+    let (code, stdout, stderr) = bump(&toml, &["--apply"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.starts_with("Counters above 2147483647\n"),
+        "{stdout}"
+    );
+    assert_eq!(
+        row(&stdout, &ticket_label(&cluster, 0), "tickets.Tickets64.id")[5..],
+        ["2147483000", "2147483649", "raised"]
+    );
+    assert!(
+        stdout.ends_with(
+            "Raised 6 counters; 1 already above 2147483647; 4 too narrow to go above it (left alone: see headroom lint).\n"
+        ),
+        "{stdout}"
+    );
+
+    // Each ticket server hands out the first ID above INT's maximum in its own series, also
+    // after a restart before any ticket was handed out: the server keeps the counter
+    // (MariaDB 10.2.4+, MySQL 8), so the ticket row need not move.
+    assert_eq!(
+        counter(&cluster.tickets[0], "tickets", "Tickets64"),
+        2_147_483_649
+    );
+    assert_eq!(
+        counter(&cluster.tickets[1], "tickets", "Tickets64"),
+        2_147_483_648
+    );
+    cluster.tickets[0].restart().expect("restarting ticket-a");
+    // The sandbox sets the step with SET GLOBAL; a real server reads it from its my.cnf.
+    cluster.tickets[0]
+        .exec("SET GLOBAL auto_increment_increment = 2; SET GLOBAL auto_increment_offset = 1;")
+        .expect("restoring the step");
+    assert_eq!(cluster.hand_out(1), vec![2_147_483_649, 2_147_483_648]);
+    assert_eq!(cluster.hand_out(2), vec![2_147_483_653, 2_147_483_652]);
+    // REPLACE INTO still keeps one row per stub.
+    for t in &cluster.tickets {
+        assert_eq!(
+            t.exec("SELECT COUNT(*) FROM tickets.Tickets64")
+                .expect("count")
+                .trim(),
+            "1"
+        );
+    }
+
+    // Shard tables: the next insert gets an ID above INT's maximum.
+    let id = cluster.shards[1]
+        .exec("INSERT INTO etsy.audit_log (user_id) VALUES (7); SELECT LAST_INSERT_ID();")
+        .expect("insert");
+    assert_eq!(id.trim(), "2147483648");
+    let id = cluster.shards[0]
+        .exec(&format!(
+            "INSERT INTO etsy.{} (v) VALUES (1); SELECT LAST_INSERT_ID();",
+            headroom::db::ident(HOSTILE)
+        ))
+        .expect("insert into the hostile table");
+    assert_eq!(id.trim(), "2147483648");
+    assert_eq!(
+        counter(&cluster.shards[0], "other", "events"),
+        2_147_483_648
+    );
+    // Left alone: outside shard-02's schemas, already above, too narrow.
+    assert_eq!(counter(&cluster.shards[1], "other", "events"), 500);
+    assert_eq!(
+        counter(&cluster.shards[0], "etsy", "big_events"),
+        5_000_000_000
+    );
+    assert_eq!(
+        counter(&cluster.shards[0], "etsy", "activity_feed"),
+        1_900_000_000
+    );
+    assert_eq!(counter(&cluster.shards[0], "etsy", "teams"), 13_400);
+
+    // Idempotent: nothing left to raise, and nothing moves.
+    let (code, stdout, stderr) = bump(&toml, &["--apply"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.ends_with(
+            "Nothing to change: 7 counters already above 2147483647; 4 too narrow to go above it (left alone: see headroom lint).\n"
+        ),
+        "{stdout}"
+    );
+    assert_eq!(
+        counter(&cluster.tickets[0], "tickets", "Tickets64"),
+        2_147_483_655
+    );
+    assert_eq!(
+        counter(&cluster.shards[1], "etsy", "audit_log"),
+        2_147_483_649
+    );
+}
+
+#[test]
+fn bump_is_refused_unless_every_shard_and_source_is_dev() {
+    let servers = start_servers(&["shard", "ticket"]);
+    servers[0]
+        .exec(sandbox::ETSY_SCHEMA_SQL)
+        .expect("seed shard");
+    servers[1]
+        .exec(&sandbox::ticket_server_sql(1, 1_000))
+        .expect("seed ticket server");
+    let head = "[poll]\nquery_timeout = \"5s\"\n";
+    let toml = format!(
+        "{head}[[shards]]\nname = \"shard-01\"\nurl = \"{url}\"\nenvironment = \"dev\"\n[[shards]]\nname = \"shard-02\"\nurl = \"{url}\"\nenvironment = \"staging\"\n[[sources]]\nname = \"tickets64\"\nkind = \"ticket_server\"\nservers = [\"{ticket}\"]\ntable = \"Tickets64\"\n",
+        url = servers[0].url("root", None),
+        ticket = servers[1].url("root", Some("tickets")),
+    );
+    for args in [&[][..], &["--apply"][..]] {
+        let (code, stdout, stderr) = bump(&toml, args);
+        assert_eq!(code, 2, "{args:?}: {stdout}{stderr}");
+        assert_eq!(stdout, "");
+        assert_eq!(
+            stderr,
+            "headroom: bump refused: it raises counters, so every [[shards]] and [[sources]] must have environment = \"dev\"; not dev: shard shard-02 (staging), source tickets64 (production)\n"
+        );
+    }
+    assert_eq!(counter(&servers[0], "etsy", "audit_log"), 1);
+    assert_eq!(counter(&servers[1], "tickets", "Tickets64"), 1_000);
+
+    // A value that is not an environment is a configuration error naming its key.
+    let (code, _, stderr) = bump(&toml.replace("\"staging\"", "\"prod\""), &[]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("shards[1].environment: \"prod\" is not an environment: expected \"dev\", \"staging\" or \"production\""),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_unreachable_server_is_named_and_nothing_is_changed() {
+    let mut servers = start_servers(&["shard", "ticket"]);
+    servers[0]
+        .exec(sandbox::ETSY_SCHEMA_SQL)
+        .expect("seed shard");
+    servers[1]
+        .exec(&sandbox::ticket_server_sql(1, 1_000))
+        .expect("seed ticket server");
+    let toml = dev(&format!(
+        "[poll]\nquery_timeout = \"5s\"\n[[shards]]\nname = \"shard-01\"\nurl = \"{}\"\n[[sources]]\nname = \"tickets64\"\nkind = \"ticket_server\"\nservers = [\"{}\"]\ntable = \"Tickets64\"\n",
+        servers[0].url("root", None),
+        servers[1].url("root", Some("tickets")),
+    ));
+    let port = servers[1].port();
+    servers[1].stop();
+    let (code, stdout, stderr) = bump(&toml, &["--apply"]);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert_eq!(stdout, "");
+    assert_eq!(
+        stderr,
+        format!(
+            "headroom: source tickets64 server 127.0.0.1:{port}: connecting: connection refused\nheadroom: nothing was changed\n"
+        )
+    );
+    assert_eq!(counter(&servers[0], "etsy", "audit_log"), 1);
+}
+
+#[test]
+fn a_raise_the_user_may_not_make_is_reported_failed_and_the_others_are_made() {
+    let servers = start_servers(&["shard"]);
+    let shard = &servers[0];
+    shard.exec(sandbox::ETSY_SCHEMA_SQL).expect("seed shard");
+    shard
+        .exec(
+            "CREATE DATABASE other;
+CREATE TABLE other.events (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY);
+CREATE USER 'dev'@'127.0.0.1';
+GRANT SELECT ON etsy.* TO 'dev'@'127.0.0.1';
+GRANT SELECT, ALTER ON other.* TO 'dev'@'127.0.0.1';",
+        )
+        .expect("seed user");
+    let toml = dev(&format!(
+        "[[shards]]\nname = \"shard-01\"\nurl = \"{}\"\n",
+        shard.url("dev", None)
+    ));
+    let (code, stdout, stderr) = bump(&toml, &["--apply"]);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert_eq!(
+        stderr,
+        "headroom: shard shard-01: raising AUTO_INCREMENT of etsy.audit_log: the user lacks ALTER on the table (server error 1142)\n"
+    );
+    assert_eq!(
+        row(&stdout, "shard-01", "etsy.audit_log.entry_id")[5..],
+        ["1", "2147483648", "FAILED"]
+    );
+    assert_eq!(
+        row(&stdout, "shard-01", "other.events.id")[5..],
+        ["1", "2147483648", "raised"]
+    );
+    assert!(
+        stdout.ends_with("Raised 1 counter; 0 already above 2147483647; 2 too narrow to go above it (left alone: see headroom lint); 1 FAILED (see the errors).\n"),
+        "{stdout}"
+    );
+    assert_eq!(counter(shard, "etsy", "audit_log"), 1);
+    assert_eq!(counter(shard, "other", "events"), 2_147_483_648);
+}
+
+#[test]
+fn after_the_bump_a_ticket_id_no_longer_fits_an_int_column_in_strict_mode() {
+    let servers = start_servers(&["shard", "ticket"]);
+    let (shard, ticket) = (&servers[0], &servers[1]);
+    shard.exec(sandbox::ETSY_SCHEMA_SQL).expect("seed shard");
+    ticket
+        .exec(&sandbox::ticket_server_sql(1, 1_000))
+        .expect("seed ticket server");
+    let insert = |id: u64| {
+        shard.exec(&format!(
+            "SET SESSION sql_mode = 'STRICT_TRANS_TABLES';
+INSERT INTO etsy.activity_feed (actor_id) VALUES ({id});"
+        ))
+    };
+    // Before: small ticket IDs hide that activity_feed.actor_id is a signed INT.
+    let before = sandbox::hand_out_tickets(ticket, 1).expect("ticket");
+    assert_eq!(before, 1_001);
+    insert(before).expect("a small ticket ID fits an INT");
+
+    let toml = dev(&format!(
+        "[[shards]]\nname = \"shard-01\"\nurl = \"{}\"\n[[sources]]\nname = \"tickets64\"\nkind = \"ticket_server\"\nservers = [\"{}\"]\ntable = \"Tickets64\"\n",
+        shard.url("root", None),
+        ticket.url("root", Some("tickets")),
+    ));
+    let (code, stdout, stderr) = bump(&toml, &["--apply"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+
+    // After: the next ticket is past INT's maximum, and storing it fails, as it should.
+    let after = sandbox::hand_out_tickets(ticket, 1).expect("ticket");
+    assert_eq!(after, 2_147_483_649);
+    let error = insert(after).expect_err("a ticket above INT's maximum must not fit");
+    assert!(
+        error
+            .to_string()
+            .contains("ERROR 1264 (22003) at line 2: Out of range value for column 'actor_id'"),
+        "{error}"
+    );
+    // Without strict mode the same insert clamps it silently: what strict mode prevents.
+    shard
+        .exec(&format!(
+            "SET SESSION sql_mode = ''; INSERT INTO etsy.activity_feed (actor_id) VALUES ({after});"
+        ))
+        .expect("non-strict insert");
+    let stored = shard
+        .exec("SELECT MAX(actor_id) FROM etsy.activity_feed")
+        .expect("select");
+    assert_eq!(stored.trim(), "2147483647");
+}
