@@ -116,6 +116,8 @@ struct SourceGauges {
     growth: GaugeVec,
     seconds_to_exhaustion: GaugeVec,
     status: GaugeVec,
+    /// 1 when the source's servers can hand out the same ID.
+    collision_risk: GaugeVec,
 }
 
 /// Per shard.
@@ -128,6 +130,8 @@ struct ShardGauges {
     /// Whatever `[metrics] columns` says: the worst column of the shard.
     max_used_ratio: GaugeVec,
     poll_errors: IntCounterVec,
+    /// 1 when the shard's sql_mode is strict; absent until it has been read.
+    strict_mode: GaugeVec,
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
@@ -198,6 +202,12 @@ impl SourceGauges {
                 "headroom's verdict on the source: 0 ok, 1 warning, 2 critical, 3 exhausted.",
                 &["source"],
             ),
+            collision_risk: gauge(
+                r,
+                "headroom_source_collision_risk",
+                "1 when two servers of the source can hand out the same ID (see collision_reason on /api/sources); absent until a server is read.",
+                &["source"],
+            ),
         }
     }
 }
@@ -239,6 +249,12 @@ impl ShardGauges {
                 r,
                 "headroom_shard_max_used_ratio",
                 "Highest used ratio of the shard's columns at its last successful poll (0 without columns).",
+                &["shard"],
+            ),
+            strict_mode: gauge(
+                r,
+                "headroom_shard_strict_mode",
+                "1 when the shard's sql_mode has STRICT_TRANS_TABLES or STRICT_ALL_TABLES, 0 when values too large are clamped; absent until read.",
                 &["shard"],
             ),
         }
@@ -329,6 +345,12 @@ impl Metrics {
             .set(if shard.up { 1.0 } else { 0.0 });
         if let Some(d) = shard.poll_duration_seconds {
             self.shard.poll_duration.with_label_values(&[name]).set(d);
+        }
+        if let Some(strict) = shard.strict_mode {
+            self.shard
+                .strict_mode
+                .with_label_values(&[name])
+                .set(if strict { 1.0 } else { 0.0 });
         }
         if let Some(t) = shard.last_success {
             self.shard
@@ -432,6 +454,16 @@ impl Metrics {
         }
         if let Some(ratio) = source.used_ratio {
             self.source.used_ratio.with_label_values(&[name]).set(ratio);
+        }
+        if source
+            .servers
+            .iter()
+            .any(|s| s.auto_increment_increment.is_some())
+        {
+            self.source
+                .collision_risk
+                .with_label_values(&[name])
+                .set(if source.collision_risk { 1.0 } else { 0.0 });
         }
         if let Some(status) = source.status {
             self.source

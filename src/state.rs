@@ -18,6 +18,7 @@ use crate::db::ErrorReport;
 use crate::growth::{Forecast, Jump};
 use crate::headroom::{Headroom, IntType, Status};
 use crate::measure::{ColumnReport, SourceValue};
+use crate::sources::collision::{self, Sequence};
 
 /// Shared, cheaply cloned handle on the state.
 #[derive(Clone)]
@@ -68,6 +69,12 @@ pub struct ShardState {
     pub next_poll_at: Option<DateTime<Utc>>,
     /// Failed polls in a row, the count the backoff is computed from; 0 after a success.
     pub consecutive_failures: u32,
+    /// Whether the shard's `@@GLOBAL.sql_mode` holds `STRICT_TRANS_TABLES` or
+    /// `STRICT_ALL_TABLES`; `None` until it has been read. Without it, values too large for
+    /// a column are clamped to its maximum instead of refused.
+    pub strict_mode: Option<bool>,
+    /// The shard's `@@GLOBAL.sql_mode` as last read.
+    pub sql_mode: Option<String>,
     /// Polls finished since start, successful or not: the stamp of what is known now.
     #[serde(skip)]
     pub polls: u64,
@@ -97,6 +104,11 @@ pub struct SourceState {
     pub exhausts_at: Option<DateTime<Utc>>,
     /// The latest jump kept out of the growth rate, within the last week.
     pub last_jump: Option<Jump>,
+    /// Whether the servers can hand out the same ID ([`crate::sources::collision`]), from
+    /// the latest readings of each.
+    pub collision_risk: bool,
+    /// Why, when `collision_risk`; `None` otherwise.
+    pub collision_reason: Option<String>,
     pub servers: Vec<ServerState>,
     /// Rounds of reads assessed since start: the stamp of what is known now.
     #[serde(skip)]
@@ -124,6 +136,11 @@ pub struct ServerState {
     pub last_error: Option<String>,
     pub last_error_class: Option<&'static str>,
     pub last_error_code: Option<u16>,
+    /// The step of the server's IDs (`auto_increment_increment` of headroom's session, as
+    /// every new session takes it), from its last good read.
+    pub auto_increment_increment: Option<u64>,
+    /// The start of the server's IDs (`auto_increment_offset`), likewise.
+    pub auto_increment_offset: Option<u64>,
 }
 
 impl Store {
@@ -147,6 +164,8 @@ impl Store {
                 poll_errors: 0,
                 next_poll_at: None,
                 consecutive_failures: 0,
+                strict_mode: None,
+                sql_mode: None,
                 polls: 0,
                 columns: Vec::new(),
             })
@@ -168,6 +187,8 @@ impl Store {
                 seconds_to_exhaustion: None,
                 exhausts_at: None,
                 last_jump: None,
+                collision_risk: false,
+                collision_reason: None,
                 reads: 0,
                 servers: s
                     .servers
@@ -185,6 +206,8 @@ impl Store {
                         last_error: None,
                         last_error_class: None,
                         last_error_code: None,
+                        auto_increment_increment: None,
+                        auto_increment_offset: None,
                     })
                     .collect(),
             })
@@ -321,6 +344,46 @@ impl Store {
             src.remaining = Some(h.remaining());
             src.used_ratio = Some(h.used_ratio());
         }
+    }
+
+    /// Records a shard's `@@GLOBAL.sql_mode`, read at its poll, and whether it is strict.
+    pub fn shard_sql_mode(&self, shard: &str, sql_mode: String) {
+        let mut snap = self.write();
+        if let Some(s) = snap.shards.iter_mut().find(|s| s.name == shard) {
+            s.strict_mode = Some(crate::inventory::sql_mode::is_strict(&sql_mode));
+            s.sql_mode = Some(sql_mode);
+        }
+    }
+
+    /// Records the auto-increment step and start one server of a source reported, and
+    /// decides again whether the source's servers can collide, over every server read so
+    /// far (each with its latest values).
+    pub fn source_server_sequence(&self, source: &str, server: &str, sequence: Sequence) {
+        let mut snap = self.write();
+        let Some(src) = snap.sources.iter_mut().find(|s| s.name == source) else {
+            return;
+        };
+        if let Some(srv) = src.servers.iter_mut().find(|s| s.server == server) {
+            srv.auto_increment_increment = Some(sequence.increment);
+            srv.auto_increment_offset = Some(sequence.offset);
+        }
+        let counters: Vec<collision::Counter<'_>> = src
+            .servers
+            .iter()
+            .filter_map(|s| {
+                Some(collision::Counter {
+                    server: &s.server,
+                    sequence: Sequence {
+                        increment: s.auto_increment_increment?,
+                        offset: s.auto_increment_offset?,
+                    },
+                    highest: s.current?,
+                })
+            })
+            .collect();
+        let reason = collision::risk(src.servers.len(), &counters);
+        src.collision_risk = reason.is_some();
+        src.collision_reason = reason;
     }
 
     /// Stores a source's forecast and the status the policy gave it.
