@@ -13,6 +13,7 @@ mod hostile;
 mod measurement;
 mod metrics;
 mod paging;
+mod safety;
 mod schedule;
 mod state_file;
 mod web;
