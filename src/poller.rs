@@ -395,7 +395,10 @@ impl Poller {
         let label = server.endpoint.label();
         let at = Utc::now();
         let result = self.read_source_server(source, server).await;
-        let sequence = result.as_ref().ok().map(|reading| reading.sequence);
+        let sequence = result
+            .as_ref()
+            .ok()
+            .map(|reading| (reading.sequence, reading.last_id));
         let result = match result {
             Ok(reading) => Ok((reading.highest, reading.int_type, reading.column_type)),
             Err(e) => {
@@ -405,8 +408,9 @@ impl Poller {
             }
         };
         self.store.source_server_read(name, &label, result, at);
-        if let Some(sequence) = sequence {
-            self.store.source_server_sequence(name, &label, sequence);
+        if let Some((sequence, last_id)) = sequence {
+            self.store
+                .source_server_sequence(name, &label, sequence, last_id);
         }
     }
 

@@ -141,6 +141,10 @@ pub struct ServerState {
     pub auto_increment_increment: Option<u64>,
     /// The start of the server's IDs (`auto_increment_offset`), likewise.
     pub auto_increment_offset: Option<u64>,
+    /// The last ID the ticket table shows (`MAX(id)`), from the last good read; `None`
+    /// while it is empty. What the collision rule compares, never `current`'s estimate.
+    #[serde(skip)]
+    pub last_id: Option<i128>,
 }
 
 impl Store {
@@ -208,6 +212,7 @@ impl Store {
                         last_error_code: None,
                         auto_increment_increment: None,
                         auto_increment_offset: None,
+                        last_id: None,
                     })
                     .collect(),
             })
@@ -355,10 +360,16 @@ impl Store {
         }
     }
 
-    /// Records the auto-increment step and start one server of a source reported, and
-    /// decides again whether the source's servers can collide, over every server read so
-    /// far (each with its latest values).
-    pub fn source_server_sequence(&self, source: &str, server: &str, sequence: Sequence) {
+    /// Records the auto-increment step and start one server of a source reported, with the
+    /// last ID its table shows, and decides again whether the source's servers can collide,
+    /// over every server read so far (each with its latest values).
+    pub fn source_server_sequence(
+        &self,
+        source: &str,
+        server: &str,
+        sequence: Sequence,
+        last_id: Option<i128>,
+    ) {
         let mut snap = self.write();
         let Some(src) = snap.sources.iter_mut().find(|s| s.name == source) else {
             return;
@@ -366,6 +377,7 @@ impl Store {
         if let Some(srv) = src.servers.iter_mut().find(|s| s.server == server) {
             srv.auto_increment_increment = Some(sequence.increment);
             srv.auto_increment_offset = Some(sequence.offset);
+            srv.last_id = last_id;
         }
         let counters: Vec<collision::Counter<'_>> = src
             .servers
@@ -377,7 +389,7 @@ impl Store {
                         increment: s.auto_increment_increment?,
                         offset: s.auto_increment_offset?,
                     },
-                    highest: s.current?,
+                    highest: s.last_id.unwrap_or(0),
                 })
             })
             .collect();
@@ -426,5 +438,76 @@ impl Store {
     /// True once every shard has been polled once, successfully or not.
     pub fn ready(&self) -> bool {
         self.read().shards.iter().all(|s| s.polled)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::headroom::Width;
+
+    /// A store with one ticket source of two servers, `a:3306` and `b:3306`.
+    fn pair() -> Store {
+        let settings = crate::config::from_toml_str(
+            "[[shards]]\nname = \"s\"\nurl = \"mysql://u@h:3306/\"\n\
+             [[sources]]\nname = \"tickets\"\nkind = \"ticket_server\"\n\
+             servers = [\"mysql://u@a:3306/tickets\", \"mysql://u@b:3306/tickets\"]\ntable = \"Tickets64\"\n",
+            &|_| None,
+        )
+        .expect("settings");
+        Store::new(&settings)
+    }
+
+    fn read(store: &Store, server: &str, current: i128, sequence: (u64, u64), last: Option<i128>) {
+        let int_type = IntType::new(Width::Big, true);
+        let read = Ok((current, int_type, "bigint(20) unsigned".to_string()));
+        store.source_server_read("tickets", server, read, Utc::now());
+        let (increment, offset) = sequence;
+        store.source_server_sequence("tickets", server, Sequence { increment, offset }, last);
+    }
+
+    #[test]
+    fn a_fresh_pair_set_up_with_one_auto_increment_is_not_at_risk() {
+        // Both tables created with AUTO_INCREMENT=1000 and empty: `current` is the same
+        // estimate (1000 − 2) on both, which is no ID handed out by either.
+        let store = pair();
+        read(&store, "a:3306", 998, (2, 1), None);
+        read(&store, "b:3306", 998, (2, 2), None);
+        let snap = store.read();
+        assert!(!snap.sources[0].collision_risk);
+        assert_eq!(snap.sources[0].collision_reason, None);
+    }
+
+    #[test]
+    fn the_risk_is_decided_over_every_server_read_and_cleared_when_fixed() {
+        let store = pair();
+        read(&store, "a:3306", 1001, (2, 1), Some(1001));
+        assert!(!store.read().sources[0].collision_risk, "one server alone");
+        read(&store, "b:3306", 1001, (2, 1), Some(1001));
+        assert_eq!(
+            store.read().sources[0].collision_reason.as_deref(),
+            Some(
+                "a:3306 and b:3306 hand out the same IDs: the same auto_increment_offset modulo their auto_increment_increment 2 (1 and 1)"
+            )
+        );
+        // b is given offset 2 and hands out 1004.
+        read(&store, "b:3306", 1004, (2, 2), Some(1004));
+        let snap = store.read();
+        assert!(!snap.sources[0].collision_risk);
+        assert_eq!(snap.sources[0].servers[1].auto_increment_offset, Some(2));
+    }
+
+    #[test]
+    fn strict_mode_is_unknown_until_read() {
+        let store = pair();
+        assert_eq!(store.read().shards[0].strict_mode, None);
+        store.shard_sql_mode("s", "NO_ENGINE_SUBSTITUTION".to_string());
+        assert_eq!(store.read().shards[0].strict_mode, Some(false));
+        store.shard_sql_mode("s", "STRICT_ALL_TABLES".to_string());
+        assert_eq!(store.read().shards[0].strict_mode, Some(true));
+        assert_eq!(
+            store.read().shards[0].sql_mode.as_deref(),
+            Some("STRICT_ALL_TABLES")
+        );
     }
 }

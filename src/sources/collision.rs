@@ -9,9 +9,10 @@
 //! 2. **overlapping sequences**: two servers' sequences meet. `a + k·i` and `b + j·m` share a
 //!    value exactly when `a ≡ b (mod gcd(i, m))`: for equal increments, the same offset
 //!    modulo the increment (increment 1 meets everything);
-//! 3. **counters in each other's range**: the highest IDs two servers have handed out are
-//!    congruent modulo the gcd of their increments and less than `max(increments) × servers`
-//!    apart. Two correctly configured servers never have congruent counters (each stays in
+//! 3. **counters in each other's range**: the last IDs two servers have handed out (the
+//!    ticket table's `MAX(id)`: never a counter's estimate, which for a fresh pair set up
+//!    with one `AUTO_INCREMENT` would be the same on both) are congruent modulo the gcd of
+//!    their increments and less than `max(increments) × servers` apart. Two correctly configured servers never have congruent counters (each stays in
 //!    its own residue class), so this is a server that handed out IDs of another's
 //!    sequence where that other one has just been (a changed offset, a server restored
 //!    from its partner's copy, explicit IDs).
@@ -46,7 +47,8 @@ pub struct Counter<'a> {
     /// The server's label (`host:port`), for the reason.
     pub server: &'a str,
     pub sequence: Sequence,
-    /// The highest ID it has handed out (0 if none yet).
+    /// The last ID it has handed out, `MAX(id)` of its ticket table; 0 when the table is
+    /// empty (nothing to compare).
     pub highest: i128,
 }
 

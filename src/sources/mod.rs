@@ -17,6 +17,8 @@ pub struct Reading {
     /// The type of the generating column, e.g. `bigint(20) unsigned`.
     pub column_type: String,
     pub int_type: IntType,
+    /// The last ID handed out as the table shows it, `MAX(id)`; `None` when it is empty.
+    pub last_id: Option<i128>,
     /// The server's `auto_increment_increment` and `auto_increment_offset`.
     pub sequence: collision::Sequence,
 }

@@ -77,6 +77,7 @@ pub async fn read(
         highest: highest(max_id, counter, step),
         column_type,
         int_type,
+        last_id: max_id,
         sequence,
     })
 }
