@@ -12,18 +12,29 @@ use serde_json::Value;
 
 use crate::harness::{TestApp, find_column, metric_value, settings, spawn_app, start_servers};
 
-/// A parent `users.user_id` INT and a child `orders.user_id` INT with a declared foreign
+/// The child table, named as a hostile user may name it: the name is in the page text.
+const ORDERS: &str = "or`d\"ers {table}#--";
+
+/// `ORDERS` as an identifier in SQL.
+fn orders() -> String {
+    format!("app.`{}`", ORDERS.replace('`', "``"))
+}
+
+/// A parent `users.user_id` INT and a child `ORDERS.user_id` INT with a declared foreign
 /// key: the child is measured by MAX(parent).
-const USERS_AND_ORDERS_SQL: &str = "
-CREATE DATABASE app;
+fn users_and_orders_sql() -> String {
+    format!(
+        "CREATE DATABASE app;
 CREATE TABLE app.users (user_id INT NOT NULL PRIMARY KEY) ENGINE=InnoDB;
-CREATE TABLE app.orders (
+CREATE TABLE {} (
   order_id BIGINT UNSIGNED NOT NULL PRIMARY KEY,
   user_id INT NOT NULL,
   KEY user_id (user_id),
   CONSTRAINT orders_user FOREIGN KEY (user_id) REFERENCES app.users (user_id)
-) ENGINE=InnoDB;
-";
+) ENGINE=InnoDB;",
+        orders()
+    )
+}
 
 /// Waits until `f` holds, up to 30 s.
 async fn eventually(what: &str, f: impl Fn() -> bool) {
@@ -60,17 +71,20 @@ async fn a_value_clamped_at_int_max_on_a_lax_shard_is_exhausted_with_the_reason_
  {
     let servers = start_servers(&["lax", "strict"]);
     let (lax, strict) = (&servers[0], &servers[1]);
-    lax.exec(USERS_AND_ORDERS_SQL).expect("seeding lax");
-    strict.exec(USERS_AND_ORDERS_SQL).expect("seeding strict");
+    lax.exec(&users_and_orders_sql()).expect("seeding lax");
+    strict
+        .exec(&users_and_orders_sql())
+        .expect("seeding strict");
     // Without strict mode, 3000000000 goes into the INT columns as 2147483647, silently.
-    lax.exec(
+    lax.exec(&format!(
         "SET GLOBAL sql_mode = ''; SET SESSION sql_mode = '';
 INSERT INTO app.users VALUES (3000000000);
-INSERT INTO app.orders VALUES (1, 3000000000);",
-    )
+INSERT INTO {} VALUES (1, 3000000000);",
+        orders()
+    ))
     .expect("inserting on the lax shard");
     assert_eq!(
-        lax.exec("SELECT MAX(user_id) FROM app.orders")
+        lax.exec(&format!("SELECT MAX(user_id) FROM {}", orders()))
             .expect("reading")
             .trim(),
         "2147483647",
@@ -83,10 +97,11 @@ INSERT INTO app.orders VALUES (1, 3000000000);",
             .is_err()
     );
     strict
-        .exec(
+        .exec(&format!(
             "INSERT INTO app.users VALUES (2147483647);
-INSERT INTO app.orders VALUES (1, 2147483647);",
-        )
+INSERT INTO {} VALUES (1, 2147483647);",
+            orders()
+        ))
         .expect("inserting on the strict shard");
 
     let hook = Receiver::start_webhook(0).await.expect("webhook");
@@ -122,7 +137,7 @@ INSERT INTO app.orders VALUES (1, 2147483647);",
     assert_eq!(shard("gone")["strict_mode"], Value::Null);
 
     let (_, columns) = app.get_json("/api/columns").await;
-    let clamped = find_column(&columns, "lax", "app.orders.user_id");
+    let clamped = find_column(&columns, "lax", &format!("app.{ORDERS}.user_id"));
     assert_eq!(clamped["kind"], "foreign_key");
     assert_eq!(clamped["current"].as_u64(), Some(2_147_483_647));
     assert_eq!(clamped["max"].as_u64(), Some(2_147_483_647));
@@ -130,7 +145,7 @@ INSERT INTO app.orders VALUES (1, 2147483647);",
     assert_eq!(clamped["status"], "exhausted");
     assert_eq!(clamped["clamped"], true);
     assert_eq!(clamped["reason"], CLAMPED_REASON);
-    let at_max = find_column(&columns, "strict", "app.orders.user_id");
+    let at_max = find_column(&columns, "strict", &format!("app.{ORDERS}.user_id"));
     assert_eq!(at_max["current"].as_u64(), Some(2_147_483_647));
     assert_eq!(at_max["status"], "critical");
     assert_eq!(at_max["clamped"], false);
@@ -146,30 +161,37 @@ INSERT INTO app.orders VALUES (1, 2147483647);",
         metric_value(
             &text,
             "headroom_column_status",
-            &[("shard", shard), ("table", "orders"), ("column", "user_id")],
+            // As the exposition format escapes it.
+            &[
+                ("shard", shard),
+                ("table", &ORDERS.replace('"', "\\\"")),
+                ("column", "user_id"),
+            ],
         )
     };
     assert_eq!(column_status("lax"), Some(3.0));
     assert_eq!(column_status("strict"), Some(2.0));
 
     // The page says why a column that is not past its maximum is exhausted.
-    let lax_key = "headroom/column/lax/app.orders.user_id";
-    let strict_key = "headroom/column/strict/app.orders.user_id";
+    let lax_key = format!("headroom/column/lax/app.{ORDERS}.user_id");
+    let strict_key = format!("headroom/column/strict/app.{ORDERS}.user_id");
     eventually("both pages", || {
-        !events(&hook, "trigger", lax_key).is_empty()
-            && !events(&hook, "trigger", strict_key).is_empty()
+        !events(&hook, "trigger", &lax_key).is_empty()
+            && !events(&hook, "trigger", &strict_key).is_empty()
     })
     .await;
-    let page = &events(&hook, "trigger", lax_key)[0];
+    let page = &events(&hook, "trigger", &lax_key)[0];
     assert_eq!(page["severity"], "critical");
     assert_eq!(page["level"], 3);
     assert_eq!(
         page["summary"],
-        "app.orders.user_id on lax: EXHAUSTED. It holds 2147483647, the exact maximum of INT, on a shard without strict mode: larger IDs were probably clamped to it and stored wrong"
+        format!(
+            "app.{ORDERS}.user_id on lax: EXHAUSTED. It holds 2147483647, the exact maximum of INT, on a shard without strict mode: larger IDs were probably clamped to it and stored wrong"
+        )
     );
     assert_eq!(page["custom_details"]["clamped"], true);
     assert_eq!(page["custom_details"]["reason"], CLAMPED_REASON);
-    let page = &events(&hook, "trigger", strict_key)[0];
+    let page = &events(&hook, "trigger", &strict_key)[0];
     assert_eq!(page["level"], 2);
     assert!(
         !page["summary"]
