@@ -422,13 +422,18 @@ impl Poller {
         let timeout = self.settings.poll.query_timeout;
         // The whole read, not only each step, is bounded: every shard waits for the sources.
         let read = self.read_source_server_unbounded(source, server);
-        match tokio::time::timeout(timeout, read).await {
+        let result = match tokio::time::timeout(timeout, read).await {
             Ok(result) => result,
             Err(_) => Err(SourceError::Db(DbError::Timeout {
                 what: "reading the ticket server".to_string(),
                 after: timeout,
             })),
-        }
+        };
+        // Not kept for the next read: each read opens a new session, so that its
+        // auto_increment_increment and auto_increment_offset are what a new application
+        // session gets now, not what they were when a kept connection was opened.
+        server.connector.close(CLOSE_GRACE).await;
+        result
     }
 
     async fn read_source_server_unbounded(
@@ -445,13 +450,10 @@ impl Poller {
                 ticket_server::read(&mut session, &database, &source.settings.table, timeout).await
             }
         };
-        // A failed session is dropped. A good one is closed cleanly rather than kept: each
-        // read opens a new one, so that the session's auto_increment_increment and
-        // auto_increment_offset are what a new application session gets now, not what they
-        // were when a kept connection was opened.
+        // A failed session is dropped, a good one closed cleanly after the read (see
+        // `read_source_server`).
         if result.is_ok() {
             session.release();
-            server.connector.close(CLOSE_GRACE).await;
         }
         result
     }
