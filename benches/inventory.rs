@@ -8,7 +8,9 @@
 //! - Debian's `prometheus-mysqld-exporter` with only `--collect.auto_increment.columns`,
 //!   one scrape of its /metrics (skipped with a note when it is not installed).
 //!
-//! and prints the medians and their ratios. Asserts nothing about time.
+//! and prints the medians and their ratios; then what a poll adds for strict mode
+//! (`inventory::sql_mode::read`) and what each ticket read costs for opening a new session.
+//! Asserts nothing about time.
 //!
 //! `cargo bench --bench inventory` runs 5,000 tables (`-- 20000` for another size;
 //! `scripts/bench.sh` wraps it); under `cargo test` it runs once with 30 tables, a smoke
@@ -371,6 +373,40 @@ fn main() {
         caches(&server)
     );
     measure();
+
+    // What strict mode and ticket collisions add: one more small query per shard poll
+    // (`@@GLOBAL.sql_mode`, on the kept session, its ping included), and a new session
+    // opened and closed for each ticket server read.
+    let mut modes = Vec::new();
+    let mut sessions = Vec::new();
+    for _ in 0..runs.max(20) {
+        modes.push(secs(|| {
+            runtime.block_on(async {
+                let mut session = connector.acquire().await.expect("a session");
+                inventory::sql_mode::read(&mut session, timeout)
+                    .await
+                    .expect("the sql_mode");
+                session.release();
+            })
+        }));
+        sessions.push(secs(|| {
+            runtime.block_on(async {
+                let fresh = Connector::new(&url, None, timeout).expect("a connector");
+                fresh.acquire().await.expect("a session").release();
+                fresh.close(Duration::from_secs(2)).await;
+            })
+        }));
+    }
+    println!(
+        "{:<44} {:>10.6} s",
+        "headroom: sql_mode::read (one per poll)",
+        median(modes)
+    );
+    println!(
+        "{:<44} {:>10.6} s",
+        "a new session, opened and closed",
+        median(sessions)
+    );
     drop(exporter);
     server.stop();
 }

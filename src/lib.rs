@@ -8,15 +8,17 @@
 //!   reader per section.
 //! - [`db`]: connections, read-only sessions, bounded queries, identifier quoting, and
 //!   errors that never repeat what a server sent.
-//! - [`inventory`]: information_schema readers (columns, foreign keys, indexes) and MAX dives.
-//! - [`sources`]: ID generators (ticket servers).
+//! - [`inventory`]: information_schema readers (columns, foreign keys, indexes), the
+//!   shard's strict mode (`sql_mode`) and MAX dives.
+//! - [`sources`]: ID generators (ticket servers), and whether a source's servers can hand
+//!   out the same ID (`collision`, pure).
 //! - [`headroom`]: pure arithmetic: type maxima, remaining, ratio, status, percentages.
 //! - [`measure`]: which columns are measured and how, their `current` (FK chains), and
 //!   [`measure::report`], the one pure step from what was read to a shard's reports. Pure.
 //! - [`growth`]: bounded histories, steps, growth rates and time to exhaustion (pure), and
 //!   their file beside the state file.
-//! - [`policy`]: status from ratio and time thresholds, overrides, silences, column globs.
-//!   Pure.
+//! - [`policy`]: status from ratio and time thresholds, overrides, silences, column globs,
+//!   clamped columns on shards without strict mode. Pure.
 //! - [`poller`]: the poll loop: reads, calls the pure steps, stores.
 //! - [`state`]: the latest known state of shards, sources and columns; publishes each
 //!   finished shard poll on a `watch` channel.

@@ -357,6 +357,12 @@ pub struct ColumnReport {
     /// The latest jump (e.g. `ALTER TABLE … AUTO_INCREMENT`) kept out of the growth rate,
     /// within the last week; `null` when none.
     pub last_jump: Option<Jump>,
+    /// Exhausted because it sits at its exact type maximum on a shard without strict mode:
+    /// larger values were probably clamped to it ([`crate::policy::clamped`]).
+    pub clamped: bool,
+    /// Why the status is what it is, when the numbers alone do not say it (a clamped
+    /// column); `null` otherwise.
+    pub reason: Option<&'static str>,
 }
 
 impl ColumnReport {
@@ -393,6 +399,18 @@ impl ColumnReport {
             exhausts_at: forecast.exhausts_at(observed_at),
             silenced,
             last_jump: forecast.last_jump_at(observed_at),
+            clamped: false,
+            reason: None,
+        }
+    }
+
+    /// Applies the shard's strict mode: a column at its exact maximum on a shard without it
+    /// is exhausted, with the reason ([`crate::policy::clamped`]).
+    pub fn judge_strictness(&mut self, strict_mode: Option<bool>) {
+        if crate::policy::clamped(strict_mode, Headroom::new(self.current, self.max)) {
+            self.status = Status::Exhausted;
+            self.clamped = true;
+            self.reason = Some(crate::policy::CLAMPED_REASON);
         }
     }
 

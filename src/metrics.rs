@@ -125,6 +125,8 @@ struct SourceGauges {
     growth: GaugeVec,
     seconds_to_exhaustion: GaugeVec,
     status: GaugeVec,
+    /// 1 when the source's servers can hand out the same ID.
+    collision_risk: GaugeVec,
 }
 
 /// Per shard.
@@ -137,6 +139,8 @@ struct ShardGauges {
     /// Whatever `[metrics] columns` says: the worst column of the shard.
     max_used_ratio: GaugeVec,
     poll_errors: IntCounterVec,
+    /// 1 when the shard's sql_mode is strict; absent until it has been read.
+    strict_mode: GaugeVec,
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
@@ -207,6 +211,12 @@ impl SourceGauges {
                 "headroom's verdict on the source: 0 ok, 1 warning, 2 critical, 3 exhausted.",
                 &["source"],
             ),
+            collision_risk: gauge(
+                r,
+                "headroom_source_collision_risk",
+                "1 when two servers of the source can hand out the same ID (see collision_reason on /api/sources); absent until a server is read.",
+                &["source"],
+            ),
         }
     }
 }
@@ -248,6 +258,12 @@ impl ShardGauges {
                 r,
                 "headroom_shard_max_used_ratio",
                 "Highest used ratio of the shard's columns at its last successful poll (0 without columns).",
+                &["shard"],
+            ),
+            strict_mode: gauge(
+                r,
+                "headroom_shard_strict_mode",
+                "1 when the shard's sql_mode has STRICT_TRANS_TABLES or STRICT_ALL_TABLES, 0 when values too large are clamped; absent until read.",
                 &["shard"],
             ),
         }
@@ -353,6 +369,7 @@ impl Metrics {
                 &self.shard.poll_duration,
                 &self.shard.last_success,
                 &self.shard.max_used_ratio,
+                &self.shard.strict_mode,
             ] {
                 let _ = vec.remove_label_values(&l);
             }
@@ -377,6 +394,7 @@ impl Metrics {
                 &g.growth,
                 &g.seconds_to_exhaustion,
                 &g.status,
+                &g.collision_risk,
             ] {
                 let _ = vec.remove_label_values(&[name.as_str()]);
             }
@@ -414,6 +432,12 @@ impl Metrics {
             .set(if shard.up { 1.0 } else { 0.0 });
         if let Some(d) = shard.poll_duration_seconds {
             self.shard.poll_duration.with_label_values(&[name]).set(d);
+        }
+        if let Some(strict) = shard.strict_mode {
+            self.shard
+                .strict_mode
+                .with_label_values(&[name])
+                .set(if strict { 1.0 } else { 0.0 });
         }
         if let Some(t) = shard.last_success {
             self.shard
@@ -517,6 +541,16 @@ impl Metrics {
         }
         if let Some(ratio) = source.used_ratio {
             self.source.used_ratio.with_label_values(&[name]).set(ratio);
+        }
+        if source
+            .servers
+            .iter()
+            .any(|s| s.auto_increment_increment.is_some())
+        {
+            self.source
+                .collision_risk
+                .with_label_values(&[name])
+                .set(if source.collision_risk { 1.0 } else { 0.0 });
         }
         if let Some(status) = source.status {
             self.source

@@ -1,7 +1,8 @@
 //! The alert policy: a column's status is the worse of its ratio thresholds and its time
 //! thresholds (how soon it runs out at its growth rate); `[[overrides]]` give some columns
 //! other limits, and `[[silences]]` keep columns from paging until a date, while they are
-//! still measured and shown. Pure: no I/O.
+//! still measured and shown. On a shard without strict mode, a column at its exact type
+//! maximum is exhausted ([`clamped`]). Pure: no I/O.
 
 use std::time::Duration;
 
@@ -128,6 +129,20 @@ impl Policy {
     }
 }
 
+/// Why a column at its exact maximum on a shard without strict mode is `exhausted`.
+pub const CLAMPED_REASON: &str = "at its exact type maximum on a shard without strict mode \
+(sql_mode has neither STRICT_TRANS_TABLES nor STRICT_ALL_TABLES): larger values were \
+probably clamped to it, silently storing wrong IDs";
+
+/// Whether a column's values were probably clamped: its shard is known not to be strict
+/// (`strict_mode` is `Some(false)`; unknown before the shard's first poll) and its current
+/// value is exactly its type maximum. A strict shard refuses a value past the maximum; a
+/// lax one stores the maximum instead, so a column sitting exactly there has most likely
+/// swallowed larger values: it is exhausted, not merely critical.
+pub fn clamped(strict_mode: Option<bool>, headroom: Headroom) -> bool {
+    strict_mode == Some(false) && headroom.current == i128::from(headroom.max)
+}
+
 /// `schema.table.column` globs with exclusions; matching ignores case, as MySQL does for
 /// column names.
 #[derive(Debug, Clone)]
@@ -209,6 +224,44 @@ mod tests {
         assert_eq!(l.time_status(Some(90 * DAY)), Status::Warning);
         assert_eq!(l.time_status(Some(14 * DAY)), Status::Critical);
         assert_eq!(l.time_status(Some(0)), Status::Critical);
+    }
+
+    #[test]
+    fn only_a_column_exactly_at_its_maximum_on_a_lax_shard_is_clamped() {
+        let int_max = 2_147_483_647u64;
+        let at_max = Headroom::new(i128::from(int_max), int_max);
+        assert!(clamped(Some(false), at_max));
+        // Strict, or not known yet: the maximum is a value like any other.
+        assert!(!clamped(Some(true), at_max));
+        assert!(!clamped(None, at_max));
+        // One below, or past (already exhausted by the ratio rule): not clamping.
+        assert!(!clamped(
+            Some(false),
+            Headroom::new(i128::from(int_max) - 1, int_max)
+        ));
+        assert!(!clamped(
+            Some(false),
+            Headroom::new(i128::from(int_max) + 1, int_max)
+        ));
+        let big = Headroom::new(i128::from(u64::MAX), u64::MAX);
+        assert!(clamped(Some(false), big));
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Clamped exactly when the shard is lax and current equals max, whatever the
+            /// type's maximum.
+            #[test]
+            fn clamped_iff_lax_and_exactly_at_max(
+                max in any::<u64>(), delta in -3i128..=3, strict in proptest::option::of(any::<bool>())
+            ) {
+                let h = Headroom::new(i128::from(max) + delta, max);
+                prop_assert_eq!(clamped(strict, h), strict == Some(false) && delta == 0);
+            }
+        }
     }
 
     #[test]

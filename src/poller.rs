@@ -439,6 +439,10 @@ impl Poller {
         let label = server.endpoint.label();
         let at = Utc::now();
         let result = self.read_source_server(source, server).await;
+        let sequence = result
+            .as_ref()
+            .ok()
+            .map(|reading| (reading.sequence, reading.last_id));
         let result = match result {
             Ok(reading) => Ok((reading.highest, reading.int_type, reading.column_type)),
             Err(e) => {
@@ -448,6 +452,10 @@ impl Poller {
             }
         };
         self.store.source_server_read(name, &label, result, at);
+        if let Some((sequence, last_id)) = sequence {
+            self.store
+                .source_server_sequence(name, &label, sequence, last_id);
+        }
     }
 
     async fn read_source_server(
@@ -458,13 +466,18 @@ impl Poller {
         let timeout = self.settings.poll.query_timeout;
         // The whole read, not only each step, is bounded: every shard waits for the sources.
         let read = self.read_source_server_unbounded(source, server);
-        match tokio::time::timeout(timeout, read).await {
+        let result = match tokio::time::timeout(timeout, read).await {
             Ok(result) => result,
             Err(_) => Err(SourceError::Db(DbError::Timeout {
                 what: "reading the ticket server".to_string(),
                 after: timeout,
             })),
-        }
+        };
+        // Not kept for the next read: each read opens a new session, so that its
+        // auto_increment_increment and auto_increment_offset are what a new application
+        // session gets now, not what they were when a kept connection was opened.
+        server.connector.close(CLOSE_GRACE).await;
+        result
     }
 
     async fn read_source_server_unbounded(
@@ -481,7 +494,8 @@ impl Poller {
                 ticket_server::read(&mut session, &database, &source.settings.table, timeout).await
             }
         };
-        // A failed session is dropped (closed), a good one kept for the next poll.
+        // A failed session is dropped, a good one closed cleanly after the read (see
+        // `read_source_server`).
         if result.is_ok() {
             session.release();
         }
@@ -557,26 +571,32 @@ impl Poller {
         let mut session = shard.connector.acquire().await?;
         let read = async {
             let inventory = inventory::read(&mut session, &shard.filter, timeout).await?;
+            let sql_mode = inventory::sql_mode::read(&mut session, timeout).await?;
+            let strict_mode = inventory::sql_mode::is_strict(&sql_mode);
+            self.store.shard_sql_mode(&shard.settings.name, sql_mode);
             let plan = measure::plan(&inventory, &self.settings.references);
             let dives = maxima::read(&mut session, &plan.dives, timeout).await?;
-            Ok::<_, PollError>((plan, dives))
+            Ok::<_, PollError>((plan, dives, strict_mode))
         }
         .await;
         // A failed session is dropped (closed), a good one kept for the next poll.
-        let (plan, dives) = read?;
+        let (plan, dives, strict_mode) = read?;
         session.release();
         let at = measure::Moment {
             instant: Instant::now(),
             wall: Utc::now(),
         };
         let sources = self.store.source_values();
-        let (reports, unresolved) = {
+        let (mut reports, unresolved) = {
             let mut growth = self.growth.lock().unwrap_or_else(|e| e.into_inner());
             let tracker = growth.entry(shard.settings.name.clone()).or_default();
             let policy = &self.settings.policy;
             let name = &shard.settings.name;
             measure::report(name, &plan, &dives, &sources, tracker, policy, at)
         };
+        for report in &mut reports {
+            report.judge_strictness(Some(strict_mode));
+        }
         let unresolved = unresolved
             .into_iter()
             .map(|u| format!("{}: {}", u.id, u.reason))

@@ -18,6 +18,7 @@ use crate::db::ErrorReport;
 use crate::growth::{Forecast, Jump};
 use crate::headroom::{Headroom, IntType, Status};
 use crate::measure::{ColumnReport, SourceValue};
+use crate::sources::collision::{self, Sequence};
 
 /// Shared, cheaply cloned handle on the state.
 #[derive(Clone)]
@@ -68,6 +69,12 @@ pub struct ShardState {
     pub next_poll_at: Option<DateTime<Utc>>,
     /// Failed polls in a row, the count the backoff is computed from; 0 after a success.
     pub consecutive_failures: u32,
+    /// Whether the shard's `@@GLOBAL.sql_mode` holds `STRICT_TRANS_TABLES` or
+    /// `STRICT_ALL_TABLES`; `None` until it has been read. Without it, values too large for
+    /// a column are clamped to its maximum instead of refused.
+    pub strict_mode: Option<bool>,
+    /// The shard's `@@GLOBAL.sql_mode` as last read.
+    pub sql_mode: Option<String>,
     /// Polls finished since start, successful or not: the stamp of what is known now.
     #[serde(skip)]
     pub polls: u64,
@@ -109,6 +116,8 @@ fn fresh_shard(s: &crate::config::ShardSettings) -> ShardState {
         poll_errors: 0,
         next_poll_at: None,
         consecutive_failures: 0,
+        strict_mode: None,
+        sql_mode: None,
         polls: 0,
         columns: Vec::new(),
         watched_since: Utc::now(),
@@ -131,6 +140,8 @@ fn fresh_source(s: &crate::config::SourceSettings) -> SourceState {
         seconds_to_exhaustion: None,
         exhausts_at: None,
         last_jump: None,
+        collision_risk: false,
+        collision_reason: None,
         reads: 0,
         servers: s
             .servers
@@ -148,6 +159,9 @@ fn fresh_source(s: &crate::config::SourceSettings) -> SourceState {
                 last_error: None,
                 last_error_class: None,
                 last_error_code: None,
+                auto_increment_increment: None,
+                auto_increment_offset: None,
+                last_id: None,
             })
             .collect(),
     }
@@ -174,6 +188,11 @@ pub struct SourceState {
     pub exhausts_at: Option<DateTime<Utc>>,
     /// The latest jump kept out of the growth rate, within the last week.
     pub last_jump: Option<Jump>,
+    /// Whether the servers can hand out the same ID ([`crate::sources::collision`]), from
+    /// the latest readings of each.
+    pub collision_risk: bool,
+    /// Why, when `collision_risk`; `None` otherwise.
+    pub collision_reason: Option<String>,
     pub servers: Vec<ServerState>,
     /// Rounds of reads assessed since start: the stamp of what is known now.
     #[serde(skip)]
@@ -201,6 +220,15 @@ pub struct ServerState {
     pub last_error: Option<String>,
     pub last_error_class: Option<&'static str>,
     pub last_error_code: Option<u16>,
+    /// The step of the server's IDs (`auto_increment_increment` of headroom's session, as
+    /// every new session takes it), from its last good read.
+    pub auto_increment_increment: Option<u64>,
+    /// The start of the server's IDs (`auto_increment_offset`), likewise.
+    pub auto_increment_offset: Option<u64>,
+    /// The last ID the ticket table shows (`MAX(id)`), from the last good read; `None`
+    /// while it is empty. What the collision rule compares, never `current`'s estimate.
+    #[serde(skip)]
+    pub last_id: Option<i128>,
 }
 
 impl Store {
@@ -416,6 +444,53 @@ impl Store {
         }
     }
 
+    /// Records a shard's `@@GLOBAL.sql_mode`, read at its poll, and whether it is strict.
+    pub fn shard_sql_mode(&self, shard: &str, sql_mode: String) {
+        let mut snap = self.write();
+        if let Some(s) = snap.shards.iter_mut().find(|s| s.name == shard) {
+            s.strict_mode = Some(crate::inventory::sql_mode::is_strict(&sql_mode));
+            s.sql_mode = Some(sql_mode);
+        }
+    }
+
+    /// Records the auto-increment step and start one server of a source reported, with the
+    /// last ID its table shows, and decides again whether the source's servers can collide,
+    /// over every server read so far (each with its latest values).
+    pub fn source_server_sequence(
+        &self,
+        source: &str,
+        server: &str,
+        sequence: Sequence,
+        last_id: Option<i128>,
+    ) {
+        let mut snap = self.write();
+        let Some(src) = snap.sources.iter_mut().find(|s| s.name == source) else {
+            return;
+        };
+        if let Some(srv) = src.servers.iter_mut().find(|s| s.server == server) {
+            srv.auto_increment_increment = Some(sequence.increment);
+            srv.auto_increment_offset = Some(sequence.offset);
+            srv.last_id = last_id;
+        }
+        let counters: Vec<collision::Counter<'_>> = src
+            .servers
+            .iter()
+            .filter_map(|s| {
+                Some(collision::Counter {
+                    server: &s.server,
+                    sequence: Sequence {
+                        increment: s.auto_increment_increment?,
+                        offset: s.auto_increment_offset?,
+                    },
+                    highest: s.last_id.unwrap_or(0),
+                })
+            })
+            .collect();
+        let reason = collision::risk(src.servers.len(), &counters);
+        src.collision_risk = reason.is_some();
+        src.collision_reason = reason;
+    }
+
     /// Stores a source's forecast and the status the policy gave it.
     pub fn source_assessed(
         &self,
@@ -456,5 +531,76 @@ impl Store {
     /// True once every shard has been polled once, successfully or not.
     pub fn ready(&self) -> bool {
         self.read().shards.iter().all(|s| s.polled)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::headroom::Width;
+
+    /// A store with one ticket source of two servers, `a:3306` and `b:3306`.
+    fn pair() -> Store {
+        let settings = crate::config::from_toml_str(
+            "[[shards]]\nname = \"s\"\nurl = \"mysql://u@h:3306/\"\n\
+             [[sources]]\nname = \"tickets\"\nkind = \"ticket_server\"\n\
+             servers = [\"mysql://u@a:3306/tickets\", \"mysql://u@b:3306/tickets\"]\ntable = \"Tickets64\"\n",
+            &|_| None,
+        )
+        .expect("settings");
+        Store::new(&settings)
+    }
+
+    fn read(store: &Store, server: &str, current: i128, sequence: (u64, u64), last: Option<i128>) {
+        let int_type = IntType::new(Width::Big, true);
+        let read = Ok((current, int_type, "bigint(20) unsigned".to_string()));
+        store.source_server_read("tickets", server, read, Utc::now());
+        let (increment, offset) = sequence;
+        store.source_server_sequence("tickets", server, Sequence { increment, offset }, last);
+    }
+
+    #[test]
+    fn a_fresh_pair_set_up_with_one_auto_increment_is_not_at_risk() {
+        // Both tables created with AUTO_INCREMENT=1000 and empty: `current` is the same
+        // estimate (1000 − 2) on both, which is no ID handed out by either.
+        let store = pair();
+        read(&store, "a:3306", 998, (2, 1), None);
+        read(&store, "b:3306", 998, (2, 2), None);
+        let snap = store.read();
+        assert!(!snap.sources[0].collision_risk);
+        assert_eq!(snap.sources[0].collision_reason, None);
+    }
+
+    #[test]
+    fn the_risk_is_decided_over_every_server_read_and_cleared_when_fixed() {
+        let store = pair();
+        read(&store, "a:3306", 1001, (2, 1), Some(1001));
+        assert!(!store.read().sources[0].collision_risk, "one server alone");
+        read(&store, "b:3306", 1001, (2, 1), Some(1001));
+        assert_eq!(
+            store.read().sources[0].collision_reason.as_deref(),
+            Some(
+                "a:3306 and b:3306 hand out the same IDs: the same auto_increment_offset modulo their auto_increment_increment 2 (1 and 1)"
+            )
+        );
+        // b is given offset 2 and hands out 1004.
+        read(&store, "b:3306", 1004, (2, 2), Some(1004));
+        let snap = store.read();
+        assert!(!snap.sources[0].collision_risk);
+        assert_eq!(snap.sources[0].servers[1].auto_increment_offset, Some(2));
+    }
+
+    #[test]
+    fn strict_mode_is_unknown_until_read() {
+        let store = pair();
+        assert_eq!(store.read().shards[0].strict_mode, None);
+        store.shard_sql_mode("s", "NO_ENGINE_SUBSTITUTION".to_string());
+        assert_eq!(store.read().shards[0].strict_mode, Some(false));
+        store.shard_sql_mode("s", "STRICT_ALL_TABLES".to_string());
+        assert_eq!(store.read().shards[0].strict_mode, Some(true));
+        assert_eq!(
+            store.read().shards[0].sql_mode.as_deref(),
+            Some("STRICT_ALL_TABLES")
+        );
     }
 }

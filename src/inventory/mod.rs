@@ -3,13 +3,14 @@
 //! information_schema query family; [`read`] runs five plain queries (no join between
 //! information_schema tables: on MariaDB such a join costs tables × tables) and joins in
 //! memory, a constant number of queries per shard per poll, however many tables the shard
-//! holds.
+//! holds. [`sql_mode`] reads whether the shard is strict, one more small query per poll.
 
 mod columns;
 mod foreign_keys;
 mod indexes;
 pub mod maxima;
 mod schemata;
+pub mod sql_mode;
 
 use std::collections::HashSet;
 use std::time::Duration;

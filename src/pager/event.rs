@@ -1,5 +1,6 @@
 //! What a page says: the event every notifier sends (PagerDuty renders it as Events API v2,
-//! the webhook posts it as it is), built from a column, a source or a blind shard. Summaries
+//! the webhook posts it as it is), built from a column, a source, a source whose servers can
+//! hand out the same ID, or a blind shard. Summaries
 //! are written for a person woken at 3 a.m. and stay under PagerDuty's 1024 characters.
 
 use chrono::{DateTime, Utc};
@@ -22,6 +23,11 @@ const WHAT_TO_DO: &str = "Widen the column to BIGINT UNSIGNED with an online sch
 (gh-ost or pt-online-schema-change), together with every column that stores the same IDs; \
 expect the rebuild of a large table's indexes to take time and load. Silence the column \
 with a [[silences]] entry in headroom's configuration while the migration runs.";
+
+/// What to do, in the page of a clamped column.
+const CLAMPED_WHAT_TO_DO: &str = "Turn strict mode on (add STRICT_TRANS_TABLES to sql_mode, \
+globally and in my.cnf) so that inserts fail instead of storing the maximum, find the rows \
+that hold the maximum, and widen the column as for an exhausted one.";
 
 /// Open or close an incident.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,7 +166,12 @@ pub fn column<'a>(c: &'a ColumnReport, shard: &ShardState, external_url: &'a str
 fn column_event(c: &ColumnReport, external_url: &str, now: DateTime<Utc>) -> Event {
     let name = c.name();
     let ty = c.int_type.display_name();
-    let summary = if c.status == Status::Exhausted {
+    let summary = if c.clamped {
+        format!(
+            "{name} on {}: EXHAUSTED. It holds {}, the exact maximum of {ty}, on a shard without strict mode: larger IDs were probably clamped to it and stored wrong",
+            c.shard, c.max
+        )
+    } else if c.status == Status::Exhausted {
         format!(
             "{name} on {}: EXHAUSTED. {ty} holds at most {}, and IDs up to {} are already handed out; inserts fail",
             c.shard, c.max, c.current
@@ -197,7 +208,9 @@ fn column_event(c: &ColumnReport, external_url: &str, now: DateTime<Utc>) -> Eve
         "seconds_to_exhaustion": c.seconds_to_exhaustion,
         "exhausts_at": c.exhausts_at,
         "observed_at": c.observed_at,
-        "what_to_do": WHAT_TO_DO,
+        "clamped": c.clamped,
+        "reason": c.reason,
+        "what_to_do": if c.clamped { CLAMPED_WHAT_TO_DO } else { WHAT_TO_DO },
     });
     let severity = Severity::of(c.status).unwrap_or(Severity::Warning);
     Event {
@@ -279,6 +292,61 @@ fn source_event(s: &SourceState, external_url: &str, now: DateTime<Utc>) -> Even
         link: Some(format!("{external_url}/api/sources")),
         created_at: now,
         level: level(status),
+    }
+}
+
+/// The condition of a source whose servers may hand out the same ID (one with at least one
+/// server read): critical while [`crate::sources::collision::risk`] says so, resolved once it
+/// no longer does.
+pub fn collision<'a>(s: &'a SourceState, external_url: &'a str) -> Condition<'a> {
+    let risk = s.collision_risk;
+    Condition {
+        dedup_key: dedup_key(&["collision", &s.name]),
+        severity: risk.then_some(Severity::Critical),
+        level: if risk { 2 } else { 0 },
+        silenced: false,
+        hold: false,
+        seen: s.reads,
+        build: Box::new(move |now| collision_event(s, external_url, now)),
+    }
+}
+
+fn collision_event(s: &SourceState, external_url: &str, now: DateTime<Utc>) -> Event {
+    let reason = s.collision_reason.as_deref().unwrap_or("unknown");
+    let summary = format!(
+        "ID source {}: its servers can hand out the same ID. {reason}",
+        s.name
+    );
+    let servers: Vec<serde_json::Value> = s
+        .servers
+        .iter()
+        .map(|srv| {
+            json!({
+                "server": srv.server,
+                "current": srv.current,
+                "auto_increment_increment": srv.auto_increment_increment,
+                "auto_increment_offset": srv.auto_increment_offset,
+            })
+        })
+        .collect();
+    Event {
+        action: Action::Trigger,
+        dedup_key: dedup_key(&["collision", &s.name]),
+        severity: Severity::Critical,
+        summary: truncate(summary, SUMMARY_LIMIT),
+        source: s.name.clone(),
+        component: s.name.clone(),
+        group: "sources".to_string(),
+        class: "id_collision".to_string(),
+        custom_details: json!({
+            "source": s.name,
+            "collision_reason": s.collision_reason,
+            "servers": servers,
+            "what_to_do": "Stop handing out IDs from all but one server of the source, give every server auto_increment_increment >= the number of servers and its own auto_increment_offset (in my.cnf and with SET GLOBAL, then reconnect the applications), move each counter past every ID handed out, and look for duplicate IDs stored since the overlap began.",
+        }),
+        link: Some(format!("{external_url}/api/sources")),
+        created_at: now,
+        level: 2,
     }
 }
 

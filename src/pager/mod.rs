@@ -13,6 +13,10 @@
 //!   column hovering at a threshold does not flap; falling back from critical to warning
 //!   keeps the incident open), or once the column is gone (table dropped).
 //!
+//! A source whose servers can hand out the same ID pages on its own key
+//! (`headroom/collision/<source>`), critical, resolved once the risk has been gone for
+//! [`RESOLVE_AFTER`] reads.
+//!
 //! Dedup keys are built from names only (`headroom/column/<shard>/<schema.table.column>`),
 //! so two replicas, or one after a restart, speak of the same incident.
 
@@ -369,6 +373,16 @@ impl Pager {
             } else {
                 scope.stamps.push((key, s.reads));
                 out.push(event::source(s, url));
+            }
+            let key = event::dedup_key(&["collision", &s.name]);
+            if s.servers
+                .iter()
+                .all(|srv| srv.auto_increment_increment.is_none())
+            {
+                scope.held.push(key);
+            } else {
+                scope.stamps.push((key, s.reads));
+                out.push(event::collision(s, url));
             }
         }
         (out, scope)

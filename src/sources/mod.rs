@@ -1,7 +1,9 @@
 //! ID generators whose values other columns store. Each kind reads one server and reports
 //! the highest ID it has handed out; the store ([`crate::state::Store::source_server_read`])
-//! takes the highest over a source's servers.
+//! takes the highest over a source's servers. [`collision`] decides whether a source's
+//! servers can hand out the same ID.
 
+pub mod collision;
 pub mod ticket_server;
 
 use crate::db::{DbError, ErrorReport};
@@ -15,6 +17,10 @@ pub struct Reading {
     /// The type of the generating column, e.g. `bigint(20) unsigned`.
     pub column_type: String,
     pub int_type: IntType,
+    /// The last ID handed out as the table shows it, `MAX(id)`; `None` when it is empty.
+    pub last_id: Option<i128>,
+    /// The server's `auto_increment_increment` and `auto_increment_offset`.
+    pub sequence: collision::Sequence,
 }
 
 /// Why a source server could not be read.

@@ -12,14 +12,19 @@ use std::time::Duration;
 
 use sqlx::mysql::MySqlConnection;
 
+use super::collision::Sequence;
 use super::{Reading, SourceError};
 use crate::db::{self, ident};
 use crate::headroom::IntType;
 
-/// The ticket table's auto-increment column, its type and counter, and the server's step.
+/// The ticket table's auto-increment column, its type and counter, and the step and start
+/// of this connection's session (`auto_increment_increment`, `auto_increment_offset`): a
+/// session takes the global values when it connects, as the application's `REPLACE INTO`
+/// sessions do.
 const TICKET_TABLE_SQL: &str = "\
 SELECT CAST(c.COLUMN_NAME AS CHAR), CAST(c.DATA_TYPE AS CHAR), CAST(c.COLUMN_TYPE AS CHAR),
-       CAST(t.AUTO_INCREMENT AS CHAR), CAST(@@global.auto_increment_increment AS CHAR)
+       CAST(t.AUTO_INCREMENT AS CHAR), CAST(@@SESSION.auto_increment_increment AS CHAR),
+       CAST(@@SESSION.auto_increment_offset AS CHAR)
 FROM information_schema.TABLES t
 JOIN information_schema.COLUMNS c
   ON c.TABLE_SCHEMA = t.TABLE_SCHEMA AND c.TABLE_NAME = t.TABLE_NAME
@@ -56,6 +61,11 @@ pub async fn read(
         .ok_or_else(not_found)?;
     let counter = db::opt_int(row, 3, &what)?.unwrap_or(1);
     let step = db::opt_int(row, 4, &what)?.unwrap_or(1).max(1);
+    let offset = db::opt_int(row, 5, &what)?.unwrap_or(1).max(1);
+    let sequence = Sequence {
+        increment: u64::try_from(step).unwrap_or(1),
+        offset: u64::try_from(offset).unwrap_or(1),
+    };
 
     let sql = highest_sql(database, table, &column);
     let rows = db::fetch_all(conn, sqlx::query(sqlx::AssertSqlSafe(sql)), timeout, &what).await?;
@@ -67,6 +77,8 @@ pub async fn read(
         highest: highest(max_id, counter, step),
         column_type,
         int_type,
+        last_id: max_id,
+        sequence,
     })
 }
 

@@ -15,6 +15,7 @@ mod measurement;
 mod metrics;
 mod paging;
 mod reload;
+mod safety;
 mod schedule;
 mod state_file;
 mod web;
