@@ -9,6 +9,8 @@
 //! - [`db`]: connections, read-only sessions, bounded queries, identifier quoting, and
 //!   errors that never repeat what a server sent.
 //! - [`inventory`]: information_schema readers (columns, foreign keys, indexes) and MAX dives.
+//! - [`dives`]: which columns a poll reads `MAX()` from (at-risk and new ones every poll, the
+//!   others in turn within `poll.reread_within`), and each shard's last dives. Pure.
 //! - [`sources`]: ID generators (ticket servers).
 //! - [`headroom`]: pure arithmetic: type maxima, remaining, ratio, status, percentages.
 //! - [`measure`]: which columns are measured and how, their `current` (FK chains), and
@@ -40,6 +42,7 @@ pub mod api;
 pub mod check;
 pub mod config;
 pub mod db;
+pub mod dives;
 pub mod durable;
 pub mod escape;
 pub mod growth;

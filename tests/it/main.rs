@@ -4,6 +4,7 @@
 mod api;
 mod cli;
 mod config_errors;
+mod dives;
 mod e2e;
 mod faults;
 mod growth;
