@@ -337,6 +337,61 @@ mod tests {
         assert!(ledger.dives().contains_key(&columns[1]));
     }
 
+    /// A report of an `INT` column at `current`, mismatched or not, running out in
+    /// `seconds` (if it grows), where `warning_within` is 15 days and `critical_within` 14.
+    fn report(current: i128, mismatch: bool, seconds: Option<u64>) -> (ColumnReport, Policy) {
+        use crate::growth::Forecast;
+        use crate::headroom::{Headroom, IntType, Width};
+        use crate::measure::{Kind, Measured};
+        let policy = crate::config::from_toml_str(
+            "[thresholds]\nwarning_within = \"15d\"\ncritical_within = \"14d\"\n\
+             [[shards]]\nname = \"s\"\nurl = \"mysql://u@h:3306/\"\n",
+            &|_| None,
+        )
+        .expect("settings")
+        .policy;
+        let measured = Measured {
+            id: ColumnId::new("s", "t", "user_id"),
+            column_type: "int(11)".to_string(),
+            int_type: IntType::new(Width::Int, false),
+            kind: Kind::Reference,
+            source: Some("tickets".to_string()),
+            headroom: Headroom::new(current, 2_147_483_647),
+            type_mismatch: mismatch,
+        };
+        let forecast = Forecast {
+            growth_per_second: seconds.map(|_| 1.0),
+            seconds_to_exhaustion: seconds,
+            last_jump: None,
+        };
+        let limits = policy.limits("s", "t", "user_id");
+        let r = ColumnReport::new("s", measured, forecast, limits, None, chrono::Utc::now());
+        (r, policy)
+    }
+
+    #[test]
+    fn at_risk_is_warning_or_worse_a_mismatch_or_running_out_within_twice_critical_within() {
+        let four_weeks = 28 * 86_400;
+        let cases = [
+            (2_147_483, false, None, false),
+            (2_147_483, false, Some(four_weeks + 1), false),
+            // Past warning_within (ok), but within twice critical_within.
+            (2_147_483, false, Some(four_weeks), true),
+            (2_147_483, false, Some(16 * 86_400), true),
+            (2_147_483, true, None, true),
+            (1_600_000_000, false, None, true),
+            (2_147_000_000, false, None, true),
+        ];
+        for (current, mismatch, seconds, expected) in cases {
+            let (r, policy) = report(current, mismatch, seconds);
+            assert_eq!(
+                at_risk(&r, &policy),
+                expected,
+                "{current} {mismatch} {seconds:?}"
+            );
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
 
