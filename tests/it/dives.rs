@@ -271,3 +271,75 @@ async fn a_value_planted_in_a_far_from_full_column_shows_within_the_window() {
     assert_eq!(hostile["current"].as_i64(), Some(FAR));
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_dive_fails_the_poll_when_its_turn_comes_and_the_last_values_stay_served() {
+    let servers = start_servers(&["dives-refused"]);
+    let db = &servers[0];
+    db.exec(&schema_sql()).expect("seeding");
+    // SELECT table by table, and INSERT, so that a table stays visible without SELECT.
+    let mut grants = String::from(
+        "CREATE USER 'monitor'@'127.0.0.1';\nGRANT SELECT ON tickets.* TO 'monitor'@'127.0.0.1';\n",
+    );
+    let mut tables: Vec<String> = (0..TABLES).map(|t| format!("t{t:02}")).collect();
+    tables.extend(["seq", "w", HOSTILE].map(String::from));
+    for table in &tables {
+        grants.push_str(&format!(
+            "GRANT SELECT, INSERT ON {} TO 'monitor'@'127.0.0.1';\n",
+            qualified("app", table)
+        ));
+    }
+    db.exec(&grants).expect("grants");
+    let port = db.port();
+    let toml = toml(db).replace(
+        &db.url("root", None),
+        &format!("mysql://monitor@127.0.0.1:{port}/"),
+    );
+    let app = spawn_app(settings(&toml)).await;
+    app.wait_ready().await;
+    let mut rx = app.store.subscribe();
+    rx.mark_unchanged();
+    let before = next_poll(&app, &mut rx).await.expect("a successful poll");
+
+    db.exec("REVOKE SELECT ON app.t05 FROM 'monitor'@'127.0.0.1'")
+        .expect("revoking");
+    let mut failed = false;
+    for _ in 0..=SLOTS + 1 {
+        tokio::time::timeout(std::time::Duration::from_secs(30), rx.changed())
+            .await
+            .expect("a poll within 30 s")
+            .expect("the store is alive");
+        let snapshot = app.store.read();
+        let shard = &snapshot.shards[0];
+        if !shard.up {
+            assert_eq!(shard.last_error_class, Some("access_denied"));
+            assert_eq!(shard.last_error_code, Some(1142));
+            failed = true;
+            break;
+        }
+    }
+    assert!(
+        failed,
+        "the refused dive did not fail a poll within a window"
+    );
+    // The last successful poll's columns stay served, each with its own observed_at.
+    let (_, doc) = app.get_json("/api/columns?shard=dives").await;
+    let (_, shards) = app.get_json("/api/shards").await;
+    assert_eq!(shards["shards"][0]["up"], false);
+    let t05 = find_column(&doc, "dives", "app.t05.user_id");
+    assert_eq!(t05["current"].as_i64(), Some(FAR));
+    let observed: DateTime<Utc> = t05["observed_at"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .expect("observed_at");
+    assert!(observed >= before.columns["t05"].0);
+
+    db.exec("GRANT SELECT ON app.t05 TO 'monitor'@'127.0.0.1'")
+        .expect("granting");
+    app.wait_until("the shard is up again", |app| {
+        let up = app.store.read().shards[0].up;
+        async move { up }
+    })
+    .await;
+    app.stop().await;
+}
