@@ -2,7 +2,8 @@
 //! throwaway mariadbd gets `N` tables (one client session fed one generated script), then
 //! each round measures, in turn:
 //! - the floor: the statements [`headroom::inventory::read`] sends, through one plain
-//!   `mariadb --batch` process (and each family on its own, to show which one costs what);
+//!   `mariadb --batch` process, the SQL on its standard input (and each family on its own,
+//!   to show which one costs what);
 //! - headroom: `headroom::inventory::read`, the production path, over a
 //!   [`headroom::db::Connector`] session;
 //! - Debian's `prometheus-mysqld-exporter` with only `--collect.auto_increment.columns`,
@@ -81,9 +82,11 @@ fn inline(statement: &Statement) -> String {
     out
 }
 
-/// Runs `sql` through one `mariadb --batch -e` process over TCP; returns its output size.
+/// Runs `sql` through one `mariadb --batch` process over TCP, fed on its standard input (a
+/// poll's dives are longer than one command-line argument may be); returns its output size.
 fn client(port: u16, sql: &str) -> usize {
-    let out = Command::new("mariadb")
+    use std::io::Write;
+    let mut child = Command::new("mariadb")
         .args([
             "--no-defaults",
             "--user=root",
@@ -91,10 +94,24 @@ fn client(port: u16, sql: &str) -> usize {
             "--batch",
         ])
         .arg(format!("--port={port}"))
-        .arg("-e")
-        .arg(sql)
-        .output()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("running the mariadb client");
+    // Written by a thread of its own: the client answers while it reads, and would block
+    // on a full pipe that nobody reads.
+    let stdin = child.stdin.take();
+    let out = std::thread::scope(|scope| {
+        scope.spawn(move || {
+            if let Some(mut stdin) = stdin {
+                stdin.write_all(sql.as_bytes()).expect("sending the SQL");
+            }
+        });
+        child
+            .wait_with_output()
+            .expect("running the mariadb client")
+    });
     assert!(
         out.status.success(),
         "mariadb client: {}",
@@ -300,7 +317,25 @@ fn measure_dives(server: &MariaDb, tables: usize, runs: usize, inventory_sql: &s
     let before = selects(server);
     poll();
     let statements = selects(server).saturating_sub(before);
-    let (mut floor, mut floor_all, mut ours) = (Vec::new(), Vec::new(), Vec::new());
+    // The same statements through headroom's own readers, without the computation.
+    let url = url::Url::parse(&server.url("root", None)).expect("a URL");
+    let timeout = Duration::from_secs(600);
+    let connector = Connector::new(&url, None, timeout).expect("a connector");
+    let filter = SchemaFilter::Only(vec!["etsy".to_string()]);
+    let queries = || {
+        runtime.block_on(async {
+            let mut session = connector.acquire().await.expect("a session");
+            inventory::read(&mut session, &filter, timeout)
+                .await
+                .expect("the inventory");
+            let read = maxima::read(&mut session, &some, timeout).await;
+            assert_eq!(read.expect("the dives").len(), share);
+            session.release();
+        })
+    };
+    queries();
+    let (mut floor, mut floor_all, mut ours, mut reads) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
         floor.push(secs(|| {
             client(port, &floor_sql);
@@ -309,9 +344,11 @@ fn measure_dives(server: &MariaDb, tables: usize, runs: usize, inventory_sql: &s
             client(port, &floor_all_sql);
         }));
         ours.push(secs(poll));
+        reads.push(secs(queries));
     }
     runtime.block_on(poller.close());
     let (floor, floor_all, ours) = (median(floor), median(floor_all), median(ours));
+    let reads = median(reads);
     println!(
         "-- index dives: {tables} indexed reference columns, reread_within = {SLOTS} intervals"
     );
@@ -328,6 +365,11 @@ fn measure_dives(server: &MariaDb, tables: usize, runs: usize, inventory_sql: &s
     println!(
         "{:<44} {:>10.3} s",
         "headroom: first poll (every column dived)", first
+    );
+    println!(
+        "{:<44} {:>10.3} s",
+        format!("  its queries alone (inventory + {share} dives)"),
+        reads
     );
     println!("{:<44} {:>10.3} s", "headroom: steady-state poll", ours);
     println!(

@@ -3,7 +3,9 @@
 //! fleet is not read in the same second), or later while it keeps failing ([`delay_after`]:
 //! interval × 2^(n−1), at most [`MAX_BACKOFF`] × interval). The sources have a task of their
 //! own, read every interval; a shard poll uses their latest values in the store. At most
-//! `poll.concurrency` shard polls run at once (a semaphore).
+//! `poll.concurrency` shard polls run at once (a semaphore). A shard poll reads the `MAX()`
+//! of only the columns due (at risk, new, or in their turn: see [`crate::dives`]); each
+//! shard keeps its last dives between polls.
 //!
 //! A shard that is down, slow or refused holds up no other: each of its queries is bounded
 //! by `poll.query_timeout`, its whole poll by `poll.shard_timeout`, its failure is recorded,
