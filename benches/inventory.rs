@@ -2,7 +2,8 @@
 //! throwaway mariadbd gets `N` tables (one client session fed one generated script), then
 //! each round measures, in turn:
 //! - the floor: the statements [`headroom::inventory::read`] sends, through one plain
-//!   `mariadb --batch` process (and each family on its own, to show which one costs what);
+//!   `mariadb --batch` process, the SQL on its standard input (and each family on its own,
+//!   to show which one costs what);
 //! - headroom: `headroom::inventory::read`, the production path, over a
 //!   [`headroom::db::Connector`] session;
 //! - Debian's `prometheus-mysqld-exporter` with only `--collect.auto_increment.columns`,
@@ -10,19 +11,33 @@
 //!
 //! and prints the medians and their ratios; then what a poll adds for strict mode
 //! (`inventory::sql_mode::read`) and what each ticket read costs for opening a new session.
+//! Then, with the table caches sized, the index
+//! dives: every table gets a row and its indexed `user_id` becomes a reference column (a
+//! `[[references]]` rule, a ticket table on the same server), and a round measures
+//! - the floor: the inventory's statements and one steady-state poll's share of the dives
+//!   (`maxima::dive_sql`, `ceil(tables / slots)` columns), through one `mariadb` process;
+//! - headroom: [`headroom::poller::Poller::poll_once`], the production path, after a first
+//!   poll that read every column (printed too), with `poll.reread_within` 10 times the
+//!   interval.
+//!
 //! Asserts nothing about time.
 //!
-//! `cargo bench --bench inventory` runs 5,000 tables (`-- 20000` for another size;
-//! `scripts/bench.sh` wraps it); under `cargo test` it runs once with 30 tables, a smoke
-//! test of a few seconds.
+//! `cargo bench --bench inventory` runs 5,000 tables (`-- 20000` for another size, `-- dives`
+//! for the dives alone; `scripts/bench.sh` wraps it); under `cargo test` it runs once with 30
+//! tables, a smoke test of a few seconds.
 
 use std::io::Read;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use headroom::db::{Connector, ServerVersion};
-use headroom::inventory::{self, SchemaFilter, Statement};
+use headroom::inventory::{self, ColumnId, SchemaFilter, Statement, maxima};
+use headroom::metrics::Metrics;
+use headroom::poller::Poller;
+use headroom::state::Store;
 use headroom_sandbox::MariaDb;
 
 /// Integer columns per table (and one VARCHAR that headroom ignores).
@@ -69,9 +84,11 @@ fn inline(statement: &Statement) -> String {
     out
 }
 
-/// Runs `sql` through one `mariadb --batch -e` process over TCP; returns its output size.
+/// Runs `sql` through one `mariadb --batch` process over TCP, fed on its standard input (a
+/// poll's dives are longer than one command-line argument may be); returns its output size.
 fn client(port: u16, sql: &str) -> usize {
-    let out = Command::new("mariadb")
+    use std::io::Write;
+    let mut child = Command::new("mariadb")
         .args([
             "--no-defaults",
             "--user=root",
@@ -79,10 +96,24 @@ fn client(port: u16, sql: &str) -> usize {
             "--batch",
         ])
         .arg(format!("--port={port}"))
-        .arg("-e")
-        .arg(sql)
-        .output()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("running the mariadb client");
+    // Written by a thread of its own: the client answers while it reads, and would block
+    // on a full pipe that nobody reads.
+    let stdin = child.stdin.take();
+    let out = std::thread::scope(|scope| {
+        scope.spawn(move || {
+            if let Some(mut stdin) = stdin {
+                stdin.write_all(sql.as_bytes()).expect("sending the SQL");
+            }
+        });
+        child
+            .wait_with_output()
+            .expect("running the mariadb client")
+    });
     assert!(
         out.status.success(),
         "mariadb client: {}",
@@ -182,9 +213,183 @@ impl Exporter {
     }
 }
 
+/// Polls per `reread_within` window in the dives round: `reread_within = 10 × interval`.
+const SLOTS: usize = 10;
+
+/// Rows for every table, and a ticket table (`BIGINT`, as the reference columns: no type
+/// mismatch, so no column is at risk) on the same server.
+fn dive_data(server: &MariaDb, tables: usize) {
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = (0..CREATORS)
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut sql = String::from("BEGIN;\n");
+                    for t in (part..tables).step_by(CREATORS) {
+                        sql.push_str(&format!(
+                            "INSERT INTO etsy.t{t:06} (user_id, shop_id, quantity) VALUES ({}, 7, 1);\n",
+                            2_000_000 + t
+                        ));
+                    }
+                    sql.push_str("COMMIT;\n");
+                    server.exec(&sql)
+                })
+            })
+            .collect();
+        for part in parts {
+            part.join().expect("a thread").expect("inserting the rows");
+        }
+    });
+    server
+        .exec(
+            "CREATE DATABASE tickets;
+CREATE TABLE tickets.Tickets64 (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  stub CHAR(1) NOT NULL DEFAULT '', UNIQUE KEY stub (stub)) AUTO_INCREMENT=1000;",
+        )
+        .expect("the ticket table");
+}
+
+/// A headroom poller for the shard's `etsy` schema, its `user_id` columns references.
+fn dive_poller(server: &MariaDb) -> (Poller, Store) {
+    let toml = format!(
+        "[poll]\ninterval = \"60s\"\nreread_within = \"{}s\"\nquery_timeout = \"600s\"\nshard_timeout = \"600s\"\n\
+         [[shards]]\nname = \"big\"\nurl = \"{}\"\nschemas = [\"etsy\"]\n\
+         [[sources]]\nname = \"tickets\"\nkind = \"ticket_server\"\nservers = [\"{}\"]\ntable = \"Tickets64\"\n\
+         [[references]]\nsource = \"tickets\"\ncolumns = [\"etsy.*.user_id\"]\n",
+        60 * SLOTS,
+        server.url("root", None),
+        server.url("root", Some("tickets")),
+    );
+    let settings =
+        Arc::new(headroom::config::from_toml_str(&toml, &|_| None).expect("the bench's settings"));
+    let store = Store::new(&settings);
+    let poller = Poller::one_shot(
+        Arc::clone(&settings),
+        store.clone(),
+        Arc::new(Metrics::new()),
+    )
+    .expect("a poller");
+    (poller, store)
+}
+
+/// `SELECT` statements the server has run so far.
+fn selects(server: &MariaDb) -> u64 {
+    let out = server
+        .exec("SHOW GLOBAL STATUS LIKE 'Com_select'")
+        .expect("the status");
+    out.split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The dives round: floor and headroom's steady-state poll over `tables` reference columns.
+fn measure_dives(server: &MariaDb, tables: usize, runs: usize, inventory_sql: &str) {
+    dive_data(server, tables);
+    let port = server.port();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let (poller, store) = dive_poller(server);
+    let poll = || {
+        runtime.block_on(poller.poll_once());
+        let snapshot = store.read();
+        let shard = &snapshot.shards[0];
+        assert!(shard.up, "the dives poll failed: {:?}", shard.last_error);
+        assert_eq!(shard.column_count, 2 * tables, "{:?}", shard.unresolved);
+    };
+    // The share of the columns one steady-state poll reads, spread over the shard.
+    let share = tables.div_ceil(SLOTS);
+    let some: Vec<ColumnId> = (0..share)
+        .map(|i| ColumnId::new("etsy", &format!("t{:06}", i * SLOTS), "user_id"))
+        .collect();
+    let all: Vec<ColumnId> = (0..tables)
+        .map(|t| ColumnId::new("etsy", &format!("t{t:06}"), "user_id"))
+        .collect();
+    let dives = |columns: &[ColumnId]| -> String {
+        columns
+            .chunks(50)
+            .map(|batch| format!("{};\n", maxima::dive_sql(batch)))
+            .collect()
+    };
+    let floor_sql = format!("{inventory_sql}\n{}", dives(&some));
+    let floor_all_sql = format!("{inventory_sql}\n{}", dives(&all));
+    client(port, &floor_all_sql);
+    let first = secs(poll);
+    let before = selects(server);
+    poll();
+    let statements = selects(server).saturating_sub(before);
+    // The same statements through headroom's own readers, without the computation.
+    let url = url::Url::parse(&server.url("root", None)).expect("a URL");
+    let timeout = Duration::from_secs(600);
+    let connector = Connector::new(&url, None, timeout).expect("a connector");
+    let filter = SchemaFilter::Only(vec!["etsy".to_string()]);
+    let queries = || {
+        runtime.block_on(async {
+            let mut session = connector.acquire().await.expect("a session");
+            inventory::read(&mut session, &filter, timeout)
+                .await
+                .expect("the inventory");
+            let read = maxima::read(&mut session, &some, timeout).await;
+            assert_eq!(read.expect("the dives").len(), share);
+            session.release();
+        })
+    };
+    queries();
+    let (mut floor, mut floor_all, mut ours, mut reads) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        floor.push(secs(|| {
+            client(port, &floor_sql);
+        }));
+        floor_all.push(secs(|| {
+            client(port, &floor_all_sql);
+        }));
+        ours.push(secs(poll));
+        reads.push(secs(queries));
+    }
+    runtime.block_on(poller.close());
+    let (floor, floor_all, ours) = (median(floor), median(floor_all), median(ours));
+    let reads = median(reads);
+    println!(
+        "-- index dives: {tables} indexed reference columns, reread_within = {SLOTS} intervals"
+    );
+    println!(
+        "{:<44} {:>10.3} s",
+        format!("floor: inventory + {share} dives, mariadb client"),
+        floor
+    );
+    println!(
+        "{:<44} {:>10.3} s",
+        format!("floor: inventory + all {tables} dives"),
+        floor_all
+    );
+    println!(
+        "{:<44} {:>10.3} s",
+        "headroom: first poll (every column dived)", first
+    );
+    println!(
+        "{:<44} {:>10.3} s",
+        format!("  its queries alone (inventory + {share} dives)"),
+        reads
+    );
+    println!("{:<44} {:>10.3} s", "headroom: steady-state poll", ours);
+    println!(
+        "{:<44} {:>10}",
+        "  SELECT statements, steady-state poll", statements
+    );
+    println!(
+        "{:<44} {:>10.2} x",
+        "steady-state poll / floor",
+        ours / floor
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let full = args.iter().any(|a| a == "--bench");
+    // The index dives alone, without the inventory's rounds and mysqld_exporter.
+    let dives_only = args.iter().any(|a| a == "dives");
     let tables = args
         .iter()
         .skip(1)
@@ -262,8 +467,8 @@ fn main() {
         })
     };
 
-    let exporter = if !full {
-        println!("mysqld_exporter: skipped under cargo test");
+    let exporter = if !full || dives_only {
+        println!("mysqld_exporter: skipped (cargo test, or the dives alone)");
         None
     } else if Command::new(EXPORTER).arg("--version").output().is_ok() {
         Exporter::start(port)
@@ -360,7 +565,9 @@ fn main() {
         "-- the server's defaults (table_open_cache / table_definition_cache / open_files_limit: {})",
         caches(&server)
     );
-    measure();
+    if !dives_only {
+        measure();
+    }
     let sized = tables + 1_000;
     server
         .exec(&format!(
@@ -372,41 +579,44 @@ fn main() {
         "-- table caches sized to the shard, as a server with this many tables should be ({})",
         caches(&server)
     );
-    measure();
+    if !dives_only {
+        measure();
 
-    // What strict mode and ticket collisions add: one more small query per shard poll
-    // (`@@GLOBAL.sql_mode`, on the kept session, its ping included), and a new session
-    // opened and closed for each ticket server read.
-    let mut modes = Vec::new();
-    let mut sessions = Vec::new();
-    for _ in 0..runs.max(20) {
-        modes.push(secs(|| {
-            runtime.block_on(async {
-                let mut session = connector.acquire().await.expect("a session");
-                inventory::sql_mode::read(&mut session, timeout)
-                    .await
-                    .expect("the sql_mode");
-                session.release();
-            })
-        }));
-        sessions.push(secs(|| {
-            runtime.block_on(async {
-                let fresh = Connector::new(&url, None, timeout).expect("a connector");
-                fresh.acquire().await.expect("a session").release();
-                fresh.close(Duration::from_secs(2)).await;
-            })
-        }));
+        // What strict mode and ticket collisions add: one more small query per shard poll
+        // (`@@GLOBAL.sql_mode`, on the kept session, its ping included), and a new session
+        // opened and closed for each ticket server read.
+        let mut modes = Vec::new();
+        let mut sessions = Vec::new();
+        for _ in 0..runs.max(20) {
+            modes.push(secs(|| {
+                runtime.block_on(async {
+                    let mut session = connector.acquire().await.expect("a session");
+                    inventory::sql_mode::read(&mut session, timeout)
+                        .await
+                        .expect("the sql_mode");
+                    session.release();
+                })
+            }));
+            sessions.push(secs(|| {
+                runtime.block_on(async {
+                    let fresh = Connector::new(&url, None, timeout).expect("a connector");
+                    fresh.acquire().await.expect("a session").release();
+                    fresh.close(Duration::from_secs(2)).await;
+                })
+            }));
+        }
+        println!(
+            "{:<44} {:>10.6} s",
+            "headroom: sql_mode::read (one per poll)",
+            median(modes)
+        );
+        println!(
+            "{:<44} {:>10.6} s",
+            "a new session, opened and closed",
+            median(sessions)
+        );
     }
-    println!(
-        "{:<44} {:>10.6} s",
-        "headroom: sql_mode::read (one per poll)",
-        median(modes)
-    );
-    println!(
-        "{:<44} {:>10.6} s",
-        "a new session, opened and closed",
-        median(sessions)
-    );
     drop(exporter);
+    measure_dives(&server, tables, runs, &all);
     server.stop();
 }

@@ -202,6 +202,33 @@ impl<K: std::hash::Hash + Eq + Clone> Tracker<K> {
         out
     }
 
+    /// As [`Tracker::round`], for values read at different moments, each given with its
+    /// `read_at`: a value read at `now` is recorded as `round` records it; one read earlier
+    /// (held from an earlier poll) only when it is newer than its history's newest sample,
+    /// so that repeating a value does not bend the rate flat. Each forecast is as of when its
+    /// value was read.
+    pub fn round_read(
+        &mut self,
+        now: Instant,
+        values: impl IntoIterator<Item = (K, i128, u64, Instant)>,
+    ) -> HashMap<K, Forecast> {
+        let mut kept = HashMap::new();
+        let mut out = HashMap::new();
+        for (key, value, max, read_at) in values {
+            let mut history = self
+                .histories
+                .remove(&key)
+                .unwrap_or_else(|| History::new(now.min(read_at)));
+            if read_at == now || history.is_newer(read_at) {
+                history.record_with_max(read_at, value, max);
+            }
+            out.insert(key.clone(), history.forecast(read_at, max));
+            kept.insert(key, history);
+        }
+        self.histories = kept;
+        out
+    }
+
     /// Every history in its saved form, as of `now` (wall clock `now_unix_ms`).
     pub fn to_saved(&self, now: Instant, now_unix_ms: i64) -> Vec<(K, SavedHistory)> {
         self.histories
@@ -257,6 +284,12 @@ impl History {
     /// Number of samples held.
     pub fn len(&self) -> usize {
         self.points.len()
+    }
+
+    /// Whether `at` is later than the newest sample (to the millisecond), or there is none.
+    fn is_newer(&self, at: Instant) -> bool {
+        let at_ms = at.saturating_duration_since(self.origin).as_millis() as i64;
+        self.points.back().is_none_or(|last| at_ms > last.at_ms)
     }
 
     pub fn is_empty(&self) -> bool {

@@ -12,6 +12,8 @@
 //!   shard's strict mode (`sql_mode`) and MAX dives.
 //! - [`sources`]: ID generators (ticket servers), and whether a source's servers can hand
 //!   out the same ID (`collision`, pure).
+//! - [`dives`]: which columns a poll reads `MAX()` from (at-risk and new ones every poll, the
+//!   others in turn within `poll.reread_within`), and each shard's last dives. Pure.
 //! - [`headroom`]: pure arithmetic: type maxima, remaining, ratio, status, percentages.
 //! - [`measure`]: which columns are measured and how, their `current` (FK chains), and
 //!   [`measure::report`], the one pure step from what was read to a shard's reports. Pure.
@@ -49,6 +51,7 @@ pub mod check;
 pub mod cluster;
 pub mod config;
 pub mod db;
+pub mod dives;
 pub mod durable;
 pub mod escape;
 pub mod growth;

@@ -20,6 +20,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::config::ReferenceRule;
+use crate::dives::Dive;
 use crate::growth::{Forecast, Jump, Tracker};
 use crate::headroom::{Headroom, IntType, Status};
 use crate::inventory::{ColumnId, IntColumn, Inventory};
@@ -183,19 +184,53 @@ pub fn resolve(
     dives: &HashMap<ColumnId, Option<i128>>,
     sources: &HashMap<String, SourceValue>,
 ) -> (Vec<Measured>, Vec<Unresolved>) {
+    let lookup = |id: &ColumnId| {
+        dives.get(id).map(|max| DiveValue {
+            max: *max,
+            held: None,
+        })
+    };
+    let (measured, unresolved) = resolve_with(plan, &lookup, sources);
+    (measured.into_iter().map(|(m, _)| m).collect(), unresolved)
+}
+
+/// A `MAX()` value as resolution uses it.
+#[derive(Debug, Clone, Copy)]
+struct DiveValue {
+    /// `None` for an empty table.
+    max: Option<i128>,
+    /// When it was read, if at an earlier poll than this one.
+    held: Option<Moment>,
+}
+
+/// As [`resolve`], with each column's `MAX()` from `dive`, and, beside each measured column,
+/// when its `current` was read if that was at an earlier poll: when it is a `MAX()` held from
+/// an earlier dive (its own, or its parent's).
+fn resolve_with(
+    plan: &Plan,
+    dive: &dyn Fn(&ColumnId) -> Option<DiveValue>,
+    sources: &HashMap<String, SourceValue>,
+) -> (Vec<(Measured, Option<Moment>)>, Vec<Unresolved>) {
     let index: HashMap<&ColumnId, usize> = plan
         .entries
         .iter()
         .enumerate()
         .map(|(i, (c, _))| (&c.id, i))
         .collect();
-    let mut memo: HashMap<usize, Option<i128>> = HashMap::new();
+    let mut memo: HashMap<usize, Option<Value>> = HashMap::new();
     let mut measured = Vec::new();
     let mut unresolved = Vec::new();
     for (i, (col, derivation)) in plan.entries.iter().enumerate() {
         let mut visiting = HashSet::new();
-        let current = current_of(i, plan, &index, dives, sources, &mut memo, &mut visiting);
-        let Some(current) = current else {
+        let mut walk = Walk {
+            plan,
+            index: &index,
+            dive,
+            sources,
+            memo: &mut memo,
+            visiting: &mut visiting,
+        };
+        let Some(value) = walk.current_of(i) else {
             unresolved.push(Unresolved {
                 id: col.id.clone(),
                 reason: reason(derivation, sources),
@@ -216,15 +251,16 @@ pub fn resolve(
                 plan.types.get(parent).copied(),
             ),
         };
-        measured.push(Measured {
+        let m = Measured {
             id: col.id.clone(),
             column_type: col.column_type.clone(),
             int_type: col.int_type,
             kind,
             source,
-            headroom: Headroom::new(current, max),
+            headroom: Headroom::new(value.current, max),
             type_mismatch: origin_max.is_some_and(|origin| max < origin),
-        });
+        };
+        measured.push((m, value.held));
     }
     (measured, unresolved)
 }
@@ -241,48 +277,78 @@ fn reason(derivation: &Derivation, sources: &HashMap<String, SourceValue>) -> St
     }
 }
 
-/// The current value of entry `i`, following foreign keys; `None` when nothing is known.
-fn current_of(
-    i: usize,
-    plan: &Plan,
-    index: &HashMap<&ColumnId, usize>,
-    dives: &HashMap<ColumnId, Option<i128>>,
-    sources: &HashMap<String, SourceValue>,
-    memo: &mut HashMap<usize, Option<i128>>,
-    visiting: &mut HashSet<usize>,
-) -> Option<i128> {
-    if let Some(known) = memo.get(&i) {
-        return *known;
+/// A column's current value, and when it was read if at an earlier poll.
+#[derive(Debug, Clone, Copy)]
+struct Value {
+    current: i128,
+    held: Option<Moment>,
+}
+
+impl Value {
+    fn of(dive: DiveValue) -> Value {
+        Value {
+            current: dive.max.unwrap_or(0),
+            held: dive.held,
+        }
     }
-    if !visiting.insert(i) {
-        // A cycle of foreign keys: nothing new to learn along it.
-        return None;
-    }
-    let (col, derivation) = &plan.entries[i];
-    let dive = |id: &ColumnId| dives.get(id).map(|v| v.unwrap_or(0));
-    let value = match derivation {
-        Derivation::Auto(next) => Some(*next),
-        Derivation::Reference { source } => {
-            let from_source = sources.get(source).map(|s| s.current);
-            match (from_source, dive(&col.id)) {
-                (Some(s), Some(d)) => Some(s.max(d)),
-                (s, d) => s.or(d),
+}
+
+/// One resolution's walk along foreign keys, with what it has found so far.
+struct Walk<'a, 'b> {
+    plan: &'a Plan,
+    index: &'b HashMap<&'a ColumnId, usize>,
+    dive: &'b dyn Fn(&ColumnId) -> Option<DiveValue>,
+    sources: &'b HashMap<String, SourceValue>,
+    memo: &'b mut HashMap<usize, Option<Value>>,
+    visiting: &'b mut HashSet<usize>,
+}
+
+impl Walk<'_, '_> {
+    /// The current value of entry `i`, following foreign keys; `None` when nothing is known.
+    /// A reference takes the larger of its source and its own `MAX()`, and was read when
+    /// the larger was.
+    fn current_of(&mut self, i: usize) -> Option<Value> {
+        if let Some(known) = self.memo.get(&i) {
+            return *known;
+        }
+        if !self.visiting.insert(i) {
+            // A cycle of foreign keys: nothing new to learn along it.
+            return None;
+        }
+        let (plan, read) = (self.plan, self.dive);
+        let (col, derivation) = &plan.entries[i];
+        let dive = |id: &ColumnId| read(id).map(Value::of);
+        let value = match derivation {
+            Derivation::Auto(next) => Some(Value {
+                current: *next,
+                held: None,
+            }),
+            Derivation::Reference { source } => {
+                let from_source = self.sources.get(source).map(|s| Value {
+                    current: s.current,
+                    held: None,
+                });
+                match (from_source, dive(&col.id)) {
+                    (Some(s), Some(d)) if d.current > s.current => Some(d),
+                    (Some(s), Some(_)) => Some(s),
+                    (s, d) => s.or(d),
+                }
             }
-        }
-        Derivation::ForeignKey { parent } => match index.get(parent) {
-            Some(&p) => current_of(p, plan, index, dives, sources, memo, visiting),
-            None => dive(parent),
-        }
-        .or_else(|| dive(&col.id)),
-    };
-    visiting.remove(&i);
-    memo.insert(i, value);
-    value
+            Derivation::ForeignKey { parent } => match self.index.get(parent) {
+                Some(&p) => self.current_of(p),
+                None => dive(parent),
+            }
+            .or_else(|| dive(&col.id)),
+        };
+        self.visiting.remove(&i);
+        self.memo.insert(i, value);
+        value
+    }
 }
 
 /// When a poll's values were read: the monotonic instant (growth histories) and the wall
 /// clock (`observed_at`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Moment {
     pub instant: tokio::time::Instant,
     pub wall: DateTime<Utc>,
@@ -291,7 +357,7 @@ pub struct Moment {
 /// The one step from a shard's plan and the values read to its reports: resolves every
 /// column, records each in the shard's growth histories (`growth`; columns no longer
 /// measured leave it) and applies the policy (limits, silences). No I/O, and the time is
-/// given: the poller and the scale bench call exactly this.
+/// given: the scale bench calls exactly this. Every `MAX()` in `dives` was read at `at`.
 pub fn report(
     shard: &str,
     plan: &Plan,
@@ -301,22 +367,103 @@ pub fn report(
     policy: &Policy,
     at: Moment,
 ) -> (Vec<ColumnReport>, Vec<Unresolved>) {
-    let (measured, unresolved) = resolve(plan, dives, sources);
-    let values = measured
-        .iter()
-        .map(|m| (m.id.clone(), m.headroom.current, m.headroom.max));
-    let forecasts = growth.round(at.instant, values);
+    let lookup = |id: &ColumnId| {
+        dives.get(id).map(|max| DiveValue {
+            max: *max,
+            held: None,
+        })
+    };
+    report_with(shard, plan, &lookup, sources, growth, policy, at)
+}
+
+/// As [`report`], with each column's last dive (see [`crate::dives::Ledger`]), read at
+/// this poll (`at`) or at an earlier one: a column whose `current` is a `MAX()` read earlier
+/// keeps that dive's moment as its `observed_at`, and its growth history gets no sample
+/// (a repeated value would bend the forecast flat). The poller calls this.
+pub fn report_dives(
+    shard: &str,
+    plan: &Plan,
+    dives: &HashMap<ColumnId, Dive>,
+    sources: &HashMap<String, SourceValue>,
+    growth: &mut Tracker<ColumnId>,
+    policy: &Policy,
+    at: Moment,
+) -> (Vec<ColumnReport>, Vec<Unresolved>) {
+    let lookup = |id: &ColumnId| {
+        dives.get(id).map(|d| DiveValue {
+            max: d.value,
+            held: (d.at != at).then_some(d.at),
+        })
+    };
+    report_with(shard, plan, &lookup, sources, growth, policy, at)
+}
+
+fn report_with(
+    shard: &str,
+    plan: &Plan,
+    dive: &dyn Fn(&ColumnId) -> Option<DiveValue>,
+    sources: &HashMap<String, SourceValue>,
+    growth: &mut Tracker<ColumnId>,
+    policy: &Policy,
+    at: Moment,
+) -> (Vec<ColumnReport>, Vec<Unresolved>) {
+    let (measured, unresolved) = resolve_with(plan, dive, sources);
+    let values = measured.iter().map(|(m, held)| {
+        let read_at = held.map_or(at.instant, |h| h.instant);
+        (m.id.clone(), m.headroom.current, m.headroom.max, read_at)
+    });
+    let forecasts = growth.round_read(at.instant, values);
     let reports = measured
         .into_iter()
-        .map(|m| {
+        .map(|(m, held)| {
             let forecast = forecasts.get(&m.id).copied().unwrap_or(Forecast::NONE);
             let (schema, table, column) = (&m.id.schema, &m.id.table, &m.id.column);
             let limits = policy.limits(schema, table, column);
             let silence = policy.silence(schema, table, column, at.wall).cloned();
-            ColumnReport::new(shard, m, forecast, limits, silence, at.wall)
+            let observed_at = held.map_or(at.wall, |h| h.wall);
+            ColumnReport::new(shard, m, forecast, limits, silence, observed_at)
         })
         .collect();
     (reports, unresolved)
+}
+
+/// The columns whose `MAX()` the columns `ids` are resolved from (their own, or along
+/// their foreign keys): what must be read on every poll for them.
+pub fn dives_of(plan: &Plan, ids: &HashSet<ColumnId>) -> HashSet<ColumnId> {
+    let mut out = HashSet::new();
+    if ids.is_empty() {
+        return out;
+    }
+    let planned: HashSet<&ColumnId> = plan.dives.iter().collect();
+    let index: HashMap<&ColumnId, usize> = plan
+        .entries
+        .iter()
+        .enumerate()
+        .map(|(i, (c, _))| (&c.id, i))
+        .collect();
+    for id in ids {
+        let mut next = index.get(id).copied();
+        let mut seen = HashSet::new();
+        while let Some(i) = next.filter(|i| seen.insert(*i)) {
+            let (col, derivation) = &plan.entries[i];
+            next = None;
+            let mut add = |id: &ColumnId| {
+                if planned.contains(id) {
+                    out.insert(id.clone());
+                }
+            };
+            match derivation {
+                Derivation::Auto(_) => {}
+                Derivation::Reference { .. } => add(&col.id),
+                Derivation::ForeignKey { parent } => {
+                    add(parent);
+                    add(&col.id);
+                    next = index.get(parent).copied();
+                }
+            }
+        }
+    }
+    out
 }
 
 /// A measured column as the API, the metrics, `check` and the pager see it.
@@ -632,5 +779,133 @@ mod tests {
         let (measured, _) = resolve(&plan, &HashMap::new(), &tickets(1_000));
         assert_eq!(measured[0].kind, Kind::AutoIncrement);
         assert_eq!(measured[0].headroom.current, 77);
+    }
+
+    /// A poll's moment, `minutes` after `start` on both clocks.
+    fn moment(start: Moment, minutes: u32) -> Moment {
+        let after = std::time::Duration::from_secs(60) * minutes;
+        Moment {
+            instant: start.instant + after,
+            wall: start.wall + chrono::TimeDelta::from_std(after).unwrap(),
+        }
+    }
+
+    fn policy() -> Policy {
+        crate::config::from_toml_str(
+            "[[shards]]\nname = \"s\"\nurl = \"mysql://u@h:3306/\"\n",
+            &|_| None,
+        )
+        .unwrap()
+        .policy
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_column_not_dived_keeps_its_value_and_observed_at_and_adds_no_growth_sample() {
+        let inventory = Inventory {
+            columns: vec![col("etsy.feed.user_id", Width::Int, false, None)],
+            foreign_keys: vec![],
+            leading: HashSet::from([id("etsy.feed.user_id")]),
+        };
+        let plan = plan(&inventory, &rules());
+        let (policy, sources) = (policy(), tickets(10));
+        let start = Moment {
+            instant: tokio::time::Instant::now(),
+            wall: "2026-11-22T06:00:00Z".parse().unwrap(),
+        };
+        let mut growth = Tracker::default();
+        let mut dives = HashMap::new();
+        let mut poll = |minute: u32, dived: Option<i128>| {
+            let at = moment(start, minute);
+            if let Some(value) = dived {
+                let value = Some(value);
+                dives.insert(id("etsy.feed.user_id"), Dive { value, at });
+            }
+            let (mut reports, _) =
+                report_dives("s", &plan, &dives, &sources, &mut growth, &policy, at);
+            reports.remove(0)
+        };
+        poll(0, Some(1_000));
+        let read = poll(1, Some(1_600));
+        assert_eq!(read.growth_per_second, Some(10.0));
+        let held = poll(2, None);
+        assert_eq!(held.current, 1_600);
+        assert_eq!(held.observed_at, moment(start, 1).wall);
+        assert_eq!(held.seconds_to_exhaustion, read.seconds_to_exhaustion);
+        assert_eq!(held.exhausts_at, read.exhausts_at);
+        // Samples at minutes 0, 1 and 3 only: 10 IDs a second exactly. A repeated 1,600 at
+        // minute 2 would have bent the least-squares slope below it.
+        let again = poll(3, Some(2_800));
+        assert_eq!(again.observed_at, moment(start, 3).wall);
+        let rate = again.growth_per_second.unwrap();
+        assert!((rate - 10.0).abs() < 1e-9, "{rate}");
+    }
+
+    #[test]
+    fn a_reference_whose_source_passes_its_held_max_is_read_at_this_poll() {
+        let inventory = Inventory {
+            columns: vec![col("etsy.feed.user_id", Width::Big, false, None)],
+            foreign_keys: vec![],
+            leading: HashSet::from([id("etsy.feed.user_id")]),
+        };
+        let plan = plan(&inventory, &rules());
+        let start = Moment {
+            instant: tokio::time::Instant::now(),
+            wall: "2026-11-22T06:00:00Z".parse().unwrap(),
+        };
+        let dives = HashMap::from([(
+            id("etsy.feed.user_id"),
+            Dive {
+                value: Some(1_600),
+                at: start,
+            },
+        )]);
+        let now = moment(start, 5);
+        let mut growth = Tracker::default();
+        let policy = policy();
+        let (ahead, _) = report_dives(
+            "s",
+            &plan,
+            &dives,
+            &tickets(5_000),
+            &mut growth,
+            &policy,
+            now,
+        );
+        assert_eq!(ahead[0].current, 5_000);
+        assert_eq!(ahead[0].observed_at, now.wall);
+        let (behind, _) = report_dives("s", &plan, &dives, &tickets(9), &mut growth, &policy, now);
+        assert_eq!(behind[0].current, 1_600);
+        assert_eq!(behind[0].observed_at, start.wall);
+    }
+
+    #[test]
+    fn the_dives_of_a_column_follow_its_foreign_keys() {
+        let inventory = Inventory {
+            columns: vec![
+                col("etsy.feed.user_id", Width::Int, false, None),
+                col("etsy.likes.feed_user", Width::Small, false, None),
+                col("s.codes.code", Width::Small, false, None),
+                col("s.items.code", Width::Small, false, None),
+                col("s.items.id", Width::Int, false, Some(4)),
+            ],
+            foreign_keys: vec![
+                fk("etsy.likes.feed_user", "etsy.feed.user_id"),
+                fk("s.items.code", "s.codes.code"),
+            ],
+            leading: HashSet::from([id("etsy.feed.user_id"), id("s.codes.code")]),
+        };
+        let plan = plan(&inventory, &rules());
+        assert_eq!(
+            plan.dives,
+            vec![id("etsy.feed.user_id"), id("s.codes.code")]
+        );
+        let of = |names: &[&str]| dives_of(&plan, &names.iter().map(|n| id(n)).collect());
+        assert_eq!(
+            of(&["etsy.likes.feed_user"]),
+            HashSet::from([id("etsy.feed.user_id")])
+        );
+        assert_eq!(of(&["s.items.code"]), HashSet::from([id("s.codes.code")]));
+        assert_eq!(of(&["s.items.id"]), HashSet::new());
+        assert_eq!(of(&[]), HashSet::new());
     }
 }

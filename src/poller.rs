@@ -3,7 +3,9 @@
 //! fleet is not read in the same second), or later while it keeps failing ([`delay_after`]:
 //! interval × 2^(n−1), at most [`MAX_BACKOFF`] × interval). The sources have a task of their
 //! own, read every interval; a shard poll uses their latest values in the store. At most
-//! `poll.concurrency` shard polls run at once (a semaphore).
+//! `poll.concurrency` shard polls run at once (a semaphore). A shard poll reads the `MAX()`
+//! of only the columns due (at risk, new, or in their turn: see [`crate::dives`]); each
+//! shard keeps its last dives between polls.
 //!
 //! A shard that is down, slow or refused holds up no other: each of its queries is bounded
 //! by `poll.query_timeout`, its whole poll by `poll.shard_timeout`, its failure is recorded,
@@ -23,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Endpoint, Settings, ShardSettings, SourceKind, SourceSettings};
 use crate::db::{Connector, DbError, ErrorReport};
+use crate::dives::{self, Schedule};
 use crate::growth::{self, Tracker};
 use crate::headroom::Headroom;
 use crate::inventory::{self, ColumnId, InventoryError, SchemaFilter, maxima};
@@ -65,6 +68,8 @@ struct Shard {
     settings: ShardSettings,
     connector: Connector,
     filter: SchemaFilter,
+    /// The last dive of each column and which are at risk: what the next poll reads.
+    dives: Mutex<dives::Ledger>,
 }
 
 struct SourceServer {
@@ -134,6 +139,7 @@ impl Poller {
                         timeout,
                     )?,
                     filter: SchemaFilter::from_config(s.schemas.as_ref()),
+                    dives: Mutex::new(dives::Ledger::default()),
                     settings: s.clone(),
                 })
             })
@@ -565,9 +571,14 @@ impl Poller {
         }
     }
 
-    /// Reads one shard: inventory, index dives, then the pure computation.
+    /// Reads one shard: inventory, the index dives due (see [`dives`]), then the pure
+    /// computation. A failed poll leaves the shard's dives as they were.
     async fn read_shard(&self, shard: &Shard) -> Result<ShardRead, PollError> {
         let timeout = self.settings.poll.query_timeout;
+        let schedule = Schedule {
+            interval: self.settings.poll.interval,
+            reread_within: self.settings.poll.reread_within,
+        };
         let mut session = shard.connector.acquire().await?;
         let read = async {
             let inventory = inventory::read(&mut session, &shard.filter, timeout).await?;
@@ -575,34 +586,52 @@ impl Poller {
             let strict_mode = inventory::sql_mode::is_strict(&sql_mode);
             self.store.shard_sql_mode(&shard.settings.name, sql_mode);
             let plan = measure::plan(&inventory, &self.settings.references);
-            let dives = maxima::read(&mut session, &plan.dives, timeout).await?;
-            Ok::<_, PollError>((plan, dives, strict_mode))
+            let due = lock(&shard.dives).due(&plan.dives, Instant::now(), schedule);
+            let values = maxima::read(&mut session, &due, timeout).await?;
+            Ok::<_, PollError>((plan, due, values, strict_mode))
         }
         .await;
         // A failed session is dropped (closed), a good one kept for the next poll.
-        let (plan, dives, strict_mode) = read?;
+        let (plan, due, values, strict_mode) = read?;
         session.release();
         let at = measure::Moment {
             instant: Instant::now(),
             wall: Utc::now(),
         };
+        tracing::debug!(shard = %shard.settings.name, dived = due.len(), of = plan.dives.len(), "Index dives read");
         let sources = self.store.source_values();
+        let mut ledger = lock(&shard.dives);
+        ledger.record(&plan.dives, &due, values, at);
         let (mut reports, unresolved) = {
-            let mut growth = self.growth.lock().unwrap_or_else(|e| e.into_inner());
+            let mut growth = lock(&self.growth);
             let tracker = growth.entry(shard.settings.name.clone()).or_default();
             let policy = &self.settings.policy;
             let name = &shard.settings.name;
-            measure::report(name, &plan, &dives, &sources, tracker, policy, at)
+            let dives = ledger.dives();
+            measure::report_dives(name, &plan, dives, &sources, tracker, policy, at)
         };
         for report in &mut reports {
             report.judge_strictness(Some(strict_mode));
         }
+        let policy = &self.settings.policy;
+        let at_risk = reports
+            .iter()
+            .filter(|r| dives::at_risk(r, policy))
+            .map(|r| ColumnId::new(&r.schema, &r.table, &r.column))
+            .collect();
+        ledger.set_at_risk(measure::dives_of(&plan, &at_risk));
+        drop(ledger);
         let unresolved = unresolved
             .into_iter()
             .map(|u| format!("{}: {}", u.id, u.reason))
             .collect();
         Ok((reports, unresolved))
     }
+}
+
+/// Locks `mutex`, also after a panic elsewhere: what it guards is replaced whole.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Where a shard's first poll falls within the first interval: the same place for the same

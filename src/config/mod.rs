@@ -117,6 +117,9 @@ pub struct PollSettings {
     /// Limit on a whole shard poll (connecting, inventory, dives, computing); default
     /// `interval`.
     pub shard_timeout: Duration,
+    /// Every column whose `MAX()` is read (an index dive) is read again at least this often;
+    /// at-risk columns on every poll (see [`crate::dives`]).
+    pub reread_within: Duration,
 }
 
 #[derive(Debug, Clone)]

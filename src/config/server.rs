@@ -79,6 +79,7 @@ pub(super) fn poll(s: &mut Section) -> Option<PollSettings> {
     } else {
         Some(None)
     };
+    let reread_within = s.duration("reread_within", Duration::from_secs(10 * 60));
     s.finish();
     let interval = interval?;
     Some(PollSettings {
@@ -86,6 +87,7 @@ pub(super) fn poll(s: &mut Section) -> Option<PollSettings> {
         query_timeout: query_timeout?,
         concurrency: concurrency?,
         shard_timeout: shard_timeout?.unwrap_or(interval),
+        reread_within: reread_within?,
     })
 }
 
@@ -98,4 +100,46 @@ fn host_name() -> String {
         .map(|name| name.trim().to_string())
         .filter(|name| !name.is_empty())
         .unwrap_or_else(|| "localhost".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(toml: &str) -> Result<PollSettings, Vec<String>> {
+        let text = format!("[[shards]]\nname = \"s\"\nurl = \"mysql://u@h:3306/\"\n{toml}");
+        crate::config::from_toml_str(&text, &|_| None)
+            .map(|s| s.poll)
+            .map_err(|problems| problems.iter().map(|p| p.to_string()).collect())
+    }
+
+    #[test]
+    fn reread_within_defaults_to_ten_minutes_and_is_read() {
+        assert_eq!(
+            read("").map(|p| p.reread_within),
+            Ok(Duration::from_secs(600))
+        );
+        assert_eq!(
+            read("[poll]\nreread_within = \"90s\"\n").map(|p| p.reread_within),
+            Ok(Duration::from_secs(90))
+        );
+    }
+
+    #[test]
+    fn a_zero_or_malformed_reread_within_is_a_problem_with_its_key() {
+        assert_eq!(
+            read("[poll]\nreread_within = \"0s\"\n").map(|p| p.reread_within),
+            Err(vec![
+                "poll.reread_within: must be longer than zero".to_string()
+            ])
+        );
+        let problems = read("[poll]\nreread_within = \"ten minutes\"\ninterval = \"0s\"\n")
+            .unwrap_err()
+            .join("\n");
+        assert!(
+            problems.contains("poll.reread_within: \"ten minutes\" is not a duration"),
+            "{problems}"
+        );
+        assert!(problems.contains("poll.interval"), "{problems}");
+    }
 }

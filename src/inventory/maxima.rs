@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use sqlx::mysql::MySqlConnection;
+use sqlx::mysql::{MySqlConnection, MySqlRow};
 
 use super::ColumnId;
 use crate::db::{self, DbError, ident};
@@ -79,7 +79,7 @@ async fn read_batch(
         [one] => format!("reading MAX({one})"),
         _ => format!("reading MAX() of {} indexed columns", batch.len()),
     };
-    let rows = db::fetch_all(conn, sqlx::query(sqlx::AssertSqlSafe(sql)), timeout, &what).await?;
+    let rows = fetch_text(conn, sql, timeout, &what).await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in &rows {
         let n = db::opt_int(row, 0, &what)?.unwrap_or(-1);
@@ -93,6 +93,29 @@ async fn read_batch(
         out.push((id.clone(), db::opt_int(row, 1, &what)?));
     }
     Ok(out)
+}
+
+/// Runs `sql` under `timeout` as one plain text query: a dive batch names different
+/// columns at every poll, so preparing it (sqlx prepares every `sqlx::query`, and caches it)
+/// would cost the server a second pass over the batch's tables, and the cache an eviction.
+async fn fetch_text(
+    conn: &mut MySqlConnection,
+    sql: String,
+    timeout: Duration,
+    what: &str,
+) -> Result<Vec<MySqlRow>, DbError> {
+    let query = sqlx::raw_sql(sqlx::AssertSqlSafe(sql));
+    match tokio::time::timeout(timeout, query.fetch_all(&mut *conn)).await {
+        Ok(Ok(rows)) => Ok(rows),
+        Ok(Err(error)) => Err(DbError::Query {
+            what: what.to_string(),
+            error,
+        }),
+        Err(_) => Err(DbError::Timeout {
+            what: what.to_string(),
+            after: timeout,
+        }),
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ mod bump;
 mod cli;
 mod cluster;
 mod config_errors;
+mod dives;
 mod e2e;
 mod faults;
 mod growth;
