@@ -308,8 +308,10 @@ pub fn report(
     let forecasts = growth.round(at.instant, values);
     let reports = measured
         .into_iter()
-        .map(|m| {
-            let forecast = forecasts.get(&m.id).copied().unwrap_or(Forecast::NONE);
+        .zip(forecasts)
+        .map(|(mut m, (id, forecast))| {
+            // The name as the tracker holds it: one copy for as long as the column lives.
+            m.id = id;
             let (schema, table, column) = (&m.id.schema, &m.id.table, &m.id.column);
             let limits = policy.limits(schema, table, column);
             let silence = policy.silence(schema, table, column, at.wall).cloned();

@@ -17,7 +17,11 @@ use tokio::time::Instant;
 use super::{RETENTION, SavedHistory, Tracker};
 use crate::inventory::ColumnId;
 
-const VERSION: u32 = 1;
+/// The version written: 2 holds the samples as base64 bytes. Version 1 files (the samples
+/// as a JSON array of numbers) are still read.
+const VERSION: u32 = 2;
+/// Versions read.
+const READS: [u32; 2] = [1, VERSION];
 
 /// Everything the file holds.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -180,7 +184,7 @@ pub fn load(path: &Path, now_unix_ms: i64) -> Option<HistoryFile> {
         }
     };
     let file = match serde_json::from_str::<HistoryFile>(&text) {
-        Ok(file) if file.version == VERSION => file,
+        Ok(file) if READS.contains(&file.version) => file,
         Ok(file) => {
             tracing::warn!(path = %path.display(), version = file.version, "History file of an unknown version set aside: forecasts start from the first polls");
             set_aside(path);
@@ -270,8 +274,8 @@ mod tests {
             .expect("shard kept")
             .round(later, [(id.clone(), 5_400 + 600, u64::MAX)]);
         let (e, g) = (
-            expected[&id].growth_per_second.unwrap(),
-            got[&id].growth_per_second.unwrap(),
+            expected[0].1.growth_per_second.unwrap(),
+            got[0].1.growth_per_second.unwrap(),
         );
         assert!((e - 1.0).abs() < 1e-9 && (g - 1.0).abs() < 1e-9, "{e} {g}");
         assert!(
@@ -314,7 +318,10 @@ mod tests {
         let columns = Mutex::new(HashMap::from([("shard-01".to_string(), tracker)]));
         let file = collect(&columns, &Mutex::new(Tracker::default()), Instant::now(), 0);
         let bytes = serde_json::to_vec(&file).unwrap().len();
-        let points = file.shards["shard-01"][0].h.d.len() / 2 + 1;
+        let saved = &file.shards["shard-01"][0].h;
+        let points = super::super::History::from_saved(saved, Instant::now(), 0)
+            .expect("loads back")
+            .len();
         println!("a week: {points} samples, {bytes} bytes");
         assert!(points > 200, "{points}");
         assert!(bytes < 3_000, "{bytes} bytes");
@@ -328,6 +335,7 @@ mod tests {
             SavedHistory {
                 t: 0,
                 v: 1,
+                b: None,
                 d: vec![-5, 1],
                 j: None,
                 p: None,
@@ -336,6 +344,7 @@ mod tests {
             SavedHistory {
                 t: 0,
                 v: 1,
+                b: None,
                 d: vec![5],
                 j: None,
                 p: None,
@@ -344,6 +353,7 @@ mod tests {
             SavedHistory {
                 t: 0,
                 v: u64::MAX,
+                b: None,
                 d: vec![5, 1],
                 j: None,
                 p: None,
@@ -352,6 +362,7 @@ mod tests {
             SavedHistory {
                 t: 10_000,
                 v: 1,
+                b: None,
                 d: vec![],
                 j: None,
                 p: None,
