@@ -309,11 +309,12 @@ fn main() {
     let at = Utc::now();
     for s in 0..shards {
         let name = format!("shard-{s:02}");
+        let shard: std::sync::Arc<str> = name.as_str().into();
         let reports: Vec<ColumnReport> = reports
             .iter()
             .cloned()
             .map(|mut r| {
-                r.shard = name.clone();
+                r.shard = std::sync::Arc::clone(&shard);
                 r
             })
             .collect();
@@ -504,12 +505,13 @@ fn api_at_scale(reports: &[ColumnReport], shards: usize) {
     let mut n: i128 = 0;
     for s in 0..shards {
         let name = format!("big-{s:02}");
+        let shard: std::sync::Arc<str> = name.as_str().into();
         let columns: Vec<ColumnReport> = reports
             .iter()
             .cloned()
             .map(|mut r| {
                 n += 1;
-                r.shard = name.clone();
+                r.shard = std::sync::Arc::clone(&shard);
                 // Spread the ratios so that the order is not the input's.
                 r.current = (n * 7_919) % i128::from(r.max.min(2_000_000_000));
                 r

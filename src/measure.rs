@@ -15,6 +15,7 @@
 //! Other integer columns (counts, prices, flags) are not ID columns and are left out.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -302,6 +303,7 @@ pub fn report(
     at: Moment,
 ) -> (Vec<ColumnReport>, Vec<Unresolved>) {
     let (measured, unresolved) = resolve(plan, dives, sources);
+    let shard: Arc<str> = shard.into();
     let values = measured
         .iter()
         .map(|m| (m.id.clone(), m.headroom.current, m.headroom.max));
@@ -315,7 +317,7 @@ pub fn report(
             let (schema, table, column) = (&m.id.schema, &m.id.table, &m.id.column);
             let limits = policy.limits(schema, table, column);
             let silence = policy.silence(schema, table, column, at.wall).cloned();
-            ColumnReport::new(shard, m, forecast, limits, silence, at.wall)
+            ColumnReport::new(Arc::clone(&shard), m, forecast, limits, silence, at.wall)
         })
         .collect();
     (reports, unresolved)
@@ -324,10 +326,11 @@ pub fn report(
 /// A measured column as the API, the metrics, `check` and the pager see it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ColumnReport {
-    pub shard: String,
-    pub schema: String,
-    pub table: String,
-    pub column: String,
+    /// Shared by every column of the shard's poll.
+    pub shard: Arc<str>,
+    /// `schema`, `table` and `column`, shared with the growth tracker (and so held once).
+    #[serde(flatten)]
+    pub id: ColumnId,
     /// As information_schema writes it, e.g. `int(10) unsigned`.
     pub column_type: String,
     /// The same, parsed (for people: `INT UNSIGNED`).
@@ -354,8 +357,8 @@ pub struct ColumnReport {
     pub seconds_to_exhaustion: Option<u64>,
     /// `observed_at` plus `seconds_to_exhaustion`.
     pub exhausts_at: Option<DateTime<Utc>>,
-    /// The silence in force: measured and shown, but not paged.
-    pub silenced: Option<Silence>,
+    /// The silence in force: measured and shown, but not paged. Boxed: rare, and large.
+    pub silenced: Option<Box<Silence>>,
     /// The latest jump (e.g. `ALTER TABLE … AUTO_INCREMENT`) kept out of the growth rate,
     /// within the last week; `null` when none.
     pub last_jump: Option<Jump>,
@@ -365,7 +368,7 @@ impl ColumnReport {
     /// Ties a measured column to its shard and the moment, with its forecast, limits and
     /// silence.
     pub fn new(
-        shard: &str,
+        shard: Arc<str>,
         measured: Measured,
         forecast: Forecast,
         limits: Limits,
@@ -374,10 +377,8 @@ impl ColumnReport {
     ) -> ColumnReport {
         let h = measured.headroom;
         ColumnReport {
-            shard: shard.to_string(),
-            schema: measured.id.schema,
-            table: measured.id.table,
-            column: measured.id.column,
+            shard,
+            id: measured.id,
             column_type: measured.column_type,
             int_type: measured.int_type,
             kind: measured.kind,
@@ -393,14 +394,14 @@ impl ColumnReport {
             growth_per_second: forecast.growth_per_second,
             seconds_to_exhaustion: forecast.seconds_to_exhaustion,
             exhausts_at: forecast.exhausts_at(observed_at),
-            silenced,
+            silenced: silenced.map(Box::new),
             last_jump: forecast.last_jump_at(observed_at),
         }
     }
 
     /// `schema.table.column`.
     pub fn name(&self) -> String {
-        format!("{}.{}.{}", self.schema, self.table, self.column)
+        self.id.to_string()
     }
 }
 

@@ -39,9 +39,25 @@ pub struct HistoryFile {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SavedColumn {
     /// `[schema, table, column]`.
-    pub c: (String, String, String),
+    #[serde(
+        serialize_with = "name_as_triple",
+        deserialize_with = "name_from_triple"
+    )]
+    pub c: ColumnId,
     /// Not flattened: serde's flatten cannot carry the 128-bit deltas.
     pub h: SavedHistory,
+}
+
+/// A column's name as the file writes it: `[schema, table, column]`, borrowed.
+fn name_as_triple<S: serde::Serializer>(id: &ColumnId, serializer: S) -> Result<S::Ok, S::Error> {
+    (&id.schema, &id.table, &id.column).serialize(serializer)
+}
+
+fn name_from_triple<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<ColumnId, D::Error> {
+    let (schema, table, column) = <(String, String, String)>::deserialize(deserializer)?;
+    Ok(ColumnId::from_parts(schema, table, column))
 }
 
 /// The history file that goes with the state file `state_path`.
@@ -80,10 +96,7 @@ pub fn collect(
             .unwrap_or_default();
         let saved = saved
             .into_iter()
-            .map(|(id, h)| SavedColumn {
-                c: (id.schema, id.table, id.column),
-                h,
-            })
+            .map(|(c, h)| SavedColumn { c, h })
             .collect();
         shards.insert(name, saved);
     }
@@ -117,9 +130,7 @@ impl HistoryFile {
             }
             let mut tracker = Tracker::default();
             tracker.restore(
-                columns
-                    .iter()
-                    .map(|c| (ColumnId::new(&c.c.0, &c.c.1, &c.c.2), c.h.clone())),
+                columns.iter().map(|c| (c.c.clone(), c.h.clone())),
                 now,
                 now_unix_ms,
             );
