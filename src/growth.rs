@@ -106,16 +106,20 @@ struct Steps {
     pending: Option<Pending>,
 }
 
-/// The bounded history of one value, compact (see the module's documentation): 64 bytes
-/// and its encoded samples.
+/// The bounded history of one value, compact (see the module's documentation): 48 bytes
+/// and its encoded samples. Times are milliseconds since [`epoch`], one origin for every
+/// history of the process.
 #[derive(Debug, Clone)]
 pub struct History {
-    /// Time zero of `Point::at_ms`.
-    origin: Instant,
     /// The oldest sample (meaningless while `len` is 0).
     first: Point,
-    /// Samples held, `first` included.
-    len: u32,
+    /// Samples held, `first` included (at most [`MAX_POINTS`]).
+    len: u16,
+    /// The [`Tracker`] round that last recorded it, wrapping (only equality counts).
+    round: u16,
+    /// Where its hour buckets start: the moment it was made or last reset, in milliseconds
+    /// since [`epoch`], modulo [`BUCKET`].
+    phase: u32,
     /// The samples after `first`, oldest first, delta-of-delta encoded ([`encode`]).
     tail: Box<[u8]>,
     /// `None` while no step is remembered.
@@ -190,16 +194,9 @@ impl Forecast {
 /// round are dropped at its end, so a vanished column takes its history with it.
 #[derive(Debug)]
 pub struct Tracker<K> {
-    histories: HashMap<K, Slot>,
+    histories: HashMap<K, History>,
     /// Rounds recorded so far: the stamp of the keys seen in the latest.
-    rounds: u32,
-}
-
-/// A history and the round that last recorded it.
-#[derive(Debug)]
-struct Slot {
-    history: History,
-    round: u32,
+    rounds: u16,
 }
 
 impl<K: std::hash::Hash + Eq + Clone> Default for Tracker<K> {
@@ -226,26 +223,26 @@ impl<K: std::hash::Hash + Eq + Clone> Tracker<K> {
         let values = values.into_iter();
         let mut out = Vec::with_capacity(values.size_hint().0);
         for (key, value, max) in values {
-            let (key, slot) = match self.histories.get_key_value(&key) {
+            let (key, history) = match self.histories.get_key_value(&key) {
                 Some((held, _)) => {
                     let held = held.clone();
-                    let slot = self.histories.get_mut(&held);
-                    (held, slot)
+                    let history = self.histories.get_mut(&held);
+                    (held, history)
                 }
                 None => {
-                    let slot = Slot {
-                        history: History::new(now),
-                        round,
-                    };
-                    (key.clone(), Some(self.histories.entry(key).or_insert(slot)))
+                    let history = History::new(now);
+                    (
+                        key.clone(),
+                        Some(self.histories.entry(key).or_insert(history)),
+                    )
                 }
             };
-            let Some(slot) = slot else { continue };
-            slot.round = round;
-            let forecast = slot.history.record_and_forecast(now, value, max);
+            let Some(history) = history else { continue };
+            history.round = round;
+            let forecast = history.record_and_forecast(now, value, max);
             out.push((key, forecast));
         }
-        self.histories.retain(|_, slot| slot.round == round);
+        self.histories.retain(|_, history| history.round == round);
         out
     }
 
@@ -253,7 +250,7 @@ impl<K: std::hash::Hash + Eq + Clone> Tracker<K> {
     pub fn to_saved(&self, now: Instant, now_unix_ms: i64) -> Vec<(K, SavedHistory)> {
         self.histories
             .iter()
-            .filter_map(|(k, s)| Some((k.clone(), s.history.to_saved(now, now_unix_ms)?)))
+            .filter_map(|(k, h)| Some((k.clone(), h.to_saved(now, now_unix_ms)?)))
             .collect()
     }
 
@@ -265,9 +262,9 @@ impl<K: std::hash::Hash + Eq + Clone> Tracker<K> {
         now_unix_ms: i64,
     ) {
         for (key, saved) in saved {
-            if let Some(history) = History::from_saved(&saved, now, now_unix_ms) {
-                let round = self.rounds;
-                self.histories.insert(key, Slot { history, round });
+            if let Some(mut history) = History::from_saved(&saved, now, now_unix_ms) {
+                history.round = self.rounds;
+                self.histories.insert(key, history);
             }
         }
     }
@@ -284,21 +281,22 @@ impl<K: std::hash::Hash + Eq + Clone> Tracker<K> {
     /// Records one value without forgetting the others.
     pub fn record(&mut self, now: Instant, key: K, value: i128, max: u64) -> Forecast {
         let round = self.rounds;
-        let slot = self.histories.entry(key).or_insert_with(|| Slot {
-            history: History::new(now),
-            round,
-        });
-        slot.round = round;
-        slot.history.record_and_forecast(now, value, max)
+        let history = self
+            .histories
+            .entry(key)
+            .or_insert_with(|| History::new(now));
+        history.round = round;
+        history.record_and_forecast(now, value, max)
     }
 }
 
 impl History {
     pub fn new(now: Instant) -> History {
         History {
-            origin: now,
             first: Point::default(),
             len: 0,
+            round: 0,
+            phase: phase_of(now),
             tail: Box::default(),
             steps: None,
         }
@@ -337,7 +335,7 @@ impl History {
 
     /// Keeps `work` in the compact form.
     fn pack(&mut self, work: &Work) {
-        self.len = u32::try_from(work.points.len()).unwrap_or(u32::MAX);
+        self.len = u16::try_from(work.points.len()).unwrap_or(u16::MAX);
         self.first = work.points.first().copied().unwrap_or_default();
         SCRATCH.with_borrow_mut(|bytes| {
             bytes.clear();
@@ -388,14 +386,14 @@ impl History {
     }
 
     fn now_ms(&self, now: Instant) -> i64 {
-        now.saturating_duration_since(self.origin).as_millis() as i64
+        since_epoch_ms(now)
     }
 
     fn record_into(&mut self, w: &mut Work, now: Instant, value: i128, max: u64) {
         let value = value.clamp(0, i128::from(u64::MAX)) as u64;
         if w.points.last().is_some_and(|last| value < last.value) {
             w.points.clear();
-            self.origin = now;
+            self.phase = phase_of(now);
             w.last_jump = None;
             w.pending = None;
         }
@@ -413,7 +411,7 @@ impl History {
         }
         w.step(last, Point { at_ms, value }, max);
         w.points.push(Point { at_ms, value });
-        w.compact(at_ms);
+        w.compact(at_ms, i64::from(self.phase));
     }
 }
 
@@ -470,7 +468,7 @@ impl Work {
 
     /// Drops what is older than the retention, keeps one sample per bucket (the latest in
     /// it) before the raw window, and thins the raw window to [`RAW_POINTS`]; in place.
-    fn compact(&mut self, now_ms: i64) {
+    fn compact(&mut self, now_ms: i64, phase: i64) {
         let raw_from = now_ms - RAW_WINDOW.as_millis() as i64;
         let keep_from = now_ms - RETENTION.as_millis() as i64;
         let bucket = BUCKET.as_millis() as i64;
@@ -485,7 +483,8 @@ impl Work {
         let mut kept = 0;
         for i in 0..old {
             let p = points[i];
-            if kept > 0 && points[kept - 1].at_ms.div_euclid(bucket) == p.at_ms.div_euclid(bucket) {
+            let in_bucket = |q: &Point| (q.at_ms - phase).div_euclid(bucket);
+            if kept > 0 && in_bucket(&points[kept - 1]) == in_bucket(&p) {
                 points[kept - 1] = p;
             } else {
                 points[kept] = p;
@@ -545,6 +544,29 @@ fn rate(points: &[Point], now_ms: i64) -> Option<f64> {
     match (long, short) {
         (Some(l), Some(s)) => Some(l.max(s)),
         (l, s) => l.or(s),
+    }
+}
+
+/// Time zero of every history's samples: the first `Instant` a history was made with.
+fn epoch(now: Instant) -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(|| now)
+}
+
+/// Where the hour buckets of a history made (or reset) at `now` start.
+fn phase_of(now: Instant) -> u32 {
+    let bucket = BUCKET.as_millis() as i64;
+    u32::try_from(since_epoch_ms(now).rem_euclid(bucket)).unwrap_or(0)
+}
+
+/// Milliseconds from [`epoch`] to `now`, negative before it.
+fn since_epoch_ms(now: Instant) -> i64 {
+    let epoch = epoch(now);
+    match now.checked_duration_since(epoch) {
+        Some(after) => i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
+        None => {
+            -i64::try_from(epoch.saturating_duration_since(now).as_millis()).unwrap_or(i64::MAX)
+        }
     }
 }
 
@@ -687,10 +709,11 @@ impl History {
                 bytes
             }
         };
-        // Times are kept relative to `now`: a sample from before this process started has
-        // a negative offset, which no `Instant` arithmetic can underflow.
+        // Times are kept from the epoch, as signed milliseconds: a sample from before this
+        // process started may be negative, which no `Instant` arithmetic can underflow.
+        let now_ms = since_epoch_ms(now);
         let relative = |unix_ms: i64| -> Option<i64> {
-            i64::try_from(i128::from(unix_ms) - i128::from(now_unix_ms)).ok()
+            i64::try_from(i128::from(unix_ms) - i128::from(now_unix_ms) + i128::from(now_ms)).ok()
         };
         let mut points = Vec::with_capacity(bytes.len() / 2 + 1);
         points.push(Point {
@@ -698,11 +721,11 @@ impl History {
             value: saved.v,
         });
         decode(&bytes, &mut points)?;
-        if points.last()?.at_ms > 0 {
+        if points.last()?.at_ms > now_ms {
             // Saved "in the future" (a clock set back): not a history to trust.
             return None;
         }
-        let keep_from = -(RETENTION.as_millis() as i64);
+        let keep_from = now_ms.saturating_sub(RETENTION.as_millis() as i64);
         points.retain(|p| p.at_ms >= keep_from);
         if points.is_empty() {
             return None;
@@ -1244,7 +1267,7 @@ mod tests {
             "a week of buckets and the raw window: {}",
             h.len()
         );
-        assert_eq!(size_of::<History>(), 64);
+        assert_eq!(size_of::<History>(), 48);
         // Some 200 samples: about 2 bytes for the time and 2 for the value of each.
         assert!(bytes < 900, "{} samples in {bytes} bytes", h.len());
     }
@@ -1261,17 +1284,7 @@ mod tests {
         let wall = 1_800_000_000_000;
         let saved = h.to_saved(at, wall).expect("not empty");
         let back = History::from_saved(&saved, at, wall).expect("loads");
-        assert_eq!(
-            back.unpack().points,
-            h.unpack()
-                .points
-                .iter()
-                .map(|p| Point {
-                    at_ms: p.at_ms - h.now_ms(at),
-                    value: p.value,
-                })
-                .collect::<Vec<_>>()
-        );
+        assert_eq!(back.unpack().points, h.unpack().points);
         assert_eq!(back.forecast(at, INT_MAX), h.forecast(at, INT_MAX));
     }
 
