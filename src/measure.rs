@@ -332,12 +332,12 @@ pub struct ColumnReport {
     #[serde(flatten)]
     pub id: ColumnId,
     /// As information_schema writes it, e.g. `int(10) unsigned`.
-    pub column_type: String,
+    pub column_type: Box<str>,
     /// The same, parsed (for people: `INT UNSIGNED`).
     #[serde(skip)]
     pub int_type: IntType,
     pub kind: Kind,
-    pub source: Option<String>,
+    pub source: Option<Box<str>>,
     /// Exact, up to BIGINT UNSIGNED max and beyond.
     pub current: i128,
     pub max: u64,
@@ -379,10 +379,10 @@ impl ColumnReport {
         ColumnReport {
             shard,
             id: measured.id,
-            column_type: measured.column_type,
+            column_type: measured.column_type.into_boxed_str(),
             int_type: measured.int_type,
             kind: measured.kind,
-            source: measured.source,
+            source: measured.source.map(String::into_boxed_str),
             current: h.current,
             max: h.max,
             remaining: h.remaining(),
