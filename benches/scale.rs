@@ -4,8 +4,14 @@
 //!
 //! `cargo bench --bench scale` runs it at full size (100,000 columns); under `cargo test`
 //! it runs once at a small size as a smoke test.
+//!
+//! It opens with the fleet figures of issue 9: every column with a full week of growth
+//! history, the bytes the daemon holds per column (counted by a global allocator that
+//! tracks live bytes) and the CPU of one steady-state poll per column.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -22,6 +28,56 @@ use headroom::pager::event::{self, Event};
 use headroom::pager::state_file::{self, FileState, Journal, NotifierFile, Taken};
 use headroom::select::{ColumnQuery, select_columns};
 use headroom::state::Store;
+
+/// The system allocator, counting the bytes live.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is passed on to the system allocator unchanged; only a counter is kept.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        // SAFETY: the caller's contract is the system allocator's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size, Ordering::Relaxed);
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Bytes allocated and not yet freed.
+fn live() -> usize {
+    LIVE.load(Ordering::Relaxed)
+}
+
+/// The CPU time of the whole process so far (every thread), in nanoseconds.
+fn cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid clock id and a pointer to a timespec we own.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "process CPU clock");
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
 
 /// Resident memory in bytes, from /proc (Linux); 0 elsewhere.
 fn rss() -> u64 {
@@ -170,6 +226,7 @@ fn state_file_costs(store: &Store, runs: usize) {
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
+    fleet_figures(full);
     let tables = if full { 6_250 } else { 200 };
     let shards = 4;
     println!("headroom scale: {shards} shards x {tables} tables x 5 integer columns");
@@ -252,11 +309,12 @@ fn main() {
     let at = Utc::now();
     for s in 0..shards {
         let name = format!("shard-{s:02}");
+        let shard: std::sync::Arc<str> = name.as_str().into();
         let reports: Vec<ColumnReport> = reports
             .iter()
             .cloned()
             .map(|mut r| {
-                r.shard = name.clone();
+                r.shard = std::sync::Arc::clone(&shard);
                 r
             })
             .collect();
@@ -447,12 +505,13 @@ fn api_at_scale(reports: &[ColumnReport], shards: usize) {
     let mut n: i128 = 0;
     for s in 0..shards {
         let name = format!("big-{s:02}");
+        let shard: std::sync::Arc<str> = name.as_str().into();
         let columns: Vec<ColumnReport> = reports
             .iter()
             .cloned()
             .map(|mut r| {
                 n += 1;
-                r.shard = name.clone();
+                r.shard = std::sync::Arc::clone(&shard);
                 // Spread the ratios so that the order is not the input's.
                 r.current = (n * 7_919) % i128::from(r.max.min(2_000_000_000));
                 r
@@ -490,5 +549,200 @@ fn api_at_scale(reports: &[ColumnReport], shards: usize) {
     println!(
         "{:<44} {:>10.2} ms",
         "/api/columns unlimited: order (no clone)", took
+    );
+}
+
+/// A poll interval of the default (a minute), in the fleet figures.
+const INTERVAL: Duration = Duration::from_secs(60);
+
+/// The settings of a fleet of `shards` shards, one ticket server, a webhook notifier.
+fn fleet_settings(shards: usize, state_dir: &std::path::Path) -> config::Settings {
+    let mut toml: String = (0..shards)
+        .map(|s| format!("[[shards]]\nname = \"shard-{s:03}\"\nurl = \"mysql://m@db{s}\"\n"))
+        .collect();
+    toml.push_str(&format!(
+        "[[sources]]\nname = \"tickets64\"\nkind = \"ticket_server\"\nservers = [\"mysql://m@t/tickets\"]\ntable = \"Tickets64\"\n\
+         [[references]]\nsource = \"tickets64\"\ncolumns = [\"etsy.*.*_id\"]\n\
+         [webhook]\nurl = \"http://127.0.0.1:9/hook\"\nmin_severity = \"warning\"\n[state]\npath = \"{}\"\n",
+        state_dir.join("state.json").display()
+    ));
+    config::from_toml_str(&toml, &|_| None).expect("fleet settings")
+}
+
+/// Saved weeks of history, recorded sample by sample a minute apart (± a second), growing
+/// about one ID every two seconds with some noise: what every column of the fleet is given.
+fn weeks_of_history(count: usize) -> Vec<headroom::growth::SavedHistory> {
+    let start = Instant::now();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    (0..count)
+        .map(|n| {
+            let mut h = headroom::growth::History::new(start);
+            let (mut at, mut value) = (start, 0i128);
+            for i in 0..(7 * 24 * 60) {
+                seed = seed
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                at += Duration::from_millis(59_000 + (seed >> 33) % 2_000);
+                value += 20 + (n as i128 % 5) * 5 + ((seed >> 40) % 21) as i128 + i % 3;
+                h.record_with_max(at, value, u64::MAX);
+            }
+            h.to_saved(at, 0).expect("a week")
+        })
+        .collect()
+}
+
+/// One shard's poll as the poller computes it once the shard is read: plan, resolve,
+/// growth and policy (`measure::report`), then the store and the shard's metrics.
+fn poll_shard(
+    name: &str,
+    inv: &Inventory,
+    settings: &config::Settings,
+    sources: &HashMap<String, SourceValue>,
+    tracker: &mut Tracker<ColumnId>,
+    (store, metrics): (&Store, &Metrics),
+    at: measure::Moment,
+) {
+    let plan = measure::plan(inv, &settings.references);
+    let dives: HashMap<ColumnId, Option<i128>> =
+        plan.dives.iter().map(|d| (d.clone(), Some(42))).collect();
+    let (reports, _) = measure::report(name, &plan, &dives, sources, tracker, &settings.policy, at);
+    store.shard_succeeded(name, reports, Vec::new(), Duration::from_millis(5), at.wall);
+    if let Some(state) = store.read().shards.iter().find(|s| s.name == name) {
+        metrics.publish_shard(state, false);
+    }
+}
+
+/// The figures issue 9 names: bytes per column with a full week of history, and the CPU of
+/// one steady-state poll of the whole fleet per column.
+fn fleet_figures(full: bool) {
+    let (shards, tables) = if full { (40, 626) } else { (4, 25) };
+    let state_dir = tempfile::tempdir().expect("tempdir");
+    let settings = fleet_settings(shards, state_dir.path());
+    let names: Vec<String> = settings.shards.iter().map(|s| s.name.clone()).collect();
+    // What every poll reads from the shards (the same schema on each), held by the bench
+    // only: the daemon reads it afresh and drops it after each shard's poll.
+    let inv = inventory(tables);
+    let weeks = weeks_of_history(16);
+    let mut sources = HashMap::from([(
+        "tickets64".to_string(),
+        SourceValue {
+            current: 1_000_000_000,
+            max: u64::MAX,
+        },
+    )]);
+    let start = Instant::now();
+    let wall = Utc::now();
+    let moment = |round: u32| measure::Moment {
+        instant: start + INTERVAL * round,
+        wall: wall + chrono::TimeDelta::seconds(60 * i64::from(round)),
+    };
+
+    let before = live();
+    let store = Store::new(&settings);
+    let metrics = std::sync::Arc::new(Metrics::new());
+    let pager = Pager::new(&settings, std::sync::Arc::clone(&metrics))
+        .expect("the pager starts")
+        .expect("a notifier");
+    // Every column gets a week of history ending just below its current value, saved a
+    // poll ago: the next poll is one more ordinary sample.
+    let plan = measure::plan(&inv, &settings.references);
+    let dives: HashMap<ColumnId, Option<i128>> =
+        plan.dives.iter().map(|d| (d.clone(), Some(42))).collect();
+    let (measured, _) = measure::resolve(&plan, &dives, &sources);
+    let now_unix_ms = wall.timestamp_millis();
+    let mut trackers: Vec<Tracker<ColumnId>> = names
+        .iter()
+        .map(|_| {
+            let mut tracker = Tracker::default();
+            let saved = measured.iter().enumerate().map(|(i, m)| {
+                let mut week = weeks[i % weeks.len()].clone();
+                let rise = headroom::growth::History::from_saved(&week, start, 0)
+                    .and_then(|h| h.current())
+                    .map_or(0, |last| last - week.v);
+                let current = u64::try_from(m.headroom.current).unwrap_or(0);
+                week.v = current.saturating_sub(rise + 100);
+                week.t += now_unix_ms - 60_000;
+                (m.id.clone(), week)
+            });
+            tracker.restore(saved, start, now_unix_ms);
+            tracker
+        })
+        .collect();
+    drop((plan, dives, measured));
+    let poll_fleet =
+        |round: u32, trackers: &mut [Tracker<ColumnId>], sources: &HashMap<String, SourceValue>| {
+            for (name, tracker) in names.iter().zip(trackers.iter_mut()) {
+                poll_shard(
+                    name,
+                    &inv,
+                    &settings,
+                    sources,
+                    tracker,
+                    (&store, &metrics),
+                    moment(round),
+                );
+            }
+            pager.evaluate(&store.read(), moment(round).wall);
+        };
+    // Warm-up: two polls, so that every map and buffer has reached its steady size.
+    for round in 1..=2 {
+        sources.get_mut("tickets64").expect("source").current += 60_000;
+        poll_fleet(round, &mut trackers, &sources);
+    }
+    let history_samples: usize = trackers
+        .iter()
+        .flat_map(|t| t.to_saved(start + INTERVAL * 2, 0))
+        .map(|(_, h)| {
+            headroom::growth::History::from_saved(&h, start + INTERVAL * 2, 0)
+                .map_or(0, |h| h.len())
+        })
+        .sum();
+    let held = live().saturating_sub(before);
+    let total: usize = store.read().shards.iter().map(|s| s.columns.len()).sum();
+    let columns_per_shard = total / shards;
+    // Steady state: the median CPU of a few whole-fleet polls.
+    let mut cpu: Vec<u64> = (3..8)
+        .map(|round| {
+            sources.get_mut("tickets64").expect("source").current += 60_000;
+            let started = cpu_ns();
+            poll_fleet(round, &mut trackers, &sources);
+            cpu_ns() - started
+        })
+        .collect();
+    cpu.sort_unstable();
+    let cpu = cpu[cpu.len() / 2];
+    let per_column = held / total.max(1);
+    let cpu_per_column = cpu / total.max(1) as u64;
+    println!(
+        "fleet: {shards} shards x {columns_per_shard} measured columns = {total} columns, a week of history each"
+    );
+    println!(
+        "{:<44} {:>10.0}",
+        "history samples per column",
+        history_samples as f64 / total.max(1) as f64
+    );
+    println!("bytes per column, full history: {per_column}");
+    let at = moment(8).wall;
+    let freed = |f: &mut dyn FnMut()| {
+        let before = live();
+        f();
+        before.saturating_sub(live()) / total.max(1)
+    };
+    let growth = freed(&mut || trackers.clear());
+    let reports = freed(&mut || {
+        for name in &names {
+            store.shard_succeeded(name, Vec::new(), Vec::new(), Duration::ZERO, at);
+        }
+    });
+    println!(
+        "  of which growth histories {growth} B, reports in the store {reports} B ({} B each in place), the rest (pager, metrics) {} B",
+        size_of::<ColumnReport>(),
+        per_column.saturating_sub(growth + reports)
+    );
+    println!("cpu per column per poll: {cpu_per_column} ns");
+    println!(
+        "1 M columns would need: {:.0} MB, {:.1} s of CPU per poll",
+        per_column as f64 * 1e6 / 1e6,
+        cpu_per_column as f64 * 1e6 / 1e9
     );
 }

@@ -94,7 +94,7 @@ pub fn at_risk(report: &ColumnReport, policy: &Policy) -> bool {
     let Some(seconds) = report.seconds_to_exhaustion else {
         return false;
     };
-    let limits = policy.limits(&report.schema, &report.table, &report.column);
+    let limits = policy.limits(&report.id.schema, &report.id.table, &report.id.column);
     seconds <= limits.critical_within.as_secs().saturating_mul(2)
 }
 
@@ -365,7 +365,14 @@ mod tests {
             last_jump: None,
         };
         let limits = policy.limits("s", "t", "user_id");
-        let r = ColumnReport::new("s", measured, forecast, limits, None, chrono::Utc::now());
+        let r = ColumnReport::new(
+            "s".into(),
+            measured,
+            forecast,
+            limits,
+            None,
+            chrono::Utc::now(),
+        );
         (r, policy)
     }
 

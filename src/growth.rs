@@ -4,8 +4,12 @@
 //! - every sample of the last [`RAW_WINDOW`] (at most [`RAW_POINTS`] of them), and
 //! - older samples down-sampled to one per [`BUCKET`], back to [`RETENTION`] (a week).
 //!
-//! That is at most [`MAX_POINTS`] (241) samples of 16 bytes: at most 3,856 bytes of samples
-//! per tracked column, whatever the poll interval.
+//! That is at most [`MAX_POINTS`] (241) samples, whatever the poll interval. They are held
+//! compact: the oldest sample as it is, then for each further one the change of its time
+//! step and of its value step over the previous one's (delta of delta), zigzag varints. A
+//! steady series is a run of one- and two-byte numbers: a week at the default interval is
+//! some 200 samples in about 450 bytes (a 16-byte sample each would be 3.2 KB). Each record
+//! decodes the samples once, applies the rules below and encodes them again.
 //!
 //! The growth rate is a least-squares slope. Two are computed: over the whole history
 //! (steady, slow to move) and over the last [`SHORT_WINDOW`] (quick to see a surge); the
@@ -28,14 +32,17 @@
 //! history is saved ([`History::to_saved`]) with wall-clock times, so that a restart (a new
 //! `Instant` origin) keeps its forecasts; [`file`](mod@file) reads and writes the file.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::time::Duration;
 
+use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 pub mod file;
+#[cfg(test)]
+mod reference;
 
 /// Every sample younger than this is kept.
 pub const RAW_WINDOW: Duration = Duration::from_secs(30 * 60);
@@ -61,7 +68,7 @@ pub const STEP_MIN_POINTS: usize = 4;
 
 /// One sample: milliseconds since the history's origin, and the value. Samples before a
 /// step are stored moved up by its excess, so that the slope skips it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 struct Point {
     at_ms: i64,
     value: u64,
@@ -90,19 +97,43 @@ struct Pending {
     previous: Option<Step>,
 }
 
-/// The bounded history of one value.
-#[derive(Debug, Clone)]
-pub struct History {
-    /// Time zero of `Point::at_ms`.
-    origin: Instant,
-    /// Oldest first.
-    points: VecDeque<Point>,
+/// The steps a history remembers: rare, so held behind a pointer that is null without them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Steps {
     /// The latest step kept out of the rate, until it ages past the retention.
     last_jump: Option<Step>,
     /// Set for the one interval after a step.
     pending: Option<Pending>,
 }
 
+/// The bounded history of one value, compact (see the module's documentation): 48 bytes
+/// and its encoded samples. Times are milliseconds since [`epoch`], one origin for every
+/// history of the process.
+#[derive(Debug, Clone)]
+pub struct History {
+    /// The oldest sample (meaningless while `len` is 0).
+    first: Point,
+    /// Samples held, `first` included (at most [`MAX_POINTS`]).
+    len: u16,
+    /// The [`Tracker`] round that last recorded it, wrapping (only equality counts).
+    round: u16,
+    /// Where its hour buckets start: the moment it was made or last reset, in milliseconds
+    /// since [`epoch`], modulo [`BUCKET`].
+    phase: u32,
+    /// The samples after `first`, oldest first, delta-of-delta encoded ([`encode`]).
+    tail: Box<[u8]>,
+    /// `None` while no step is remembered.
+    steps: Option<Box<Steps>>,
+}
+
+/// A history decoded for one record or forecast.
+#[derive(Debug, Default)]
+struct Work {
+    /// Oldest first.
+    points: Vec<Point>,
+    last_jump: Option<Step>,
+    pending: Option<Pending>,
+}
 /// A step as the API shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Jump {
@@ -159,17 +190,20 @@ impl Forecast {
     }
 }
 
-/// The histories of many values, keyed by `K`: those not recorded in a round are dropped
-/// at its end, so a vanished column takes its history with it.
+/// The histories of many values, keyed by `K`, updated in place: those not recorded in a
+/// round are dropped at its end, so a vanished column takes its history with it.
 #[derive(Debug)]
 pub struct Tracker<K> {
     histories: HashMap<K, History>,
+    /// Rounds recorded so far: the stamp of the keys seen in the latest.
+    rounds: u16,
 }
 
 impl<K: std::hash::Hash + Eq + Clone> Default for Tracker<K> {
     fn default() -> Self {
         Tracker {
             histories: HashMap::new(),
+            rounds: 0,
         }
     }
 }
@@ -180,25 +214,40 @@ impl<K: std::hash::Hash + Eq + Clone> Tracker<K> {
         self.histories.retain(|k, _| keep(k));
     }
 
-    /// Records a round of `(key, value, max)` at `now` and returns each key's forecast;
-    /// keys absent from the round are forgotten.
+    /// Records a round of `(key, value, max)` at `now` and returns each key's forecast, in
+    /// the order given, with the key as the tracker holds it (a column's name is then held
+    /// once, by whoever kept it first); keys absent from the round are forgotten. The map
+    /// is updated in place: a steady fleet allocates no entry.
     pub fn round(
         &mut self,
         now: Instant,
         values: impl IntoIterator<Item = (K, i128, u64)>,
-    ) -> HashMap<K, Forecast> {
-        let mut kept = HashMap::new();
-        let mut out = HashMap::new();
+    ) -> Vec<(K, Forecast)> {
+        self.rounds = self.rounds.wrapping_add(1);
+        let round = self.rounds;
+        let values = values.into_iter();
+        let mut out = Vec::with_capacity(values.size_hint().0);
         for (key, value, max) in values {
-            let mut history = self
-                .histories
-                .remove(&key)
-                .unwrap_or_else(|| History::new(now));
-            history.record_with_max(now, value, max);
-            out.insert(key.clone(), history.forecast(now, max));
-            kept.insert(key, history);
+            let (key, history) = match self.histories.get_key_value(&key) {
+                Some((held, _)) => {
+                    let held = held.clone();
+                    let history = self.histories.get_mut(&held);
+                    (held, history)
+                }
+                None => {
+                    let history = History::new(now);
+                    (
+                        key.clone(),
+                        Some(self.histories.entry(key).or_insert(history)),
+                    )
+                }
+            };
+            let Some(history) = history else { continue };
+            history.round = round;
+            let forecast = history.record_and_forecast(now, value, max);
+            out.push((key, forecast));
         }
-        self.histories = kept;
+        self.histories.retain(|_, history| history.round == round);
         out
     }
 
@@ -211,21 +260,36 @@ impl<K: std::hash::Hash + Eq + Clone> Tracker<K> {
         &mut self,
         now: Instant,
         values: impl IntoIterator<Item = (K, i128, u64, Instant)>,
-    ) -> HashMap<K, Forecast> {
-        let mut kept = HashMap::new();
-        let mut out = HashMap::new();
+    ) -> Vec<(K, Forecast)> {
+        self.rounds = self.rounds.wrapping_add(1);
+        let round = self.rounds;
+        let values = values.into_iter();
+        let mut out = Vec::with_capacity(values.size_hint().0);
         for (key, value, max, read_at) in values {
-            let mut history = self
-                .histories
-                .remove(&key)
-                .unwrap_or_else(|| History::new(now.min(read_at)));
-            if read_at == now || history.is_newer(read_at) {
-                history.record_with_max(read_at, value, max);
-            }
-            out.insert(key.clone(), history.forecast(read_at, max));
-            kept.insert(key, history);
+            let (key, history) = match self.histories.get_key_value(&key) {
+                Some((held, _)) => {
+                    let held = held.clone();
+                    let history = self.histories.get_mut(&held);
+                    (held, history)
+                }
+                None => {
+                    let history = History::new(now.min(read_at));
+                    (
+                        key.clone(),
+                        Some(self.histories.entry(key).or_insert(history)),
+                    )
+                }
+            };
+            let Some(history) = history else { continue };
+            history.round = round;
+            let forecast = if read_at == now || history.is_newer(read_at) {
+                history.record_and_forecast(read_at, value, max)
+            } else {
+                history.forecast(read_at, max)
+            };
+            out.push((key, forecast));
         }
-        self.histories = kept;
+        self.histories.retain(|_, history| history.round == round);
         out
     }
 
@@ -245,7 +309,8 @@ impl<K: std::hash::Hash + Eq + Clone> Tracker<K> {
         now_unix_ms: i64,
     ) {
         for (key, saved) in saved {
-            if let Some(history) = History::from_saved(&saved, now, now_unix_ms) {
+            if let Some(mut history) = History::from_saved(&saved, now, now_unix_ms) {
+                history.round = self.rounds;
                 self.histories.insert(key, history);
             }
         }
@@ -262,65 +327,158 @@ impl<K: std::hash::Hash + Eq + Clone> Tracker<K> {
 
     /// Records one value without forgetting the others.
     pub fn record(&mut self, now: Instant, key: K, value: i128, max: u64) -> Forecast {
+        let round = self.rounds;
         let history = self
             .histories
             .entry(key)
             .or_insert_with(|| History::new(now));
-        history.record_with_max(now, value, max);
-        history.forecast(now, max)
+        history.round = round;
+        history.record_and_forecast(now, value, max)
     }
 }
 
 impl History {
     pub fn new(now: Instant) -> History {
         History {
-            origin: now,
-            points: VecDeque::new(),
-            last_jump: None,
-            pending: None,
+            first: Point::default(),
+            len: 0,
+            round: 0,
+            phase: phase_of(now),
+            tail: Box::default(),
+            steps: None,
         }
     }
 
     /// Number of samples held.
     pub fn len(&self) -> usize {
-        self.points.len()
+        self.len as usize
     }
 
     /// Whether `at` is later than the newest sample (to the millisecond), or there is none.
     fn is_newer(&self, at: Instant) -> bool {
-        let at_ms = at.saturating_duration_since(self.origin).as_millis() as i64;
-        self.points.back().is_none_or(|last| at_ms > last.at_ms)
+        if self.len == 0 {
+            return true;
+        }
+        let at_ms = self.now_ms(at);
+        self.unpack()
+            .points
+            .last()
+            .is_none_or(|last| at_ms > last.at_ms)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.points.is_empty()
+        self.len == 0
     }
 
-    /// Records `value` at `now`, resetting the history if the value went down, and
-    /// down-samples what has aged out of the raw window.
+    /// Bytes held on the heap for the samples and the steps (besides the struct itself).
+    pub fn heap_bytes(&self) -> usize {
+        self.tail.len() + self.steps.as_ref().map_or(0, |_| size_of::<Steps>())
+    }
+
+    /// The samples and steps, decoded.
+    fn unpack(&self) -> Work {
+        let mut points = Vec::with_capacity(self.len() + 1);
+        if self.len > 0 {
+            points.push(self.first);
+            // Encoded here from samples that held together: decoding cannot fail, and if it
+            // did the history would only be shorter.
+            let _ = decode(&self.tail, &mut points);
+        }
+        let steps = self.steps.as_deref();
+        Work {
+            points,
+            last_jump: steps.and_then(|s| s.last_jump),
+            pending: steps.and_then(|s| s.pending),
+        }
+    }
+
+    /// Keeps `work` in the compact form.
+    fn pack(&mut self, work: &Work) {
+        self.len = u16::try_from(work.points.len()).unwrap_or(u16::MAX);
+        self.first = work.points.first().copied().unwrap_or_default();
+        SCRATCH.with_borrow_mut(|bytes| {
+            bytes.clear();
+            encode(&work.points, bytes);
+            if self.tail.len() == bytes.len() {
+                self.tail.copy_from_slice(bytes);
+            } else {
+                self.tail = bytes.as_slice().into();
+            }
+        });
+        self.steps = match (work.last_jump, work.pending) {
+            (None, None) => None,
+            (last_jump, pending) => Some(Box::new(Steps { last_jump, pending })),
+        };
+    }
+
     /// Records `value` at `now`, resetting the history if the value went down, keeping a
     /// step out of the rate (see the module's documentation) when the type's maximum `max`
     /// says it is one, and down-sampling what has aged out of the raw window.
     pub fn record_with_max(&mut self, now: Instant, value: i128, max: u64) {
+        let mut work = self.unpack();
+        self.record_into(&mut work, now, value, max);
+        self.pack(&work);
+    }
+
+    /// [`History::record_with_max`] then [`History::forecast`], decoding once.
+    pub fn record_and_forecast(&mut self, now: Instant, value: i128, max: u64) -> Forecast {
+        let mut work = self.unpack();
+        self.record_into(&mut work, now, value, max);
+        self.pack(&work);
+        work.forecast(self.now_ms(now), max)
+    }
+
+    /// Records `value` at `now` with no step detection (a type maximum of `u64::MAX` makes
+    /// every step too small to count).
+    pub fn record(&mut self, now: Instant, value: i128) {
+        self.record_with_max(now, value, u64::MAX);
+    }
+
+    /// The forecast for a column whose type maximum is `max`, as of `now`.
+    pub fn forecast(&self, now: Instant, max: u64) -> Forecast {
+        self.unpack().forecast(self.now_ms(now), max)
+    }
+
+    /// The newest value held.
+    pub fn current(&self) -> Option<u64> {
+        self.unpack().points.last().map(|p| p.value)
+    }
+
+    fn now_ms(&self, now: Instant) -> i64 {
+        since_epoch_ms(now)
+    }
+
+    fn record_into(&mut self, w: &mut Work, now: Instant, value: i128, max: u64) {
         let value = value.clamp(0, i128::from(u64::MAX)) as u64;
-        if self.points.back().is_some_and(|last| value < last.value) {
-            self.points.clear();
-            self.origin = now;
-            self.last_jump = None;
-            self.pending = None;
+        if w.points.last().is_some_and(|last| value < last.value) {
+            w.points.clear();
+            self.phase = phase_of(now);
+            w.last_jump = None;
+            w.pending = None;
         }
-        let at_ms = now.saturating_duration_since(self.origin).as_millis() as i64;
-        let Some(last) = self.points.back().copied() else {
-            self.points.push_back(Point { at_ms, value });
+        let at_ms = self.now_ms(now);
+        let Some(last) = w.points.last().copied() else {
+            w.points.push(Point { at_ms, value });
             return;
         };
         if at_ms <= last.at_ms {
             // Same instant (a paused clock, a double record): keep the newest value.
-            if let Some(last) = self.points.back_mut() {
+            if let Some(last) = w.points.last_mut() {
                 last.value = value;
             }
             return;
         }
+        w.step(last, Point { at_ms, value }, max);
+        w.points.push(Point { at_ms, value });
+        w.compact(at_ms, i64::from(self.phase));
+    }
+}
+
+impl Work {
+    /// Tells whether the interval from `last` to `next` re-admits the pending step or is a
+    /// step itself, and moves the older samples accordingly.
+    fn step(&mut self, last: Point, next: Point, max: u64) {
+        let (at_ms, value) = (next.at_ms, next.value);
         let increase = value - last.value;
         let seconds = (at_ms - last.at_ms) as f64 / 1000.0;
         if let Some(pending) = self.pending.take()
@@ -337,105 +495,77 @@ impl History {
         // Large for the type first: it is cheap, and rarely true.
         let large =
             u128::from(increase) * 1_000_000 >= u128::from(max) * u128::from(STEP_MIN_PPM_OF_MAX);
-        if large && self.points.len() >= STEP_MIN_POINTS {
-            // The faster of the forecast's rate and the last interval's, so that a rate
-            // that has just changed (a re-admitted step) is not taken for another step.
-            let rate = self
-                .rate(last.at_ms)
-                .unwrap_or(0.0)
-                .max(self.last_interval_rate().unwrap_or(0.0))
-                .max(0.0);
-            let predicted = rate * seconds;
-            if increase as f64 >= STEP_FACTOR as f64 * predicted {
-                let excess = increase.saturating_sub(predicted.round() as u64);
-                for p in self.points.iter_mut() {
-                    p.value = p.value.saturating_add(excess);
-                }
-                self.pending = Some(Pending {
-                    excess,
-                    base_rate: rate,
-                    step_rate: increase as f64 / seconds,
-                    previous: self.last_jump,
-                });
-                self.last_jump = Some(Step {
-                    at_ms,
-                    from: last.value,
-                    to: value,
-                });
-            }
+        if !large || self.points.len() < STEP_MIN_POINTS {
+            return;
         }
-        self.points.push_back(Point { at_ms, value });
-        self.compact(at_ms);
+        // The faster of the forecast's rate and the last interval's, so that a rate that has
+        // just changed (a re-admitted step) is not taken for another step.
+        let rate = rate(&self.points, last.at_ms)
+            .unwrap_or(0.0)
+            .max(last_interval_rate(&self.points).unwrap_or(0.0))
+            .max(0.0);
+        let predicted = rate * seconds;
+        if (increase as f64) < STEP_FACTOR as f64 * predicted {
+            return;
+        }
+        let excess = increase.saturating_sub(predicted.round() as u64);
+        for p in self.points.iter_mut() {
+            p.value = p.value.saturating_add(excess);
+        }
+        self.pending = Some(Pending {
+            excess,
+            base_rate: rate,
+            step_rate: increase as f64 / seconds,
+            previous: self.last_jump,
+        });
+        self.last_jump = Some(Step {
+            at_ms,
+            from: last.value,
+            to: value,
+        });
     }
 
-    /// Records `value` at `now` with no step detection (a type maximum of `u64::MAX` makes
-    /// every step too small to count).
-    pub fn record(&mut self, now: Instant, value: i128) {
-        self.record_with_max(now, value, u64::MAX);
-    }
-
-    fn compact(&mut self, now_ms: i64) {
+    /// Drops what is older than the retention, keeps one sample per bucket (the latest in
+    /// it) before the raw window, and thins the raw window to [`RAW_POINTS`]; in place.
+    fn compact(&mut self, now_ms: i64, phase: i64) {
         let raw_from = now_ms - RAW_WINDOW.as_millis() as i64;
         let keep_from = now_ms - RETENTION.as_millis() as i64;
         let bucket = BUCKET.as_millis() as i64;
-        while self.points.front().is_some_and(|p| p.at_ms < keep_from) {
-            self.points.pop_front();
-        }
+        let points = &mut self.points;
+        let stale = points.partition_point(|p| p.at_ms < keep_from);
+        points.drain(..stale);
         if self.last_jump.is_some_and(|j| j.at_ms < keep_from) {
             self.last_jump = None;
         }
         // Older than the raw window: one point per bucket (the latest in it).
-        let mut kept: VecDeque<Point> = VecDeque::with_capacity(self.points.len());
-        let mut raw = Vec::new();
-        for p in self.points.drain(..) {
-            if p.at_ms >= raw_from {
-                raw.push(p);
-                continue;
-            }
-            match kept.back_mut() {
-                Some(last) if last.at_ms.div_euclid(bucket) == p.at_ms.div_euclid(bucket) => {
-                    *last = p
-                }
-                _ => kept.push_back(p),
+        let old = points.partition_point(|p| p.at_ms < raw_from);
+        let mut kept = 0;
+        for i in 0..old {
+            let p = points[i];
+            let in_bucket = |q: &Point| (q.at_ms - phase).div_euclid(bucket);
+            if kept > 0 && in_bucket(&points[kept - 1]) == in_bucket(&p) {
+                points[kept - 1] = p;
+            } else {
+                points[kept] = p;
+                kept += 1;
             }
         }
+        points.drain(kept..old);
         // Too many raw points (a very short interval): drop the one whose neighbours are
         // closest, which keeps the rest evenly spread.
-        while raw.len() > RAW_POINTS {
+        while points.len() - kept > RAW_POINTS {
+            let raw = &points[kept..];
             let densest = (1..raw.len() - 1)
                 .min_by_key(|&i| raw[i + 1].at_ms - raw[i - 1].at_ms)
                 .unwrap_or(1);
-            raw.remove(densest);
-        }
-        kept.extend(raw);
-        self.points = kept;
-    }
-
-    /// IDs per second between the two newest samples.
-    fn last_interval_rate(&self) -> Option<f64> {
-        let n = self.points.len();
-        let (a, b) = (self.points.get(n.checked_sub(2)?)?, self.points.get(n - 1)?);
-        let seconds = (b.at_ms - a.at_ms) as f64 / 1000.0;
-        (seconds > 0.0).then(|| (b.value - a.value) as f64 / seconds)
-    }
-
-    /// The growth rate as of `now_ms`: the faster of the whole history's slope and the
-    /// short window's.
-    fn rate(&self, now_ms: i64) -> Option<f64> {
-        let long = slope(self.points.iter());
-        let short_from = now_ms - SHORT_WINDOW.as_millis() as i64;
-        let short = slope(self.points.iter().filter(|p| p.at_ms >= short_from));
-        match (long, short) {
-            (Some(l), Some(s)) => Some(l.max(s)),
-            (l, s) => l.or(s),
+            points.remove(kept + densest);
         }
     }
 
-    /// The forecast for a column whose type maximum is `max`, as of `now`.
-    pub fn forecast(&self, now: Instant, max: u64) -> Forecast {
-        let now_ms = now.saturating_duration_since(self.origin).as_millis() as i64;
-        let growth = self.rate(now_ms);
-        let current = self.points.back().map(|p| p.value);
+    /// The forecast as of `now_ms` for a type maximum of `max`.
+    fn forecast(&self, now_ms: i64, max: u64) -> Forecast {
+        let growth = rate(&self.points, now_ms);
+        let current = self.points.last().map(|p| p.value);
         let seconds_to_exhaustion = match (growth, current) {
             (_, Some(c)) if c > max => Some(0),
             (Some(g), Some(c)) if g > 0.0 => {
@@ -457,6 +587,118 @@ impl History {
     }
 }
 
+/// IDs per second between the two newest samples.
+fn last_interval_rate(points: &[Point]) -> Option<f64> {
+    let [.., a, b] = points else { return None };
+    let seconds = (b.at_ms - a.at_ms) as f64 / 1000.0;
+    (seconds > 0.0).then(|| (b.value - a.value) as f64 / seconds)
+}
+
+/// The growth rate as of `now_ms`: the faster of the whole history's slope and the short
+/// window's.
+fn rate(points: &[Point], now_ms: i64) -> Option<f64> {
+    let long = slope(points);
+    let short_from = now_ms - SHORT_WINDOW.as_millis() as i64;
+    let short = slope(&points[points.partition_point(|p| p.at_ms < short_from)..]);
+    match (long, short) {
+        (Some(l), Some(s)) => Some(l.max(s)),
+        (l, s) => l.or(s),
+    }
+}
+
+/// Time zero of every history's samples: the first `Instant` a history was made with.
+fn epoch(now: Instant) -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(|| now)
+}
+
+/// Where the hour buckets of a history made (or reset) at `now` start.
+fn phase_of(now: Instant) -> u32 {
+    let bucket = BUCKET.as_millis() as i64;
+    u32::try_from(since_epoch_ms(now).rem_euclid(bucket)).unwrap_or(0)
+}
+
+/// Milliseconds from [`epoch`] to `now`, negative before it.
+fn since_epoch_ms(now: Instant) -> i64 {
+    let epoch = epoch(now);
+    match now.checked_duration_since(epoch) {
+        Some(after) => i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
+        None => {
+            -i64::try_from(epoch.saturating_duration_since(now).as_millis()).unwrap_or(i64::MAX)
+        }
+    }
+}
+
+thread_local! {
+    /// Where a history is encoded before it is copied into a box of the exact size.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Appends the samples after the first of `points` to `out`: for each, the change of its
+/// time step (milliseconds) and of its value step over the previous sample's, each a
+/// zigzag LEB128 varint.
+fn encode(points: &[Point], out: &mut Vec<u8>) {
+    let (mut prev_dt, mut prev_dv) = (0i128, 0i128);
+    for pair in points.windows(2) {
+        let dt = i128::from(pair[1].at_ms) - i128::from(pair[0].at_ms);
+        let dv = i128::from(pair[1].value) - i128::from(pair[0].value);
+        put_varint(out, dt - prev_dt);
+        put_varint(out, dv - prev_dv);
+        (prev_dt, prev_dv) = (dt, dv);
+    }
+}
+
+/// Decodes what [`encode`] wrote after the last sample of `points` (which holds at least
+/// the first). `None` when the bytes do not hold together: a truncated number, time that
+/// does not move forward, a value out of range. What decoded before that stays in `points`.
+fn decode(bytes: &[u8], points: &mut Vec<Point>) -> Option<()> {
+    let last = *points.last()?;
+    let (mut at, mut value) = (i128::from(last.at_ms), i128::from(last.value));
+    let (mut dt, mut dv) = (0i128, 0i128);
+    let mut pos = 0;
+    while pos < bytes.len() {
+        dt = dt.checked_add(get_varint(bytes, &mut pos)?)?;
+        dv = dv.checked_add(get_varint(bytes, &mut pos)?)?;
+        if dt <= 0 {
+            return None;
+        }
+        at = at.checked_add(dt)?;
+        value = value.checked_add(dv)?;
+        points.push(Point {
+            at_ms: i64::try_from(at).ok()?,
+            value: u64::try_from(value).ok()?,
+        });
+    }
+    Some(())
+}
+
+fn put_varint(out: &mut Vec<u8>, n: i128) {
+    let mut z = ((n << 1) ^ (n >> 127)) as u128;
+    while z >= 0x80 {
+        out.push((z as u8) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
+fn get_varint(bytes: &[u8], pos: &mut usize) -> Option<i128> {
+    let mut z = 0u128;
+    let mut shift = 0u32;
+    loop {
+        let byte = *bytes.get(*pos)?;
+        *pos += 1;
+        let bits = u128::from(byte & 0x7f);
+        if shift > 126 || (shift == 126 && bits > 3) {
+            return None;
+        }
+        z |= bits << shift;
+        if byte & 0x80 == 0 {
+            return Some(((z >> 1) as i128) ^ -((z & 1) as i128));
+        }
+        shift += 7;
+    }
+}
+
 /// A history as the history file holds it: wall-clock times, and both times and values
 /// delta-of-delta encoded, so that a steady series is a run of small numbers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -465,8 +707,11 @@ pub struct SavedHistory {
     pub t: i64,
     /// The oldest sample's value (moved up by the steps after it, as held).
     pub v: u64,
-    /// For each further sample, the change of its time step (milliseconds) and of its value
-    /// step over the previous sample's: `[dt, dv, dt, dv, ...]`.
+    /// Version 2: the further samples as the history holds them in memory (zigzag varints
+    /// of the changes of time and value steps), base64 without padding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub b: Option<String>,
+    /// Version 1 (still read): the same numbers as a JSON array, `[dt, dv, dt, dv, ...]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub d: Vec<i128>,
     /// The last jump: `[unix ms, from, to]`.
@@ -477,71 +722,69 @@ pub struct SavedHistory {
     pub p: Option<(u64, f64, f64)>,
 }
 
+const BASE64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD_NO_PAD;
+
 impl History {
     /// The saved form as of `now`, whose wall-clock time is `now_unix_ms`; `None` when empty.
     pub fn to_saved(&self, now: Instant, now_unix_ms: i64) -> Option<SavedHistory> {
-        let now_ms = now.saturating_duration_since(self.origin).as_millis() as i64;
-        let wall = |at_ms: i64| now_unix_ms.saturating_sub(now_ms.saturating_sub(at_ms));
-        let first = self.points.front()?;
-        let mut d = Vec::with_capacity(2 * self.points.len());
-        let (mut prev, mut prev_dt, mut prev_dv) = (*first, 0i128, 0i128);
-        for p in self.points.iter().skip(1) {
-            let dt = i128::from(p.at_ms) - i128::from(prev.at_ms);
-            let dv = i128::from(p.value) - i128::from(prev.value);
-            d.push(dt - prev_dt);
-            d.push(dv - prev_dv);
-            (prev, prev_dt, prev_dv) = (*p, dt, dv);
+        if self.len == 0 {
+            return None;
         }
+        let now_ms = self.now_ms(now);
+        let wall = |at_ms: i64| now_unix_ms.saturating_sub(now_ms.saturating_sub(at_ms));
+        let steps = self.steps.as_deref();
         Some(SavedHistory {
-            t: wall(first.at_ms),
-            v: first.value,
-            d,
-            j: self.last_jump.map(|j| (wall(j.at_ms), j.from, j.to)),
+            t: wall(self.first.at_ms),
+            v: self.first.value,
+            // The encoding does not depend on where time zero is: the bytes are saved as held.
+            b: (!self.tail.is_empty()).then(|| BASE64.encode(&self.tail)),
+            d: Vec::new(),
+            j: steps
+                .and_then(|s| s.last_jump)
+                .map(|j| (wall(j.at_ms), j.from, j.to)),
             // Saved without the step before it: re-admitted after a restart, it leaves
             // `last_jump` empty rather than back at the one before.
-            p: self.pending.map(|p| (p.excess, p.base_rate, p.step_rate)),
+            p: steps
+                .and_then(|s| s.pending)
+                .map(|p| (p.excess, p.base_rate, p.step_rate)),
         })
     }
 
-    /// A history from its saved form, as of `now` (wall clock `now_unix_ms`): samples keep
-    /// their age, samples older than the retention are dropped. `None` when nothing is
-    /// left or the saved form does not hold together (times that do not increase, values
-    /// out of range).
+    /// A history from its saved form (either version), as of `now` (wall clock
+    /// `now_unix_ms`): samples keep their age, samples older than the retention are
+    /// dropped. `None` when nothing is left or the saved form does not hold together (times
+    /// that do not increase, values out of range, bad base64).
     pub fn from_saved(saved: &SavedHistory, now: Instant, now_unix_ms: i64) -> Option<History> {
-        if !saved.d.len().is_multiple_of(2) {
-            return None;
-        }
-        // Times are kept relative to `now`: a sample from before this process started has
-        // a negative offset, which no `Instant` arithmetic can underflow.
-        let relative = |unix_ms: i128| -> Option<i64> {
-            i64::try_from(unix_ms - i128::from(now_unix_ms)).ok()
+        let bytes = match &saved.b {
+            Some(b) => BASE64.decode(b).ok()?,
+            None => {
+                if !saved.d.len().is_multiple_of(2) {
+                    return None;
+                }
+                let mut bytes = Vec::with_capacity(saved.d.len() * 2);
+                for n in &saved.d {
+                    put_varint(&mut bytes, *n);
+                }
+                bytes
+            }
         };
-        let mut points = VecDeque::with_capacity(saved.d.len() / 2 + 1);
-        let (mut at, mut value) = (i128::from(saved.t), i128::from(saved.v));
-        let (mut dt, mut dv) = (0i128, 0i128);
-        points.push_back(Point {
-            at_ms: relative(at)?,
+        // Times are kept from the epoch, as signed milliseconds: a sample from before this
+        // process started may be negative, which no `Instant` arithmetic can underflow.
+        let now_ms = since_epoch_ms(now);
+        let relative = |unix_ms: i64| -> Option<i64> {
+            i64::try_from(i128::from(unix_ms) - i128::from(now_unix_ms) + i128::from(now_ms)).ok()
+        };
+        let mut points = Vec::with_capacity(bytes.len() / 2 + 1);
+        points.push(Point {
+            at_ms: relative(saved.t)?,
             value: saved.v,
         });
-        for pair in saved.d.chunks_exact(2) {
-            dt = dt.checked_add(pair[0])?;
-            dv = dv.checked_add(pair[1])?;
-            if dt <= 0 {
-                return None;
-            }
-            at = at.checked_add(dt)?;
-            value = value.checked_add(dv)?;
-            points.push_back(Point {
-                at_ms: relative(at)?,
-                value: u64::try_from(value).ok()?,
-            });
-        }
-        let newest = points.back()?.at_ms;
-        if newest > 0 {
+        decode(&bytes, &mut points)?;
+        if points.last()?.at_ms > now_ms {
             // Saved "in the future" (a clock set back): not a history to trust.
             return None;
         }
-        let keep_from = -(RETENTION.as_millis() as i64);
+        let keep_from = now_ms.saturating_sub(RETENTION.as_millis() as i64);
         points.retain(|p| p.at_ms >= keep_from);
         if points.is_empty() {
             return None;
@@ -550,7 +793,7 @@ impl History {
             .j
             .and_then(|(at, from, to)| {
                 Some(Step {
-                    at_ms: relative(i128::from(at))?,
+                    at_ms: relative(at)?,
                     from,
                     to,
                 })
@@ -565,12 +808,13 @@ impl History {
                 step_rate,
                 previous: None,
             });
-        Some(History {
-            origin: now,
+        let mut history = History::new(now);
+        history.pack(&Work {
             points,
             last_jump,
             pending,
-        })
+        });
+        Some(history)
     }
 }
 
@@ -594,24 +838,25 @@ pub fn humanize(seconds: u64) -> String {
 /// Least-squares slope in units per second; `None` with fewer than two samples or no time
 /// between them. Computed on offsets from the first sample so that large IDs keep their
 /// precision.
-fn slope<'a>(points: impl Iterator<Item = &'a Point> + Clone) -> Option<f64> {
-    let first = points.clone().next()?;
-    let (mut n, mut sx, mut sy) = (0f64, 0f64, 0f64);
-    for p in points.clone() {
-        n += 1.0;
-        sx += (p.at_ms - first.at_ms) as f64 / 1000.0;
-        sy += (p.value as i128 - first.value as i128) as f64;
-    }
-    if n < 2.0 {
+fn slope(points: &[Point]) -> Option<f64> {
+    let first = points.first()?;
+    if points.len() < 2 {
         return None;
+    }
+    let n = points.len() as f64;
+    let x = |p: &Point| (p.at_ms - first.at_ms) as f64 / 1000.0;
+    let y = |p: &Point| (p.value as i128 - first.value as i128) as f64;
+    let (mut sx, mut sy) = (0f64, 0f64);
+    for p in points {
+        sx += x(p);
+        sy += y(p);
     }
     let (mx, my) = (sx / n, sy / n);
     let (mut sxx, mut sxy) = (0f64, 0f64);
     for p in points {
-        let x = (p.at_ms - first.at_ms) as f64 / 1000.0 - mx;
-        let y = (p.value as i128 - first.value as i128) as f64 - my;
-        sxx += x * x;
-        sxy += x * y;
+        let (dx, dy) = (x(p) - mx, y(p) - my);
+        sxx += dx * dx;
+        sxy += dx * dy;
     }
     if sxx <= 0.0 {
         return None;
@@ -776,7 +1021,7 @@ mod tests {
             Some((before as u64, after as u64, Duration::from_secs(120 * 60)))
         );
         assert_eq!(
-            h.points.back().map(|p| i128::from(p.value)),
+            h.current().map(i128::from),
             Some(value),
             "current still counts the jump"
         );
@@ -908,5 +1153,210 @@ mod tests {
             h.forecast(Instant::now(), INT_MAX).seconds_to_exhaustion,
             Some(0)
         );
+    }
+
+    /// One sample of a test series: milliseconds since the previous one, the value, the
+    /// type's maximum.
+    type Sample = (u64, i128, u64);
+
+    /// Feeds `series` to the compact history and to the reference model, and checks after
+    /// every sample that they forecast the same within 1 %: rate, seconds to exhaustion and
+    /// the jump told.
+    fn same_forecasts(name: &str, series: &[Sample]) {
+        let start = Instant::now();
+        let mut at = start;
+        let mut compact = History::new(start);
+        let mut model = reference::History::new(start);
+        for (i, &(after_ms, value, max)) in series.iter().enumerate() {
+            at += Duration::from_millis(after_ms);
+            let got = compact.record_and_forecast(at, value, max);
+            model.record_with_max(at, value, max);
+            let want = model.forecast(at, max);
+            let within = |a: f64, b: f64| (a - b).abs() <= a.abs().max(b.abs()) / 100.0 + 1e-9;
+            let rates = match (got.growth_per_second, want.growth_per_second) {
+                (Some(a), Some(b)) => within(a, b),
+                (a, b) => a == b,
+            };
+            let times = match (got.seconds_to_exhaustion, want.seconds_to_exhaustion) {
+                (Some(a), Some(b)) => within(a as f64, b as f64) || a.abs_diff(b) <= 1,
+                (a, b) => a == b,
+            };
+            assert!(rates && times, "{name}, sample {i}: {got:?} vs {want:?}");
+            assert_eq!(got.last_jump, want.last_jump, "{name}, sample {i}");
+            assert_eq!(compact.len(), model.len(), "{name}, sample {i}");
+        }
+    }
+
+    /// A small deterministic generator (64-bit LCG), for jitter.
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (self.0 >> 33) % n.max(1)
+        }
+    }
+
+    /// `count` samples `every_ms` apart (± up to 1 s of jitter: a big shard's poll takes
+    /// longer some times than others), each `grow(i)` above the previous.
+    fn series(
+        count: usize,
+        every_ms: u64,
+        start: i128,
+        max: u64,
+        grow: impl Fn(usize) -> i128,
+    ) -> Vec<Sample> {
+        let mut rng = Lcg(count as u64 ^ every_ms);
+        let mut value = start;
+        (0..count)
+            .map(|i| {
+                value += grow(i);
+                (every_ms - 1_000 + rng.below(2_000), value, max)
+            })
+            .collect()
+    }
+
+    const WEEK_AT_A_MINUTE: usize = 7 * 24 * 60;
+
+    #[test]
+    fn steady_growth_forecasts_as_the_reference_model_does() {
+        let s = series(
+            WEEK_AT_A_MINUTE + 24 * 60,
+            60_000,
+            1_000_000,
+            INT_MAX,
+            |_| 6_000,
+        );
+        same_forecasts("steady, a minute apart, 8 days", &s);
+        let s = series(3 * 24 * 360, 10_000, 0, u64::MAX, |i| 500 + (i % 7) as i128);
+        same_forecasts("steady with noise, 10 s apart", &s);
+        let s = series(4 * 60 * 12, 5_000, 0, INT_MAX, |_| 5);
+        same_forecasts("a 5 s interval, thinned", &s);
+    }
+
+    #[test]
+    fn bursts_and_a_flat_column_forecast_as_the_reference_model_does() {
+        let s = series(3 * 24 * 60, 60_000, 1_000, INT_MAX, |i| {
+            if i % 97 == 0 {
+                600_000
+            } else if i % 13 == 0 {
+                0
+            } else {
+                60
+            }
+        });
+        same_forecasts("bursts", &s);
+        let s = series(2 * 24 * 60, 60_000, 42, INT_MAX, |_| 0);
+        same_forecasts("flat", &s);
+        let s = series(24 * 60, 60_000, 5, INT_MAX, |i| i128::from(i % 60 == 0));
+        same_forecasts("nearly flat", &s);
+    }
+
+    #[test]
+    fn jumps_and_resets_forecast_as_the_reference_model_does() {
+        // ALTERs of a tenth of INT every day, one step followed by a sustained faster rate
+        // (re-admitted), then a table rebuilt (a reset).
+        let s = series(4 * 24 * 60, 60_000, 100_000_000, INT_MAX, |i| match i {
+            i if i > 0 && i % 1_440 == 0 => 214_748_364,
+            i if (2_000..2_060).contains(&i) => 6_000_000,
+            _ => 300_000,
+        });
+        same_forecasts("jumps and a faster rate", &s);
+        let mut s = series(600, 60_000, 2_000_000_000, INT_MAX, |_| 1_000);
+        s.extend(series(600, 60_000, 10, INT_MAX, |_| 60));
+        s.extend(series(10, 60_000, 2_147_483_000, INT_MAX, |_| 100));
+        same_forecasts("a reset, then exhaustion", &s);
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn any_series() -> impl Strategy<Value = Vec<Sample>> {
+            let sample = (
+                prop_oneof![Just(60_000u64), 1u64..600_000, Just(0u64)],
+                prop_oneof![
+                    8 => 0i128..10_000,
+                    1 => 0i128..3_000_000_000,
+                    1 => -1_000_000i128..0,
+                ],
+            );
+            (
+                prop::collection::vec(sample, 1..600),
+                prop_oneof![Just(INT_MAX), Just(u64::MAX)],
+            )
+                .prop_map(|(steps, max)| {
+                    let mut value = 1_000_000i128;
+                    steps
+                        .into_iter()
+                        .map(|(after, change)| {
+                            value = (value + change).max(0);
+                            (after, value, max)
+                        })
+                        .collect()
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+            #[test]
+            fn any_series_forecasts_as_the_reference_model_does(s in any_series()) {
+                same_forecasts("generated", &s);
+            }
+        }
+    }
+
+    #[test]
+    fn a_week_at_the_default_interval_is_held_in_well_under_a_kilobyte() {
+        let s = series(WEEK_AT_A_MINUTE, 60_000, 1_000_000_000, INT_MAX, |i| {
+            5_000 + (i % 11) as i128 * 40
+        });
+        let start = Instant::now();
+        let (mut at, mut h) = (start, History::new(start));
+        for (after, value, max) in s {
+            at += Duration::from_millis(after);
+            h.record_with_max(at, value, max);
+        }
+        let bytes = size_of::<History>() + h.heap_bytes();
+        assert!(
+            h.len() > 190,
+            "a week of buckets and the raw window: {}",
+            h.len()
+        );
+        assert_eq!(size_of::<History>(), 48);
+        // Some 200 samples: about 2 bytes for the time and 2 for the value of each.
+        assert!(bytes < 900, "{} samples in {bytes} bytes", h.len());
+    }
+
+    #[test]
+    fn a_saved_history_loads_back_with_the_same_samples() {
+        let s = series(3 * 24 * 60, 60_000, 0, INT_MAX, |i| 60 + (i % 5) as i128);
+        let start = Instant::now();
+        let (mut at, mut h) = (start, History::new(start));
+        for (after, value, max) in s {
+            at += Duration::from_millis(after);
+            h.record_with_max(at, value, max);
+        }
+        let wall = 1_800_000_000_000;
+        let saved = h.to_saved(at, wall).expect("not empty");
+        let back = History::from_saved(&saved, at, wall).expect("loads");
+        assert_eq!(back.unpack().points, h.unpack().points);
+        assert_eq!(back.forecast(at, INT_MAX), h.forecast(at, INT_MAX));
+    }
+
+    #[test]
+    fn a_version_one_saved_history_still_loads() {
+        // Three samples a minute apart, growing 60 a minute, as version 1 wrote them.
+        let saved: SavedHistory =
+            serde_json::from_str(r#"{"t":1799999880000,"v":100,"d":[60000,60,0,0]}"#)
+                .expect("version 1");
+        let now = Instant::now();
+        let h = History::from_saved(&saved, now, 1_800_000_000_000).expect("loads");
+        assert_eq!(h.len(), 3);
+        assert_eq!(h.current(), Some(220));
+        assert_eq!(h.forecast(now, INT_MAX).growth_per_second, Some(1.0));
     }
 }

@@ -15,6 +15,7 @@
 //! Other integer columns (counts, prices, flags) are not ID columns and are left out.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -408,6 +409,7 @@ fn report_with(
     at: Moment,
 ) -> (Vec<ColumnReport>, Vec<Unresolved>) {
     let (measured, unresolved) = resolve_with(plan, dive, sources);
+    let shard: Arc<str> = shard.into();
     let values = measured.iter().map(|(m, held)| {
         let read_at = held.map_or(at.instant, |h| h.instant);
         (m.id.clone(), m.headroom.current, m.headroom.max, read_at)
@@ -415,13 +417,22 @@ fn report_with(
     let forecasts = growth.round_read(at.instant, values);
     let reports = measured
         .into_iter()
-        .map(|(m, held)| {
-            let forecast = forecasts.get(&m.id).copied().unwrap_or(Forecast::NONE);
+        .zip(forecasts)
+        .map(|((mut m, held), (id, forecast))| {
+            // The name as the tracker holds it: one copy for as long as the column lives.
+            m.id = id;
             let (schema, table, column) = (&m.id.schema, &m.id.table, &m.id.column);
             let limits = policy.limits(schema, table, column);
             let silence = policy.silence(schema, table, column, at.wall).cloned();
             let observed_at = held.map_or(at.wall, |h| h.wall);
-            ColumnReport::new(shard, m, forecast, limits, silence, observed_at)
+            ColumnReport::new(
+                Arc::clone(&shard),
+                m,
+                forecast,
+                limits,
+                silence,
+                observed_at,
+            )
         })
         .collect();
     (reports, unresolved)
@@ -469,17 +480,18 @@ pub fn dives_of(plan: &Plan, ids: &HashSet<ColumnId>) -> HashSet<ColumnId> {
 /// A measured column as the API, the metrics, `check` and the pager see it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ColumnReport {
-    pub shard: String,
-    pub schema: String,
-    pub table: String,
-    pub column: String,
+    /// Shared by every column of the shard's poll.
+    pub shard: Arc<str>,
+    /// `schema`, `table` and `column`, shared with the growth tracker (and so held once).
+    #[serde(flatten)]
+    pub id: ColumnId,
     /// As information_schema writes it, e.g. `int(10) unsigned`.
-    pub column_type: String,
+    pub column_type: Box<str>,
     /// The same, parsed (for people: `INT UNSIGNED`).
     #[serde(skip)]
     pub int_type: IntType,
     pub kind: Kind,
-    pub source: Option<String>,
+    pub source: Option<Box<str>>,
     /// Exact, up to BIGINT UNSIGNED max and beyond.
     pub current: i128,
     pub max: u64,
@@ -499,8 +511,8 @@ pub struct ColumnReport {
     pub seconds_to_exhaustion: Option<u64>,
     /// `observed_at` plus `seconds_to_exhaustion`.
     pub exhausts_at: Option<DateTime<Utc>>,
-    /// The silence in force: measured and shown, but not paged.
-    pub silenced: Option<Silence>,
+    /// The silence in force: measured and shown, but not paged. Boxed: rare, and large.
+    pub silenced: Option<Box<Silence>>,
     /// The latest jump (e.g. `ALTER TABLE … AUTO_INCREMENT`) kept out of the growth rate,
     /// within the last week; `null` when none.
     pub last_jump: Option<Jump>,
@@ -516,7 +528,7 @@ impl ColumnReport {
     /// Ties a measured column to its shard and the moment, with its forecast, limits and
     /// silence.
     pub fn new(
-        shard: &str,
+        shard: Arc<str>,
         measured: Measured,
         forecast: Forecast,
         limits: Limits,
@@ -525,14 +537,12 @@ impl ColumnReport {
     ) -> ColumnReport {
         let h = measured.headroom;
         ColumnReport {
-            shard: shard.to_string(),
-            schema: measured.id.schema,
-            table: measured.id.table,
-            column: measured.id.column,
-            column_type: measured.column_type,
+            shard,
+            id: measured.id,
+            column_type: measured.column_type.into_boxed_str(),
             int_type: measured.int_type,
             kind: measured.kind,
-            source: measured.source,
+            source: measured.source.map(String::into_boxed_str),
             current: h.current,
             max: h.max,
             remaining: h.remaining(),
@@ -544,7 +554,7 @@ impl ColumnReport {
             growth_per_second: forecast.growth_per_second,
             seconds_to_exhaustion: forecast.seconds_to_exhaustion,
             exhausts_at: forecast.exhausts_at(observed_at),
-            silenced,
+            silenced: silenced.map(Box::new),
             last_jump: forecast.last_jump_at(observed_at),
             clamped: false,
             reason: None,
@@ -563,7 +573,7 @@ impl ColumnReport {
 
     /// `schema.table.column`.
     pub fn name(&self) -> String {
-        format!("{}.{}.{}", self.schema, self.table, self.column)
+        self.id.to_string()
     }
 }
 

@@ -592,10 +592,10 @@ impl Metrics {
             }
             let start = labels.len();
             for (key, val) in [
-                ("shard", c.shard.as_str()),
-                ("schema", &c.schema),
-                ("table", &c.table),
-                ("column", &c.column),
+                ("shard", &*c.shard),
+                ("schema", &c.id.schema),
+                ("table", &c.id.table),
+                ("column", &c.id.column),
                 ("kind", c.kind.as_str()),
             ] {
                 if labels.len() > start {
@@ -752,7 +752,14 @@ mod tests {
                     growth_per_second: (i == 3).then_some(800.0),
                     ..crate::growth::Forecast::NONE
                 };
-                ColumnReport::new("s", measured, forecast, limits, None, chrono::Utc::now())
+                ColumnReport::new(
+                    "s".into(),
+                    measured,
+                    forecast,
+                    limits,
+                    None,
+                    chrono::Utc::now(),
+                )
             })
             .collect();
         store.shard_succeeded(

@@ -617,7 +617,7 @@ impl Poller {
         let at_risk = reports
             .iter()
             .filter(|r| dives::at_risk(r, policy))
-            .map(|r| ColumnId::new(&r.schema, &r.table, &r.column))
+            .map(|r| r.id.clone())
             .collect();
         ledger.set_at_risk(measure::dives_of(&plan, &at_risk));
         drop(ledger);

@@ -49,10 +49,10 @@ pub struct Pick<'a> {
 
 impl ColumnQuery {
     fn keeps(&self, c: &ColumnReport) -> bool {
-        self.shard.as_ref().is_none_or(|s| *s == c.shard)
-            && self.schema.as_ref().is_none_or(|s| *s == c.schema)
-            && self.table.as_ref().is_none_or(|t| *t == c.table)
-            && self.column.as_ref().is_none_or(|t| *t == c.column)
+        self.shard.as_ref().is_none_or(|s| **s == *c.shard)
+            && self.schema.as_ref().is_none_or(|s| *s == c.id.schema)
+            && self.table.as_ref().is_none_or(|t| *t == c.id.table)
+            && self.column.as_ref().is_none_or(|t| *t == c.id.column)
             && self.kinds.as_ref().is_none_or(|k| k.contains(&c.kind))
             && self.statuses.as_ref().is_none_or(|s| s.contains(&c.status))
             && self.min_ratio.is_none_or(|r| c.used_ratio >= r)
@@ -107,8 +107,8 @@ pub fn select<'a>(snapshot: &'a Snapshot, query: &ColumnQuery) -> (Vec<Pick<'a>>
 /// The order of `sort`, ties broken by name (a total order: names are unique).
 fn compare(sort: Sort, a: &ColumnReport, b: &ColumnReport) -> Ordering {
     let by_name = |a: &ColumnReport, b: &ColumnReport| {
-        (&a.shard, &a.schema, &a.table, &a.column, a.kind)
-            .cmp(&(&b.shard, &b.schema, &b.table, &b.column, b.kind))
+        // A name orders by schema, table, column.
+        (&a.shard, &a.id, a.kind).cmp(&(&b.shard, &b.id, b.kind))
     };
     // Exact comparison of current/max as fractions: a.current * b.max vs b.current * a.max,
     // in u128 where (2^64 - 1)^2 fits. Highest first.

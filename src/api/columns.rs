@@ -255,7 +255,7 @@ mod tests {
                     type_mismatch: false,
                 };
                 ColumnReport::new(
-                    "s",
+                    "s".into(),
                     measured,
                     crate::growth::Forecast::NONE,
                     settings.policy.default,

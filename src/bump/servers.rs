@@ -313,9 +313,9 @@ async fn read_shard(
             let current = c.auto_increment?;
             let counter = Counter {
                 server: shard.name.clone(),
-                schema: c.id.schema,
-                table: c.id.table,
-                column: c.id.column,
+                schema: c.id.schema.clone(),
+                table: c.id.table.clone(),
+                column: c.id.column.clone(),
                 column_type: c.column_type,
                 max: c.int_type.max(),
                 current,

@@ -17,7 +17,11 @@ use tokio::time::Instant;
 use super::{RETENTION, SavedHistory, Tracker};
 use crate::inventory::ColumnId;
 
-const VERSION: u32 = 1;
+/// The version written: 2 holds the samples as base64 bytes. Version 1 files (the samples
+/// as a JSON array of numbers) are still read.
+const VERSION: u32 = 2;
+/// Versions read.
+const READS: [u32; 2] = [1, VERSION];
 
 /// Everything the file holds.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -35,9 +39,25 @@ pub struct HistoryFile {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SavedColumn {
     /// `[schema, table, column]`.
-    pub c: (String, String, String),
+    #[serde(
+        serialize_with = "name_as_triple",
+        deserialize_with = "name_from_triple"
+    )]
+    pub c: ColumnId,
     /// Not flattened: serde's flatten cannot carry the 128-bit deltas.
     pub h: SavedHistory,
+}
+
+/// A column's name as the file writes it: `[schema, table, column]`, borrowed.
+fn name_as_triple<S: serde::Serializer>(id: &ColumnId, serializer: S) -> Result<S::Ok, S::Error> {
+    (&id.schema, &id.table, &id.column).serialize(serializer)
+}
+
+fn name_from_triple<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<ColumnId, D::Error> {
+    let (schema, table, column) = <(String, String, String)>::deserialize(deserializer)?;
+    Ok(ColumnId::from_parts(schema, table, column))
 }
 
 /// The history file that goes with the state file `state_path`.
@@ -76,10 +96,7 @@ pub fn collect(
             .unwrap_or_default();
         let saved = saved
             .into_iter()
-            .map(|(id, h)| SavedColumn {
-                c: (id.schema, id.table, id.column),
-                h,
-            })
+            .map(|(c, h)| SavedColumn { c, h })
             .collect();
         shards.insert(name, saved);
     }
@@ -113,9 +130,7 @@ impl HistoryFile {
             }
             let mut tracker = Tracker::default();
             tracker.restore(
-                columns
-                    .iter()
-                    .map(|c| (ColumnId::new(&c.c.0, &c.c.1, &c.c.2), c.h.clone())),
+                columns.iter().map(|c| (c.c.clone(), c.h.clone())),
                 now,
                 now_unix_ms,
             );
@@ -180,7 +195,7 @@ pub fn load(path: &Path, now_unix_ms: i64) -> Option<HistoryFile> {
         }
     };
     let file = match serde_json::from_str::<HistoryFile>(&text) {
-        Ok(file) if file.version == VERSION => file,
+        Ok(file) if READS.contains(&file.version) => file,
         Ok(file) => {
             tracing::warn!(path = %path.display(), version = file.version, "History file of an unknown version set aside: forecasts start from the first polls");
             set_aside(path);
@@ -270,8 +285,8 @@ mod tests {
             .expect("shard kept")
             .round(later, [(id.clone(), 5_400 + 600, u64::MAX)]);
         let (e, g) = (
-            expected[&id].growth_per_second.unwrap(),
-            got[&id].growth_per_second.unwrap(),
+            expected[0].1.growth_per_second.unwrap(),
+            got[0].1.growth_per_second.unwrap(),
         );
         assert!((e - 1.0).abs() < 1e-9 && (g - 1.0).abs() < 1e-9, "{e} {g}");
         assert!(
@@ -314,7 +329,10 @@ mod tests {
         let columns = Mutex::new(HashMap::from([("shard-01".to_string(), tracker)]));
         let file = collect(&columns, &Mutex::new(Tracker::default()), Instant::now(), 0);
         let bytes = serde_json::to_vec(&file).unwrap().len();
-        let points = file.shards["shard-01"][0].h.d.len() / 2 + 1;
+        let saved = &file.shards["shard-01"][0].h;
+        let points = super::super::History::from_saved(saved, Instant::now(), 0)
+            .expect("loads back")
+            .len();
         println!("a week: {points} samples, {bytes} bytes");
         assert!(points > 200, "{points}");
         assert!(bytes < 3_000, "{bytes} bytes");
@@ -328,6 +346,7 @@ mod tests {
             SavedHistory {
                 t: 0,
                 v: 1,
+                b: None,
                 d: vec![-5, 1],
                 j: None,
                 p: None,
@@ -336,6 +355,7 @@ mod tests {
             SavedHistory {
                 t: 0,
                 v: 1,
+                b: None,
                 d: vec![5],
                 j: None,
                 p: None,
@@ -344,6 +364,7 @@ mod tests {
             SavedHistory {
                 t: 0,
                 v: u64::MAX,
+                b: None,
                 d: vec![5, 1],
                 j: None,
                 p: None,
@@ -352,6 +373,7 @@ mod tests {
             SavedHistory {
                 t: 10_000,
                 v: 1,
+                b: None,
                 d: vec![],
                 j: None,
                 p: None,

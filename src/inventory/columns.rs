@@ -116,11 +116,11 @@ pub(super) async fn read(
     let mut columns = Vec::with_capacity(rows.len());
     for row in &rows {
         columns.push(ColumnRow {
-            id: ColumnId {
-                schema: db::text(row, 0, what)?,
-                table: db::text(row, 1, what)?,
-                column: db::text(row, 2, what)?,
-            },
+            id: ColumnId::from_parts(
+                db::text(row, 0, what)?,
+                db::text(row, 1, what)?,
+                db::text(row, 2, what)?,
+            ),
             data_type: db::text(row, 3, what)?,
             column_type: db::text(row, 4, what)?,
             extra: db::opt_text(row, 5, what)?.unwrap_or_default(),

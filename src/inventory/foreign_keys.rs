@@ -43,16 +43,16 @@ pub(super) async fn read(
     rows.iter()
         .map(|row| {
             Ok(ForeignKey {
-                child: ColumnId {
-                    schema: db::text(row, 0, what)?,
-                    table: db::text(row, 1, what)?,
-                    column: db::text(row, 2, what)?,
-                },
-                parent: ColumnId {
-                    schema: db::text(row, 3, what)?,
-                    table: db::text(row, 4, what)?,
-                    column: db::text(row, 5, what)?,
-                },
+                child: ColumnId::from_parts(
+                    db::text(row, 0, what)?,
+                    db::text(row, 1, what)?,
+                    db::text(row, 2, what)?,
+                ),
+                parent: ColumnId::from_parts(
+                    db::text(row, 3, what)?,
+                    db::text(row, 4, what)?,
+                    db::text(row, 5, what)?,
+                ),
             })
         })
         .collect()

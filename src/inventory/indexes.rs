@@ -50,11 +50,11 @@ pub(super) async fn read(
     let rows = super::fetch(conn, statement(filter, server), timeout, what).await?;
     rows.iter()
         .map(|row| {
-            Ok(ColumnId {
-                schema: db::text(row, 0, what)?,
-                table: db::text(row, 1, what)?,
-                column: db::text(row, 2, what)?,
-            })
+            Ok(ColumnId::from_parts(
+                db::text(row, 0, what)?,
+                db::text(row, 1, what)?,
+                db::text(row, 2, what)?,
+            ))
         })
         .collect()
 }

@@ -13,6 +13,7 @@ mod schemata;
 pub mod sql_mode;
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::mysql::MySqlConnection;
@@ -25,9 +26,15 @@ pub use foreign_keys::ForeignKey;
 /// Schemas that belong to the server, never watched unless named in `schemas`.
 pub const SYSTEM_SCHEMAS: [&str; 4] = ["mysql", "information_schema", "performance_schema", "sys"];
 
-/// A column's full name on a shard.
+/// A column's full name on a shard: one allocation, shared (a clone is a reference count)
+/// by the plan, the growth tracker, the store's reports and the pager. Its parts are read
+/// through [`ColumnName`] (`id.schema`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ColumnId {
+pub struct ColumnId(Arc<ColumnName>);
+
+/// The parts of a [`ColumnId`], as information_schema names them.
+#[derive(Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct ColumnName {
     pub schema: String,
     pub table: String,
     pub column: String,
@@ -35,11 +42,30 @@ pub struct ColumnId {
 
 impl ColumnId {
     pub fn new(schema: &str, table: &str, column: &str) -> ColumnId {
-        ColumnId {
-            schema: schema.to_string(),
-            table: table.to_string(),
-            column: column.to_string(),
-        }
+        ColumnId::from_parts(schema.to_string(), table.to_string(), column.to_string())
+    }
+
+    /// The name from parts already owned (as a reader decodes them).
+    pub fn from_parts(schema: String, table: String, column: String) -> ColumnId {
+        ColumnId(Arc::new(ColumnName {
+            schema,
+            table,
+            column,
+        }))
+    }
+}
+
+impl std::ops::Deref for ColumnId {
+    type Target = ColumnName;
+
+    fn deref(&self) -> &ColumnName {
+        &self.0
+    }
+}
+
+impl serde::Serialize for ColumnId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
     }
 }
 

@@ -77,12 +77,16 @@ impl Poll {
             return None;
         }
         let column = |r: &ColumnReport| (r.observed_at, r.current);
-        let moment = shard.columns.iter().find(|r| r.table == "seq")?.observed_at;
+        let moment = shard
+            .columns
+            .iter()
+            .find(|r| r.id.table == "seq")?
+            .observed_at;
         let columns = shard
             .columns
             .iter()
-            .filter(|r| r.column == "user_id")
-            .map(|r| (r.table.clone(), column(r)))
+            .filter(|r| r.id.column == "user_id")
+            .map(|r| (r.id.table.clone(), column(r)))
             .collect();
         Some(Poll {
             number: shard.polls,

@@ -102,7 +102,7 @@ async fn a_shard_stopped_mid_run_shows_down_keeps_its_columns_and_recovers() {
                 && snap.shards[1]
                     .columns
                     .iter()
-                    .any(|c| c.table == "orders" && c.current == 5000)
+                    .any(|c| c.id.table == "orders" && c.current == 5000)
         }
     })
     .await;

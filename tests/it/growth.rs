@@ -190,7 +190,7 @@ fn events_growth(store: &Store) -> Option<f64> {
     store.read().shards[0]
         .columns
         .iter()
-        .find(|c| c.table == "events")
+        .find(|c| c.id.table == "events")
         .and_then(|c| c.growth_per_second)
 }
 
@@ -240,7 +240,7 @@ CREATE TABLE app.events (id SMALLINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KE
     let column = store.read().shards[0]
         .columns
         .iter()
-        .find(|c| c.table == "events")
+        .find(|c| c.id.table == "events")
         .cloned()
         .expect("events column");
     assert_eq!(column.status, Status::Critical);

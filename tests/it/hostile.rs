@@ -179,7 +179,7 @@ async fn every_hostile_name_is_measured_exactly_and_nothing_else_is_read() {
         let found = shard
             .columns
             .iter()
-            .find(|c| &c.schema == schema && &c.table == table && &c.column == column)
+            .find(|c| &c.id.schema == schema && &c.id.table == table && &c.id.column == column)
             .unwrap_or_else(|| panic!("{schema:?}.{table:?}.{column:?} not measured"));
         assert_eq!(
             found.current,

@@ -238,7 +238,7 @@ CREATE VIEW chain.orders_view AS SELECT id, user_id FROM chain.orders;",
         shard
             .columns
             .iter()
-            .find(|c| format!("{}.{}.{}", c.schema, c.table, c.column) == name)
+            .find(|c| format!("{}.{}.{}", c.id.schema, c.id.table, c.id.column) == name)
             .unwrap_or_else(|| panic!("{name} missing"))
             .clone()
     };
@@ -256,9 +256,9 @@ CREATE VIEW chain.orders_view AS SELECT id, user_id FROM chain.orders;",
     // MariaDB's system-versioned tables are tables too.
     assert_eq!(col("chain.versioned.id").current, 77);
     // Plain integer columns are not ID columns.
-    assert!(shard.columns.iter().all(|c| c.table != "codes"));
+    assert!(shard.columns.iter().all(|c| c.id.table != "codes"));
     // A view's columns are listed by information_schema.COLUMNS, but a view holds no IDs.
-    assert!(shard.columns.iter().all(|c| c.table != "orders_view"));
+    assert!(shard.columns.iter().all(|c| c.id.table != "orders_view"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -295,7 +295,7 @@ SET GLOBAL log_output = 'TABLE'; SET GLOBAL general_log = 1;",
         shard
             .columns
             .iter()
-            .find(|c| c.table == table && c.column == column)
+            .find(|c| c.id.table == table && c.id.column == column)
             .unwrap_or_else(|| panic!("{table}.{column} missing"))
             .clone()
     };

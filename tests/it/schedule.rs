@@ -471,7 +471,7 @@ CREATE TABLE app.orders (id TINYINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY
             let ok = app.store.read().shards[0]
                 .columns
                 .iter()
-                .any(|c| c.table == "orders" && c.max == u64::MAX);
+                .any(|c| c.id.table == "orders" && c.max == u64::MAX);
             async move { ok }
         },
     )
