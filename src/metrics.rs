@@ -447,7 +447,7 @@ impl Metrics {
         }
         let mut counts = [0usize; Status::ALL.len()];
         let mut worst: f64 = 0.0;
-        for c in &shard.columns {
+        for c in shard.columns.iter() {
             counts[status_number(c.status) as usize] += 1;
             worst = worst.max(c.used_ratio);
         }

@@ -78,9 +78,11 @@ pub struct ShardState {
     /// Polls finished since start, successful or not: the stamp of what is known now.
     #[serde(skip)]
     pub polls: u64,
-    /// The last known columns; served while the shard is down.
+    /// The last known columns; served while the shard is down. Shared, so that a long
+    /// answer (a streamed /api/columns) can keep the poll it started with while the next
+    /// one is stored.
     #[serde(skip)]
-    pub columns: Vec<ColumnReport>,
+    pub columns: Arc<Vec<ColumnReport>>,
     /// When it was first configured (the start, or the reload that added it): a shard
     /// never read is blind from then.
     #[serde(skip)]
@@ -119,7 +121,7 @@ fn fresh_shard(s: &crate::config::ShardSettings) -> ShardState {
         strict_mode: None,
         sql_mode: None,
         polls: 0,
-        columns: Vec::new(),
+        columns: Arc::default(),
         watched_since: Utc::now(),
     }
 }
@@ -367,7 +369,7 @@ impl Store {
             s.poll_duration_seconds = Some(took.as_secs_f64());
             s.column_count = columns.len();
             s.unresolved = unresolved;
-            s.columns = columns;
+            s.columns = Arc::new(columns);
             s.polls += 1;
         }
         drop(snap);

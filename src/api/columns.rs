@@ -3,6 +3,7 @@
 //! gets a 400 that names it.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
@@ -15,12 +16,12 @@ use super::{AppState, error};
 use crate::headroom::Status;
 use crate::measure::{ColumnReport, Kind};
 use crate::select::{ColumnQuery, Sort, select, select_columns};
-use crate::state::{ShardState, Snapshot, Store};
+use crate::state::Store;
 
 const PARAMETERS: &str =
     "shard, schema, table, column, kind, status, min_ratio, sort, offset, limit";
 
-/// Columns written per chunk of a streamed answer (the store is locked once per chunk).
+/// Columns written per chunk of a streamed answer.
 const CHUNK_COLUMNS: usize = 512;
 
 /// Parses `a=b&c=d`; every problem is reported with the parameter that holds it.
@@ -139,20 +140,21 @@ pub(super) async fn handler(State(state): State<AppState>, RawQuery(raw): RawQue
     stream(state.store.clone(), &query)
 }
 
-/// Where a selected column sits, and what its shard looked like when it was selected.
+/// Where a selected column sits.
 #[derive(Clone, Copy)]
 struct Position {
     shard: u32,
     index: u32,
 }
 
-/// The same body as [`Body`], streamed in chunks of [`CHUNK_COLUMNS`] columns: the order
-/// is computed once (8 bytes per matched column), then each chunk locks the store, writes
-/// its columns and lets go, so memory stays bounded and a slow client never holds up the
-/// poller. When a shard is polled again while its columns are being sent, the answer is
-/// cut short (the client sees a broken body, never columns of two different polls).
+/// The same body as [`Body`], streamed in chunks of [`CHUNK_COLUMNS`] columns. The order is
+/// computed once (8 bytes per matched column) and the answer keeps each shard's columns as
+/// they were then (a shared list, not a copy): a shard polled again while the answer is
+/// being sent does not change or cut it, the store's lock is not held while writing, and
+/// memory stays bounded (at most the lists of the shards replaced meanwhile are kept a
+/// little longer).
 fn stream(store: Store, query: &ColumnQuery) -> Response {
-    let (positions, versions, total) = {
+    let (positions, lists, total) = {
         let snapshot = store.read();
         let (picks, total) = select(&snapshot, query);
         let positions: Vec<Position> = picks
@@ -162,49 +164,19 @@ fn stream(store: Store, query: &ColumnQuery) -> Response {
                 index: p.index as u32,
             })
             .collect();
-        (positions, versions(&snapshot), total)
+        let lists: Vec<Arc<Vec<ColumnReport>>> = snapshot
+            .shards
+            .iter()
+            .map(|s| Arc::clone(&s.columns))
+            .collect();
+        (positions, lists, total)
     };
     let mut head = Vec::with_capacity(96);
     head.extend_from_slice(b"{\"generated_at\":");
     let _ = serde_json::to_writer(&mut head, &Utc::now());
     head.extend_from_slice(format!(",\"total\":{total},\"columns\":[").as_bytes());
     let chunks = futures::stream::unfold((Some(head), 0usize), move |(head, next)| {
-        let store = store.clone();
-        let positions = &positions;
-        let versions = &versions;
-        let step = (|| {
-            if let Some(head) = head {
-                return Some((Ok(Bytes::from(head)), (None, next)));
-            }
-            if next > positions.len() {
-                return None;
-            }
-            if next == positions.len() {
-                return Some((Ok(Bytes::from_static(b"]}")), (None, next + 1)));
-            }
-            let end = (next + CHUNK_COLUMNS).min(positions.len());
-            let mut chunk = Vec::with_capacity((end - next) * 700);
-            let snapshot = store.read();
-            for (i, p) in positions[next..end].iter().enumerate() {
-                let shard = snapshot.shards.get(p.shard as usize);
-                let column = shard
-                    .filter(|s| version(s) == versions[p.shard as usize])
-                    .and_then(|s| s.columns.get(p.index as usize));
-                let Some(column) = column else {
-                    return Some((
-                        Err(std::io::Error::other("a shard was polled again mid-answer")),
-                        (None, usize::MAX),
-                    ));
-                };
-                if next + i > 0 {
-                    chunk.push(b',');
-                }
-                if let Err(e) = serde_json::to_writer(&mut chunk, column) {
-                    return Some((Err(std::io::Error::other(e)), (None, usize::MAX)));
-                }
-            }
-            Some((Ok(Bytes::from(chunk)), (None, end)))
-        })();
+        let step = chunk(&positions, &lists, head, next);
         async move { step }
     });
     (
@@ -214,19 +186,46 @@ fn stream(store: Store, query: &ColumnQuery) -> Response {
         .into_response()
 }
 
-/// What identifies one poll's columns of a shard: replaced together on each success.
-type Version = (Option<DateTime<Utc>>, usize, usize);
+type Chunk = (Result<Bytes, std::io::Error>, (Option<Vec<u8>>, usize));
 
-fn version(shard: &ShardState) -> Version {
-    (
-        shard.last_success,
-        shard.columns.len(),
-        shard.columns.as_ptr() as usize,
-    )
-}
-
-fn versions(snapshot: &Snapshot) -> Vec<Version> {
-    snapshot.shards.iter().map(version).collect()
+/// The next piece of a streamed answer: the head, then the columns from `next` on, then the
+/// closing brackets.
+fn chunk(
+    positions: &[Position],
+    lists: &[Arc<Vec<ColumnReport>>],
+    head: Option<Vec<u8>>,
+    next: usize,
+) -> Option<Chunk> {
+    if let Some(head) = head {
+        return Some((Ok(Bytes::from(head)), (None, next)));
+    }
+    if next > positions.len() {
+        return None;
+    }
+    if next == positions.len() {
+        return Some((Ok(Bytes::from_static(b"]}")), (None, next + 1)));
+    }
+    let end = (next + CHUNK_COLUMNS).min(positions.len());
+    let mut chunk = Vec::with_capacity((end - next) * 700);
+    for (i, p) in positions[next..end].iter().enumerate() {
+        let Some(column) = lists
+            .get(p.shard as usize)
+            .and_then(|l| l.get(p.index as usize))
+        else {
+            // Positions were taken from these very lists: this cannot happen.
+            return Some((
+                Err(std::io::Error::other("a selected column is missing")),
+                (None, usize::MAX),
+            ));
+        };
+        if next + i > 0 {
+            chunk.push(b',');
+        }
+        if let Err(e) = serde_json::to_writer(&mut chunk, column) {
+            return Some((Err(std::io::Error::other(e)), (None, usize::MAX)));
+        }
+    }
+    Some((Ok(Bytes::from(chunk)), (None, end)))
 }
 
 #[cfg(test)]
@@ -296,21 +295,41 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_shard_polled_again_mid_answer_cuts_the_stream_short() {
+    async fn a_shard_polled_again_mid_answer_leaves_the_answer_whole_and_of_one_poll() {
         let (store, columns) = store(CHUNK_COLUMNS * 2);
         let mut body = stream(store.clone(), &ColumnQuery::default())
             .into_body()
             .into_data_stream();
+        let mut text = Vec::new();
         let head = body.next().await.expect("head").expect("head");
         assert!(head.starts_with(b"{\"generated_at\":"));
-        assert!(body.next().await.expect("first chunk").is_ok());
+        text.extend_from_slice(&head);
+        text.extend_from_slice(&body.next().await.expect("first chunk").expect("chunk"));
+        // The next poll finds half the columns gone and the rest observed later.
+        let later = Utc::now() + chrono::Duration::minutes(1);
+        let mut fewer = columns[..CHUNK_COLUMNS].to_vec();
+        for c in &mut fewer {
+            c.observed_at = later;
+        }
         store.shard_succeeded(
             "s",
-            columns,
+            fewer,
             Vec::new(),
             std::time::Duration::from_millis(1),
-            Utc::now(),
+            later,
         );
-        assert!(body.next().await.expect("second chunk").is_err());
+        while let Some(chunk) = body.next().await {
+            text.extend_from_slice(&chunk.expect("chunk"));
+        }
+        let doc: serde_json::Value = serde_json::from_slice(&text).expect("one JSON document");
+        let sent = doc["columns"].as_array().expect("columns");
+        assert_eq!(
+            sent.len(),
+            CHUNK_COLUMNS * 2,
+            "the poll the answer started with"
+        );
+        let later = serde_json::to_value(later).expect("time");
+        assert!(sent.iter().all(|c| c["observed_at"] != later));
+        assert_eq!(store.read().shards[0].columns.len(), CHUNK_COLUMNS);
     }
 }

@@ -507,7 +507,7 @@ fn store_often_polled(store: &headroom::state::Store) {
     let s = store.read().shards[1].clone();
     store.shard_succeeded(
         &s.name,
-        s.columns.clone(),
+        s.columns.to_vec(),
         s.unresolved.clone(),
         Duration::from_millis(5),
         Utc::now(),
