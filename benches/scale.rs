@@ -346,7 +346,20 @@ fn main() {
         "events queued",
         pager.outbox_len("webhook")
     );
-    timed("pager evaluation (steady state)", || {
+    timed("pager evaluation, no shard polled since", || {
+        pager.evaluate(&store.read(), Utc::now())
+    });
+    // What the daemon does after each shard's poll: that shard's columns are looked at
+    // again, the others' incidents held as they are.
+    let first = store.read().shards[0].clone();
+    store.shard_succeeded(
+        &first.name,
+        first.columns.to_vec(),
+        Vec::new(),
+        Duration::from_millis(5),
+        Utc::now(),
+    );
+    timed("pager evaluation after one shard's poll", || {
         pager.evaluate(&store.read(), Utc::now())
     });
     state_file_costs(&store, if full { 20 } else { 3 });

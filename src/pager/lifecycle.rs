@@ -130,11 +130,24 @@ impl Lifecycle {
                 }
             }
         }
-        // Open incidents whose subject is gone (a dropped table): ok from now on.
+        // Open incidents whose subject is gone (a dropped table): ok from now on. The held
+        // ones are found by range (the keys are sorted), not by testing every prefix.
+        let mut held: HashSet<&str> = HashSet::new();
+        for prefix in &scope.held {
+            held.extend(
+                self.incidents
+                    .range::<str, _>((
+                        std::ops::Bound::Included(prefix.as_str()),
+                        std::ops::Bound::Unbounded,
+                    ))
+                    .map(|(k, _)| k.as_str())
+                    .take_while(|k| k.starts_with(prefix.as_str())),
+            );
+        }
         let gone: Vec<(String, u64)> = self
             .incidents
             .keys()
-            .filter(|k| !seen.contains(*k) && !scope.held.iter().any(|p| k.starts_with(p.as_str())))
+            .filter(|k| !seen.contains(*k) && !held.contains(k.as_str()))
             .map(|k| {
                 let stamp = scope
                     .stamps

@@ -25,7 +25,7 @@ pub mod event;
 pub mod lifecycle;
 pub mod state_file;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -86,6 +86,11 @@ impl Notifier {
 struct Books {
     lifecycles: Vec<Lifecycle>,
     outboxes: Vec<VecDeque<Event>>,
+    /// Per notifier, the poll (its `polls` stamp) of each shard whose columns it last
+    /// evaluated: an evaluation looks again only at the shards polled since, and holds the
+    /// others' incidents as they are, so that the cost of one shard's poll does not grow
+    /// with the fleet.
+    evaluated: Vec<HashMap<String, u64>>,
     /// The number of the last change to either: the state file's writes are ordered by it.
     seq: u64,
 }
@@ -198,6 +203,7 @@ impl Pager {
             }
             books.lifecycles.push(Lifecycle::restored(saved.incidents));
             books.outboxes.push(saved.outbox);
+            books.evaluated.push(HashMap::new());
         }
         metrics.state_file_used();
         let dir = crate::durable::dir_of(&settings.state_path);
@@ -337,27 +343,34 @@ impl Pager {
         }
     }
 
-    /// The conditions of every column, source and shard in `snapshot`, and their scope: the
-    /// key prefixes to hold (shards down, sources never read) and each prefix's stamp.
+    /// The conditions of every source and shard in `snapshot`, and of the columns of every
+    /// shard polled since `evaluated` says, and their scope: the key prefixes to hold (shards
+    /// down or not polled since, sources never read) and each prefix's stamp.
     fn conditions<'a>(
         &'a self,
         snapshot: &'a Snapshot,
         notifier: &NotifierSettings,
+        evaluated: &mut HashMap<String, u64>,
         now: DateTime<Utc>,
     ) -> (Vec<Condition<'a>>, Scope) {
         let url = self.external_url.as_str();
         let mut out = Vec::new();
         let mut scope = Scope::default();
+        evaluated.retain(|name, _| snapshot.shards.iter().any(|s| &s.name == name));
         for s in &snapshot.shards {
             let columns = format!("headroom/column/{}/", s.name);
-            if !s.up {
-                scope.held.push(columns.clone());
-            }
-            scope.stamps.push((columns, s.polls));
             scope
                 .stamps
                 .push((event::dedup_key(&["blind", &s.name]), s.polls));
-            out.extend(s.columns.iter().map(|c| event::column(c, s, url)));
+            let polled_since = evaluated.get(&s.name) != Some(&s.polls);
+            if !s.up || !polled_since {
+                scope.held.push(columns.clone());
+            }
+            if polled_since {
+                evaluated.insert(s.name.clone(), s.polls);
+                out.extend(s.columns.iter().map(|c| event::column(c, s, url)));
+            }
+            scope.stamps.push((columns, s.polls));
             out.push(event::blind_shard(
                 s,
                 notifier.blind_after,
@@ -403,6 +416,10 @@ impl Pager {
     /// or removed, which takes a restart: open incidents and their outboxes stay as they are.
     pub fn reconfigure(&self, settings: &Settings, prepared: Vec<Live>) -> Vec<String> {
         *self.elsewhere.write().unwrap_or_else(|e| e.into_inner()) = owned_elsewhere(settings);
+        // New thresholds, silences or notifier settings: every shard is looked at again.
+        for evaluated in &mut self.lock().evaluated {
+            evaluated.clear();
+        }
         let mut warnings = Vec::new();
         for n in &self.notifiers {
             if !settings.notifiers.iter().any(|s| s.name == n.name) {
@@ -492,7 +509,8 @@ impl Pager {
                 tracing::info!(notifier = n.name, dedup_key = %key, "Incident left to the member that owns its shard now");
             }
             let live = n.live();
-            let (conditions, scope) = self.conditions(snapshot, &live.settings, now);
+            let evaluated = &mut books.evaluated[i];
+            let (conditions, scope) = self.conditions(snapshot, &live.settings, evaluated, now);
             let before = books.lifecycles[i].incidents.len();
             let events =
                 books.lifecycles[i].evaluate(conditions, &scope, live.settings.min_severity, now);
