@@ -10,6 +10,7 @@
 //!   errors that never repeat what a server sent.
 //! - [`inventory`]: information_schema readers (columns, foreign keys, indexes) and MAX dives.
 //! - [`sources`]: ID generators (ticket servers).
+//! - [`inference`]: undeclared references guessed from names (`kind = inferred`). Pure.
 //! - [`headroom`]: pure arithmetic: type maxima, remaining, ratio, status, percentages.
 //! - [`measure`]: which columns are measured and how, their `current` (FK chains), and
 //!   [`measure::report`], the one pure step from what was read to a shard's reports. Pure.
@@ -51,6 +52,7 @@ pub mod durable;
 pub mod escape;
 pub mod growth;
 pub mod headroom;
+pub mod inference;
 pub mod inventory;
 pub mod measure;
 pub mod metrics;

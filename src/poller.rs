@@ -25,6 +25,7 @@ use crate::config::{Endpoint, Settings, ShardSettings, SourceKind, SourceSetting
 use crate::db::{Connector, DbError, ErrorReport};
 use crate::growth::{self, Tracker};
 use crate::headroom::Headroom;
+use crate::inference;
 use crate::inventory::{self, ColumnId, InventoryError, SchemaFilter, maxima};
 use crate::measure::{self, ColumnReport};
 use crate::metrics::Metrics;
@@ -557,14 +558,17 @@ impl Poller {
         let mut session = shard.connector.acquire().await?;
         let read = async {
             let inventory = inventory::read(&mut session, &shard.filter, timeout).await?;
-            let plan = measure::plan(&inventory, &self.settings.references);
+            let settings = &self.settings;
+            let guessed = inference::infer(&inventory, &settings.inference, &settings.references);
+            let plan = measure::plan_with(&inventory, &settings.references, &guessed.parents);
             let dives = maxima::read(&mut session, &plan.dives, timeout).await?;
-            Ok::<_, PollError>((plan, dives))
+            Ok::<_, PollError>((plan, dives, guessed.ambiguous))
         }
         .await;
         // A failed session is dropped (closed), a good one kept for the next poll.
-        let (plan, dives) = read?;
+        let (plan, dives, ambiguous) = read?;
         session.release();
+        self.store.shard_ambiguous(&shard.settings.name, ambiguous);
         let at = measure::Moment {
             instant: Instant::now(),
             wall: Utc::now(),
