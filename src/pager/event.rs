@@ -174,10 +174,12 @@ fn column_event(c: &ColumnReport, external_url: &str, now: DateTime<Utc>) -> Eve
         )
     };
     let summary = if c.type_mismatch {
-        format!(
-            "{summary} (narrower than its source {})",
-            c.source.as_deref().unwrap_or("?")
-        )
+        // An inferred parent is a guess from names: the page says so, and why.
+        let origin = match (&c.parent, &c.evidence) {
+            (Some(parent), Some(evidence)) => format!("inferred parent {parent}, {evidence}"),
+            _ => format!("source {}", c.source.as_deref().unwrap_or("?")),
+        };
+        format!("{summary} (narrower than its {origin})")
     } else {
         summary
     };
@@ -187,6 +189,8 @@ fn column_event(c: &ColumnReport, external_url: &str, now: DateTime<Utc>) -> Eve
         "column_type": c.column_type,
         "kind": c.kind,
         "source": c.source,
+        "parent": c.parent,
+        "evidence": c.evidence,
         "current": c.current,
         "max": c.max,
         "remaining": c.remaining,
