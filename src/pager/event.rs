@@ -369,6 +369,40 @@ mod tests {
     }
 
     #[test]
+    fn an_inferred_mismatch_names_its_parent_and_the_rule_in_the_summary() {
+        use crate::headroom::{Headroom, IntType, Width};
+        let settings = crate::config::from_toml_str(
+            "[[shards]]\nname = \"s\"\nurl = \"mysql://u@h:3306/\"\n",
+            &|_| None,
+        )
+        .expect("settings");
+        let measured = crate::measure::Measured {
+            id: crate::inventory::ColumnId::new("gh", "stars", "repository_id"),
+            column_type: "int(11)".into(),
+            int_type: IntType::new(Width::Int, false),
+            kind: crate::measure::Kind::Inferred,
+            source: Some("gh.repositories.id".into()),
+            headroom: Headroom::new(2_147_483_700, 2_147_483_647),
+            type_mismatch: true,
+            evidence: Some("rails: repository_id -> repositories.id".into()),
+        };
+        let now = Utc::now();
+        let policy = settings.policy.default;
+        let forecast = crate::growth::Forecast::NONE;
+        let c = ColumnReport::new("s", measured, forecast, policy, None, now);
+        let event = column_event(&c, "http://h", now);
+        assert!(
+            event.summary.ends_with(
+                "(narrower than its inferred parent gh.repositories.id, rails: repository_id -> repositories.id)"
+            ),
+            "{}",
+            event.summary
+        );
+        assert_eq!(event.custom_details["kind"], "inferred");
+        assert_eq!(event.custom_details["parent"], "gh.repositories.id");
+    }
+
+    #[test]
     fn summaries_are_cut_at_the_limit() {
         let s = truncate("é".repeat(700), SUMMARY_LIMIT);
         assert!(s.len() <= SUMMARY_LIMIT && s.ends_with("..."));
