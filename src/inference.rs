@@ -241,7 +241,7 @@ pub fn looks_like_a_value(name: &str) -> bool {
             "size", "bytes", "version",
         ]
         .iter()
-        .any(|s| name == *s || name.ends_with(&format!("_{s}")))
+        .any(|s| name == *s || name.strip_suffix(s).is_some_and(|head| head.ends_with('_')))
 }
 
 /// Regular English plural of a lower-case singular noun.
@@ -279,16 +279,22 @@ struct Tables<'a> {
     by_key: HashMap<String, Vec<ColumnId>>,
     /// Tables with an integer primary key by lower-case `(schema, table)`.
     by_table: HashMap<(String, String), ColumnId>,
+    /// The same keys by lower-case table name alone, over every schema.
+    by_table_name: HashMap<String, Vec<ColumnId>>,
+    /// Integer columns by lower-case `(schema, table, column)`.
+    by_name: HashMap<(String, String, String), &'a ColumnId>,
     /// Declared foreign keys' children.
     children: HashSet<&'a ColumnId>,
 }
 
 impl<'a> Tables<'a> {
-    fn new(inventory: &'a Inventory) -> Tables<'a> {
+    /// `by_name` is filled only when `templates` (the rules need it).
+    fn new(inventory: &'a Inventory, templates: bool) -> Tables<'a> {
         let columns: HashMap<&ColumnId, &IntColumn> =
             inventory.columns.iter().map(|c| (&c.id, c)).collect();
         let mut by_key: HashMap<String, Vec<ColumnId>> = HashMap::new();
         let mut by_table = HashMap::new();
+        let mut by_table_name: HashMap<String, Vec<ColumnId>> = HashMap::new();
         let mut keys: Vec<_> = inventory.primary_keys.iter().collect();
         keys.sort();
         for ((schema, table), column) in keys {
@@ -300,16 +306,37 @@ impl<'a> Tables<'a> {
                 .entry(column.to_ascii_lowercase())
                 .or_default()
                 .push(id.clone());
+            by_table_name
+                .entry(table.to_ascii_lowercase())
+                .or_default()
+                .push(id.clone());
             let lower = (schema.to_ascii_lowercase(), table.to_ascii_lowercase());
             by_table.insert(lower, id);
         }
+        let by_name = if templates {
+            columns.keys().map(|c| (lowered(c), *c)).collect()
+        } else {
+            HashMap::new()
+        };
         let children = inventory.foreign_keys.iter().map(|fk| &fk.child).collect();
         Tables {
             columns,
             by_key,
             by_table,
+            by_table_name,
+            by_name,
             children,
         }
+    }
+
+    /// The integer column `schema.table.column`, whatever the ASCII case.
+    fn column(&self, schema: &str, table: &str, column: &str) -> Option<&'a ColumnId> {
+        let key = (
+            schema.to_ascii_lowercase(),
+            table.to_ascii_lowercase(),
+            column.to_ascii_lowercase(),
+        );
+        self.by_name.get(&key).copied()
     }
 
     fn primary_key_of(&self, id: &ColumnId) -> bool {
@@ -321,7 +348,8 @@ impl<'a> Tables<'a> {
     }
 
     fn schemas(&self) -> Vec<String> {
-        let mut all: Vec<String> = self.by_table.keys().map(|(s, _)| s.clone()).collect();
+        let mut all: Vec<String> = self.by_name.keys().map(|(s, _, _)| s.clone()).collect();
+        all.extend(self.by_table.keys().map(|(s, _)| s.clone()));
         all.sort();
         all.dedup();
         all
@@ -338,7 +366,7 @@ pub fn infer(
     if !settings.enabled {
         return inference;
     }
-    let tables = Tables::new(inventory);
+    let tables = Tables::new(inventory, !settings.rules.is_empty());
     let schemas = tables.schemas();
     for col in &inventory.columns {
         let id = &col.id;
@@ -433,8 +461,7 @@ fn built_in(id: &ColumnId, prefix: &str, tail: &str, tables: &Tables) -> Vec<Can
         && !singular.is_empty()
     {
         let plural = plural(singular);
-        for (schema, _) in tables.by_table.keys().filter(|(_, t)| *t == plural) {
-            let key = &tables.by_table[&(schema.clone(), plural.clone())];
+        for key in tables.by_table_name.get(&plural).into_iter().flatten() {
             let already = out.iter().any(|c| &c.parent == key);
             if key.column.eq_ignore_ascii_case("id") && key != id && !already {
                 out.push(Candidate {
@@ -476,14 +503,9 @@ fn by_template(
             _ => continue,
         };
         for schema in in_schemas {
-            let found = tables.columns.keys().find(|c| {
-                c.schema.eq_ignore_ascii_case(&schema)
-                    && c.table.eq_ignore_ascii_case(table_name)
-                    && c.column.eq_ignore_ascii_case(column)
-            });
-            if let Some(parent) = found
-                && *parent != id
-                && !out.iter().any(|c| &c.parent == *parent)
+            if let Some(parent) = tables.column(&schema, table_name, column)
+                && parent != id
+                && !out.iter().any(|c| &c.parent == parent)
             {
                 out.push(Candidate {
                     parent: (*parent).clone(),
@@ -493,6 +515,14 @@ fn by_template(
         }
     }
     out
+}
+
+fn lowered(id: &ColumnId) -> (String, String, String) {
+    (
+        id.schema.to_ascii_lowercase(),
+        id.table.to_ascii_lowercase(),
+        id.column.to_ascii_lowercase(),
+    )
 }
 
 /// Applies the tie-breaks, each only when it leaves at least one candidate.
