@@ -12,7 +12,8 @@
 //!
 //! Several candidates are narrowed by: same schema first (then the shard's other watched
 //! schemas); the table named after the key's stem (`shopid` → `shops`); the one whose key
-//! is not itself a reference (an AUTO_INCREMENT key that is no declared foreign key).
+//! is not itself a reference (no declared foreign key's child, not the key of an extension
+//! table such as `account_extras` beside `accounts`); then an AUTO_INCREMENT key.
 //! Still more than one: not guessed, listed as [`Ambiguous`].
 //!
 //! Never inferred: a column that is its own table's primary key or AUTO_INCREMENT column,
@@ -546,14 +547,48 @@ fn narrow(id: &ColumnId, candidates: Vec<Candidate>, tables: &Tables) -> Vec<Can
         !stem.is_empty() && (table == stem || table == plural(stem))
     };
     let candidates = keep(candidates, &named_after_stem);
+    // A key that is itself a reference: a declared foreign key's child, or the key of an
+    // extension table (`account_extras` beside `accounts`).
+    let tables_of: Vec<String> = candidates
+        .iter()
+        .map(|c| c.parent.table.to_ascii_lowercase())
+        .collect();
     let not_a_reference = |c: &Candidate| {
-        !tables.children.contains(&c.parent)
-            && tables
-                .columns
-                .get(&c.parent)
-                .is_some_and(|p| p.auto_increment.is_some())
+        let table = c.parent.table.to_ascii_lowercase();
+        let extension = tables_of
+            .iter()
+            .any(|other| *other != table && extends(&table, other));
+        !tables.children.contains(&c.parent) && !extension
     };
-    keep(candidates, &not_a_reference)
+    let candidates = keep(candidates, &not_a_reference);
+    let counted_here = |c: &Candidate| {
+        tables
+            .columns
+            .get(&c.parent)
+            .is_some_and(|p| p.auto_increment.is_some())
+    };
+    keep(candidates, &counted_here)
+}
+
+/// Whether `table` is named as an extension of `other` (both lower case):
+/// `shop_settings` of `shops` or `shop`, `category_extras` of `categories`.
+fn extends(table: &str, other: &str) -> bool {
+    let mut stems = vec![other.to_string()];
+    if let Some(s) = other.strip_suffix("ies") {
+        stems.push(format!("{s}y"));
+    }
+    if let Some(s) = other.strip_suffix("es") {
+        stems.push(s.to_string());
+    }
+    if let Some(s) = other.strip_suffix('s') {
+        stems.push(s.to_string());
+    }
+    stems.iter().any(|stem| {
+        !stem.is_empty()
+            && table
+                .strip_prefix(stem.as_str())
+                .is_some_and(|rest| rest.starts_with('_'))
+    })
 }
 
 #[cfg(test)]

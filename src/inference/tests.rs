@@ -184,6 +184,35 @@ fn a_key_that_is_not_itself_a_reference_wins() {
 }
 
 #[test]
+fn an_extension_tables_key_is_itself_a_reference() {
+    // No AUTO_INCREMENT, no declared key, no table named after `owner`: `account_extras`
+    // extends `accounts`, `category_extras` extends `categories`.
+    let inv = inventory(&[
+        "s.accounts.owner_id pk",
+        "s.account_extras.owner_id pk",
+        "s.x.owner_id",
+        "s.categories.cat_key_id pk",
+        "s.category_extras.cat_key_id pk",
+        "s.y.cat_key_id",
+    ]);
+    let found = parents(&inv);
+    assert_eq!(found["s.x.owner_id"].0, "s.accounts.owner_id");
+    assert_eq!(found["s.y.cat_key_id"].0, "s.categories.cat_key_id");
+    assert!(extends("shop_settings", "shops"));
+    assert!(!extends("shopping", "shops"));
+    assert!(!extends("shops", "shops_archive"));
+}
+
+#[test]
+fn an_auto_increment_key_wins_when_nothing_else_tells() {
+    let inv = inventory(&["s.a.owner_id pk+", "s.b.owner_id pk", "s.x.owner_id"]);
+    assert_eq!(
+        parent_of(&inv, "s.x.owner_id").as_deref(),
+        Some("s.a.owner_id")
+    );
+}
+
+#[test]
 fn the_same_schema_comes_before_other_watched_schemas() {
     let inv = inventory(&["a.users.id pk+", "b.users.id pk+", "b.orders.user_id"]);
     assert_eq!(
