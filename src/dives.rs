@@ -358,6 +358,7 @@ mod tests {
             source: Some("tickets".to_string()),
             headroom: Headroom::new(current, 2_147_483_647),
             type_mismatch: mismatch,
+            evidence: None,
         };
         let forecast = Forecast {
             growth_per_second: seconds.map(|_| 1.0),

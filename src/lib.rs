@@ -14,6 +14,7 @@
 //!   out the same ID (`collision`, pure).
 //! - [`dives`]: which columns a poll reads `MAX()` from (at-risk and new ones every poll, the
 //!   others in turn within `poll.reread_within`), and each shard's last dives. Pure.
+//! - [`inference`]: undeclared references guessed from names (`kind = inferred`). Pure.
 //! - [`headroom`]: pure arithmetic: type maxima, remaining, ratio, status, percentages.
 //! - [`measure`]: which columns are measured and how, their `current` (FK chains), and
 //!   [`measure::report`], the one pure step from what was read to a shard's reports. Pure.
@@ -56,6 +57,7 @@ pub mod durable;
 pub mod escape;
 pub mod growth;
 pub mod headroom;
+pub mod inference;
 pub mod inventory;
 pub mod measure;
 pub mod metrics;

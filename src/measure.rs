@@ -11,6 +11,8 @@
 //!    the values come from, so it outranks a name glob.
 //! 3. `reference`: a `[[references]]` rule matches it; current = the source's current, or
 //!    MAX(column) if larger, read only where the column leads a B-tree index.
+//! 4. `inferred`: [`crate::inference`] guessed its parent from names; measured as a foreign
+//!    key is, with the rule that matched as `evidence`.
 //!
 //! Other integer columns (counts, prices, flags) are not ID columns and are left out.
 
@@ -24,6 +26,7 @@ use crate::config::ReferenceRule;
 use crate::dives::Dive;
 use crate::growth::{Forecast, Jump, Tracker};
 use crate::headroom::{Headroom, IntType, Status};
+use crate::inference::Inferred;
 use crate::inventory::{ColumnId, IntColumn, Inventory};
 use crate::policy::{Limits, Policy, Silence};
 
@@ -34,16 +37,24 @@ pub enum Kind {
     AutoIncrement,
     Reference,
     ForeignKey,
+    /// An undeclared reference guessed from names ([`crate::inference`]).
+    Inferred,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 3] = [Kind::AutoIncrement, Kind::Reference, Kind::ForeignKey];
+    pub const ALL: [Kind; 4] = [
+        Kind::AutoIncrement,
+        Kind::Reference,
+        Kind::ForeignKey,
+        Kind::Inferred,
+    ];
 
     pub const fn as_str(self) -> &'static str {
         match self {
             Kind::AutoIncrement => "auto_increment",
             Kind::Reference => "reference",
             Kind::ForeignKey => "foreign_key",
+            Kind::Inferred => "inferred",
         }
     }
 }
@@ -56,7 +67,7 @@ impl std::str::FromStr for Kind {
             .into_iter()
             .find(|k| k.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown kind {s:?}: expected auto_increment, reference or foreign_key")
+                format!("unknown kind {s:?}: expected auto_increment, reference, foreign_key or inferred")
             })
     }
 }
@@ -73,8 +84,27 @@ pub struct SourceValue {
 #[derive(Debug, Clone)]
 enum Derivation {
     Auto(i128),
-    Reference { source: String },
-    ForeignKey { parent: ColumnId },
+    Reference {
+        source: String,
+    },
+    ForeignKey {
+        parent: ColumnId,
+    },
+    /// A foreign key guessed from names, with the rule that matched.
+    Inferred {
+        parent: ColumnId,
+        evidence: String,
+    },
+}
+
+impl Derivation {
+    /// The parent column of a declared or inferred foreign key.
+    fn parent(&self) -> Option<&ColumnId> {
+        match self {
+            Derivation::ForeignKey { parent } | Derivation::Inferred { parent, .. } => Some(parent),
+            _ => None,
+        }
+    }
 }
 
 /// Which columns are measured and which MAX values must be read for them.
@@ -98,8 +128,18 @@ impl Plan {
     }
 }
 
-/// Decides how each column is measured.
+/// Decides how each column is measured, with no inferred references.
 pub fn plan(inventory: &Inventory, rules: &[ReferenceRule]) -> Plan {
+    plan_with(inventory, rules, &HashMap::new())
+}
+
+/// Decides how each column is measured; `inferred` (from [`crate::inference::infer`]) comes
+/// after declared keys and `[[references]]` rules.
+pub fn plan_with(
+    inventory: &Inventory,
+    rules: &[ReferenceRule],
+    inferred: &HashMap<ColumnId, Inferred>,
+) -> Plan {
     let parents: HashMap<&ColumnId, &ColumnId> = inventory
         .foreign_keys
         .iter()
@@ -121,6 +161,11 @@ pub fn plan(inventory: &Inventory, rules: &[ReferenceRule]) -> Plan {
             Derivation::Reference {
                 source: rule.source.clone(),
             }
+        } else if let Some(guess) = inferred.get(id) {
+            Derivation::Inferred {
+                parent: guess.parent.clone(),
+                evidence: guess.evidence.clone(),
+            }
         } else {
             continue;
         };
@@ -131,12 +176,11 @@ pub fn plan(inventory: &Inventory, rules: &[ReferenceRule]) -> Plan {
     let mut dives = Vec::new();
     let mut seen = HashSet::new();
     for (col, derivation) in &entries {
-        let dive = match derivation {
-            Derivation::Auto(_) => None,
-            Derivation::Reference { .. } => Some(&col.id),
-            Derivation::ForeignKey { parent } if measured.contains(parent) => None,
-            Derivation::ForeignKey { parent } if inventory.leading.contains(parent) => Some(parent),
-            Derivation::ForeignKey { .. } => Some(&col.id),
+        let dive = match (derivation, derivation.parent()) {
+            (Derivation::Auto(_), _) => None,
+            (_, Some(parent)) if measured.contains(parent) => None,
+            (_, Some(parent)) if inventory.leading.contains(parent) => Some(parent),
+            _ => Some(&col.id),
         };
         if let Some(id) = dive
             && inventory.leading.contains(id)
@@ -169,6 +213,8 @@ pub struct Measured {
     pub headroom: Headroom,
     /// The column cannot hold every value its source or parent can produce.
     pub type_mismatch: bool,
+    /// For `inferred`: the rule that named the parent; `None` for other kinds.
+    pub evidence: Option<String>,
 }
 
 /// A column that could not be measured this poll, and why.
@@ -239,6 +285,10 @@ fn resolve_with(
             continue;
         };
         let max = col.int_type.max();
+        let evidence = match derivation {
+            Derivation::Inferred { evidence, .. } => Some(evidence.clone()),
+            _ => None,
+        };
         let (kind, source, origin_max) = match derivation {
             Derivation::Auto(_) => (Kind::AutoIncrement, None, None),
             Derivation::Reference { source } => (
@@ -251,6 +301,11 @@ fn resolve_with(
                 Some(parent.to_string()),
                 plan.types.get(parent).copied(),
             ),
+            Derivation::Inferred { parent, .. } => (
+                Kind::Inferred,
+                Some(parent.to_string()),
+                plan.types.get(parent).copied(),
+            ),
         };
         let m = Measured {
             id: col.id.clone(),
@@ -260,6 +315,7 @@ fn resolve_with(
             source,
             headroom: Headroom::new(value.current, max),
             type_mismatch: origin_max.is_some_and(|origin| max < origin),
+            evidence,
         };
         measured.push((m, value.held));
     }
@@ -271,7 +327,7 @@ fn reason(derivation: &Derivation, sources: &HashMap<String, SourceValue>) -> St
         Derivation::Reference { source } if !sources.contains_key(source) => {
             format!("source {source} has not been read yet and the column leads no index")
         }
-        Derivation::ForeignKey { parent } => {
+        Derivation::ForeignKey { parent } | Derivation::Inferred { parent, .. } => {
             format!("parent {parent} has no known value and neither column leads an index")
         }
         _ => "no value could be read".to_string(),
@@ -335,11 +391,13 @@ impl Walk<'_, '_> {
                     (s, d) => s.or(d),
                 }
             }
-            Derivation::ForeignKey { parent } => match self.index.get(parent) {
-                Some(&p) => self.current_of(p),
-                None => dive(parent),
+            Derivation::ForeignKey { parent } | Derivation::Inferred { parent, .. } => {
+                match self.index.get(parent) {
+                    Some(&p) => self.current_of(p),
+                    None => dive(parent),
+                }
+                .or_else(|| dive(&col.id))
             }
-            .or_else(|| dive(&col.id)),
         };
         self.visiting.remove(&i);
         self.memo.insert(i, value);
@@ -466,7 +524,7 @@ pub fn dives_of(plan: &Plan, ids: &HashSet<ColumnId>) -> HashSet<ColumnId> {
             match derivation {
                 Derivation::Auto(_) => {}
                 Derivation::Reference { .. } => add(&col.id),
-                Derivation::ForeignKey { parent } => {
+                Derivation::ForeignKey { parent } | Derivation::Inferred { parent, .. } => {
                     add(parent);
                     add(&col.id);
                     next = index.get(parent).copied();
@@ -492,6 +550,11 @@ pub struct ColumnReport {
     pub int_type: IntType,
     pub kind: Kind,
     pub source: Option<Box<str>>,
+    /// For `inferred`: the guessed parent, `schema.table.column`; `null` for other kinds.
+    pub parent: Option<Box<str>>,
+    /// For `inferred`: which rule named the parent (e.g. `rails: user_id -> users.id`);
+    /// `null` for other kinds.
+    pub evidence: Option<Box<str>>,
     /// Exact, up to BIGINT UNSIGNED max and beyond.
     pub current: i128,
     pub max: u64,
@@ -542,6 +605,11 @@ impl ColumnReport {
             column_type: measured.column_type.into_boxed_str(),
             int_type: measured.int_type,
             kind: measured.kind,
+            parent: match measured.kind {
+                Kind::Inferred => measured.source.clone().map(String::into_boxed_str),
+                _ => None,
+            },
+            evidence: measured.evidence.map(String::into_boxed_str),
             source: measured.source.map(String::into_boxed_str),
             current: h.current,
             max: h.max,
@@ -648,6 +716,7 @@ mod tests {
             ],
             foreign_keys: vec![],
             leading: HashSet::from([id("etsy.comments.treasury_id"), id("etsy.feed.treasury_id")]),
+            primary_keys: HashMap::new(),
         };
         let plan = plan(&inventory, &rules());
         assert_eq!(plan.len(), 2, "teams excluded, likes is not an ID column");
@@ -673,6 +742,7 @@ mod tests {
             columns: vec![col("etsy.log.user_id", Width::Int, false, None)],
             foreign_keys: vec![],
             leading: HashSet::new(),
+            primary_keys: HashMap::new(),
         };
         let plan = plan(&inventory, &rules());
         assert!(plan.dives.is_empty());
@@ -694,6 +764,7 @@ mod tests {
                 fk("shop.notes.order_user", "shop.orders.user_ref"),
             ],
             leading: HashSet::from([id("shop.orders.user_ref"), id("shop.notes.order_user")]),
+            primary_keys: HashMap::new(),
         };
         let plan = plan(&inventory, &[]);
         assert!(
@@ -724,6 +795,7 @@ mod tests {
             ],
             foreign_keys: vec![fk("s.items.code", "s.codes.code")],
             leading: HashSet::from([id("s.codes.code"), id("s.items.code")]),
+            primary_keys: HashMap::new(),
         };
         let plan = plan(&inventory, &[]);
         assert_eq!(plan.dives, vec![id("s.codes.code")]);
@@ -743,6 +815,7 @@ mod tests {
             ],
             foreign_keys: vec![fk("s.a.x", "s.b.y"), fk("s.b.y", "s.a.x")],
             leading: HashSet::new(),
+            primary_keys: HashMap::new(),
         };
         let plan = plan(&inventory, &[]);
         let (measured, unresolved) = resolve(&plan, &HashMap::new(), &HashMap::new());
@@ -771,6 +844,7 @@ mod tests {
             ],
             foreign_keys: vec![fk("etsy.likes.comment_id", "etsy.comments.id")],
             leading: HashSet::from([id("etsy.likes.comment_id")]),
+            primary_keys: HashMap::new(),
         };
         let plan = plan(&inventory, &rules());
         let (measured, _) = resolve(&plan, &HashMap::new(), &tickets(3_000_000_000));
@@ -815,6 +889,7 @@ mod tests {
             columns: vec![col("etsy.feed.user_id", Width::Int, false, None)],
             foreign_keys: vec![],
             leading: HashSet::from([id("etsy.feed.user_id")]),
+            ..Inventory::default()
         };
         let plan = plan(&inventory, &rules());
         let (policy, sources) = (policy(), tickets(10));
@@ -856,6 +931,7 @@ mod tests {
             columns: vec![col("etsy.feed.user_id", Width::Big, false, None)],
             foreign_keys: vec![],
             leading: HashSet::from([id("etsy.feed.user_id")]),
+            ..Inventory::default()
         };
         let plan = plan(&inventory, &rules());
         let start = Moment {
@@ -903,6 +979,7 @@ mod tests {
                 fk("s.items.code", "s.codes.code"),
             ],
             leading: HashSet::from([id("etsy.feed.user_id"), id("s.codes.code")]),
+            ..Inventory::default()
         };
         let plan = plan(&inventory, &rules());
         assert_eq!(
@@ -917,5 +994,58 @@ mod tests {
         assert_eq!(of(&["s.items.code"]), HashSet::from([id("s.codes.code")]));
         assert_eq!(of(&["s.items.id"]), HashSet::new());
         assert_eq!(of(&[]), HashSet::new());
+    }
+
+    #[test]
+    fn an_inferred_column_is_bound_by_its_parent_and_carries_the_evidence() {
+        let inventory = Inventory {
+            columns: vec![
+                col("gh.repos.id", Width::Big, false, Some(2_147_483_700)),
+                col("gh.stars.repo_id", Width::Int, false, None),
+            ],
+            ..Inventory::default()
+        };
+        let inferred = HashMap::from([(
+            id("gh.stars.repo_id"),
+            Inferred {
+                parent: id("gh.repos.id"),
+                evidence: "rails: repo_id -> repos.id".to_string(),
+            },
+        )]);
+        let plan = plan_with(&inventory, &[], &inferred);
+        assert!(plan.dives.is_empty(), "the parent is measured");
+        let (measured, _) = resolve(&plan, &HashMap::new(), &HashMap::new());
+        let m = by_name(&measured);
+        let stars = &m["gh.stars.repo_id"];
+        assert_eq!(stars.kind, Kind::Inferred);
+        assert_eq!(stars.headroom.current, 2_147_483_700);
+        assert!(stars.type_mismatch);
+        assert_eq!(stars.source.as_deref(), Some("gh.repos.id"));
+        assert_eq!(
+            stars.evidence.as_deref(),
+            Some("rails: repo_id -> repos.id")
+        );
+        assert_eq!(m["gh.repos.id"].evidence, None);
+    }
+
+    #[test]
+    fn a_reference_rule_wins_over_an_inferred_parent() {
+        let inventory = Inventory {
+            columns: vec![
+                col("etsy.users.id", Width::Big, false, Some(9)),
+                col("etsy.x.user_id", Width::Big, false, None),
+            ],
+            ..Inventory::default()
+        };
+        let inferred = HashMap::from([(
+            id("etsy.x.user_id"),
+            Inferred {
+                parent: id("etsy.users.id"),
+                evidence: "rails: user_id -> users.id".to_string(),
+            },
+        )]);
+        let plan = plan_with(&inventory, &rules(), &inferred);
+        let (measured, _) = resolve(&plan, &HashMap::new(), &tickets(1_000));
+        assert_eq!(by_name(&measured)["etsy.x.user_id"].kind, Kind::Reference);
     }
 }

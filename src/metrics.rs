@@ -746,6 +746,7 @@ mod tests {
                     source: None,
                     headroom: Headroom::new(current, 2_147_483_647),
                     type_mismatch: i == 2,
+                    evidence: None,
                 };
                 let forecast = crate::growth::Forecast {
                     seconds_to_exhaustion: (i == 3).then_some(30 * 86_400),

@@ -28,6 +28,7 @@ use crate::db::{Connector, DbError, ErrorReport};
 use crate::dives::{self, Schedule};
 use crate::growth::{self, Tracker};
 use crate::headroom::Headroom;
+use crate::inference;
 use crate::inventory::{self, ColumnId, InventoryError, SchemaFilter, maxima};
 use crate::measure::{self, ColumnReport};
 use crate::metrics::Metrics;
@@ -585,15 +586,18 @@ impl Poller {
             let sql_mode = inventory::sql_mode::read(&mut session, timeout).await?;
             let strict_mode = inventory::sql_mode::is_strict(&sql_mode);
             self.store.shard_sql_mode(&shard.settings.name, sql_mode);
-            let plan = measure::plan(&inventory, &self.settings.references);
+            let settings = &self.settings;
+            let guessed = inference::infer(&inventory, &settings.inference, &settings.references);
+            let plan = measure::plan_with(&inventory, &settings.references, &guessed.parents);
             let due = lock(&shard.dives).due(&plan.dives, Instant::now(), schedule);
             let values = maxima::read(&mut session, &due, timeout).await?;
-            Ok::<_, PollError>((plan, due, values, strict_mode))
+            Ok::<_, PollError>((plan, due, values, strict_mode, guessed.ambiguous))
         }
         .await;
         // A failed session is dropped (closed), a good one kept for the next poll.
-        let (plan, due, values, strict_mode) = read?;
+        let (plan, due, values, strict_mode, ambiguous) = read?;
         session.release();
+        self.store.shard_ambiguous(&shard.settings.name, ambiguous);
         let at = measure::Moment {
             instant: Instant::now(),
             wall: Utc::now(),

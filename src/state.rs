@@ -60,6 +60,9 @@ pub struct ShardState {
     pub column_count: usize,
     /// Columns the last successful poll could not measure, with the reason.
     pub unresolved: Vec<String>,
+    /// Columns with more than one equally good inferred parent (not guessed), as the last
+    /// successful inventory found them.
+    pub ambiguous: Vec<crate::inference::Ambiguous>,
     /// Failed polls since start.
     pub poll_errors: u64,
     /// When the shard's next poll starts (while a poll runs, and for an instant after its
@@ -115,6 +118,7 @@ fn fresh_shard(s: &crate::config::ShardSettings) -> ShardState {
         poll_duration_seconds: None,
         column_count: 0,
         unresolved: Vec::new(),
+        ambiguous: Vec::new(),
         poll_errors: 0,
         next_poll_at: None,
         consecutive_failures: 0,
@@ -345,6 +349,15 @@ impl Store {
         if let Some(s) = snap.shards.iter_mut().find(|s| s.name == shard) {
             s.next_poll_at = Some(next_poll_at);
             s.consecutive_failures = failures;
+        }
+    }
+
+    /// Records the ambiguous columns of `shard`'s latest inventory (published with the
+    /// poll's result, which follows).
+    pub fn shard_ambiguous(&self, shard: &str, ambiguous: Vec<crate::inference::Ambiguous>) {
+        let mut snap = self.write();
+        if let Some(s) = snap.shards.iter_mut().find(|s| s.name == shard) {
+            s.ambiguous = ambiguous;
         }
     }
 

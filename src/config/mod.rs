@@ -18,6 +18,7 @@
 //! - `environment`: `environment` of a shard or source (`dev`, `staging`, `production`);
 //! - `policy`: `[thresholds]`, `[[overrides]]`, `[[silences]]`, glob lists;
 //! - `metrics`: `[metrics]`;
+//! - `inference`: `[inference]`, `[[inference.rules]]` templates;
 //! - `notifiers`: `[pagerduty]`, `[webhook]`, `[state]`;
 //! - `endpoint`: server URLs, their passwords and redaction;
 //! - `secret`: the one reader of passwords and keys from a variable or a file.
@@ -27,6 +28,7 @@ mod endpoint;
 mod environment;
 mod fleet;
 mod include;
+mod inference;
 mod metrics;
 mod notifiers;
 mod policy;
@@ -78,6 +80,8 @@ pub struct Settings {
     pub sources: Vec<SourceSettings>,
     /// Which columns store IDs made by which source.
     pub references: Vec<ReferenceRule>,
+    /// `[inference]`: undeclared references guessed from names.
+    pub inference: crate::inference::Settings,
     /// Where pages go: `[pagerduty]`, `[webhook]`.
     pub notifiers: Vec<NotifierSettings>,
     /// The state file: open incidents and undelivered events.
@@ -409,6 +413,9 @@ fn parse(
     let metrics = root
         .section("metrics")
         .and_then(|mut s| metrics::metrics(&mut s));
+    let inference = root
+        .section("inference")
+        .and_then(|mut s| inference::inference(&mut s));
     let member = if root.has("cluster") {
         root.section("cluster")
             .and_then(|mut s| cluster::cluster(&mut s))
@@ -436,6 +443,7 @@ fn parse(
             notifiers: all(notifiers)?,
             state_path: state_path?,
             metrics: metrics?,
+            inference: inference?,
             warnings,
         })
     })();

@@ -1,7 +1,9 @@
 //! Columns that lead a B-tree index (information_schema.STATISTICS): the only columns whose
 //! MAX headroom ever reads, because there it costs one index dive instead of a table scan.
+//! The same statement also returns the columns of every `PRIMARY` index, from which each
+//! table's single-column primary key is known (reference inference needs it).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use sqlx::mysql::MySqlConnection;
@@ -12,12 +14,17 @@ use crate::db::{self, DbError, ServerVersion};
 /// The query, around `filter`, a condition on TABLE_SCHEMA; `usable` leaves out indexes the
 /// optimizer will not use. HASH indexes (MEMORY tables) cannot answer MAX without a scan, so
 /// only BTREE counts; functional key parts (MySQL 8) have no column.
+/// Each row says whether the column is part of the primary key and whether it leads a
+/// usable B-tree index.
 fn leading_sql(usable: &str, filter: &str) -> String {
+    let leads =
+        format!("SEQ_IN_INDEX = 1 AND INDEX_TYPE = 'BTREE' AND COLUMN_NAME IS NOT NULL{usable}");
     format!(
         "\
-SELECT DISTINCT CAST(TABLE_SCHEMA AS CHAR), CAST(TABLE_NAME AS CHAR), CAST(COLUMN_NAME AS CHAR)
+SELECT DISTINCT CAST(TABLE_SCHEMA AS CHAR), CAST(TABLE_NAME AS CHAR), CAST(COLUMN_NAME AS CHAR),
+       CAST(INDEX_NAME = 'PRIMARY' AS CHAR), CAST(({leads}) AS CHAR)
 FROM information_schema.STATISTICS
-WHERE SEQ_IN_INDEX = 1 AND INDEX_TYPE = 'BTREE' AND COLUMN_NAME IS NOT NULL{usable}
+WHERE (({leads}) OR INDEX_NAME = 'PRIMARY')
   AND {filter}"
     )
 }
@@ -40,21 +47,64 @@ pub(super) fn statement(filter: &SchemaFilter, server: ServerVersion) -> Stateme
     Statement::new("STATISTICS", sql, "TABLE_SCHEMA", filter)
 }
 
+/// Leading columns, and each table's primary key when it has exactly one column.
+pub(super) type Indexes = (HashSet<ColumnId>, HashMap<(String, String), String>);
+
 pub(super) async fn read(
     conn: &mut MySqlConnection,
     filter: &SchemaFilter,
     server: ServerVersion,
     timeout: Duration,
-) -> Result<HashSet<ColumnId>, DbError> {
+) -> Result<Indexes, DbError> {
     let what = "reading information_schema.STATISTICS";
     let rows = super::fetch(conn, statement(filter, server), timeout, what).await?;
-    rows.iter()
-        .map(|row| {
-            Ok(ColumnId::from_parts(
-                db::text(row, 0, what)?,
-                db::text(row, 1, what)?,
-                db::text(row, 2, what)?,
-            ))
-        })
+    let mut leading = HashSet::new();
+    let mut primary: Vec<ColumnId> = Vec::new();
+    for row in &rows {
+        let id = ColumnId::from_parts(
+            db::text(row, 0, what)?,
+            db::text(row, 1, what)?,
+            db::text(row, 2, what)?,
+        );
+        if db::opt_text(row, 3, what)?.as_deref() == Some("1") {
+            primary.push(id.clone());
+        }
+        if db::opt_text(row, 4, what)?.as_deref() == Some("1") {
+            leading.insert(id);
+        }
+    }
+    Ok((leading, single_column_keys(primary)))
+}
+
+/// The primary keys made of one column, by `(schema, table)`, from every primary-key
+/// column listed (a table whose key has several columns is left out).
+pub(super) fn single_column_keys(primary: Vec<ColumnId>) -> HashMap<(String, String), String> {
+    let mut count: HashMap<(String, String), (usize, String)> = HashMap::new();
+    for id in primary {
+        let entry = count
+            .entry((id.schema.clone(), id.table.clone()))
+            .or_insert((0, id.column.clone()));
+        entry.0 += 1;
+    }
+    count
+        .into_iter()
+        .filter(|(_, (n, _))| *n == 1)
+        .map(|(table, (_, column))| (table, column))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_one_column_primary_keys_are_kept() {
+        let keys = single_column_keys(vec![
+            ColumnId::new("s", "users", "id"),
+            ColumnId::new("s", "pairs", "a"),
+            ColumnId::new("s", "pairs", "b"),
+        ]);
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[&("s".to_string(), "users".to_string())], "id");
+    }
 }

@@ -12,7 +12,7 @@ pub mod maxima;
 mod schemata;
 pub mod sql_mode;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -85,6 +85,9 @@ pub struct Inventory {
     /// Columns that are the first column of some B-tree index: `MAX(column)` on them is one
     /// index dive. No other column is ever read.
     pub leading: HashSet<ColumnId>,
+    /// Each table's primary key, by `(schema, table)`, when it is a single column (of any
+    /// type): read from the `PRIMARY` index by the same STATISTICS query.
+    pub primary_keys: HashMap<(String, String), String>,
 }
 
 /// Which schemas a poll looks at.
@@ -174,11 +177,12 @@ pub async fn read(
     let columns = columns::read(conn, filter, timeout).await?;
     let foreign_keys = foreign_keys::read(conn, filter, timeout).await?;
     let server = ServerVersion::read(conn, timeout).await?;
-    let leading = indexes::read(conn, filter, server, timeout).await?;
+    let (leading, primary_keys) = indexes::read(conn, filter, server, timeout).await?;
     Ok(Inventory {
         columns,
         foreign_keys,
         leading,
+        primary_keys,
     })
 }
 

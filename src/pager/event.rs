@@ -185,10 +185,12 @@ fn column_event(c: &ColumnReport, external_url: &str, now: DateTime<Utc>) -> Eve
         )
     };
     let summary = if c.type_mismatch {
-        format!(
-            "{summary} (narrower than its source {})",
-            c.source.as_deref().unwrap_or("?")
-        )
+        // An inferred parent is a guess from names: the page says so, and why.
+        let origin = match (&c.parent, &c.evidence) {
+            (Some(parent), Some(evidence)) => format!("inferred parent {parent}, {evidence}"),
+            _ => format!("source {}", c.source.as_deref().unwrap_or("?")),
+        };
+        format!("{summary} (narrower than its {origin})")
     } else {
         summary
     };
@@ -198,6 +200,8 @@ fn column_event(c: &ColumnReport, external_url: &str, now: DateTime<Utc>) -> Eve
         "column_type": c.column_type,
         "kind": c.kind,
         "source": c.source,
+        "parent": c.parent,
+        "evidence": c.evidence,
         "current": c.current,
         "max": c.max,
         "remaining": c.remaining,
@@ -430,6 +434,40 @@ mod tests {
         assert_eq!(a.len(), DEDUP_KEY_LIMIT);
         assert_eq!(a, dedup_key(&["column", "s", &long]));
         assert_ne!(a, dedup_key(&["column", "t", &long]));
+    }
+
+    #[test]
+    fn an_inferred_mismatch_names_its_parent_and_the_rule_in_the_summary() {
+        use crate::headroom::{Headroom, IntType, Width};
+        let settings = crate::config::from_toml_str(
+            "[[shards]]\nname = \"s\"\nurl = \"mysql://u@h:3306/\"\n",
+            &|_| None,
+        )
+        .expect("settings");
+        let measured = crate::measure::Measured {
+            id: crate::inventory::ColumnId::new("gh", "stars", "repository_id"),
+            column_type: "int(11)".into(),
+            int_type: IntType::new(Width::Int, false),
+            kind: crate::measure::Kind::Inferred,
+            source: Some("gh.repositories.id".into()),
+            headroom: Headroom::new(2_147_483_700, 2_147_483_647),
+            type_mismatch: true,
+            evidence: Some("rails: repository_id -> repositories.id".into()),
+        };
+        let now = Utc::now();
+        let policy = settings.policy.default;
+        let forecast = crate::growth::Forecast::NONE;
+        let c = ColumnReport::new("s".into(), measured, forecast, policy, None, now);
+        let event = column_event(&c, "http://h", now);
+        assert!(
+            event.summary.ends_with(
+                "(narrower than its inferred parent gh.repositories.id, rails: repository_id -> repositories.id)"
+            ),
+            "{}",
+            event.summary
+        );
+        assert_eq!(event.custom_details["kind"], "inferred");
+        assert_eq!(event.custom_details["parent"], "gh.repositories.id");
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod faults;
 mod growth;
 mod harness;
 mod hostile;
+mod inference;
 mod measurement;
 mod metrics;
 mod paging;

@@ -1,0 +1,595 @@
+//! Undeclared references: which integer columns hold another table's key though no foreign
+//! key says so, guessed from names over the inventory already read (no query of its own).
+//! Pure.
+//!
+//! A column is tried against, in order (the first that names a parent wins):
+//! 1. the `[[inference.rules]]` templates, in file order;
+//! 2. the built-in rules, on the whole name and then on each role-prefixed tail
+//!    (`seller_shopid` → `shopid`, `author_user_id` → `user_id`), longest first:
+//!    - the name equals the single-column primary key of another table
+//!      (`listing_id` → `listings.listing_id`);
+//!    - Rails: `<singular>_id` → `<plural>.id` with regular English plurals.
+//!
+//! Several candidates are narrowed by: same schema first (then the shard's other watched
+//! schemas); the table named after the key's stem (`shopid` → `shops`); the one whose key
+//! is not itself a reference (no declared foreign key's child, not the key of an extension
+//! table such as `account_extras` beside `accounts`); then an AUTO_INCREMENT key.
+//! Still more than one: not guessed, listed as [`Ambiguous`].
+//!
+//! Never inferred: a column that is its own table's primary key or AUTO_INCREMENT column,
+//! a declared foreign key's child, a column a `[[references]]` rule covers, and counters,
+//! flags, prices ([`looks_like_a_value`]). The built-in rules only match names ending in an
+//! id-like word, so `count`, `is_active` or `price` cannot match them either.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Serialize;
+
+use crate::config::ReferenceRule;
+use crate::inventory::{ColumnId, IntColumn, Inventory};
+
+/// `[inference]`: whether references are guessed, and the house conventions to try first.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `enabled` (default true).
+    pub enabled: bool,
+    /// `[[inference.rules]]`, in file order.
+    pub rules: Vec<Template>,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            enabled: true,
+            rules: Vec::new(),
+        }
+    }
+}
+
+/// One piece of a column template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Literal(String),
+    /// `{prefix}`: one or more letters or digits (no `_`).
+    Prefix,
+    /// `{table}`: the name of a table of the schema searched.
+    Table,
+}
+
+/// One `[[inference.rules]]`: a column name template and the parent it names.
+///
+/// Placeholders: `{table}` stands for the name of a table (required exactly once in
+/// `column`); `{prefix}` for one or more letters or digits without `_` (at most once in
+/// `column`). `parent` is `table.column` or `schema.table.column`, written with literal
+/// text and the placeholders `column` binds; `{{` and `}}` are not supported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    /// As written, for the evidence.
+    pub column: String,
+    /// As written.
+    pub parent: String,
+    pieces: Vec<Piece>,
+    /// `parent` split at its dots, each part still holding placeholders.
+    parent_parts: Vec<String>,
+}
+
+fn pieces(text: &str) -> Result<Vec<Piece>, String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix('{') {
+            let end = after
+                .find('}')
+                .ok_or_else(|| format!("{text:?}: `{{` without a closing `}}`"))?;
+            out.push(match &after[..end] {
+                "table" => Piece::Table,
+                "prefix" => Piece::Prefix,
+                other => {
+                    return Err(format!(
+                        "{text:?}: unknown placeholder {{{other}}} (known: {{table}}, {{prefix}})"
+                    ));
+                }
+            });
+            rest = &after[end + 1..];
+        } else {
+            let end = rest.find(['{', '}']).unwrap_or(rest.len());
+            if end == 0 {
+                return Err(format!("{text:?}: `}}` without an opening `{{`"));
+            }
+            out.push(Piece::Literal(rest[..end].to_ascii_lowercase()));
+            rest = &rest[end..];
+        }
+    }
+    Ok(out)
+}
+
+impl Template {
+    /// Checks both templates; the error says what is wrong (the caller names the key).
+    pub fn new(column: &str, parent: &str) -> Result<Template, (&'static str, String)> {
+        let pieces = pieces(column).map_err(|e| ("column", e))?;
+        let count = |p: &Piece| pieces.iter().filter(|q| *q == p).count();
+        if count(&Piece::Table) != 1 {
+            return Err((
+                "column",
+                format!("{column:?} must hold {{table}} exactly once"),
+            ));
+        }
+        if count(&Piece::Prefix) > 1 {
+            return Err((
+                "column",
+                format!("{column:?} may hold {{prefix}} at most once"),
+            ));
+        }
+        let literal = |p: &Piece| matches!(p, Piece::Literal(_));
+        if pieces
+            .windows(2)
+            .any(|w| !literal(&w[0]) && !literal(&w[1]))
+        {
+            return Err((
+                "column",
+                format!("{column:?}: two placeholders must be separated by literal text"),
+            ));
+        }
+        let parent_pieces = pieces_of_parent(parent)?;
+        if parent_pieces.contains(&Piece::Prefix) && count(&Piece::Prefix) == 0 {
+            return Err((
+                "parent",
+                format!("{parent:?} uses {{prefix}}, which the column template does not bind"),
+            ));
+        }
+        let parent_parts: Vec<String> = parent.split('.').map(str::to_string).collect();
+        if !(2..=3).contains(&parent_parts.len()) || parent_parts.iter().any(String::is_empty) {
+            return Err((
+                "parent",
+                format!("{parent:?} must be table.column or schema.table.column"),
+            ));
+        }
+        Ok(Template {
+            column: column.to_string(),
+            parent: parent.to_string(),
+            pieces,
+            parent_parts,
+        })
+    }
+
+    /// Every way `name` (lower case) matches, as `(prefix, table)` bindings.
+    fn bind(&self, name: &str) -> Vec<(Option<String>, String)> {
+        let mut out = Vec::new();
+        bind(&self.pieces, name, None, None, &mut out);
+        out
+    }
+}
+
+fn pieces_of_parent(parent: &str) -> Result<Vec<Piece>, (&'static str, String)> {
+    pieces(parent).map_err(|e| ("parent", e))
+}
+
+fn bind(
+    pieces: &[Piece],
+    rest: &str,
+    prefix: Option<&str>,
+    table: Option<&str>,
+    out: &mut Vec<(Option<String>, String)>,
+) {
+    let Some((first, more)) = pieces.split_first() else {
+        if rest.is_empty()
+            && let Some(table) = table
+        {
+            out.push((prefix.map(str::to_string), table.to_string()));
+        }
+        return;
+    };
+    match first {
+        Piece::Literal(text) => {
+            if let Some(after) = rest.strip_prefix(text.as_str()) {
+                bind(more, after, prefix, table, out);
+            }
+        }
+        Piece::Prefix | Piece::Table => {
+            for end in 1..=rest.len() {
+                if !rest.is_char_boundary(end) {
+                    continue;
+                }
+                let (value, after) = rest.split_at(end);
+                if *first == Piece::Prefix {
+                    if !value.chars().all(|c| c.is_ascii_alphanumeric()) {
+                        break;
+                    }
+                    bind(more, after, Some(value), table, out);
+                } else {
+                    bind(more, after, prefix, Some(value), out);
+                }
+            }
+        }
+    }
+}
+
+/// A column's guessed parent and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inferred {
+    /// The parent column.
+    pub parent: ColumnId,
+    /// Which rule matched, e.g. `name equals the primary key of shops`.
+    pub evidence: String,
+}
+
+/// A column with more than one equally good parent: not guessed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Ambiguous {
+    /// `schema.table.column`.
+    pub column: String,
+    /// Every candidate parent, `schema.table.column`, sorted.
+    pub candidates: Vec<String>,
+}
+
+/// What inference found on one shard.
+#[derive(Debug, Clone, Default)]
+pub struct Inference {
+    /// Each inferred column's parent.
+    pub parents: HashMap<ColumnId, Inferred>,
+    /// Columns not guessed, sorted by column.
+    pub ambiguous: Vec<Ambiguous>,
+}
+
+/// Names of counters, flags, amounts and prices: never a reference, whatever a rule says.
+pub fn looks_like_a_value(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["is_", "has_", "can_", "num_", "n_"]
+        .iter()
+        .any(|p| name.starts_with(p))
+        || [
+            "count", "price", "amount", "total", "qty", "quantity", "flag", "flags", "cents",
+            "size", "bytes", "version",
+        ]
+        .iter()
+        .any(|s| name == *s || name.strip_suffix(s).is_some_and(|head| head.ends_with('_')))
+}
+
+/// Regular English plural of a lower-case singular noun.
+pub fn plural(singular: &str) -> String {
+    let consonant_y = singular.len() >= 2
+        && singular.ends_with('y')
+        && !matches!(
+            singular.as_bytes()[singular.len() - 2],
+            b'a' | b'e' | b'i' | b'o' | b'u'
+        );
+    if consonant_y {
+        format!("{}ies", &singular[..singular.len() - 1])
+    } else if ["s", "x", "z", "ch", "sh"]
+        .iter()
+        .any(|e| singular.ends_with(e))
+    {
+        format!("{singular}es")
+    } else {
+        format!("{singular}s")
+    }
+}
+
+/// One candidate parent and the rule that named it.
+#[derive(Debug, Clone)]
+struct Candidate {
+    parent: ColumnId,
+    evidence: String,
+}
+
+/// What the inventory offers as parents.
+struct Tables<'a> {
+    /// Integer columns by id.
+    columns: HashMap<&'a ColumnId, &'a IntColumn>,
+    /// Single-column integer primary keys by lower-case key name.
+    by_key: HashMap<String, Vec<ColumnId>>,
+    /// Tables with an integer primary key by lower-case `(schema, table)`.
+    by_table: HashMap<(String, String), ColumnId>,
+    /// The same keys by lower-case table name alone, over every schema.
+    by_table_name: HashMap<String, Vec<ColumnId>>,
+    /// Integer columns by lower-case `(schema, table, column)`.
+    by_name: HashMap<(String, String, String), &'a ColumnId>,
+    /// Declared foreign keys' children.
+    children: HashSet<&'a ColumnId>,
+}
+
+impl<'a> Tables<'a> {
+    /// `by_name` is filled only when `templates` (the rules need it).
+    fn new(inventory: &'a Inventory, templates: bool) -> Tables<'a> {
+        let columns: HashMap<&ColumnId, &IntColumn> =
+            inventory.columns.iter().map(|c| (&c.id, c)).collect();
+        let mut by_key: HashMap<String, Vec<ColumnId>> = HashMap::new();
+        let mut by_table = HashMap::new();
+        let mut by_table_name: HashMap<String, Vec<ColumnId>> = HashMap::new();
+        let mut keys: Vec<_> = inventory.primary_keys.iter().collect();
+        keys.sort();
+        for ((schema, table), column) in keys {
+            let id = ColumnId::new(schema, table, column);
+            if !columns.contains_key(&id) {
+                continue;
+            }
+            by_key
+                .entry(column.to_ascii_lowercase())
+                .or_default()
+                .push(id.clone());
+            by_table_name
+                .entry(table.to_ascii_lowercase())
+                .or_default()
+                .push(id.clone());
+            let lower = (schema.to_ascii_lowercase(), table.to_ascii_lowercase());
+            by_table.insert(lower, id);
+        }
+        let by_name = if templates {
+            columns.keys().map(|c| (lowered(c), *c)).collect()
+        } else {
+            HashMap::new()
+        };
+        let children = inventory.foreign_keys.iter().map(|fk| &fk.child).collect();
+        Tables {
+            columns,
+            by_key,
+            by_table,
+            by_table_name,
+            by_name,
+            children,
+        }
+    }
+
+    /// The integer column `schema.table.column`, whatever the ASCII case.
+    fn column(&self, schema: &str, table: &str, column: &str) -> Option<&'a ColumnId> {
+        let key = (
+            schema.to_ascii_lowercase(),
+            table.to_ascii_lowercase(),
+            column.to_ascii_lowercase(),
+        );
+        self.by_name.get(&key).copied()
+    }
+
+    fn primary_key_of(&self, id: &ColumnId) -> bool {
+        let key = (
+            id.schema.to_ascii_lowercase(),
+            id.table.to_ascii_lowercase(),
+        );
+        self.by_table.get(&key) == Some(id)
+    }
+
+    fn schemas(&self) -> Vec<String> {
+        let mut all: Vec<String> = self.by_name.keys().map(|(s, _, _)| s.clone()).collect();
+        all.extend(self.by_table.keys().map(|(s, _)| s.clone()));
+        all.sort();
+        all.dedup();
+        all
+    }
+}
+
+/// Guesses the parents of the shard's undeclared references.
+pub fn infer(
+    inventory: &Inventory,
+    settings: &Settings,
+    references: &[ReferenceRule],
+) -> Inference {
+    let mut inference = Inference::default();
+    if !settings.enabled {
+        return inference;
+    }
+    let tables = Tables::new(inventory, !settings.rules.is_empty());
+    let schemas = tables.schemas();
+    for col in &inventory.columns {
+        let id = &col.id;
+        let excluded = col.auto_increment.is_some()
+            || tables.children.contains(id)
+            || tables.primary_key_of(id)
+            || looks_like_a_value(&id.column)
+            || references
+                .iter()
+                .any(|r| r.matches(&id.schema, &id.table, &id.column));
+        if excluded {
+            continue;
+        }
+        let candidates = candidates(id, settings, &tables, &schemas);
+        match narrow(id, candidates, &tables).as_slice() {
+            [] => {}
+            [one] => {
+                inference.parents.insert(
+                    id.clone(),
+                    Inferred {
+                        parent: one.parent.clone(),
+                        evidence: one.evidence.clone(),
+                    },
+                );
+            }
+            several => {
+                let mut names: Vec<String> = several.iter().map(|c| c.parent.to_string()).collect();
+                names.sort();
+                inference.ambiguous.push(Ambiguous {
+                    column: id.to_string(),
+                    candidates: names,
+                });
+            }
+        }
+    }
+    inference.ambiguous.sort_by(|a, b| a.column.cmp(&b.column));
+    inference
+}
+
+/// The candidates of the first rule (templates, then built-ins on ever shorter tails) that
+/// names any.
+fn candidates(
+    id: &ColumnId,
+    settings: &Settings,
+    tables: &Tables,
+    schemas: &[String],
+) -> Vec<Candidate> {
+    let name = id.column.to_ascii_lowercase();
+    for (i, template) in settings.rules.iter().enumerate() {
+        let found = by_template(id, &name, i, template, tables, schemas);
+        if !found.is_empty() {
+            return found;
+        }
+    }
+    if !name.ends_with("id") {
+        return Vec::new();
+    }
+    let mut tails = vec![(String::new(), name.as_str())];
+    for (i, _) in name.match_indices('_') {
+        if i > 0 && i + 1 < name.len() {
+            tails.push((name[..=i].to_string(), &name[i + 1..]));
+        }
+    }
+    for (prefix, tail) in tails {
+        let found = built_in(id, &prefix, tail, tables);
+        if !found.is_empty() {
+            return found;
+        }
+    }
+    Vec::new()
+}
+
+/// The built-in rules on one tail of the name (`prefix` is what was cut off).
+fn built_in(id: &ColumnId, prefix: &str, tail: &str, tables: &Tables) -> Vec<Candidate> {
+    let role = if prefix.is_empty() {
+        String::new()
+    } else {
+        format!("role prefix {prefix}, ")
+    };
+    let mut out = Vec::new();
+    if tail.len() > 2 {
+        for key in tables.by_key.get(tail).into_iter().flatten() {
+            if key != id && (key.table != id.table || !prefix.is_empty()) {
+                out.push(Candidate {
+                    parent: key.clone(),
+                    evidence: format!("{role}name equals the primary key of {}", key.table),
+                });
+            }
+        }
+    }
+    if let Some(singular) = tail.strip_suffix("_id")
+        && !singular.is_empty()
+    {
+        let plural = plural(singular);
+        for key in tables.by_table_name.get(&plural).into_iter().flatten() {
+            let already = out.iter().any(|c| &c.parent == key);
+            if key.column.eq_ignore_ascii_case("id") && key != id && !already {
+                out.push(Candidate {
+                    parent: key.clone(),
+                    evidence: format!("{role}rails: {tail} -> {}.id", key.table),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The candidates template `i` names for `id` (lower-case `name`).
+fn by_template(
+    id: &ColumnId,
+    name: &str,
+    i: usize,
+    template: &Template,
+    tables: &Tables,
+    schemas: &[String],
+) -> Vec<Candidate> {
+    let mut out: Vec<Candidate> = Vec::new();
+    for (prefix, table) in template.bind(name) {
+        let fill = |part: &str| {
+            let mut text = String::new();
+            for piece in pieces(part).unwrap_or_default() {
+                match piece {
+                    Piece::Literal(l) => text.push_str(&l),
+                    Piece::Table => text.push_str(&table),
+                    Piece::Prefix => text.push_str(prefix.as_deref().unwrap_or("")),
+                }
+            }
+            text
+        };
+        let parts: Vec<String> = template.parent_parts.iter().map(|p| fill(p)).collect();
+        let (in_schemas, table_name, column) = match parts.as_slice() {
+            [t, c] => (schemas.to_vec(), t, c),
+            [s, t, c] => (vec![s.clone()], t, c),
+            _ => continue,
+        };
+        for schema in in_schemas {
+            if let Some(parent) = tables.column(&schema, table_name, column)
+                && parent != id
+                && !out.iter().any(|c| &c.parent == parent)
+            {
+                out.push(Candidate {
+                    parent: (*parent).clone(),
+                    evidence: format!("rule {i}: {}", template.column),
+                });
+            }
+        }
+    }
+    out
+}
+
+fn lowered(id: &ColumnId) -> (String, String, String) {
+    (
+        id.schema.to_ascii_lowercase(),
+        id.table.to_ascii_lowercase(),
+        id.column.to_ascii_lowercase(),
+    )
+}
+
+/// Applies the tie-breaks, each only when it leaves at least one candidate.
+fn narrow(id: &ColumnId, candidates: Vec<Candidate>, tables: &Tables) -> Vec<Candidate> {
+    if candidates.len() < 2 {
+        return candidates;
+    }
+    let keep = |all: Vec<Candidate>, test: &dyn Fn(&Candidate) -> bool| {
+        if all.iter().any(test) {
+            all.into_iter().filter(|c| test(c)).collect()
+        } else {
+            all
+        }
+    };
+    let same_schema = |c: &Candidate| c.parent.schema == id.schema;
+    let candidates = keep(candidates, &same_schema);
+    let named_after_stem = |c: &Candidate| {
+        let key = c.parent.column.to_ascii_lowercase();
+        let stem = key.trim_end_matches("id").trim_end_matches('_');
+        let table = c.parent.table.to_ascii_lowercase();
+        !stem.is_empty() && (table == stem || table == plural(stem))
+    };
+    let candidates = keep(candidates, &named_after_stem);
+    // A key that is itself a reference: a declared foreign key's child, or the key of an
+    // extension table (`account_extras` beside `accounts`).
+    let tables_of: Vec<String> = candidates
+        .iter()
+        .map(|c| c.parent.table.to_ascii_lowercase())
+        .collect();
+    let not_a_reference = |c: &Candidate| {
+        let table = c.parent.table.to_ascii_lowercase();
+        let extension = tables_of
+            .iter()
+            .any(|other| *other != table && extends(&table, other));
+        !tables.children.contains(&c.parent) && !extension
+    };
+    let candidates = keep(candidates, &not_a_reference);
+    let counted_here = |c: &Candidate| {
+        tables
+            .columns
+            .get(&c.parent)
+            .is_some_and(|p| p.auto_increment.is_some())
+    };
+    keep(candidates, &counted_here)
+}
+
+/// Whether `table` is named as an extension of `other` (both lower case):
+/// `shop_settings` of `shops` or `shop`, `category_extras` of `categories`.
+fn extends(table: &str, other: &str) -> bool {
+    let mut stems = vec![other.to_string()];
+    if let Some(s) = other.strip_suffix("ies") {
+        stems.push(format!("{s}y"));
+    }
+    if let Some(s) = other.strip_suffix("es") {
+        stems.push(s.to_string());
+    }
+    if let Some(s) = other.strip_suffix('s') {
+        stems.push(s.to_string());
+    }
+    stems.iter().any(|stem| {
+        !stem.is_empty()
+            && table
+                .strip_prefix(stem.as_str())
+                .is_some_and(|rest| rest.starts_with('_'))
+    })
+}
+
+#[cfg(test)]
+mod tests;
