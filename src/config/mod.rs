@@ -18,6 +18,7 @@
 //! - `environment`: `environment` of a shard or source (`dev`, `staging`, `production`);
 //! - `policy`: `[thresholds]`, `[[overrides]]`, `[[silences]]`, glob lists;
 //! - `metrics`: `[metrics]`;
+//! - `plan`: `[plan]`;
 //! - `notifiers`: `[pagerduty]`, `[webhook]`, `[state]`;
 //! - `endpoint`: server URLs, their passwords and redaction;
 //! - `secret`: the one reader of passwords and keys from a variable or a file.
@@ -29,6 +30,7 @@ mod fleet;
 mod include;
 mod metrics;
 mod notifiers;
+mod plan;
 mod policy;
 mod range;
 mod secret;
@@ -86,6 +88,16 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     /// What is valid but probably not meant (logged at start-up, printed by `check`).
     pub warnings: Vec<Problem>,
+    /// `[plan]`: what `headroom plan` assumes.
+    pub plan: PlanSettings,
+}
+
+/// `[plan]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanSettings {
+    /// How fast a table is copied when a column's type changes, in MiB of data and
+    /// indexes per second: the rebuild estimate.
+    pub rebuild_mb_per_second: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -406,6 +418,7 @@ fn parse(
     let metrics = root
         .section("metrics")
         .and_then(|mut s| metrics::metrics(&mut s));
+    let plan = root.section("plan").and_then(|mut s| plan::plan(&mut s));
     let member = if root.has("cluster") {
         root.section("cluster")
             .and_then(|mut s| cluster::cluster(&mut s))
@@ -434,6 +447,7 @@ fn parse(
             state_path: state_path?,
             metrics: metrics?,
             warnings,
+            plan: plan?,
         })
     })();
     let problems = distinct(problems.take());
