@@ -188,6 +188,21 @@ pub fn text(planned: &[Planned], rate: u64) -> String {
         for change in &p.plan.changes {
             change_text(&mut out, change, rate);
         }
+        if !p.plan.foreign_keys.is_empty() {
+            let _ = writeln!(
+                out,
+                "   {} foreign key(s) hold these columns: run in this order",
+                p.plan.foreign_keys.len()
+            );
+            for step in &p.plan.steps {
+                let _ = writeln!(
+                    out,
+                    "     {}: {}",
+                    escape(&step.shard),
+                    escape(&step.statement)
+                );
+            }
+        }
         out.push('\n');
     }
     out

@@ -83,3 +83,82 @@ pub async fn read(
     };
     Ok(Some((definition, size)))
 }
+
+const FOREIGN_KEYS_SQL: &str = "\
+SELECT CAST(k.CONSTRAINT_NAME AS CHAR), CAST(k.TABLE_SCHEMA AS CHAR), CAST(k.TABLE_NAME AS CHAR),
+       CAST(k.COLUMN_NAME AS CHAR), CAST(k.REFERENCED_TABLE_SCHEMA AS CHAR),
+       CAST(k.REFERENCED_TABLE_NAME AS CHAR), CAST(k.REFERENCED_COLUMN_NAME AS CHAR),
+       CAST(r.UPDATE_RULE AS CHAR), CAST(r.DELETE_RULE AS CHAR)
+FROM information_schema.KEY_COLUMN_USAGE k
+JOIN information_schema.REFERENTIAL_CONSTRAINTS r
+  ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME
+ AND r.TABLE_NAME = k.TABLE_NAME
+WHERE k.REFERENCED_TABLE_NAME IS NOT NULL
+  AND ((k.TABLE_SCHEMA = ? AND k.TABLE_NAME = ?)
+    OR (k.REFERENCED_TABLE_SCHEMA = ? AND k.REFERENCED_TABLE_NAME = ?))
+ORDER BY k.TABLE_SCHEMA, k.TABLE_NAME, k.CONSTRAINT_NAME, k.ORDINAL_POSITION";
+
+/// A declared foreign key, whole: InnoDB refuses to change the type of a column in one,
+/// even with `foreign_key_checks` off, so a widening drops it first and adds it again.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct ForeignKey {
+    /// `CONSTRAINT_NAME`.
+    pub name: String,
+    /// The child table's schema and name.
+    pub schema: String,
+    pub table: String,
+    /// The child's columns, in order.
+    pub columns: Vec<String>,
+    /// The parent table's schema and name.
+    pub parent_schema: String,
+    pub parent_table: String,
+    /// The parent's columns, in order.
+    pub parent_columns: Vec<String>,
+    /// `ON UPDATE` and `ON DELETE`, e.g. `CASCADE`, `RESTRICT`.
+    pub on_update: String,
+    pub on_delete: String,
+}
+
+/// Every foreign key whose child or parent is `schema`.`table`.
+pub async fn foreign_keys(
+    conn: &mut MySqlConnection,
+    schema: &str,
+    table: &str,
+    timeout: Duration,
+) -> Result<Vec<ForeignKey>, DbError> {
+    let what = "reading foreign keys from information_schema.KEY_COLUMN_USAGE";
+    let query = sqlx::query(FOREIGN_KEYS_SQL)
+        .bind(schema)
+        .bind(table)
+        .bind(schema)
+        .bind(table);
+    let rows = db::fetch_all(conn, query, timeout, what).await?;
+    let mut out: Vec<ForeignKey> = Vec::new();
+    for row in &rows {
+        let name = db::text(row, 0, what)?;
+        let (schema, table) = (db::text(row, 1, what)?, db::text(row, 2, what)?);
+        let column = db::text(row, 3, what)?;
+        let parent_column = db::text(row, 6, what)?;
+        if let Some(last) = out.last_mut()
+            && last.name == name
+            && last.schema == schema
+            && last.table == table
+        {
+            last.columns.push(column);
+            last.parent_columns.push(parent_column);
+            continue;
+        }
+        out.push(ForeignKey {
+            name,
+            schema,
+            table,
+            columns: vec![column],
+            parent_schema: db::text(row, 4, what)?,
+            parent_table: db::text(row, 5, what)?,
+            parent_columns: vec![parent_column],
+            on_update: db::text(row, 7, what)?,
+            on_delete: db::text(row, 8, what)?,
+        });
+    }
+    Ok(out)
+}

@@ -16,7 +16,7 @@ pub mod definition;
 pub mod related;
 pub mod rule;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -28,7 +28,7 @@ use crate::inventory::ColumnId;
 use crate::measure::{ColumnReport, Kind};
 use crate::policy::ColumnGlobs;
 use crate::state::Snapshot;
-use definition::TableSize;
+use definition::{ForeignKey, TableSize};
 use rule::Definition;
 
 /// `[plan] rebuild_mb_per_second` when absent.
@@ -252,13 +252,20 @@ pub fn change(
     out
 }
 
-/// Definitions read, by shard and column.
-pub type Found = HashMap<(String, ColumnId), Option<(Definition, TableSize)>>;
+/// What is read at plan time: each widened column's definition and table size (`None`
+/// when the column is gone), and every foreign key of each widened table, by shard.
+#[derive(Debug, Default)]
+pub struct Found {
+    /// By shard and column.
+    pub definitions: HashMap<(String, ColumnId), Option<(Definition, TableSize)>>,
+    /// By shard, each constraint once.
+    pub foreign_keys: HashMap<String, Vec<ForeignKey>>,
+}
 
-/// Reads the definition of every widening's column from its shard, each query under
-/// `poll.query_timeout`; an error names the shard.
+/// Reads what every widening needs from its shard, each query under `poll.query_timeout`;
+/// an error names the shard.
 pub async fn read(settings: &Settings, widenings: &[&Widening]) -> Result<Found, String> {
-    let mut found = Found::new();
+    let mut found = Found::default();
     for shard in &settings.shards {
         let wanted: Vec<&&Widening> = widenings.iter().filter(|w| w.shard == shard.name).collect();
         if wanted.is_empty() {
@@ -279,20 +286,94 @@ pub async fn read(settings: &Settings, widenings: &[&Widening]) -> Result<Found,
             )
         };
         let mut session = connector.acquire().await.map_err(report)?;
+        let mut tables = HashSet::new();
+        let keys = found.foreign_keys.entry(shard.name.clone()).or_default();
         for w in wanted {
             let key = (w.shard.clone(), w.id.clone());
-            if found.contains_key(&key) {
-                continue;
+            if let std::collections::hash_map::Entry::Vacant(slot) = found.definitions.entry(key) {
+                slot.insert(
+                    definition::read(&mut session, &w.id, timeout)
+                        .await
+                        .map_err(report)?,
+                );
             }
-            let got = definition::read(&mut session, &w.id, timeout)
-                .await
-                .map_err(report)?;
-            found.insert(key, got);
+            if tables.insert((w.id.schema.clone(), w.id.table.clone())) {
+                let fks =
+                    definition::foreign_keys(&mut session, &w.id.schema, &w.id.table, timeout)
+                        .await
+                        .map_err(report)?;
+                for fk in fks {
+                    if !keys.contains(&fk) {
+                        keys.push(fk);
+                    }
+                }
+            }
         }
         session.release();
         connector.close(Duration::from_secs(1)).await;
     }
     Ok(found)
+}
+
+/// One statement of a plan, on its shard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Step {
+    pub shard: String,
+    pub statement: String,
+}
+
+/// The foreign keys on `shard` that hold a widened column, as child or parent.
+fn touched<'a>(found: &'a Found, shard: &str, widenings: &[Widening]) -> Vec<&'a ForeignKey> {
+    let widened = |schema: &str, table: &str, column: &str| {
+        widenings.iter().any(|w| {
+            w.shard == shard
+                && w.id.schema == schema
+                && w.id.table == table
+                && w.id.column == column
+        })
+    };
+    found
+        .foreign_keys
+        .get(shard)
+        .into_iter()
+        .flatten()
+        .filter(|fk| {
+            fk.columns.iter().any(|c| widened(&fk.schema, &fk.table, c))
+                || fk
+                    .parent_columns
+                    .iter()
+                    .any(|c| widened(&fk.parent_schema, &fk.parent_table, c))
+        })
+        .collect()
+}
+
+/// Every statement in the order it must run, shard by shard: the foreign keys that hold a
+/// widened column dropped, the columns widened, the keys added again.
+fn steps(found: &Found, widenings: &[Widening], changes: &[Change]) -> Vec<Step> {
+    let mut shards: Vec<&str> = Vec::new();
+    for w in widenings {
+        if !shards.contains(&w.shard.as_str()) {
+            shards.push(&w.shard);
+        }
+    }
+    let mut out = Vec::new();
+    for shard in shards {
+        let step = |statement: String| Step {
+            shard: shard.to_string(),
+            statement,
+        };
+        let fks = touched(found, shard, widenings);
+        out.extend(fks.iter().map(|fk| step(rule::drop_foreign_key(fk))));
+        out.extend(
+            changes
+                .iter()
+                .filter(|c| c.shard == shard)
+                .filter_map(|c| c.statement.clone())
+                .map(step),
+        );
+        out.extend(fks.iter().map(|fk| step(rule::add_foreign_key(fk))));
+    }
+    out
 }
 
 /// One column with its plan: the /api/columns row and `plan`.
@@ -312,10 +393,15 @@ pub struct ColumnPlan {
     pub reason: String,
     /// Its own change first, then every column that must widen with it.
     pub changes: Vec<Change>,
+    /// Declared foreign keys that hold a widened column: InnoDB will not change the type
+    /// of a column in one, so each is dropped before and added again after.
+    pub foreign_keys: Vec<ForeignKey>,
+    /// Every statement, in the order to run them, each on its shard.
+    pub steps: Vec<Step>,
 }
 
-/// Every entry written out with the definitions `found`.
-pub fn write(settings: &Settings, entries: &[Entry<'_>], found: &Found) -> Vec<Planned> {
+/// One entry written out with what was `found`.
+fn write_one(settings: &Settings, e: &Entry<'_>, found: &Found) -> Planned {
     let rate = settings.plan.rebuild_mb_per_second;
     let endpoint = |shard: &str| {
         settings
@@ -324,26 +410,53 @@ pub fn write(settings: &Settings, entries: &[Entry<'_>], found: &Found) -> Vec<P
             .find(|s| s.name == shard)
             .map(|s| &s.endpoint)
     };
+    let mut changes: Vec<Change> = e
+        .widenings
+        .iter()
+        .filter_map(|w| {
+            let at = endpoint(&w.shard)?;
+            let got = found
+                .definitions
+                .get(&(w.shard.clone(), w.id.clone()))
+                .and_then(Option::as_ref);
+            Some(change(w, got, at, rate))
+        })
+        .collect();
+    let mut foreign_keys = Vec::new();
+    for shard in settings.shards.iter().map(|s| s.name.as_str()) {
+        foreign_keys.extend(touched(found, shard, &e.widenings).into_iter().cloned());
+    }
+    for c in &mut changes {
+        let keyed = foreign_keys.iter().any(|fk| {
+            (fk.schema == c.schema && fk.table == c.table)
+                || (fk.parent_schema == c.schema && fk.parent_table == c.table)
+        });
+        if keyed && c.statement.is_some() {
+            c.gh_ost = None;
+            c.note = Some(
+                "the table has foreign keys: gh-ost refuses it; run the steps in order (pt-online-schema-change needs --alter-foreign-keys-method)"
+                    .to_string(),
+            );
+        }
+    }
+    let steps = steps(found, &e.widenings, &changes);
+    Planned {
+        column: e.column.clone(),
+        plan: ColumnPlan {
+            target_type: e.target.display_name(),
+            reason: e.reason.clone(),
+            changes,
+            foreign_keys,
+            steps,
+        },
+    }
+}
+
+/// Every entry written out with what was `found`.
+pub fn write(settings: &Settings, entries: &[Entry<'_>], found: &Found) -> Vec<Planned> {
     entries
         .iter()
-        .map(|e| Planned {
-            column: e.column.clone(),
-            plan: ColumnPlan {
-                target_type: e.target.display_name(),
-                reason: e.reason.clone(),
-                changes: e
-                    .widenings
-                    .iter()
-                    .filter_map(|w| {
-                        let at = endpoint(&w.shard)?;
-                        let got = found
-                            .get(&(w.shard.clone(), w.id.clone()))
-                            .and_then(Option::as_ref);
-                        Some(change(w, got, at, rate))
-                    })
-                    .collect(),
-            },
-        })
+        .map(|e| write_one(settings, e, found))
         .collect()
 }
 

@@ -198,6 +198,49 @@ pub fn alter(
     )
 }
 
+/// The referential actions MySQL and MariaDB accept; anything else read is written as
+/// `RESTRICT`, the default, rather than copied into a statement.
+fn action(rule: &str) -> &'static str {
+    match rule.trim().to_ascii_uppercase().as_str() {
+        "CASCADE" => "CASCADE",
+        "SET NULL" => "SET NULL",
+        "NO ACTION" => "NO ACTION",
+        "SET DEFAULT" => "SET DEFAULT",
+        _ => "RESTRICT",
+    }
+}
+
+fn idents(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| db::ident(n))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `ALTER TABLE child DROP FOREIGN KEY name`.
+pub fn drop_foreign_key(fk: &super::definition::ForeignKey) -> String {
+    format!(
+        "ALTER TABLE {} DROP FOREIGN KEY {}",
+        db::qualified(&fk.schema, &fk.table),
+        db::ident(&fk.name)
+    )
+}
+
+/// `ALTER TABLE child ADD CONSTRAINT name FOREIGN KEY (…) REFERENCES parent (…) …`.
+pub fn add_foreign_key(fk: &super::definition::ForeignKey) -> String {
+    format!(
+        "ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({}) ON DELETE {} ON UPDATE {}",
+        db::qualified(&fk.schema, &fk.table),
+        db::ident(&fk.name),
+        idents(&fk.columns),
+        db::qualified(&fk.parent_schema, &fk.parent_table),
+        idents(&fk.parent_columns),
+        action(&fk.on_delete),
+        action(&fk.on_update),
+    )
+}
+
 /// One word for a POSIX shell: single-quoted, each `'` written as `'\''`.
 pub fn shell_word(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
@@ -390,6 +433,30 @@ mod tests {
         );
         let comma = Target { table: "a,b", ..at };
         assert_eq!(pt_online_schema_change(&comma, m), None);
+    }
+
+    #[test]
+    fn a_foreign_key_is_dropped_and_added_again_whole_with_its_actions() {
+        let fk = super::super::definition::ForeignKey {
+            name: "fk`{table}".to_string(),
+            schema: "app".to_string(),
+            table: "orders".to_string(),
+            columns: vec!["user_id".to_string(), "shop_id".to_string()],
+            parent_schema: "app".to_string(),
+            parent_table: "users".to_string(),
+            parent_columns: vec!["id".to_string(), "shop".to_string()],
+            on_update: "CASCADE".to_string(),
+            on_delete: "SET NULL; DROP TABLE x".to_string(),
+        };
+        assert_eq!(
+            drop_foreign_key(&fk),
+            "ALTER TABLE `app`.`orders` DROP FOREIGN KEY `fk``{table}`"
+        );
+        assert_eq!(
+            add_foreign_key(&fk),
+            "ALTER TABLE `app`.`orders` ADD CONSTRAINT `fk``{table}` FOREIGN KEY (`user_id`, \
+             `shop_id`) REFERENCES `app`.`users` (`id`, `shop`) ON DELETE RESTRICT ON UPDATE CASCADE"
+        );
     }
 
     #[test]
