@@ -133,7 +133,7 @@ fn change_text(out: &mut String, c: &Change, rate: u64) {
     if let (Some(size), Some(secs)) = (&c.table_size, c.rebuild_seconds_estimate) {
         let _ = writeln!(
             out,
-            "     table: {} rows, {} bytes data+index, {}; rebuilds the table: ~{} at {rate} MiB/s",
+            "     table: {} rows, {} bytes data+index, {}; rebuilds the table: {} at {rate} MiB/s",
             grouped(size.rows),
             grouped(size.bytes()),
             if size.engine.is_empty() {

@@ -14,6 +14,7 @@ mod hostile;
 mod measurement;
 mod metrics;
 mod paging;
+mod plan;
 mod reload;
 mod schedule;
 mod state_file;
