@@ -357,6 +357,9 @@ pub struct ColumnReport {
     /// The latest jump (e.g. `ALTER TABLE … AUTO_INCREMENT`) kept out of the growth rate,
     /// within the last week; `null` when none.
     pub last_jump: Option<Jump>,
+    /// This column with its widening plan (`/api/columns/{shard}/{schema}/{table}/{column}`,
+    /// names percent-encoded), relative to the API's address.
+    pub plan_url: String,
 }
 
 impl ColumnReport {
@@ -371,6 +374,12 @@ impl ColumnReport {
         observed_at: DateTime<Utc>,
     ) -> ColumnReport {
         let h = measured.headroom;
+        let plan_url = crate::plan::path(
+            shard,
+            &measured.id.schema,
+            &measured.id.table,
+            &measured.id.column,
+        );
         ColumnReport {
             shard: shard.to_string(),
             schema: measured.id.schema,
@@ -393,6 +402,7 @@ impl ColumnReport {
             exhausts_at: forecast.exhausts_at(observed_at),
             silenced,
             last_jump: forecast.last_jump_at(observed_at),
+            plan_url,
         }
     }
 

@@ -198,6 +198,7 @@ fn column_event(c: &ColumnReport, external_url: &str, now: DateTime<Utc>) -> Eve
         "exhausts_at": c.exhausts_at,
         "observed_at": c.observed_at,
         "what_to_do": WHAT_TO_DO,
+        "plan_url": format!("{external_url}{}", c.plan_url),
     });
     let severity = Severity::of(c.status).unwrap_or(Severity::Warning);
     Event {

@@ -31,6 +31,26 @@ use crate::state::Snapshot;
 use definition::{ForeignKey, TableSize};
 use rule::Definition;
 
+/// What a path segment keeps unencoded: letters, digits and `-._~`.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// `/api/columns/{shard}/{schema}/{table}/{column}`, each name percent-encoded: the column
+/// with its plan.
+pub fn path(shard: &str, schema: &str, table: &str, column: &str) -> String {
+    let seg = |s: &str| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string();
+    format!(
+        "/api/columns/{}/{}/{}/{}",
+        seg(shard),
+        seg(schema),
+        seg(table),
+        seg(column)
+    )
+}
+
 /// `[plan] rebuild_mb_per_second` when absent.
 pub const DEFAULT_REBUILD_MB_PER_SECOND: u64 = 50;
 
@@ -401,7 +421,7 @@ pub struct ColumnPlan {
 }
 
 /// One entry written out with what was `found`.
-fn write_one(settings: &Settings, e: &Entry<'_>, found: &Found) -> Planned {
+pub fn write_one(settings: &Settings, e: &Entry<'_>, found: &Found) -> Planned {
     let rate = settings.plan.rebuild_mb_per_second;
     let endpoint = |shard: &str| {
         settings
@@ -448,6 +468,43 @@ fn write_one(settings: &Settings, e: &Entry<'_>, found: &Found) -> Planned {
             changes,
             foreign_keys,
             steps,
+        },
+    }
+}
+
+/// One column of `snapshot` and its entry in the plan (`None`: it needs no widening);
+/// `Err` says which of the shard or the column is not known.
+pub fn find<'a>(
+    snapshot: &'a Snapshot,
+    shard: &str,
+    id: &ColumnId,
+) -> Result<(&'a ColumnReport, Option<Entry<'a>>), String> {
+    let state = snapshot
+        .shards
+        .iter()
+        .find(|s| s.name == shard)
+        .ok_or_else(|| format!("no shard named {shard:?}"))?;
+    let column = state
+        .columns
+        .iter()
+        .find(|c| c.schema == id.schema && c.table == id.table && c.column == id.column)
+        .ok_or_else(|| format!("no ID column {id} is known on shard {shard:?}"))?;
+    let entry = select(snapshot, None)
+        .into_iter()
+        .find(|e| std::ptr::eq(e.column, column));
+    Ok((column, entry))
+}
+
+/// A column that needs no widening, with its empty plan.
+pub fn unplanned(column: &ColumnReport) -> Planned {
+    Planned {
+        column: column.clone(),
+        plan: ColumnPlan {
+            target_type: column.int_type.display_name(),
+            reason: String::new(),
+            changes: Vec::new(),
+            foreign_keys: Vec::new(),
+            steps: Vec::new(),
         },
     }
 }

@@ -307,3 +307,63 @@ fn plan_exits_2_when_a_shard_is_unreachable() {
     assert!(stdout.is_empty());
     assert!(stderr.contains("unreachable shard gone"), "{stderr}");
 }
+
+#[tokio::test]
+async fn the_column_endpoint_serves_the_plan_and_404_for_what_is_not_there() {
+    let servers = start_servers(&["plan-api-01", "plan-api-t"]);
+    servers[1]
+        .exec(&headroom_sandbox::ticket_server_sql(1, 1_000))
+        .expect("seeding the ticket server");
+    seed(&servers[0], 2_104_533_975);
+    let config = toml(&servers[..1], &servers[1]);
+    let app = crate::harness::spawn_app(crate::harness::settings(&config)).await;
+    app.wait_ready().await;
+
+    let (status, doc) = app.get_json("/api/columns").await;
+    assert_eq!(status, 200);
+    let row = crate::harness::find_column(&doc, "shard-01", &format!("app.{HOSTILE}.user_id"));
+    let url = row["plan_url"].as_str().expect("plan_url").to_string();
+    assert_eq!(
+        url,
+        "/api/columns/shard-01/app/or%60ders%27%7Btable%7D/user_id"
+    );
+
+    let (status, got) = app.get_json(&url).await;
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got["table"], HOSTILE);
+    assert_eq!(got["column"], "user_id");
+    assert_eq!(got["status"], "critical");
+    assert_eq!(got["plan_url"], url.as_str());
+    assert_eq!(got["plan"]["target_type"], "BIGINT");
+    let changes = got["plan"]["changes"].as_array().expect("changes");
+    assert_eq!(changes.len(), 3, "its own, its parent and its child: {got}");
+    assert_eq!(
+        changes[0]["statement"],
+        format!(
+            "ALTER TABLE `app`.`or``ders'{{table}}` MODIFY COLUMN `user_id` BIGINT NOT NULL DEFAULT 0 COMMENT 'it''s the {{table}} key \\\\ (see `users`) -- #'"
+        )
+    );
+    assert_eq!(got["plan"]["steps"].as_array().map(Vec::len), Some(7));
+
+    let (status, got) = app.get_json("/api/columns/shard-01/app/likes/id").await;
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got["plan"]["changes"].as_array().map(Vec::len), Some(0));
+
+    let (status, got) = app.get_json("/api/columns/shard-01/app/users/nope").await;
+    assert_eq!(status, 404);
+    assert!(
+        got["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("app.users.nope")),
+        "{got}"
+    );
+    let (status, got) = app.get_json("/api/columns/shard-09/app/users/id").await;
+    assert_eq!(status, 404);
+    assert!(
+        got["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("shard-09")),
+        "{got}"
+    );
+    app.stop().await;
+}
