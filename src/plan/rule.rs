@@ -475,4 +475,48 @@ mod tests {
         assert!(!definition(false, None, "DEFAULT_GENERATED", "").generated());
         assert!(!definition(false, None, "auto_increment", "").generated());
     }
+
+    /// What the test lexer reads back from a literal [`sql_string`] wrote: it takes `\X`
+    /// as `X`, so the escaped control characters come back as their letters.
+    fn as_lexed(text: &str) -> String {
+        text.chars()
+            .map(|c| match c {
+                '\n' => 'n',
+                '\r' => 'r',
+                '\t' => 't',
+                '\0' => '0',
+                '\u{1a}' => 'Z',
+                c => c,
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        /// Whatever the names, the comment and the default hold, the statement is the
+        /// same tokens: the three names as identifiers, the two texts as one literal each,
+        /// and no comment.
+        #[test]
+        fn hostile_names_and_texts_never_change_the_statement(
+            schema in crate::db::sql_lexer::hostile_ident(),
+            table in crate::db::sql_lexer::hostile_ident(),
+            column in crate::db::sql_lexer::hostile_ident(),
+            text in crate::db::sql_lexer::hostile_ident(),
+        ) {
+            let d = Definition {
+                column_type: "int(11)".to_string(),
+                ..definition(true, Some(&format!("x{text}")), "", &text)
+            };
+            let sql = alter(&schema, &table, &column, t(Width::Big, false), &d);
+            let toks = tokens(&sql).map_err(proptest::test_runner::TestCaseError::fail)?;
+            let word = |w: &str| Token::Word(w.to_string());
+            let expected = vec![
+                word("ALTER"), word("TABLE"), Token::Ident(schema.clone()), Token::Punct('.'),
+                Token::Ident(table.clone()), word("MODIFY"), word("COLUMN"),
+                Token::Ident(column.clone()), word("BIGINT"), word("NULL"), word("DEFAULT"),
+                Token::Str(as_lexed(&format!("x{text}"))), word("COMMENT"),
+                Token::Str(as_lexed(&text)),
+            ];
+            proptest::prop_assert_eq!(toks, expected);
+        }
+    }
 }
