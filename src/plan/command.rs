@@ -77,7 +77,7 @@ pub async fn run(
         });
     }
     let entries = super::select(&snapshot, globs);
-    let widenings: Vec<&Widening> = entries.iter().flat_map(|e| &e.widenings).collect();
+    let widenings: Vec<&Widening> = super::to_read(&entries);
     let found = match super::read(&settings, &widenings).await {
         Ok(found) => found,
         Err(e) => {
@@ -182,6 +182,10 @@ pub fn text(planned: &[Planned], rate: u64) -> String {
             "   runs out: {runs_out}; target: {}",
             p.plan.target_type
         );
+        if let Some(same) = &p.plan.same_as {
+            let _ = writeln!(out, "   widens with {} (above)\n", escape(same));
+            continue;
+        }
         if p.plan.changes.is_empty() {
             let _ = writeln!(out, "   nothing wider exists: it cannot be widened");
         }

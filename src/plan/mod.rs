@@ -17,6 +17,7 @@ pub mod related;
 pub mod rule;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -76,9 +77,29 @@ pub struct Entry<'a> {
     pub target: IntType,
     /// Why it is in the plan.
     pub reason: String,
-    /// Its own widening first (absent when it cannot widen), then every column that must
-    /// widen with it.
-    pub widenings: Vec<Widening>,
+    /// Every widening of its group, its own among them (absent when it cannot widen), in
+    /// snapshot order; shared by the group's entries, so a large group costs its size once.
+    pub widenings: Arc<[Widening]>,
+    /// Which group it belongs to: entries of one group share one plan.
+    pub group: usize,
+}
+
+impl Entry<'_> {
+    /// Whether `w` is this entry's own column.
+    fn owns(&self, w: &Widening) -> bool {
+        let r = self.column;
+        w.shard == r.shard
+            && w.id.schema == r.schema
+            && w.id.table == r.table
+            && w.id.column == r.column
+    }
+
+    /// Its own widening first, then the rest of its group.
+    pub fn ordered(&self) -> Vec<&Widening> {
+        let own = self.widenings.iter().filter(|w| self.owns(w));
+        own.chain(self.widenings.iter().filter(|w| !self.owns(w)))
+            .collect()
+    }
 }
 
 /// The type maximum of what feeds `r`: its parent's (on the same shard) or its source's.
@@ -131,7 +152,7 @@ pub fn select<'a>(snapshot: &'a Snapshot, globs: Option<&ColumnGlobs>) -> Vec<En
         .map(|s| s.columns.as_slice())
         .collect();
     let mut entries = Vec::new();
-    for group in related::groups(&shards) {
+    for (index, group) in related::groups(&shards).into_iter().enumerate() {
         let members: Vec<&ColumnReport> = group.iter().map(|&(s, c)| &shards[s][c]).collect();
         let need = related::need(
             &group
@@ -139,7 +160,7 @@ pub fn select<'a>(snapshot: &'a Snapshot, globs: Option<&ColumnGlobs>) -> Vec<En
                 .map(|&(s, c)| (&shards[s][c], origin(snapshot, s, &shards[s][c])))
                 .collect::<Vec<_>>(),
         );
-        let widenings: Vec<Widening> = members
+        let widenings: Arc<[Widening]> = members
             .iter()
             .filter_map(|r| {
                 let to = rule::holding(r.int_type, need);
@@ -156,19 +177,12 @@ pub fn select<'a>(snapshot: &'a Snapshot, globs: Option<&ColumnGlobs>) -> Vec<En
             if !wanted || globs.is_some_and(|g| !g.matches(&r.schema, &r.table, &r.column)) {
                 continue;
             }
-            let own = |w: &Widening| {
-                w.shard == r.shard
-                    && w.id.schema == r.schema
-                    && w.id.table == r.table
-                    && w.id.column == r.column
-            };
-            let mut list: Vec<Widening> = widenings.iter().filter(|w| own(w)).cloned().collect();
-            list.extend(widenings.iter().filter(|w| !own(w)).cloned());
             entries.push(Entry {
                 column: r,
                 target: rule::holding(r.int_type, need),
                 reason: reason(r),
-                widenings: list,
+                widenings: Arc::clone(&widenings),
+                group: index,
             });
         }
     }
@@ -343,33 +357,41 @@ pub struct Step {
 }
 
 /// The foreign keys on `shard` that hold a widened column, as child or parent.
-fn touched<'a>(found: &'a Found, shard: &str, widenings: &[Widening]) -> Vec<&'a ForeignKey> {
-    let widened = |schema: &str, table: &str, column: &str| {
-        widenings.iter().any(|w| {
-            w.shard == shard
-                && w.id.schema == schema
-                && w.id.table == table
-                && w.id.column == column
+fn touched<'a>(found: &'a Found, shard: &str, widenings: &[&Widening]) -> Vec<&'a ForeignKey> {
+    let widened: HashSet<(&str, &str, &str)> = widenings
+        .iter()
+        .filter(|w| w.shard == shard)
+        .map(|w| {
+            (
+                w.id.schema.as_str(),
+                w.id.table.as_str(),
+                w.id.column.as_str(),
+            )
         })
-    };
+        .collect();
     found
         .foreign_keys
         .get(shard)
         .into_iter()
         .flatten()
         .filter(|fk| {
-            fk.columns.iter().any(|c| widened(&fk.schema, &fk.table, c))
-                || fk
-                    .parent_columns
-                    .iter()
-                    .any(|c| widened(&fk.parent_schema, &fk.parent_table, c))
+            fk.columns
+                .iter()
+                .any(|c| widened.contains(&(fk.schema.as_str(), fk.table.as_str(), c.as_str())))
+                || fk.parent_columns.iter().any(|c| {
+                    widened.contains(&(
+                        fk.parent_schema.as_str(),
+                        fk.parent_table.as_str(),
+                        c.as_str(),
+                    ))
+                })
         })
         .collect()
 }
 
 /// Every statement in the order it must run, shard by shard: the foreign keys that hold a
 /// widened column dropped, the columns widened, the keys added again.
-fn steps(found: &Found, widenings: &[Widening], changes: &[Change]) -> Vec<Step> {
+fn steps(found: &Found, widenings: &[&Widening], changes: &[Change]) -> Vec<Step> {
     let mut shards: Vec<&str> = Vec::new();
     for w in widenings {
         if !shards.contains(&w.shard.as_str()) {
@@ -418,6 +440,9 @@ pub struct ColumnPlan {
     pub foreign_keys: Vec<ForeignKey>,
     /// Every statement, in the order to run them, each on its shard.
     pub steps: Vec<Step>,
+    /// In `headroom plan`, a column whose group an earlier column's plan already widens:
+    /// that column (`shard/schema.table.column`), and no changes of its own here.
+    pub same_as: Option<String>,
 }
 
 /// One entry written out with what was `found`.
@@ -430,8 +455,8 @@ pub fn write_one(settings: &Settings, e: &Entry<'_>, found: &Found) -> Planned {
             .find(|s| s.name == shard)
             .map(|s| &s.endpoint)
     };
-    let mut changes: Vec<Change> = e
-        .widenings
+    let ordered = e.ordered();
+    let mut changes: Vec<Change> = ordered
         .iter()
         .filter_map(|w| {
             let at = endpoint(&w.shard)?;
@@ -444,7 +469,7 @@ pub fn write_one(settings: &Settings, e: &Entry<'_>, found: &Found) -> Planned {
         .collect();
     let mut foreign_keys = Vec::new();
     for shard in settings.shards.iter().map(|s| s.name.as_str()) {
-        foreign_keys.extend(touched(found, shard, &e.widenings).into_iter().cloned());
+        foreign_keys.extend(touched(found, shard, &ordered).into_iter().cloned());
     }
     for c in &mut changes {
         let keyed = foreign_keys.iter().any(|fk| {
@@ -459,7 +484,7 @@ pub fn write_one(settings: &Settings, e: &Entry<'_>, found: &Found) -> Planned {
             );
         }
     }
-    let steps = steps(found, &e.widenings, &changes);
+    let steps = steps(found, &ordered, &changes);
     Planned {
         column: e.column.clone(),
         plan: ColumnPlan {
@@ -468,6 +493,7 @@ pub fn write_one(settings: &Settings, e: &Entry<'_>, found: &Found) -> Planned {
             changes,
             foreign_keys,
             steps,
+            same_as: None,
         },
     }
 }
@@ -505,15 +531,41 @@ pub fn unplanned(column: &ColumnReport) -> Planned {
             changes: Vec::new(),
             foreign_keys: Vec::new(),
             steps: Vec::new(),
+            same_as: None,
         },
     }
 }
 
-/// Every entry written out with what was `found`.
+/// Every entry written out with what was `found`: the first of each group in full, the
+/// others `same_as` it, so that a group is written once however many of its columns are
+/// at risk.
 pub fn write(settings: &Settings, entries: &[Entry<'_>], found: &Found) -> Vec<Planned> {
+    let mut first: HashMap<usize, String> = HashMap::new();
     entries
         .iter()
-        .map(|e| write_one(settings, e, found))
+        .map(|e| match first.get(&e.group) {
+            Some(name) => {
+                let mut planned = unplanned(e.column);
+                planned.plan.target_type = e.target.display_name();
+                planned.plan.reason = e.reason.clone();
+                planned.plan.same_as = Some(name.clone());
+                planned
+            }
+            None => {
+                first.insert(e.group, format!("{}/{}", e.column.shard, e.column.name()));
+                write_one(settings, e, found)
+            }
+        })
+        .collect()
+}
+
+/// The widenings [`write`] writes out in full: those of the first entry of each group.
+pub fn to_read<'a>(entries: &'a [Entry<'_>]) -> Vec<&'a Widening> {
+    let mut seen = HashSet::new();
+    entries
+        .iter()
+        .filter(|e| seen.insert(e.group))
+        .flat_map(|e| e.widenings.iter())
         .collect()
 }
 
@@ -615,7 +667,7 @@ mod tests {
     }
 
     fn summary(e: &Entry<'_>) -> Vec<String> {
-        e.widenings
+        e.ordered()
             .iter()
             .map(|w| format!("{}/{} {}", w.shard, w.id, w.to))
             .collect()

@@ -168,7 +168,37 @@ fn the_printed_plan_applied_to_the_shards_leaves_nothing_critical_or_mismatched(
             "shard-02/app.likes.treasury_id".to_string(),
         ]
     );
-    let users = &plan["columns"][2];
+    assert_eq!(
+        plan["columns"][0]["plan"]["changes"]
+            .as_array()
+            .map(Vec::len),
+        Some(6),
+        "a child widens its parent and the rest of the group too"
+    );
+    for (i, first) in [
+        (1, "shard-01/app.notes.order_user"),
+        (2, "shard-01/app.notes.order_user"),
+        (4, "shard-01/app.likes.treasury_id"),
+    ] {
+        let same = &plan["columns"][i]["plan"];
+        assert_eq!(same["same_as"], first, "a group is written once");
+        assert_eq!(same["changes"].as_array().map(Vec::len), Some(0));
+    }
+    let likes = &plan["columns"][3];
+    assert_eq!(likes["plan"]["target_type"], "BIGINT UNSIGNED");
+    assert_eq!(likes["plan"]["changes"].as_array().map(Vec::len), Some(2));
+
+    // One column's plan, its own change first.
+    let (code, stdout, stderr) = headroom(
+        "plan",
+        &config,
+        &["--format", "json", "--column", "app.users.id"],
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let only: Value = serde_json::from_str(&stdout).expect("one JSON document");
+    assert_eq!(only["columns"].as_array().map(Vec::len), Some(1));
+    let users = &only["columns"][0];
+    assert_eq!(users["plan"]["same_as"], Value::Null);
     assert_eq!(users["status"], "critical");
     assert_eq!(users["plan"]["target_type"], "BIGINT");
     let changes: Vec<String> = users["plan"]["changes"]
@@ -204,15 +234,6 @@ fn the_printed_plan_applied_to_the_shards_leaves_nothing_critical_or_mismatched(
         users["plan"]["foreign_keys"].as_array().map(Vec::len),
         Some(4)
     );
-    assert_eq!(
-        plan["columns"][0]["plan"]["changes"]
-            .as_array()
-            .map(Vec::len),
-        Some(6),
-        "a child widens its parent and the rest of the group too"
-    );
-    let likes = &plan["columns"][3];
-    assert_eq!(likes["plan"]["target_type"], "BIGINT UNSIGNED");
 
     // The text format says the same for people, names escaped.
     let (code, text, _) = headroom("plan", &config, &["--column", "app.users.*"]);
