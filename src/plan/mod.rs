@@ -102,14 +102,16 @@ impl Entry<'_> {
     }
 }
 
-/// The type maximum of what feeds `r`: its parent's (on the same shard) or its source's.
-fn origin(snapshot: &Snapshot, shard: usize, r: &ColumnReport) -> Option<u64> {
+/// The type maximum of what feeds `r`: its parent's (on the same shard, from `maxima`, by
+/// shard index and name) or its source's.
+fn origin(
+    snapshot: &Snapshot,
+    maxima: &HashMap<(usize, String), u64>,
+    shard: usize,
+    r: &ColumnReport,
+) -> Option<u64> {
     if let Some(parent) = related::parent_of(r) {
-        return snapshot.shards[shard]
-            .columns
-            .iter()
-            .find(|c| c.name() == parent)
-            .map(|c| c.max);
+        return maxima.get(&(shard, parent.to_string())).copied();
     }
     let source = related::source_of(r)?;
     snapshot
@@ -151,13 +153,18 @@ pub fn select<'a>(snapshot: &'a Snapshot, globs: Option<&ColumnGlobs>) -> Vec<En
         .iter()
         .map(|s| s.columns.as_slice())
         .collect();
+    let maxima: HashMap<(usize, String), u64> = shards
+        .iter()
+        .enumerate()
+        .flat_map(|(s, cols)| cols.iter().map(move |c| ((s, c.name()), c.max)))
+        .collect();
     let mut entries = Vec::new();
     for (index, group) in related::groups(&shards).into_iter().enumerate() {
         let members: Vec<&ColumnReport> = group.iter().map(|&(s, c)| &shards[s][c]).collect();
         let need = related::need(
             &group
                 .iter()
-                .map(|&(s, c)| (&shards[s][c], origin(snapshot, s, &shards[s][c])))
+                .map(|&(s, c)| (&shards[s][c], origin(snapshot, &maxima, s, &shards[s][c])))
                 .collect::<Vec<_>>(),
         );
         let widenings: Arc<[Widening]> = members
