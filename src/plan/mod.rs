@@ -202,7 +202,10 @@ pub fn select<'a>(snapshot: &'a Snapshot, globs: Option<&ColumnGlobs>) -> Vec<En
             (None, None) => std::cmp::Ordering::Equal,
         }
         .then(y.used_ratio.total_cmp(&x.used_ratio))
-        .then_with(|| (&x.shard, x.name()).cmp(&(&y.shard, y.name())))
+        .then_with(|| {
+            (&x.shard, &x.schema, &x.table, &x.column)
+                .cmp(&(&y.shard, &y.schema, &y.table, &y.column))
+        })
     });
     entries
 }
