@@ -388,3 +388,15 @@ async fn the_column_endpoint_serves_the_plan_and_404_for_what_is_not_there() {
     );
     app.stop().await;
 }
+
+#[test]
+fn plan_refuses_a_bad_column_glob_with_exit_2() {
+    let toml = "[[shards]]\nname = \"s\"\nurl = \"mysql://root@127.0.0.1:1/\"\n";
+    let (code, stdout, stderr) = headroom("plan", toml, &["--column", "app.[users"]);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(stdout.is_empty());
+    assert!(
+        stderr.starts_with("headroom: --column: \"app.[users\""),
+        "{stderr}"
+    );
+}
