@@ -34,6 +34,8 @@
 //!   web configuration file.
 //! - [`cluster`]: which shards this replica owns when a fleet is split (`--member I/N`).
 //! - [`check`]: the one-shot `headroom check` report and its exit codes.
+//! - [`plan`]: `headroom plan`: the statements that widen the columns at warning or
+//!   worse or mismatched, and every column that must widen with them.
 //! - [`bump`]: `headroom bump`: raises a development fleet's counters above a bound (pure
 //!   planning; `bump/servers.rs` reads and writes).
 //! - [`startup`]: `App::build` and `App::run`.
@@ -62,6 +64,7 @@ pub mod inventory;
 pub mod measure;
 pub mod metrics;
 pub mod pager;
+pub mod plan;
 pub mod policy;
 pub mod poller;
 pub mod reload;

@@ -1,5 +1,6 @@
-//! The `headroom` binary: `run` (the daemon), `check` (one poll, for cron and DBAs) and
-//! `bump` (raise a development fleet's counters above a bound).
+//! The `headroom` binary: `run` (the daemon), `check` (one poll, for cron and DBAs),
+//! `plan` (the statements that widen what runs out) and `bump` (raise a development
+//! fleet's counters above a bound).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,6 +59,20 @@ enum Command {
         #[arg(long, value_name = "I/N")]
         member: Option<Member>,
     },
+    /// Poll once and print, for every column at warning or worse or narrower than what
+    /// feeds it, the statements that widen it and every column that must widen with it.
+    /// Exit 0 printed (also when nothing needs widening), 2 a bad configuration or a
+    /// server unreachable.
+    Plan {
+        #[arg(long, default_value = "config/headroom.toml")]
+        config: PathBuf,
+        /// `text` for people, `json` for tools.
+        #[arg(long, value_enum, default_value = "text")]
+        format: PlanFormat,
+        /// Only columns whose `schema.table.column` matches this glob.
+        #[arg(long, value_name = "GLOB")]
+        column: Option<String>,
+    },
     /// Raise every ticket server and AUTO_INCREMENT counter of a development configuration
     /// above a bound, so that too narrow columns fail in development. Dry run unless
     /// --apply. Exit 0 done, 2 refused (a shard or source not `environment = "dev"`), a bad
@@ -74,6 +89,13 @@ enum Command {
         #[arg(long)]
         apply: bool,
     },
+}
+
+/// How `plan` prints.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum PlanFormat {
+    Text,
+    Json,
 }
 
 fn main() -> ExitCode {
@@ -112,6 +134,11 @@ fn main() -> ExitCode {
                 };
                 check(config, &overrides, all, json).await
             }
+            Command::Plan {
+                config,
+                format,
+                column,
+            } => plan(config, format, column).await,
             Command::Bump {
                 config,
                 above,
@@ -185,6 +212,35 @@ async fn check(path: PathBuf, overrides: &config::Overrides, all: bool, json: bo
     match headroom::check::run(settings, all, json).await {
         Ok(outcome) => {
             print!("{}", outcome.output);
+            ExitCode::from(outcome.exit_code)
+        }
+        Err(e) => {
+            eprintln!("headroom: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn plan(path: PathBuf, format: PlanFormat, column: Option<String>) -> ExitCode {
+    let settings = match load(&path, &config::Overrides::default()) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let globs = match column
+        .map(|c| headroom::policy::ColumnGlobs::new(&[c], &[]))
+        .transpose()
+    {
+        Ok(globs) => globs,
+        Err(e) => {
+            eprintln!("headroom: --column: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let json = matches!(format, PlanFormat::Json);
+    match headroom::plan::command::run(settings, json, globs.as_ref()).await {
+        Ok(outcome) => {
+            print!("{}", outcome.output);
+            eprint!("{}", outcome.errors);
             ExitCode::from(outcome.exit_code)
         }
         Err(e) => {

@@ -585,6 +585,9 @@ pub struct ColumnReport {
     /// Why the status is what it is, when the numbers alone do not say it (a clamped
     /// column); `null` otherwise.
     pub reason: Option<&'static str>,
+    /// This column with its widening plan (`/api/columns/{shard}/{schema}/{table}/{column}`,
+    /// names percent-encoded), relative to the API's address.
+    pub plan_url: String,
 }
 
 impl ColumnReport {
@@ -599,6 +602,12 @@ impl ColumnReport {
         observed_at: DateTime<Utc>,
     ) -> ColumnReport {
         let h = measured.headroom;
+        let plan_url = crate::plan::path(
+            &shard,
+            &measured.id.schema,
+            &measured.id.table,
+            &measured.id.column,
+        );
         ColumnReport {
             shard,
             id: measured.id,
@@ -626,6 +635,7 @@ impl ColumnReport {
             last_jump: forecast.last_jump_at(observed_at),
             clamped: false,
             reason: None,
+            plan_url,
         }
     }
 

@@ -71,6 +71,8 @@ pub struct Parts {
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub pager: Option<Arc<Pager>>,
+    /// The settings the API reads (the plan endpoint connects to shards with them).
+    pub settings: crate::api::SharedSettings,
 }
 
 /// A new configuration, ready to swap in.
@@ -205,6 +207,7 @@ async fn prepare(
 /// warnings.
 fn swap(poller: &Poller, parts: &Parts, notifiers: Vec<pager::Live>) -> Vec<String> {
     let settings = poller.settings();
+    *parts.settings.write().unwrap_or_else(|e| e.into_inner()) = Arc::clone(settings);
     let removed = parts.store.reconfigure(settings);
     parts.metrics.forget(&removed);
     parts.metrics.set_settings(settings.metrics);

@@ -60,6 +60,7 @@ impl App {
                 metrics,
                 pager: pager.clone(),
                 reload: None,
+                settings: Arc::new(std::sync::RwLock::new(Arc::clone(&settings))),
             },
             pager,
             edge,
@@ -113,6 +114,7 @@ impl App {
             store: self.state.store.clone(),
             metrics: Arc::clone(&self.state.metrics),
             pager: self.pager.clone(),
+            settings: Arc::clone(&self.state.settings),
         };
         // The poller, one generation per configuration.
         tracker.spawn(reload::run(

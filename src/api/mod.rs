@@ -1,7 +1,9 @@
 //! The HTTP surface: `/metrics`, the JSON API under `/api`, and the health endpoints.
-//! Handlers only read the [`Store`]; nothing here touches a database.
+//! Handlers only read the [`Store`]; only the one-column plan reads a column's definition
+//! from its shard, on demand.
 
 mod columns;
+mod plan;
 
 use std::sync::Arc;
 
@@ -28,13 +30,22 @@ pub struct AppState {
     pub pager: Option<Arc<Pager>>,
     /// Present when `POST /-/reload` is enabled (`--web.enable-lifecycle`).
     pub reload: Option<reload::Handle>,
+    /// The running settings, swapped by a reload.
+    pub settings: SharedSettings,
 }
+
+/// The running settings, shared with the reload that swaps them.
+pub type SharedSettings = Arc<std::sync::RwLock<Arc<crate::config::Settings>>>;
 
 /// The router with every route.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/api/columns", get(columns::handler))
+        .route(
+            "/api/columns/{shard}/{schema}/{table}/{column}",
+            get(plan::handler),
+        )
         .route("/api/shards", get(shards))
         .route("/api/sources", get(sources))
         .route("/api/incidents", get(incidents))

@@ -19,6 +19,7 @@
 //! - `policy`: `[thresholds]`, `[[overrides]]`, `[[silences]]`, glob lists;
 //! - `metrics`: `[metrics]`;
 //! - `inference`: `[inference]`, `[[inference.rules]]` templates;
+//! - `plan`: `[plan]`;
 //! - `notifiers`: `[pagerduty]`, `[webhook]`, `[state]`;
 //! - `endpoint`: server URLs, their passwords and redaction;
 //! - `secret`: the one reader of passwords and keys from a variable or a file.
@@ -31,6 +32,7 @@ mod include;
 mod inference;
 mod metrics;
 mod notifiers;
+mod plan;
 mod policy;
 mod range;
 mod secret;
@@ -90,6 +92,16 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     /// What is valid but probably not meant (logged at start-up, printed by `check`).
     pub warnings: Vec<Problem>,
+    /// `[plan]`: what `headroom plan` assumes.
+    pub plan: PlanSettings,
+}
+
+/// `[plan]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanSettings {
+    /// How fast a table is copied when a column's type changes, in MiB of data and
+    /// indexes per second: the rebuild estimate.
+    pub rebuild_mb_per_second: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -416,6 +428,7 @@ fn parse(
     let inference = root
         .section("inference")
         .and_then(|mut s| inference::inference(&mut s));
+    let plan = root.section("plan").and_then(|mut s| plan::plan(&mut s));
     let member = if root.has("cluster") {
         root.section("cluster")
             .and_then(|mut s| cluster::cluster(&mut s))
@@ -445,6 +458,7 @@ fn parse(
             metrics: metrics?,
             inference: inference?,
             warnings,
+            plan: plan?,
         })
     })();
     let problems = distinct(problems.take());

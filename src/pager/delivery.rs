@@ -26,6 +26,23 @@ pub enum Outcome {
     Retry(String, Option<Duration>),
 }
 
+/// The links of a trigger: the condition in headroom, and for a column its widening plan.
+fn links(event: &Event) -> Vec<serde_json::Value> {
+    let mut out: Vec<serde_json::Value> = event
+        .link
+        .iter()
+        .map(|href| json!({ "href": href, "text": "This condition in headroom" }))
+        .collect();
+    if let Some(href) = event
+        .custom_details
+        .get("plan_url")
+        .and_then(|v| v.as_str())
+    {
+        out.push(json!({ "href": href, "text": "The plan that widens this column" }));
+    }
+    out
+}
+
 /// The Events API v2 body for `event`.
 pub fn pagerduty_body(event: &Event, routing_key: &str, client_url: &str) -> serde_json::Value {
     match event.action {
@@ -48,10 +65,7 @@ pub fn pagerduty_body(event: &Event, routing_key: &str, client_url: &str) -> ser
                 "class": event.class,
                 "custom_details": event.custom_details,
             },
-            "links": event.link.as_ref().map(|href| vec![json!({
-                "href": href,
-                "text": "This condition in headroom",
-            })]).unwrap_or_default(),
+            "links": links(event),
             "client": "headroom",
             "client_url": client_url,
         }),

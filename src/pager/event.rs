@@ -215,6 +215,7 @@ fn column_event(c: &ColumnReport, external_url: &str, now: DateTime<Utc>) -> Eve
         "clamped": c.clamped,
         "reason": c.reason,
         "what_to_do": if c.clamped { CLAMPED_WHAT_TO_DO } else { WHAT_TO_DO },
+        "plan_url": format!("{external_url}{}", c.plan_url),
     });
     let severity = Severity::of(c.status).unwrap_or(Severity::Warning);
     Event {

@@ -16,6 +16,7 @@ mod inference;
 mod measurement;
 mod metrics;
 mod paging;
+mod plan;
 mod reload;
 mod safety;
 mod schedule;

@@ -135,6 +135,10 @@ async fn one_trigger_per_critical_column_and_one_resolve_after_an_alter_to_bigin
         trigger["links"][0]["href"],
         "https://headroom.example/api/columns?shard=s1&schema=app&table=orders&column=id"
     );
+    assert_eq!(
+        trigger["links"][1]["href"], "https://headroom.example/api/columns/s1/app/orders/id",
+        "the column's widening plan"
+    );
 
     let (_, incidents) = app.get_json("/api/incidents").await;
     let pd = &incidents["notifiers"][0];

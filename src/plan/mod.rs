@@ -1,0 +1,777 @@
+//! `headroom plan`: for every column at warning or worse or narrower than what feeds it,
+//! ordered by exhaustion date (then by used ratio), the type it widens to and every
+//! statement that does it, for it and for each column that must widen with it, with the
+//! table's size and what the rebuild costs. The same document for one column is served at
+//! `GET /api/columns/{shard}/{schema}/{table}/{column}`.
+//!
+//! # Layout
+//! - [`rule`]: the target type, the `MODIFY` text, the tool commands, the estimate. Pure.
+//! - [`related`]: which columns widen together, and the range a group needs. Pure.
+//! - [`definition`]: the reader of a column's definition and its table's size.
+//! - this file: [`select`] (pure: what to widen, to what), [`change`] (pure: one widening
+//!   written out), [`read`] (the definitions from the shards) and the `plan` command.
+
+pub mod command;
+pub mod definition;
+pub mod related;
+pub mod rule;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::config::{Endpoint, Settings};
+use crate::db::Connector;
+use crate::headroom::{IntType, Status};
+use crate::inventory::ColumnId;
+use crate::measure::{ColumnReport, Kind};
+use crate::policy::ColumnGlobs;
+use crate::state::Snapshot;
+use definition::{ForeignKey, TableSize};
+use rule::Definition;
+
+/// What a path segment keeps unencoded: letters, digits and `-._~`.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// `/api/columns/{shard}/{schema}/{table}/{column}`, each name percent-encoded: the column
+/// with its plan.
+pub fn path(shard: &str, schema: &str, table: &str, column: &str) -> String {
+    let seg = |s: &str| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string();
+    format!(
+        "/api/columns/{}/{}/{}/{}",
+        seg(shard),
+        seg(schema),
+        seg(table),
+        seg(column)
+    )
+}
+
+/// `[plan] rebuild_mb_per_second` when absent.
+pub const DEFAULT_REBUILD_MB_PER_SECOND: u64 = 50;
+
+/// One column to widen: where it is, its type now and the type it takes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Widening {
+    /// The shard that holds it.
+    pub shard: String,
+    /// The column.
+    pub id: ColumnId,
+    /// Its COLUMN_TYPE now.
+    pub from: String,
+    /// The type it widens to.
+    pub to: IntType,
+}
+
+/// One column that needs widening, and the widenings that do it.
+#[derive(Debug, Clone)]
+pub struct Entry<'a> {
+    /// The column as /api/columns shows it.
+    pub column: &'a ColumnReport,
+    /// The type it takes; its own type when nothing wider exists.
+    pub target: IntType,
+    /// Why it is in the plan.
+    pub reason: String,
+    /// Every widening of its group, its own among them (absent when it cannot widen), in
+    /// snapshot order; shared by the group's entries, so a large group costs its size once.
+    pub widenings: Arc<[Widening]>,
+    /// Which group it belongs to: entries of one group share one plan.
+    pub group: usize,
+}
+
+impl Entry<'_> {
+    /// Whether `w` is this entry's own column.
+    fn owns(&self, w: &Widening) -> bool {
+        let r = self.column;
+        *w.shard == *r.shard
+            && w.id.schema == r.id.schema
+            && w.id.table == r.id.table
+            && w.id.column == r.id.column
+    }
+
+    /// Its own widening first, then the rest of its group.
+    pub fn ordered(&self) -> Vec<&Widening> {
+        let own = self.widenings.iter().filter(|w| self.owns(w));
+        own.chain(self.widenings.iter().filter(|w| !self.owns(w)))
+            .collect()
+    }
+}
+
+/// The type maximum of what feeds `r`: its parent's (on the same shard, from `maxima`, by
+/// shard index and name) or its source's.
+fn origin(
+    snapshot: &Snapshot,
+    maxima: &HashMap<(usize, String), u64>,
+    shard: usize,
+    r: &ColumnReport,
+) -> Option<u64> {
+    if let Some(parent) = related::parent_of(r) {
+        return maxima.get(&(shard, parent.to_string())).copied();
+    }
+    let source = related::source_of(r)?;
+    snapshot
+        .sources
+        .iter()
+        .find(|s| s.name == source)
+        .and_then(|s| s.max)
+}
+
+fn reason(r: &ColumnReport) -> String {
+    let mut why = Vec::new();
+    if r.status >= Status::Warning {
+        why.push(format!(
+            "{}: {} of {} used",
+            r.status,
+            crate::headroom::percent(r.used_ratio),
+            r.int_type
+        ));
+    }
+    if r.type_mismatch {
+        let from = match r.kind {
+            Kind::Reference => "its source",
+            _ => "its parent",
+        };
+        why.push(format!(
+            "narrower than {from} {}",
+            r.source.as_deref().unwrap_or("")
+        ));
+    }
+    why.join("; ")
+}
+
+/// What needs widening and to what, ordered by exhaustion date (none last), then by used
+/// ratio (highest first): every column at warning or worse or mismatched whose
+/// `schema.table.column` matches `globs` (all when `None`). Pure.
+pub fn select<'a>(snapshot: &'a Snapshot, globs: Option<&ColumnGlobs>) -> Vec<Entry<'a>> {
+    let shards: Vec<&[ColumnReport]> = snapshot
+        .shards
+        .iter()
+        .map(|s| s.columns.as_slice())
+        .collect();
+    let maxima: HashMap<(usize, String), u64> = shards
+        .iter()
+        .enumerate()
+        .flat_map(|(s, cols)| cols.iter().map(move |c| ((s, c.name()), c.max)))
+        .collect();
+    let mut entries = Vec::new();
+    for (index, group) in related::groups(&shards).into_iter().enumerate() {
+        let members: Vec<&ColumnReport> = group.iter().map(|&(s, c)| &shards[s][c]).collect();
+        let need = related::need(
+            &group
+                .iter()
+                .map(|&(s, c)| (&shards[s][c], origin(snapshot, &maxima, s, &shards[s][c])))
+                .collect::<Vec<_>>(),
+        );
+        let widenings: Arc<[Widening]> = members
+            .iter()
+            .filter_map(|r| {
+                let to = rule::holding(r.int_type, need);
+                (to != r.int_type).then(|| Widening {
+                    shard: r.shard.to_string(),
+                    id: r.id.clone(),
+                    from: r.column_type.to_string(),
+                    to,
+                })
+            })
+            .collect();
+        for r in &members {
+            let wanted = r.status >= Status::Warning || r.type_mismatch;
+            if !wanted || globs.is_some_and(|g| !g.matches(&r.id.schema, &r.id.table, &r.id.column))
+            {
+                continue;
+            }
+            entries.push(Entry {
+                column: r,
+                target: rule::holding(r.int_type, need),
+                reason: reason(r),
+                widenings: Arc::clone(&widenings),
+                group: index,
+            });
+        }
+    }
+    entries.sort_by(|a, b| {
+        let (x, y) = (a.column, b.column);
+        match (x.exhausts_at, y.exhausts_at) {
+            (Some(p), Some(q)) => p.cmp(&q),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        }
+        .then(y.used_ratio.total_cmp(&x.used_ratio))
+        .then_with(|| {
+            (&x.shard, &x.id.schema, &x.id.table, &x.id.column).cmp(&(
+                &y.shard,
+                &y.id.schema,
+                &y.id.table,
+                &y.id.column,
+            ))
+        })
+    });
+    entries
+}
+
+/// One widening written out: the statement, the commands, the table and its rebuild.
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    pub shard: String,
+    pub schema: String,
+    pub table: String,
+    pub column: String,
+    /// The shard's server, for the online schema change tools.
+    pub host: String,
+    pub port: u16,
+    /// COLUMN_TYPE now.
+    pub from_type: String,
+    /// The type it takes, e.g. `BIGINT UNSIGNED`.
+    pub to_type: String,
+    /// The definition read at plan time; `null` when the column was not found.
+    pub definition: Option<Definition>,
+    /// Its table's rows, data and index bytes and engine.
+    pub table_size: Option<TableSize>,
+    /// `ALTER TABLE … MODIFY COLUMN …`; `null` when it must be written by hand (`note`).
+    pub statement: Option<String>,
+    pub gh_ost: Option<String>,
+    pub pt_online_schema_change: Option<String>,
+    /// A type change copies the whole table and rebuilds every index (InnoDB's
+    /// ALGORITHM=COPY; other engines copy too).
+    pub rebuilds: bool,
+    /// Data and index bytes at `[plan] rebuild_mb_per_second`, rounded up.
+    pub rebuild_seconds_estimate: Option<u64>,
+    /// Why a statement is missing, or what to watch for.
+    pub note: Option<String>,
+}
+
+/// Writes one widening out from its definition (`None`: the column was not found). Pure.
+pub fn change(
+    w: &Widening,
+    found: Option<&(Definition, TableSize)>,
+    endpoint: &Endpoint,
+    mb_per_second: u64,
+) -> Change {
+    let host = endpoint.url.host_str().unwrap_or("localhost").to_string();
+    let port = endpoint.url.port().unwrap_or(3306);
+    let mut out = Change {
+        shard: w.shard.clone(),
+        schema: w.id.schema.clone(),
+        table: w.id.table.clone(),
+        column: w.id.column.clone(),
+        host,
+        port,
+        from_type: w.from.clone(),
+        to_type: w.to.display_name(),
+        definition: found.map(|f| f.0.clone()),
+        table_size: found.map(|f| f.1.clone()),
+        statement: None,
+        gh_ost: None,
+        pt_online_schema_change: None,
+        rebuilds: true,
+        rebuild_seconds_estimate: found.map(|f| rule::rebuild_seconds(f.1.bytes(), mb_per_second)),
+        note: None,
+    };
+    let Some((definition, _)) = found else {
+        out.note = Some("the column was not found when its definition was read".to_string());
+        return out;
+    };
+    if definition.generated() {
+        out.note =
+            Some("a generated column: write its MODIFY by hand, with its expression".to_string());
+        return out;
+    }
+    let (s, t, c) = (&w.id.schema, &w.id.table, &w.id.column);
+    let modify = rule::modify(c, w.to, definition);
+    let at = rule::Target {
+        host: &out.host,
+        port,
+        schema: s,
+        table: t,
+    };
+    out.gh_ost = Some(rule::gh_ost(&at, &modify));
+    out.pt_online_schema_change = rule::pt_online_schema_change(&at, &modify);
+    if out.pt_online_schema_change.is_none() {
+        out.note = Some(
+            "a name holds `,` or `=`, which a pt-online-schema-change DSN cannot carry".to_string(),
+        );
+    }
+    out.statement = Some(rule::alter(s, t, c, w.to, definition));
+    out
+}
+
+/// What is read at plan time: each widened column's definition and table size (`None`
+/// when the column is gone), and every foreign key of each widened table, by shard.
+#[derive(Debug, Default)]
+pub struct Found {
+    /// By shard and column.
+    pub definitions: HashMap<(String, ColumnId), Option<(Definition, TableSize)>>,
+    /// By shard, each constraint once.
+    pub foreign_keys: HashMap<String, Vec<ForeignKey>>,
+}
+
+/// Reads what every widening needs from its shard, each query under `poll.query_timeout`;
+/// an error names the shard.
+pub async fn read(settings: &Settings, widenings: &[&Widening]) -> Result<Found, String> {
+    let mut found = Found::default();
+    for shard in &settings.shards {
+        let wanted: Vec<&&Widening> = widenings.iter().filter(|w| w.shard == shard.name).collect();
+        if wanted.is_empty() {
+            continue;
+        }
+        let timeout = settings.poll.query_timeout;
+        let connector = Connector::new(
+            &shard.endpoint.url,
+            shard.endpoint.expose_password(),
+            timeout,
+        )
+        .map_err(|e| format!("shard {}: {e}", shard.name))?;
+        let report = |e: crate::db::DbError| {
+            format!(
+                "shard {}: {}",
+                shard.name,
+                crate::db::ErrorReport::from(&e).message
+            )
+        };
+        let mut session = connector.acquire().await.map_err(report)?;
+        let mut tables = HashSet::new();
+        let keys = found.foreign_keys.entry(shard.name.clone()).or_default();
+        for w in wanted {
+            let key = (w.shard.clone(), w.id.clone());
+            if let std::collections::hash_map::Entry::Vacant(slot) = found.definitions.entry(key) {
+                slot.insert(
+                    definition::read(&mut session, &w.id, timeout)
+                        .await
+                        .map_err(report)?,
+                );
+            }
+            if tables.insert((w.id.schema.clone(), w.id.table.clone())) {
+                let fks =
+                    definition::foreign_keys(&mut session, &w.id.schema, &w.id.table, timeout)
+                        .await
+                        .map_err(report)?;
+                for fk in fks {
+                    if !keys.contains(&fk) {
+                        keys.push(fk);
+                    }
+                }
+            }
+        }
+        session.release();
+        connector.close(Duration::from_secs(1)).await;
+    }
+    Ok(found)
+}
+
+/// One statement of a plan, on its shard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Step {
+    pub shard: String,
+    pub statement: String,
+}
+
+/// The foreign keys on `shard` that hold a widened column, as child or parent.
+fn touched<'a>(found: &'a Found, shard: &str, widenings: &[&Widening]) -> Vec<&'a ForeignKey> {
+    let widened: HashSet<(&str, &str, &str)> = widenings
+        .iter()
+        .filter(|w| w.shard == shard)
+        .map(|w| {
+            (
+                w.id.schema.as_str(),
+                w.id.table.as_str(),
+                w.id.column.as_str(),
+            )
+        })
+        .collect();
+    found
+        .foreign_keys
+        .get(shard)
+        .into_iter()
+        .flatten()
+        .filter(|fk| {
+            fk.columns
+                .iter()
+                .any(|c| widened.contains(&(fk.schema.as_str(), fk.table.as_str(), c.as_str())))
+                || fk.parent_columns.iter().any(|c| {
+                    widened.contains(&(
+                        fk.parent_schema.as_str(),
+                        fk.parent_table.as_str(),
+                        c.as_str(),
+                    ))
+                })
+        })
+        .collect()
+}
+
+/// Every statement in the order it must run, shard by shard: the foreign keys that hold a
+/// widened column dropped, the columns widened, the keys added again.
+fn steps(found: &Found, widenings: &[&Widening], changes: &[Change]) -> Vec<Step> {
+    let mut shards: Vec<&str> = Vec::new();
+    for w in widenings {
+        if !shards.contains(&w.shard.as_str()) {
+            shards.push(&w.shard);
+        }
+    }
+    let mut out = Vec::new();
+    for shard in shards {
+        let step = |statement: String| Step {
+            shard: shard.to_string(),
+            statement,
+        };
+        let fks = touched(found, shard, widenings);
+        out.extend(fks.iter().map(|fk| step(rule::drop_foreign_key(fk))));
+        out.extend(
+            changes
+                .iter()
+                .filter(|c| c.shard == shard)
+                .filter_map(|c| c.statement.clone())
+                .map(step),
+        );
+        out.extend(fks.iter().map(|fk| step(rule::add_foreign_key(fk))));
+    }
+    out
+}
+
+/// One column with its plan: the /api/columns row and `plan`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Planned {
+    #[serde(flatten)]
+    pub column: ColumnReport,
+    pub plan: ColumnPlan,
+}
+
+/// A column's plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct ColumnPlan {
+    /// The type it takes (its own when nothing wider exists).
+    pub target_type: String,
+    /// Why it needs widening; empty when it does not.
+    pub reason: String,
+    /// Its own change first, then every column that must widen with it.
+    pub changes: Vec<Change>,
+    /// Declared foreign keys that hold a widened column: InnoDB will not change the type
+    /// of a column in one, so each is dropped before and added again after.
+    pub foreign_keys: Vec<ForeignKey>,
+    /// Every statement, in the order to run them, each on its shard.
+    pub steps: Vec<Step>,
+    /// In `headroom plan`, a column whose group an earlier column's plan already widens:
+    /// that column (`shard/schema.table.column`), and no changes of its own here.
+    pub same_as: Option<String>,
+}
+
+/// One entry written out with what was `found`.
+pub fn write_one(settings: &Settings, e: &Entry<'_>, found: &Found) -> Planned {
+    let rate = settings.plan.rebuild_mb_per_second;
+    let endpoint = |shard: &str| {
+        settings
+            .shards
+            .iter()
+            .find(|s| s.name == shard)
+            .map(|s| &s.endpoint)
+    };
+    let ordered = e.ordered();
+    let mut changes: Vec<Change> = ordered
+        .iter()
+        .filter_map(|w| {
+            let at = endpoint(&w.shard)?;
+            let got = found
+                .definitions
+                .get(&(w.shard.clone(), w.id.clone()))
+                .and_then(Option::as_ref);
+            Some(change(w, got, at, rate))
+        })
+        .collect();
+    let mut foreign_keys = Vec::new();
+    for shard in settings.shards.iter().map(|s| s.name.as_str()) {
+        foreign_keys.extend(touched(found, shard, &ordered).into_iter().cloned());
+    }
+    for c in &mut changes {
+        let keyed = foreign_keys.iter().any(|fk| {
+            (fk.schema == c.schema && fk.table == c.table)
+                || (fk.parent_schema == c.schema && fk.parent_table == c.table)
+        });
+        if keyed && c.statement.is_some() {
+            c.gh_ost = None;
+            c.note = Some(
+                "the table has foreign keys: gh-ost refuses it; run the steps in order (pt-online-schema-change needs --alter-foreign-keys-method)"
+                    .to_string(),
+            );
+        }
+    }
+    let steps = steps(found, &ordered, &changes);
+    Planned {
+        column: e.column.clone(),
+        plan: ColumnPlan {
+            target_type: e.target.display_name(),
+            reason: e.reason.clone(),
+            changes,
+            foreign_keys,
+            steps,
+            same_as: None,
+        },
+    }
+}
+
+/// One column of `snapshot` and its entry in the plan (`None`: it needs no widening);
+/// `Err` says which of the shard or the column is not known.
+pub fn find<'a>(
+    snapshot: &'a Snapshot,
+    shard: &str,
+    id: &ColumnId,
+) -> Result<(&'a ColumnReport, Option<Entry<'a>>), String> {
+    let state = snapshot
+        .shards
+        .iter()
+        .find(|s| s.name == shard)
+        .ok_or_else(|| format!("no shard named {shard:?}"))?;
+    let column = state
+        .columns
+        .iter()
+        .find(|c| c.id.schema == id.schema && c.id.table == id.table && c.id.column == id.column)
+        .ok_or_else(|| format!("no ID column {id} is known on shard {shard:?}"))?;
+    let entry = select(snapshot, None)
+        .into_iter()
+        .find(|e| std::ptr::eq(e.column, column));
+    Ok((column, entry))
+}
+
+/// A column that needs no widening, with its empty plan.
+pub fn unplanned(column: &ColumnReport) -> Planned {
+    Planned {
+        column: column.clone(),
+        plan: ColumnPlan {
+            target_type: column.int_type.display_name(),
+            reason: String::new(),
+            changes: Vec::new(),
+            foreign_keys: Vec::new(),
+            steps: Vec::new(),
+            same_as: None,
+        },
+    }
+}
+
+/// Every entry written out with what was `found`: the first of each group in full, the
+/// others `same_as` it, so that a group is written once however many of its columns are
+/// at risk.
+pub fn write(settings: &Settings, entries: &[Entry<'_>], found: &Found) -> Vec<Planned> {
+    let mut first: HashMap<usize, String> = HashMap::new();
+    entries
+        .iter()
+        .map(|e| match first.get(&e.group) {
+            Some(name) => {
+                let mut planned = unplanned(e.column);
+                planned.plan.target_type = e.target.display_name();
+                planned.plan.reason = e.reason.clone();
+                planned.plan.same_as = Some(name.clone());
+                planned
+            }
+            None => {
+                first.insert(e.group, format!("{}/{}", e.column.shard, e.column.name()));
+                write_one(settings, e, found)
+            }
+        })
+        .collect()
+}
+
+/// The widenings [`write`] writes out in full: those of the first entry of each group.
+pub fn to_read<'a>(entries: &'a [Entry<'_>]) -> Vec<&'a Widening> {
+    let mut seen = HashSet::new();
+    entries
+        .iter()
+        .filter(|e| seen.insert(e.group))
+        .flat_map(|e| e.widenings.iter())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::headroom::{Headroom, Width};
+    use crate::measure::Measured;
+    use crate::state::Store;
+    use chrono::Utc;
+
+    fn settings() -> Settings {
+        crate::config::from_toml_str(
+            "[[shards]]\nname = \"a\"\nurl = \"mysql://u@db-a:3306/\"\n\
+             [[shards]]\nname = \"b\"\nurl = \"mysql://u@db-b:3307/\"\n\
+             [[sources]]\nname = \"tickets64\"\nkind = \"ticket_server\"\n\
+             servers = [\"mysql://u@t:3306/tickets\"]\ntable = \"Tickets64\"\n\
+             [[references]]\nsource = \"tickets64\"\ncolumns = [\"shop.*.treasury_id\"]\n",
+            &|_| None,
+        )
+        .expect("settings")
+    }
+
+    fn report(
+        shard: &str,
+        name: &str,
+        t: IntType,
+        kind: Kind,
+        source: Option<&str>,
+        current: i128,
+        mismatch: bool,
+    ) -> ColumnReport {
+        let p: Vec<&str> = name.split('.').collect();
+        let measured = Measured {
+            id: ColumnId::new(p[0], p[1], p[2]),
+            column_type: t.display_name().to_ascii_lowercase(),
+            int_type: t,
+            kind,
+            source: source.map(str::to_string),
+            headroom: Headroom::new(current, t.max()),
+            type_mismatch: mismatch,
+            evidence: None,
+        };
+        ColumnReport::new(
+            shard.into(),
+            measured,
+            crate::growth::Forecast::NONE,
+            settings().policy.default,
+            None,
+            Utc::now(),
+        )
+    }
+
+    /// Shard a: `users.id` (INT, 98 % used), `orders.user_id` and `notes.user_ref` (its
+    /// foreign-key child, and grandchild), a mismatched reference column, and `tags.id`
+    /// (fine). Shard b: the same `users.id`, nearly empty.
+    fn snapshot(settings: &Settings) -> Snapshot {
+        let int = IntType::new(Width::Int, false);
+        let int_u = IntType::new(Width::Int, true);
+        let store = Store::new(settings);
+        let (fk, auto, reference) = (Kind::ForeignKey, Kind::AutoIncrement, Kind::Reference);
+        let a = vec![
+            report("a", "shop.users.id", int, auto, None, 2_104_533_975, false),
+            report(
+                "a",
+                "shop.orders.user_id",
+                int_u,
+                fk,
+                Some("shop.users.id"),
+                1,
+                false,
+            ),
+            report(
+                "a",
+                "shop.notes.user_ref",
+                int,
+                fk,
+                Some("shop.orders.user_id"),
+                1,
+                false,
+            ),
+            report(
+                "a",
+                "shop.likes.treasury_id",
+                int,
+                reference,
+                Some("tickets64"),
+                5,
+                true,
+            ),
+            report("a", "shop.tags.id", int, auto, None, 5, false),
+        ];
+        let b = vec![report("b", "shop.users.id", int, auto, None, 10, false)];
+        let now = Utc::now();
+        store.shard_succeeded("a", a, Vec::new(), Duration::from_millis(1), now);
+        store.shard_succeeded("b", b, Vec::new(), Duration::from_millis(1), now);
+        let mut snapshot = store.read().clone();
+        snapshot.sources[0].max = Some(u64::MAX);
+        snapshot
+    }
+
+    fn summary(e: &Entry<'_>) -> Vec<String> {
+        e.ordered()
+            .iter()
+            .map(|w| format!("{}/{} {}", w.shard, w.id, w.to))
+            .collect()
+    }
+
+    #[test]
+    fn a_column_running_out_widens_with_its_children_both_ways_and_on_every_shard() {
+        let settings = settings();
+        let snapshot = snapshot(&settings);
+        let entries = select(&snapshot, None);
+        let names: Vec<String> = entries.iter().map(|e| e.column.name()).collect();
+        assert_eq!(names, vec!["shop.users.id", "shop.likes.treasury_id"]);
+        let users = &entries[0];
+        assert_eq!(users.target, IntType::new(Width::Big, false));
+        assert_eq!(
+            summary(users),
+            vec![
+                "a/shop.users.id BIGINT",
+                "a/shop.orders.user_id BIGINT UNSIGNED",
+                "a/shop.notes.user_ref BIGINT",
+                "b/shop.users.id BIGINT",
+            ]
+        );
+        assert!(users.reason.starts_with("critical: 98"), "{}", users.reason);
+        let likes = &entries[1];
+        assert_eq!(likes.target, IntType::new(Width::Big, true));
+        assert_eq!(
+            summary(likes),
+            vec!["a/shop.likes.treasury_id BIGINT UNSIGNED"]
+        );
+        assert!(likes.reason.contains("narrower than its source tickets64"));
+    }
+
+    #[test]
+    fn a_column_glob_restricts_the_plan_but_not_what_widens_with_it() {
+        let settings = settings();
+        let snapshot = snapshot(&settings);
+        let globs = ColumnGlobs::new(&["shop.users.*".to_string()], &[]).expect("glob");
+        let entries = select(&snapshot, Some(&globs));
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].widenings.len(), 4);
+        let globs = ColumnGlobs::new(&["other.*.*".to_string()], &[]).expect("glob");
+        assert!(select(&snapshot, Some(&globs)).is_empty());
+    }
+
+    #[test]
+    fn a_change_carries_the_statement_the_commands_and_the_estimate() {
+        let settings = settings();
+        let snapshot = snapshot(&settings);
+        let entries = select(&snapshot, None);
+        let w = &entries[0].widenings[3];
+        let definition = Definition {
+            column_type: "int(11)".to_string(),
+            nullable: false,
+            default: None,
+            extra: "auto_increment".to_string(),
+            comment: "user's id".to_string(),
+        };
+        let size = TableSize {
+            rows: 1000,
+            data_bytes: 150 << 20,
+            index_bytes: 50 << 20,
+            engine: "InnoDB".to_string(),
+        };
+        let c = change(
+            w,
+            Some(&(definition, size)),
+            &settings.shards[1].endpoint,
+            50,
+        );
+        assert_eq!((c.host.as_str(), c.port), ("db-b", 3307));
+        assert_eq!(
+            c.statement.as_deref(),
+            Some(
+                "ALTER TABLE `shop`.`users` MODIFY COLUMN `id` BIGINT NOT NULL AUTO_INCREMENT \
+                 COMMENT 'user''s id'"
+            )
+        );
+        assert!(c.rebuilds);
+        assert_eq!(c.rebuild_seconds_estimate, Some(4));
+        assert!(
+            c.gh_ost
+                .as_deref()
+                .is_some_and(|g| g.starts_with("gh-ost --host='db-b' --port=3307"))
+        );
+        assert!(c.pt_online_schema_change.is_some());
+        let missing = change(w, None, &settings.shards[1].endpoint, 50);
+        assert_eq!(missing.statement, None);
+        assert!(missing.note.is_some());
+    }
+}

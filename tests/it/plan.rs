@@ -1,0 +1,402 @@
+//! `headroom plan` against real MariaDB: a fleet with a critical INT auto-increment, its
+//! foreign-key children (one in a table with a hostile name) and a reference column
+//! narrower than its ticket source. The plan's steps are applied with the mariadb client;
+//! `headroom check` afterwards finds nothing critical or mismatched, and each column's
+//! NOT NULL, DEFAULT and COMMENT are what they were.
+
+use std::process::Command;
+
+use headroom_sandbox::MariaDb;
+use serde_json::Value;
+
+use crate::harness::start_servers;
+
+const BIN: &str = env!("CARGO_BIN_EXE_headroom");
+
+/// A comment with everything that could break a statement or a template.
+const COMMENT: &str = "it's the {table} key \\ (see `users`) -- #";
+/// A child table whose name holds a backtick, a quote and a placeholder.
+const HOSTILE: &str = "or`ders'{table}";
+
+fn headroom(command: &str, toml: &str, args: &[&str]) -> (i32, String, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("headroom.toml");
+    std::fs::write(&path, toml).expect("write config");
+    let out = Command::new(BIN)
+        .arg(command)
+        .arg("--config")
+        .arg(&path)
+        .args(args)
+        .output()
+        .expect("running headroom");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A SQL string literal for the test's own statements.
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+fn ident(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+/// Shard `app` schema: `users.id` INT at `counter`, `orders.user_id` (a declared FK
+/// child), `notes.order_user` (a FK grandchild, through the hostile table), and
+/// `likes.treasury_id` (a reference to the ticket source, INT).
+fn seed(shard: &MariaDb, counter: u64) {
+    let sql = format!(
+        "CREATE DATABASE app;
+CREATE TABLE app.users (
+  id INT NOT NULL AUTO_INCREMENT PRIMARY KEY COMMENT {comment}
+) ENGINE=InnoDB AUTO_INCREMENT={counter};
+CREATE TABLE app.{hostile} (
+  id INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  user_id INT NOT NULL DEFAULT 0 COMMENT {comment},
+  KEY (user_id),
+  CONSTRAINT fk_user FOREIGN KEY (user_id) REFERENCES app.users (id) ON DELETE CASCADE
+) ENGINE=InnoDB;
+CREATE TABLE app.notes (
+  id INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  order_user INT NULL DEFAULT NULL,
+  KEY (order_user),
+  CONSTRAINT fk_note FOREIGN KEY (order_user) REFERENCES app.{hostile} (user_id)
+) ENGINE=InnoDB;
+CREATE TABLE app.likes (
+  id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  treasury_id INT NOT NULL DEFAULT 7 COMMENT 'from tickets64',
+  KEY (treasury_id)
+) ENGINE=InnoDB;
+INSERT INTO app.users () VALUES ();
+INSERT INTO app.{hostile} (user_id) SELECT id FROM app.users;
+INSERT INTO app.notes (order_user) SELECT user_id FROM app.{hostile};
+INSERT INTO app.likes (treasury_id) VALUES (1);",
+        comment = literal(COMMENT),
+        hostile = ident(HOSTILE),
+    );
+    shard.exec(&sql).expect("seeding the shard");
+}
+
+fn toml(shards: &[MariaDb], ticket: &MariaDb) -> String {
+    let mut text =
+        "[server]\nlisten = \"127.0.0.1:0\"\n[poll]\nquery_timeout = \"5s\"\n[plan]\nrebuild_mb_per_second = 10\n"
+            .to_string();
+    for (i, s) in shards.iter().enumerate() {
+        text.push_str(&format!(
+            "[[shards]]\nname = \"shard-{:02}\"\nurl = \"{}\"\nschemas = [\"app\"]\n",
+            i + 1,
+            s.url("root", None)
+        ));
+    }
+    text.push_str(&format!(
+        "[[sources]]\nname = \"tickets64\"\nkind = \"ticket_server\"\nservers = [\"{}\"]\ntable = \"Tickets64\"\n\
+         [[references]]\nsource = \"tickets64\"\ncolumns = [\"app.*.treasury_id\"]\n",
+        ticket.url("root", Some("tickets"))
+    ));
+    text
+}
+
+/// `IS_NULLABLE`, `COLUMN_DEFAULT`, `COLUMN_COMMENT` and `COLUMN_TYPE` of a column.
+fn attributes(shard: &MariaDb, table: &str, column: &str) -> Vec<String> {
+    let sql = format!(
+        "SELECT IS_NULLABLE, IFNULL(COLUMN_DEFAULT, '(none)'), HEX(COLUMN_COMMENT), COLUMN_TYPE \
+         FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'app' AND TABLE_NAME = {} \
+         AND COLUMN_NAME = {}",
+        literal(table),
+        literal(column)
+    );
+    let out = shard.exec(&sql).expect("reading attributes");
+    out.trim_end_matches('\n')
+        .split('\t')
+        .map(str::to_string)
+        .collect()
+}
+
+fn hex(text: &str) -> String {
+    text.bytes().map(|b| format!("{b:02X}")).collect()
+}
+
+fn names(plan: &Value) -> Vec<String> {
+    plan["columns"]
+        .as_array()
+        .expect("columns")
+        .iter()
+        .map(|c| {
+            format!(
+                "{}/{}.{}.{}",
+                c["shard"].as_str().unwrap_or_default(),
+                c["schema"].as_str().unwrap_or_default(),
+                c["table"].as_str().unwrap_or_default(),
+                c["column"].as_str().unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_printed_plan_applied_to_the_shards_leaves_nothing_critical_or_mismatched() {
+    let mut servers = start_servers(&["plan-01", "plan-02", "plan-t"]);
+    let ticket = servers.pop().expect("ticket server");
+    ticket
+        .exec(&headroom_sandbox::ticket_server_sql(1, 1_000))
+        .expect("seeding the ticket server");
+    headroom_sandbox::hand_out_tickets(&ticket, 1).expect("a ticket");
+    seed(&servers[0], 2_104_533_975);
+    seed(&servers[1], 1_000);
+    let config = toml(&servers, &ticket);
+
+    let before = attributes(&servers[0], HOSTILE, "user_id");
+    assert_eq!(before, vec!["NO", "0", &hex(COMMENT), "int(11)"]);
+
+    let (code, stdout, stderr) = headroom("plan", &config, &["--format", "json"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let plan: Value = serde_json::from_str(&stdout).expect("one JSON document");
+    assert_eq!(plan["rebuild_mb_per_second"], 10);
+    // users.id is critical, and so are its children, which hold its values (equal ratios:
+    // by name); every likes.treasury_id is narrower than BIGINT UNSIGNED.
+    assert_eq!(
+        names(&plan),
+        vec![
+            "shard-01/app.notes.order_user".to_string(),
+            format!("shard-01/app.{HOSTILE}.user_id"),
+            "shard-01/app.users.id".to_string(),
+            "shard-01/app.likes.treasury_id".to_string(),
+            "shard-02/app.likes.treasury_id".to_string(),
+        ]
+    );
+    assert_eq!(
+        plan["columns"][0]["plan"]["changes"]
+            .as_array()
+            .map(Vec::len),
+        Some(6),
+        "a child widens its parent and the rest of the group too"
+    );
+    for (i, first) in [
+        (1, "shard-01/app.notes.order_user"),
+        (2, "shard-01/app.notes.order_user"),
+        (4, "shard-01/app.likes.treasury_id"),
+    ] {
+        let same = &plan["columns"][i]["plan"];
+        assert_eq!(same["same_as"], first, "a group is written once");
+        assert_eq!(same["changes"].as_array().map(Vec::len), Some(0));
+    }
+    let likes = &plan["columns"][3];
+    assert_eq!(likes["plan"]["target_type"], "BIGINT UNSIGNED");
+    assert_eq!(likes["plan"]["changes"].as_array().map(Vec::len), Some(2));
+
+    // One column's plan, its own change first.
+    let (code, stdout, stderr) = headroom(
+        "plan",
+        &config,
+        &["--format", "json", "--column", "app.users.id"],
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let only: Value = serde_json::from_str(&stdout).expect("one JSON document");
+    assert_eq!(only["columns"].as_array().map(Vec::len), Some(1));
+    let users = &only["columns"][0];
+    assert_eq!(users["plan"]["same_as"], Value::Null);
+    assert_eq!(users["status"], "critical");
+    assert_eq!(users["plan"]["target_type"], "BIGINT");
+    let changes: Vec<String> = users["plan"]["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {}.{} {}",
+                c["shard"].as_str().unwrap_or_default(),
+                c["table"].as_str().unwrap_or_default(),
+                c["column"].as_str().unwrap_or_default(),
+                c["to_type"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        vec![
+            "shard-01 users.id BIGINT".to_string(),
+            "shard-01 notes.order_user BIGINT".to_string(),
+            format!("shard-01 {HOSTILE}.user_id BIGINT"),
+            "shard-02 notes.order_user BIGINT".to_string(),
+            format!("shard-02 {HOSTILE}.user_id BIGINT"),
+            "shard-02 users.id BIGINT".to_string(),
+        ]
+    );
+    let own = &users["plan"]["changes"][0];
+    assert_eq!(own["rebuilds"], true);
+    assert_eq!(own["table_size"]["engine"], "InnoDB");
+    assert!(own["rebuild_seconds_estimate"].as_u64().is_some());
+    assert_eq!(
+        users["plan"]["foreign_keys"].as_array().map(Vec::len),
+        Some(4)
+    );
+
+    // The text format says the same for people, names escaped.
+    let (code, text, _) = headroom("plan", &config, &["--column", "app.users.*"]);
+    assert_eq!(code, 0);
+    println!("{text}");
+    assert!(
+        text.starts_with("1. shard-01 app.users.id int(11) (critical): critical: 98"),
+        "{text}"
+    );
+    assert!(text.contains("   runs out: -; target: BIGINT\n"), "{text}");
+    assert!(
+        text.contains(
+            "ALTER TABLE `app`.`users` MODIFY COLUMN `id` BIGINT NOT NULL AUTO_INCREMENT COMMENT "
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("4 foreign key(s) hold these columns: run in this order"),
+        "{text}"
+    );
+    assert!(!text.contains("2. "), "one column matches the glob: {text}");
+
+    // Apply every step of every entry, in order, on its shard.
+    for column in plan["columns"].as_array().expect("columns") {
+        for step in column["plan"]["steps"].as_array().expect("steps") {
+            let shard = match step["shard"].as_str() {
+                Some("shard-01") => &servers[0],
+                Some("shard-02") => &servers[1],
+                other => panic!("unknown shard {other:?}"),
+            };
+            let sql = step["statement"].as_str().expect("statement");
+            shard
+                .exec(&format!("{sql};"))
+                .unwrap_or_else(|e| panic!("applying {sql}: {e}"));
+        }
+    }
+
+    let (code, stdout, stderr) = headroom("check", &config, &["--json"]);
+    assert_eq!(code, 0, "nothing at warning or worse: {stdout}{stderr}");
+    let (code, stdout, _) = headroom("check", &config, &["--json", "--all"]);
+    assert_eq!(code, 0);
+    let all: Value = serde_json::from_str(&stdout).expect("json");
+    let columns = all["columns"].as_array().expect("columns");
+    assert_eq!(columns.len(), 14, "{stdout}");
+    assert!(
+        columns
+            .iter()
+            .all(|c| c["type_mismatch"] == false && c["status"] == "ok"),
+        "{stdout}"
+    );
+
+    // The attributes are what they were.
+    assert_eq!(
+        attributes(&servers[0], HOSTILE, "user_id"),
+        vec!["NO", "0", &hex(COMMENT), "bigint(20)"]
+    );
+    assert_eq!(
+        attributes(&servers[1], "users", "id"),
+        vec!["NO", "(none)", &hex(COMMENT), "bigint(20)"]
+    );
+    assert_eq!(
+        attributes(&servers[0], "notes", "order_user"),
+        vec!["YES", "NULL", "", "bigint(20)"]
+    );
+    assert_eq!(
+        attributes(&servers[1], "likes", "treasury_id"),
+        vec!["NO", "7", &hex("from tickets64"), "bigint(20) unsigned"]
+    );
+    let extra = servers[0]
+        .exec("SELECT EXTRA FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'app' AND TABLE_NAME = 'users' AND COLUMN_NAME = 'id'")
+        .expect("extra");
+    assert_eq!(extra.trim(), "auto_increment");
+    let fks = servers[0]
+        .exec("SELECT CONSTRAINT_NAME, DELETE_RULE FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = 'app' ORDER BY CONSTRAINT_NAME")
+        .expect("foreign keys");
+    assert_eq!(fks, "fk_note\tRESTRICT\nfk_user\tCASCADE\n");
+
+    // Nothing left to widen: said so, exit 0.
+    let (code, stdout, _) = headroom("plan", &config, &[]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        stdout,
+        "No column at warning or worse or mismatched: nothing to widen.\n"
+    );
+}
+
+#[test]
+fn plan_exits_2_when_a_shard_is_unreachable() {
+    let toml = "[poll]\nquery_timeout = \"2s\"\n[[shards]]\nname = \"gone\"\nurl = \"mysql://root@127.0.0.1:1/\"\n";
+    let (code, stdout, stderr) = headroom("plan", toml, &[]);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(stdout.is_empty());
+    assert!(stderr.contains("unreachable shard gone"), "{stderr}");
+}
+
+#[tokio::test]
+async fn the_column_endpoint_serves_the_plan_and_404_for_what_is_not_there() {
+    let servers = start_servers(&["plan-api-01", "plan-api-t"]);
+    servers[1]
+        .exec(&headroom_sandbox::ticket_server_sql(1, 1_000))
+        .expect("seeding the ticket server");
+    seed(&servers[0], 2_104_533_975);
+    let config = toml(&servers[..1], &servers[1]);
+    let app = crate::harness::spawn_app(crate::harness::settings(&config)).await;
+    app.wait_ready().await;
+
+    let (status, doc) = app.get_json("/api/columns").await;
+    assert_eq!(status, 200);
+    let row = crate::harness::find_column(&doc, "shard-01", &format!("app.{HOSTILE}.user_id"));
+    let url = row["plan_url"].as_str().expect("plan_url").to_string();
+    assert_eq!(
+        url,
+        "/api/columns/shard-01/app/or%60ders%27%7Btable%7D/user_id"
+    );
+
+    let (status, got) = app.get_json(&url).await;
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got["table"], HOSTILE);
+    assert_eq!(got["column"], "user_id");
+    assert_eq!(got["status"], "critical");
+    assert_eq!(got["plan_url"], url.as_str());
+    assert_eq!(got["plan"]["target_type"], "BIGINT");
+    let changes = got["plan"]["changes"].as_array().expect("changes");
+    assert_eq!(changes.len(), 3, "its own, its parent and its child: {got}");
+    assert_eq!(
+        changes[0]["statement"],
+        format!(
+            "ALTER TABLE `app`.`or``ders'{{table}}` MODIFY COLUMN `user_id` BIGINT NOT NULL DEFAULT 0 COMMENT 'it''s the {{table}} key \\\\ (see `users`) -- #'"
+        )
+    );
+    assert_eq!(got["plan"]["steps"].as_array().map(Vec::len), Some(7));
+
+    let (status, got) = app.get_json("/api/columns/shard-01/app/likes/id").await;
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got["plan"]["changes"].as_array().map(Vec::len), Some(0));
+
+    let (status, got) = app.get_json("/api/columns/shard-01/app/users/nope").await;
+    assert_eq!(status, 404);
+    assert!(
+        got["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("app.users.nope")),
+        "{got}"
+    );
+    let (status, got) = app.get_json("/api/columns/shard-09/app/users/id").await;
+    assert_eq!(status, 404);
+    assert!(
+        got["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("shard-09")),
+        "{got}"
+    );
+    app.stop().await;
+}
+
+#[test]
+fn plan_refuses_a_bad_column_glob_with_exit_2() {
+    let toml = "[[shards]]\nname = \"s\"\nurl = \"mysql://root@127.0.0.1:1/\"\n";
+    let (code, stdout, stderr) = headroom("plan", toml, &["--column", "app.[users"]);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(stdout.is_empty());
+    assert!(
+        stderr.starts_with("headroom: --column: \"app.[users\""),
+        "{stderr}"
+    );
+}
