@@ -98,14 +98,7 @@ pub fn at_risk(report: &ColumnReport, policy: &Policy) -> bool {
     seconds <= limits.critical_within.as_secs().saturating_mul(2)
 }
 
-/// A column's last dive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Dive {
-    /// `MAX(column)`; `None` for an empty table.
-    pub value: Option<i128>,
-    /// When it was read.
-    pub at: Moment,
-}
+pub use crate::measure::Dive;
 
 /// A shard's dives between polls: the last dive of every column it reads, and which of
 /// them are at risk. A failed poll leaves it as it was.

@@ -23,7 +23,6 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::config::ReferenceRule;
-use crate::dives::Dive;
 use crate::growth::{Forecast, Jump, Tracker};
 use crate::headroom::{Headroom, IntType, Status};
 use crate::inference::Inferred;
@@ -535,6 +534,35 @@ pub fn dives_of(plan: &Plan, ids: &HashSet<ColumnId>) -> HashSet<ColumnId> {
     out
 }
 
+/// What a path segment keeps unencoded: letters, digits and `-._~`.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// `/api/columns/{shard}/{schema}/{table}/{column}`, each name percent-encoded: the column
+/// with its plan.
+pub fn plan_path(shard: &str, schema: &str, table: &str, column: &str) -> String {
+    let seg = |s: &str| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string();
+    format!(
+        "/api/columns/{}/{}/{}/{}",
+        seg(shard),
+        seg(schema),
+        seg(table),
+        seg(column)
+    )
+}
+
+/// A column's last dive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dive {
+    /// `MAX(column)`; `None` for an empty table.
+    pub value: Option<i128>,
+    /// When it was read.
+    pub at: Moment,
+}
+
 /// A measured column as the API, the metrics, `check` and the pager see it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ColumnReport {
@@ -602,7 +630,7 @@ impl ColumnReport {
         observed_at: DateTime<Utc>,
     ) -> ColumnReport {
         let h = measured.headroom;
-        let plan_url = crate::plan::path(
+        let plan_url = plan_path(
             &shard,
             &measured.id.schema,
             &measured.id.table,

@@ -23,6 +23,9 @@ use crate::pager::{self, Pager};
 use crate::poller::Poller;
 use crate::state::Store;
 
+/// The running settings, shared with the reload that swaps them.
+pub type SharedSettings = Arc<std::sync::RwLock<Arc<crate::config::Settings>>>;
+
 /// What a reload answers: the warnings of a configuration taken, or every problem of one
 /// rejected.
 pub type Outcome = Result<Vec<String>, Vec<String>>;
@@ -72,7 +75,7 @@ pub struct Parts {
     pub metrics: Arc<Metrics>,
     pub pager: Option<Arc<Pager>>,
     /// The settings the API reads (the plan endpoint connects to shards with them).
-    pub settings: crate::api::SharedSettings,
+    pub settings: SharedSettings,
 }
 
 /// A new configuration, ready to swap in.

@@ -34,8 +34,7 @@ pub struct AppState {
     pub settings: SharedSettings,
 }
 
-/// The running settings, shared with the reload that swaps them.
-pub type SharedSettings = Arc<std::sync::RwLock<Arc<crate::config::Settings>>>;
+pub use crate::reload::SharedSettings;
 
 /// The router with every route.
 pub fn router(state: AppState) -> Router {

@@ -3,7 +3,7 @@
 //! here so that a bad placeholder is reported with its key.
 
 use super::section::Section;
-use crate::inference::{Settings, Template};
+use super::template::{Settings, Template};
 
 /// `[inference]`.
 pub(super) fn inference(s: &mut Section) -> Option<Settings> {
@@ -32,7 +32,7 @@ fn rule(s: &mut Section) -> Option<Template> {
 
 #[cfg(test)]
 mod tests {
-    use crate::inference::Settings;
+    use crate::config::template::Settings;
 
     fn read(toml: &str) -> Result<Settings, Vec<String>> {
         let text = format!("[[shards]]\nname = \"s\"\nurl = \"mysql://u@h:3306/\"\n{toml}");

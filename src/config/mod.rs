@@ -18,7 +18,7 @@
 //! - `environment`: `environment` of a shard or source (`dev`, `staging`, `production`);
 //! - `policy`: `[thresholds]`, `[[overrides]]`, `[[silences]]`, glob lists;
 //! - `metrics`: `[metrics]`;
-//! - `inference`: `[inference]`, `[[inference.rules]]` templates;
+//! - `inference`: `[inference]`; `template`: the `[[inference.rules]]` templates, parsed and bound;
 //! - `plan`: `[plan]`;
 //! - `notifiers`: `[pagerduty]`, `[webhook]`, `[state]`;
 //! - `endpoint`: server URLs, their passwords and redaction;
@@ -38,6 +38,7 @@ mod range;
 mod secret;
 mod section;
 mod server;
+pub mod template;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
@@ -58,6 +59,7 @@ use section::Section;
 pub use endpoint::{Endpoint, redact_text};
 pub use environment::Environment;
 pub use metrics::{MetricColumns, MetricsSettings};
+pub use plan::DEFAULT_REBUILD_MB_PER_SECOND;
 
 /// The environment variable prefix; `HEADROOM__POLL__INTERVAL=30s` sets `poll.interval`.
 pub const ENV_PREFIX: &str = "HEADROOM";
@@ -83,7 +85,7 @@ pub struct Settings {
     /// Which columns store IDs made by which source.
     pub references: Vec<ReferenceRule>,
     /// `[inference]`: undeclared references guessed from names.
-    pub inference: crate::inference::Settings,
+    pub inference: template::Settings,
     /// Where pages go: `[pagerduty]`, `[webhook]`.
     pub notifiers: Vec<NotifierSettings>,
     /// The state file: open incidents and undelivered events.
@@ -388,12 +390,12 @@ fn parse(
     let mut warnings = Vec::new();
     let mut root = Section::root(root, Rc::clone(&problems));
 
-    let server = root
-        .section("server")
-        .and_then(|mut s| server::server(&mut s, base, &mut warnings));
-    let poll = root.section("poll").and_then(|mut s| server::poll(&mut s));
-    let limits = root.section("thresholds").and_then(|mut s| {
-        let limits = policy::limits(&mut s, None);
+    let server = table(&mut root, "server", |s| {
+        server::server(s, base, &mut warnings)
+    });
+    let poll = table(&mut root, "poll", server::poll);
+    let limits = table(&mut root, "thresholds", |s| {
+        let limits = policy::limits(s, None);
         s.finish();
         limits
     });
@@ -419,22 +421,13 @@ fn parse(
         file.finish_with(include::NOT_ALLOWED);
     }
     let notifiers = notifiers::every(&mut root, lookup, base);
-    let state_path = root
-        .section("state")
-        .and_then(|mut s| notifiers::state_path(&mut s, base));
-    let metrics = root
-        .section("metrics")
-        .and_then(|mut s| metrics::metrics(&mut s));
-    let inference = root
-        .section("inference")
-        .and_then(|mut s| inference::inference(&mut s));
-    let plan = root.section("plan").and_then(|mut s| plan::plan(&mut s));
-    let member = if root.has("cluster") {
-        root.section("cluster")
-            .and_then(|mut s| cluster::cluster(&mut s))
-            .map(Some)
-    } else {
-        Some(None)
+    let state_path = table(&mut root, "state", |s| notifiers::state_path(s, base));
+    let metrics = table(&mut root, "metrics", metrics::metrics);
+    let inference = table(&mut root, "inference", inference::inference);
+    let plan = table(&mut root, "plan", plan::plan);
+    let member = match root.has("cluster") {
+        true => table(&mut root, "cluster", cluster::cluster).map(Some),
+        false => Some(None),
     };
     root.finish();
 
@@ -461,7 +454,12 @@ fn parse(
             plan: plan?,
         })
     })();
-    let problems = distinct(problems.take());
+    settled(settings, distinct(problems.take()))
+}
+
+/// The settings when every reader gave its part and no problem was found, split for this
+/// member; every problem otherwise.
+fn settled(settings: Option<Settings>, problems: Vec<Problem>) -> Result<Settings, Vec<Problem>> {
     match settings {
         Some(mut settings) if problems.is_empty() => {
             settings.split();
@@ -469,6 +467,15 @@ fn parse(
         }
         _ => Err(problems),
     }
+}
+
+/// The section `key` read by `read` (a missing one is read as empty).
+fn table<T>(
+    root: &mut Section,
+    key: &str,
+    read: impl FnOnce(&mut Section) -> Option<T>,
+) -> Option<T> {
+    root.section(key).and_then(|mut s| read(&mut s))
 }
 
 impl Settings {

@@ -3,11 +3,14 @@
 use super::PlanSettings;
 use super::section::Section;
 
+/// `[plan] rebuild_mb_per_second` when absent.
+pub const DEFAULT_REBUILD_MB_PER_SECOND: u64 = 50;
+
 /// `[plan]`.
 pub(super) fn plan(s: &mut Section) -> Option<PlanSettings> {
     let rate = s.whole(
         "rebuild_mb_per_second",
-        Some(crate::plan::DEFAULT_REBUILD_MB_PER_SECOND as usize),
+        Some(DEFAULT_REBUILD_MB_PER_SECOND as usize),
         1,
     );
     s.finish();

@@ -98,26 +98,7 @@ WHERE k.REFERENCED_TABLE_NAME IS NOT NULL
     OR (k.REFERENCED_TABLE_SCHEMA = ? AND k.REFERENCED_TABLE_NAME = ?))
 ORDER BY k.TABLE_SCHEMA, k.TABLE_NAME, k.CONSTRAINT_NAME, k.ORDINAL_POSITION";
 
-/// A declared foreign key, whole: InnoDB refuses to change the type of a column in one,
-/// even with `foreign_key_checks` off, so a widening drops it first and adds it again.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-pub struct ForeignKey {
-    /// `CONSTRAINT_NAME`.
-    pub name: String,
-    /// The child table's schema and name.
-    pub schema: String,
-    pub table: String,
-    /// The child's columns, in order.
-    pub columns: Vec<String>,
-    /// The parent table's schema and name.
-    pub parent_schema: String,
-    pub parent_table: String,
-    /// The parent's columns, in order.
-    pub parent_columns: Vec<String>,
-    /// `ON UPDATE` and `ON DELETE`, e.g. `CASCADE`, `RESTRICT`.
-    pub on_update: String,
-    pub on_delete: String,
-}
+pub use super::rule::ForeignKey;
 
 /// Every foreign key whose child or parent is `schema`.`table`.
 pub async fn foreign_keys(

@@ -32,28 +32,9 @@ use crate::state::Snapshot;
 use definition::{ForeignKey, TableSize};
 use rule::Definition;
 
-/// What a path segment keeps unencoded: letters, digits and `-._~`.
-const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
+pub use crate::measure::plan_path as path;
 
-/// `/api/columns/{shard}/{schema}/{table}/{column}`, each name percent-encoded: the column
-/// with its plan.
-pub fn path(shard: &str, schema: &str, table: &str, column: &str) -> String {
-    let seg = |s: &str| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string();
-    format!(
-        "/api/columns/{}/{}/{}/{}",
-        seg(shard),
-        seg(schema),
-        seg(table),
-        seg(column)
-    )
-}
-
-/// `[plan] rebuild_mb_per_second` when absent.
-pub const DEFAULT_REBUILD_MB_PER_SECOND: u64 = 50;
+pub use crate::config::DEFAULT_REBUILD_MB_PER_SECOND;
 
 /// One column to widen: where it is, its type now and the type it takes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -28,6 +28,28 @@
 
 use crate::db;
 use crate::headroom::{IntType, Width};
+use serde::Serialize;
+
+/// A declared foreign key, whole: InnoDB refuses to change the type of a column in one,
+/// even with `foreign_key_checks` off, so a widening drops it first and adds it again.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct ForeignKey {
+    /// `CONSTRAINT_NAME`.
+    pub name: String,
+    /// The child table's schema and name.
+    pub schema: String,
+    pub table: String,
+    /// The child's columns, in order.
+    pub columns: Vec<String>,
+    /// The parent table's schema and name.
+    pub parent_schema: String,
+    pub parent_table: String,
+    /// The parent's columns, in order.
+    pub parent_columns: Vec<String>,
+    /// `ON UPDATE` and `ON DELETE`, e.g. `CASCADE`, `RESTRICT`.
+    pub on_update: String,
+    pub on_delete: String,
+}
 
 /// The type a column running out widens to; `None` for BIGINT UNSIGNED.
 pub fn widened(from: IntType) -> Option<IntType> {
@@ -219,7 +241,7 @@ fn idents(names: &[String]) -> String {
 }
 
 /// `ALTER TABLE child DROP FOREIGN KEY name`.
-pub fn drop_foreign_key(fk: &super::definition::ForeignKey) -> String {
+pub fn drop_foreign_key(fk: &ForeignKey) -> String {
     format!(
         "ALTER TABLE {} DROP FOREIGN KEY {}",
         db::qualified(&fk.schema, &fk.table),
@@ -228,7 +250,7 @@ pub fn drop_foreign_key(fk: &super::definition::ForeignKey) -> String {
 }
 
 /// `ALTER TABLE child ADD CONSTRAINT name FOREIGN KEY (…) REFERENCES parent (…) …`.
-pub fn add_foreign_key(fk: &super::definition::ForeignKey) -> String {
+pub fn add_foreign_key(fk: &ForeignKey) -> String {
     format!(
         "ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({}) ON DELETE {} ON UPDATE {}",
         db::qualified(&fk.schema, &fk.table),
@@ -437,7 +459,7 @@ mod tests {
 
     #[test]
     fn a_foreign_key_is_dropped_and_added_again_whole_with_its_actions() {
-        let fk = super::super::definition::ForeignKey {
+        let fk = super::ForeignKey {
             name: "fk`{table}".to_string(),
             schema: "app".to_string(),
             table: "orders".to_string(),
