@@ -223,32 +223,7 @@ impl<K: std::hash::Hash + Eq + Clone> Tracker<K> {
         now: Instant,
         values: impl IntoIterator<Item = (K, i128, u64)>,
     ) -> Vec<(K, Forecast)> {
-        self.rounds = self.rounds.wrapping_add(1);
-        let round = self.rounds;
-        let values = values.into_iter();
-        let mut out = Vec::with_capacity(values.size_hint().0);
-        for (key, value, max) in values {
-            let (key, history) = match self.histories.get_key_value(&key) {
-                Some((held, _)) => {
-                    let held = held.clone();
-                    let history = self.histories.get_mut(&held);
-                    (held, history)
-                }
-                None => {
-                    let history = History::new(now);
-                    (
-                        key.clone(),
-                        Some(self.histories.entry(key).or_insert(history)),
-                    )
-                }
-            };
-            let Some(history) = history else { continue };
-            history.round = round;
-            let forecast = history.record_and_forecast(now, value, max);
-            out.push((key, forecast));
-        }
-        self.histories.retain(|_, history| history.round == round);
-        out
+        self.round_read(now, values.into_iter().map(|(k, v, max)| (k, v, max, now)))
     }
 
     /// As [`Tracker::round`], for values read at different moments, each given with its
