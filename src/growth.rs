@@ -257,11 +257,7 @@ impl<K: std::hash::Hash + Eq + Clone> Tracker<K> {
             };
             let Some(history) = history else { continue };
             history.round = round;
-            let forecast = if read_at == now || history.is_newer(read_at) {
-                history.record_and_forecast(read_at, value, max)
-            } else {
-                history.forecast(read_at, max)
-            };
+            let forecast = history.record_newer_and_forecast(read_at, value, max, read_at == now);
             out.push((key, forecast));
         }
         self.histories.retain(|_, history| history.round == round);
@@ -329,18 +325,6 @@ impl History {
         self.len as usize
     }
 
-    /// Whether `at` is later than the newest sample (to the millisecond), or there is none.
-    fn is_newer(&self, at: Instant) -> bool {
-        if self.len == 0 {
-            return true;
-        }
-        let at_ms = self.now_ms(at);
-        self.unpack()
-            .points
-            .last()
-            .is_none_or(|last| at_ms > last.at_ms)
-    }
-
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -401,6 +385,25 @@ impl History {
         self.record_into(&mut work, now, value, max);
         self.pack(&work);
         work.forecast(self.now_ms(now), max)
+    }
+
+    /// Records `value` read at `at` when `read_now` or when it is newer than the newest
+    /// sample (to the millisecond), then forecasts as of `at`, decoding once: a value held
+    /// from an earlier poll is already in the history and is not sampled again.
+    pub fn record_newer_and_forecast(
+        &mut self,
+        at: Instant,
+        value: i128,
+        max: u64,
+        read_now: bool,
+    ) -> Forecast {
+        let mut work = self.unpack();
+        let at_ms = self.now_ms(at);
+        if read_now || work.points.last().is_none_or(|last| at_ms > last.at_ms) {
+            self.record_into(&mut work, at, value, max);
+            self.pack(&work);
+        }
+        work.forecast(at_ms, max)
     }
 
     /// Records `value` at `now` with no step detection (a type maximum of `u64::MAX` makes

@@ -356,7 +356,17 @@ impl Pager {
         let url = self.external_url.as_str();
         let mut out = Vec::new();
         let mut scope = Scope::default();
-        evaluated.retain(|name, _| snapshot.shards.iter().any(|s| &s.name == name));
+        if evaluated.len() > snapshot.shards.len()
+            || snapshot
+                .shards
+                .iter()
+                .any(|s| !evaluated.contains_key(&s.name))
+        {
+            // Shards were removed or added (a reload): forget those gone, in one pass.
+            let names: std::collections::HashSet<&str> =
+                snapshot.shards.iter().map(|s| s.name.as_str()).collect();
+            evaluated.retain(|name, _| names.contains(name.as_str()));
+        }
         for s in &snapshot.shards {
             let columns = format!("headroom/column/{}/", s.name);
             scope
