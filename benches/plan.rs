@@ -27,7 +27,7 @@ fn column(
     let t = IntType::new(Width::Int, false);
     let measured = Measured {
         id,
-        column_type: "int(11)".to_string(),
+        column_type: "int(11)".into(),
         int_type: t,
         kind,
         source,

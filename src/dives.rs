@@ -345,7 +345,7 @@ mod tests {
         .policy;
         let measured = Measured {
             id: ColumnId::new("s", "t", "user_id"),
-            column_type: "int(11)".to_string(),
+            column_type: "int(11)".into(),
             int_type: IntType::new(Width::Int, false),
             kind: Kind::Reference,
             source: Some("tickets".to_string()),

@@ -336,7 +336,14 @@ impl History {
 
     /// The samples and steps, decoded.
     fn unpack(&self) -> Work {
-        let mut points = Vec::with_capacity(self.len() + 1);
+        self.unpack_into(Vec::new())
+    }
+
+    /// The samples and steps, decoded into `points` (emptied first): a record takes this
+    /// thread's [`POINTS`] and gives it back, so that decoding allocates nothing.
+    fn unpack_into(&self, mut points: Vec<Point>) -> Work {
+        points.clear();
+        points.reserve(self.len() + 1);
         if self.len > 0 {
             points.push(self.first);
             // Encoded here from samples that held together: decoding cannot fail, and if it
@@ -374,17 +381,12 @@ impl History {
     /// step out of the rate (see the module's documentation) when the type's maximum `max`
     /// says it is one, and down-sampling what has aged out of the raw window.
     pub fn record_with_max(&mut self, now: Instant, value: i128, max: u64) {
-        let mut work = self.unpack();
-        self.record_into(&mut work, now, value, max);
-        self.pack(&work);
+        self.record_and_forecast(now, value, max);
     }
 
     /// [`History::record_with_max`] then [`History::forecast`], decoding once.
     pub fn record_and_forecast(&mut self, now: Instant, value: i128, max: u64) -> Forecast {
-        let mut work = self.unpack();
-        self.record_into(&mut work, now, value, max);
-        self.pack(&work);
-        work.forecast(self.now_ms(now), max)
+        self.record_newer_and_forecast(now, value, max, true)
     }
 
     /// Records `value` read at `at` when `read_now` or when it is newer than the newest
@@ -397,13 +399,15 @@ impl History {
         max: u64,
         read_now: bool,
     ) -> Forecast {
-        let mut work = self.unpack();
+        let mut work = self.unpack_into(POINTS.with_borrow_mut(std::mem::take));
         let at_ms = self.now_ms(at);
         if read_now || work.points.last().is_none_or(|last| at_ms > last.at_ms) {
             self.record_into(&mut work, at, value, max);
             self.pack(&work);
         }
-        work.forecast(at_ms, max)
+        let forecast = work.forecast(at_ms, max);
+        POINTS.with_borrow_mut(|b| *b = work.points);
+        forecast
     }
 
     /// Records `value` at `now` with no step detection (a type maximum of `u64::MAX` makes
@@ -414,7 +418,10 @@ impl History {
 
     /// The forecast for a column whose type maximum is `max`, as of `now`.
     pub fn forecast(&self, now: Instant, max: u64) -> Forecast {
-        self.unpack().forecast(self.now_ms(now), max)
+        let work = self.unpack_into(POINTS.with_borrow_mut(std::mem::take));
+        let forecast = work.forecast(self.now_ms(now), max);
+        POINTS.with_borrow_mut(|b| *b = work.points);
+        forecast
     }
 
     /// The newest value held.
@@ -608,6 +615,8 @@ fn since_epoch_ms(now: Instant) -> i64 {
 }
 
 thread_local! {
+    /// Where a history is decoded for a record or a forecast.
+    static POINTS: std::cell::RefCell<Vec<Point>> = const { std::cell::RefCell::new(Vec::new()) };
     /// Where a history is encoded before it is copied into a box of the exact size.
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
@@ -651,6 +660,11 @@ fn decode(bytes: &[u8], points: &mut Vec<Point>) -> Option<()> {
 }
 
 fn put_varint(out: &mut Vec<u8>, n: i128) {
+    if (-64..64).contains(&n) {
+        // The common case, one byte: zigzag without the 128-bit shifts.
+        out.push((((n as i8) << 1) ^ ((n as i8) >> 7)) as u8);
+        return;
+    }
     let mut z = ((n << 1) ^ (n >> 127)) as u128;
     while z >= 0x80 {
         out.push((z as u8) | 0x80);
@@ -660,6 +674,12 @@ fn put_varint(out: &mut Vec<u8>, n: i128) {
 }
 
 fn get_varint(bytes: &[u8], pos: &mut usize) -> Option<i128> {
+    let first = *bytes.get(*pos)?;
+    if first < 0x80 {
+        // The common case, one byte.
+        *pos += 1;
+        return Some(i128::from((first >> 1) as i8 ^ -((first & 1) as i8)));
+    }
     let mut z = 0u128;
     let mut shift = 0u32;
     loop {
@@ -823,7 +843,14 @@ fn slope(points: &[Point]) -> Option<f64> {
     }
     let n = points.len() as f64;
     let x = |p: &Point| (p.at_ms - first.at_ms) as f64 / 1000.0;
-    let y = |p: &Point| (p.value as i128 - first.value as i128) as f64;
+    // Converted from u64, not i128, which is several times cheaper.
+    let y = |p: &Point| {
+        if p.value >= first.value {
+            (p.value - first.value) as f64
+        } else {
+            -((first.value - p.value) as f64)
+        }
+    };
     let (mut sx, mut sy) = (0f64, 0f64);
     for p in points {
         sx += x(p);

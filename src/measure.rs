@@ -26,6 +26,7 @@ use crate::config::ReferenceRule;
 use crate::growth::{Forecast, Jump, Tracker};
 use crate::headroom::{Headroom, IntType, Status};
 use crate::inference::Inferred;
+use crate::inventory::column_type::{ColumnType, column_type};
 use crate::inventory::{ColumnId, IntColumn, Inventory};
 use crate::policy::{Limits, Policy, Silence};
 
@@ -204,7 +205,7 @@ pub fn plan_with(
 #[derive(Debug, Clone, PartialEq)]
 pub struct Measured {
     pub id: ColumnId,
-    pub column_type: String,
+    pub column_type: ColumnType,
     pub int_type: IntType,
     pub kind: Kind,
     /// The source name, or the parent as `schema.table.column`.
@@ -308,7 +309,7 @@ fn resolve_with(
         };
         let m = Measured {
             id: col.id.clone(),
-            column_type: col.column_type.clone(),
+            column_type: column_type(&col.column_type),
             int_type: col.int_type,
             kind,
             source,
@@ -564,17 +565,15 @@ pub struct Dive {
 }
 
 /// A measured column as the API, the metrics, `check` and the pager see it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct ColumnReport {
     /// Shared by every column of the shard's poll.
     pub shard: Arc<str>,
     /// `schema`, `table` and `column`, shared with the growth tracker (and so held once).
-    #[serde(flatten)]
     pub id: ColumnId,
     /// As information_schema writes it, e.g. `int(10) unsigned`.
-    pub column_type: Box<str>,
-    /// The same, parsed (for people: `INT UNSIGNED`).
-    #[serde(skip)]
+    pub column_type: ColumnType,
+    /// The same, parsed (for people: `INT UNSIGNED`); not in the JSON.
     pub int_type: IntType,
     pub kind: Kind,
     pub source: Option<Box<str>>,
@@ -586,13 +585,11 @@ pub struct ColumnReport {
     /// Exact, up to BIGINT UNSIGNED max and beyond.
     pub current: i128,
     pub max: u64,
-    pub remaining: i128,
     pub used_ratio: f64,
     /// The worse of the ratio and time thresholds (see [`crate::policy`]).
     pub status: Status,
     /// The status by the time thresholds alone (`ok`, `warning` or `critical`): tells the
-    /// alert rules whether `status` comes from the growth rate.
-    #[serde(skip)]
+    /// alert rules whether `status` comes from the growth rate; not in the JSON.
     pub time_status: Status,
     pub type_mismatch: bool,
     pub observed_at: DateTime<Utc>,
@@ -600,22 +597,49 @@ pub struct ColumnReport {
     pub growth_per_second: Option<f64>,
     /// Seconds until `current` passes `max` at that rate; `null` while it does not grow.
     pub seconds_to_exhaustion: Option<u64>,
-    /// `observed_at` plus `seconds_to_exhaustion`.
-    pub exhausts_at: Option<DateTime<Utc>>,
     /// The silence in force: measured and shown, but not paged. Boxed: rare, and large.
     pub silenced: Option<Box<Silence>>,
     /// The latest jump (e.g. `ALTER TABLE … AUTO_INCREMENT`) kept out of the growth rate,
-    /// within the last week; `null` when none.
-    pub last_jump: Option<Jump>,
+    /// within the last week; `null` when none. Boxed: rare.
+    pub last_jump: Option<Box<Jump>>,
     /// Exhausted because it sits at its exact type maximum on a shard without strict mode:
     /// larger values were probably clamped to it ([`crate::policy::clamped`]).
     pub clamped: bool,
-    /// Why the status is what it is, when the numbers alone do not say it (a clamped
-    /// column); `null` otherwise.
-    pub reason: Option<&'static str>,
-    /// This column with its widening plan (`/api/columns/{shard}/{schema}/{table}/{column}`,
-    /// names percent-encoded), relative to the API's address.
-    pub plan_url: String,
+}
+
+/// The JSON of a row (`/api/columns`, `check --json`, `plan --format json`): the fields
+/// above in their order, with `remaining`, `exhausts_at`, `reason` and `plan_url`, which
+/// are derived rather than held (a million rows, each smaller).
+impl Serialize for ColumnReport {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut row = serializer.serialize_struct("ColumnReport", 24)?;
+        row.serialize_field("shard", &*self.shard)?;
+        row.serialize_field("schema", &*self.id.schema)?;
+        row.serialize_field("table", &*self.id.table)?;
+        row.serialize_field("column", &*self.id.column)?;
+        row.serialize_field("column_type", &self.column_type)?;
+        row.serialize_field("kind", &self.kind)?;
+        row.serialize_field("source", &self.source)?;
+        row.serialize_field("parent", &self.parent)?;
+        row.serialize_field("evidence", &self.evidence)?;
+        row.serialize_field("current", &self.current)?;
+        row.serialize_field("max", &self.max)?;
+        row.serialize_field("remaining", &self.remaining())?;
+        row.serialize_field("used_ratio", &self.used_ratio)?;
+        row.serialize_field("status", &self.status)?;
+        row.serialize_field("type_mismatch", &self.type_mismatch)?;
+        row.serialize_field("observed_at", &self.observed_at)?;
+        row.serialize_field("growth_per_second", &self.growth_per_second)?;
+        row.serialize_field("seconds_to_exhaustion", &self.seconds_to_exhaustion)?;
+        row.serialize_field("exhausts_at", &self.exhausts_at())?;
+        row.serialize_field("silenced", &self.silenced)?;
+        row.serialize_field("last_jump", &self.last_jump)?;
+        row.serialize_field("clamped", &self.clamped)?;
+        row.serialize_field("reason", &self.reason())?;
+        row.serialize_field("plan_url", &self.plan_url())?;
+        row.end()
+    }
 }
 
 impl ColumnReport {
@@ -630,16 +654,10 @@ impl ColumnReport {
         observed_at: DateTime<Utc>,
     ) -> ColumnReport {
         let h = measured.headroom;
-        let plan_url = plan_path(
-            &shard,
-            &measured.id.schema,
-            &measured.id.table,
-            &measured.id.column,
-        );
         ColumnReport {
             shard,
             id: measured.id,
-            column_type: measured.column_type.into_boxed_str(),
+            column_type: measured.column_type,
             int_type: measured.int_type,
             kind: measured.kind,
             parent: match measured.kind {
@@ -650,7 +668,6 @@ impl ColumnReport {
             source: measured.source.map(String::into_boxed_str),
             current: h.current,
             max: h.max,
-            remaining: h.remaining(),
             used_ratio: h.used_ratio(),
             status: limits.status(h, forecast.seconds_to_exhaustion),
             time_status: limits.time_status(forecast.seconds_to_exhaustion),
@@ -658,12 +675,9 @@ impl ColumnReport {
             observed_at,
             growth_per_second: forecast.growth_per_second,
             seconds_to_exhaustion: forecast.seconds_to_exhaustion,
-            exhausts_at: forecast.exhausts_at(observed_at),
             silenced: silenced.map(Box::new),
-            last_jump: forecast.last_jump_at(observed_at),
+            last_jump: forecast.last_jump_at(observed_at).map(Box::new),
             clamped: false,
-            reason: None,
-            plan_url,
         }
     }
 
@@ -673,8 +687,36 @@ impl ColumnReport {
         if crate::policy::clamped(strict_mode, Headroom::new(self.current, self.max)) {
             self.status = Status::Exhausted;
             self.clamped = true;
-            self.reason = Some(crate::policy::CLAMPED_REASON);
         }
+    }
+
+    /// `max - current`: negative once the column has passed its maximum.
+    pub fn remaining(&self) -> i128 {
+        Headroom::new(self.current, self.max).remaining()
+    }
+
+    /// `observed_at` plus `seconds_to_exhaustion`.
+    pub fn exhausts_at(&self) -> Option<DateTime<Utc>> {
+        let secs = i64::try_from(self.seconds_to_exhaustion?).ok()?;
+        self.observed_at
+            .checked_add_signed(chrono::TimeDelta::try_seconds(secs)?)
+    }
+
+    /// Why the status is what it is, when the numbers alone do not say it (a clamped
+    /// column); `None` otherwise.
+    pub fn reason(&self) -> Option<&'static str> {
+        self.clamped.then_some(crate::policy::CLAMPED_REASON)
+    }
+
+    /// This column with its widening plan (`/api/columns/{shard}/{schema}/{table}/{column}`,
+    /// names percent-encoded), relative to the API's address.
+    pub fn plan_url(&self) -> String {
+        plan_path(
+            &self.shard,
+            &self.id.schema,
+            &self.id.table,
+            &self.id.column,
+        )
     }
 
     /// `schema.table.column`.
@@ -954,7 +996,7 @@ mod tests {
         assert_eq!(held.current, 1_600);
         assert_eq!(held.observed_at, moment(start, 1).wall);
         assert_eq!(held.seconds_to_exhaustion, read.seconds_to_exhaustion);
-        assert_eq!(held.exhausts_at, read.exhausts_at);
+        assert_eq!(held.exhausts_at(), read.exhausts_at());
         // Samples at minutes 0, 1 and 3 only: 10 IDs a second exactly. A repeated 1,600 at
         // minute 2 would have bent the least-squares slope below it.
         let again = poll(3, Some(2_800));

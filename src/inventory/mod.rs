@@ -5,6 +5,7 @@
 //! memory, a constant number of queries per shard per poll, however many tables the shard
 //! holds. [`sql_mode`] reads whether the shard is strict, one more small query per poll.
 
+pub mod column_type;
 mod columns;
 mod foreign_keys;
 mod indexes;

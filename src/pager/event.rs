@@ -204,18 +204,18 @@ fn column_event(c: &ColumnReport, external_url: &str, now: DateTime<Utc>) -> Eve
         "evidence": c.evidence,
         "current": c.current,
         "max": c.max,
-        "remaining": c.remaining,
+        "remaining": c.remaining(),
         "used_ratio": c.used_ratio,
         "status": c.status,
         "type_mismatch": c.type_mismatch,
         "growth_per_second": c.growth_per_second,
         "seconds_to_exhaustion": c.seconds_to_exhaustion,
-        "exhausts_at": c.exhausts_at,
+        "exhausts_at": c.exhausts_at(),
         "observed_at": c.observed_at,
         "clamped": c.clamped,
-        "reason": c.reason,
+        "reason": c.reason(),
         "what_to_do": if c.clamped { CLAMPED_WHAT_TO_DO } else { WHAT_TO_DO },
-        "plan_url": format!("{external_url}{}", c.plan_url),
+        "plan_url": format!("{external_url}{}", c.plan_url()),
     });
     let severity = Severity::of(c.status).unwrap_or(Severity::Warning);
     Event {

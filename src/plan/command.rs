@@ -175,7 +175,7 @@ pub fn text(planned: &[Planned], rate: u64) -> String {
             escape(&p.plan.reason)
         );
         let runs_out = c
-            .exhausts_at
+            .exhausts_at()
             .map_or_else(|| "-".to_string(), |t| t.to_rfc3339());
         let _ = writeln!(
             out,

@@ -177,7 +177,7 @@ pub fn select<'a>(snapshot: &'a Snapshot, globs: Option<&ColumnGlobs>) -> Vec<En
     }
     entries.sort_by(|a, b| {
         let (x, y) = (a.column, b.column);
-        match (x.exhausts_at, y.exhausts_at) {
+        match (x.exhausts_at(), y.exhausts_at()) {
             (Some(p), Some(q)) => p.cmp(&q),
             (Some(_), None) => std::cmp::Ordering::Less,
             (None, Some(_)) => std::cmp::Ordering::Greater,
@@ -597,7 +597,7 @@ mod tests {
         let p: Vec<&str> = name.split('.').collect();
         let measured = Measured {
             id: ColumnId::new(p[0], p[1], p[2]),
-            column_type: t.display_name().to_ascii_lowercase(),
+            column_type: t.display_name().to_ascii_lowercase().into(),
             int_type: t,
             kind,
             source: source.map(str::to_string),
