@@ -112,9 +112,8 @@ pub fn findings(snapshot: &Snapshot, settings: &LintSettings) -> Vec<Finding> {
             out.push(not_strict(shard));
         }
         for c in shard.columns.iter() {
-            let feeder = Feeder::of(c);
             if c.type_mismatch {
-                out.push(finding(c, Rule::NarrowerThanFeeder, narrower(c, &feeder)));
+                out.push(finding(c, Rule::NarrowerThanFeeder, narrower(c)));
             }
             let allowed_type = settings.allowed_auto_increment.contains(&c.int_type);
             if c.kind == Kind::AutoIncrement && !allowed_type {
@@ -150,23 +149,6 @@ pub fn stale<'a>(findings: &[Finding], settings: &'a LintSettings) -> Vec<&'a Al
         .iter()
         .filter(|a| !findings.iter().any(|f| a.matches(&f.shard, f.target())))
         .collect()
-}
-
-/// What feeds a column, as its messages name it.
-struct Feeder {
-    /// `its parent app.users.id`, `its source tickets64`; `None` for an auto-increment.
-    what: Option<String>,
-}
-
-impl Feeder {
-    fn of(c: &ColumnReport) -> Feeder {
-        let what = match (c.kind, c.source.as_deref()) {
-            (Kind::Reference, Some(s)) => Some(format!("its source {s}")),
-            (Kind::ForeignKey | Kind::Inferred, Some(p)) => Some(format!("its parent {p}")),
-            _ => None,
-        };
-        Feeder { what }
-    }
 }
 
 fn finding(c: &ColumnReport, rule: Rule, message: String) -> Finding {
@@ -211,8 +193,13 @@ fn not_strict(shard: &ShardState) -> Finding {
     }
 }
 
-fn narrower(c: &ColumnReport, feeder: &Feeder) -> String {
-    let what = feeder.what.as_deref().unwrap_or("what feeds it");
+/// The `narrower_than_feeder` message: the column's maximum and its feeder's.
+fn narrower(c: &ColumnReport) -> String {
+    let what = match (c.kind, c.source.as_deref()) {
+        (Kind::Reference, Some(s)) => format!("its source {s}"),
+        (Kind::ForeignKey | Kind::Inferred, Some(p)) => format!("its parent {p}"),
+        _ => "what feeds it".to_string(),
+    };
     match c.feeder_max {
         Some(max) => format!(
             "{} holds at most {}, {what} up to {max}",
@@ -277,7 +264,8 @@ pub enum Format {
 pub struct Outcome {
     /// The report, on stdout.
     pub output: String,
-    /// Unreachable servers and stale allow entries, on stderr.
+    /// Unreachable servers, stale allow entries and columns that could not be measured
+    /// (so not linted), on stderr.
     pub errors: String,
     /// 0 no finding left, 1 at least one, 2 a server unreachable.
     pub exit_code: u8,
@@ -314,15 +302,22 @@ pub fn report(snapshot: &Snapshot, settings: &LintSettings, format: Format) -> O
         };
     }
     let found = findings(snapshot, settings);
-    let errors = stale(&found, settings)
-        .iter()
-        .map(|a| {
+    let stale = stale(&found, settings).into_iter().map(|a| {
+        format!(
+            "headroom: warning: [lint] allow {} matches no finding: a stale exception\n",
+            escape(&a.label())
+        )
+    });
+    let unmeasured = snapshot.shards.iter().flat_map(|s| {
+        s.unresolved.iter().map(move |u| {
             format!(
-                "headroom: warning: [lint] allow {} matches no finding: a stale exception\n",
-                escape(&a.label())
+                "headroom: warning: shard {}: not linted: {}\n",
+                escape(&s.name),
+                escape(u)
             )
         })
-        .collect();
+    });
+    let errors = stale.chain(unmeasured).collect();
     let shards = snapshot.shards.len();
     let output = match format {
         Format::Text => render::text(&found, shards),

@@ -248,6 +248,14 @@ fn a_clean_fleet_exits_0_and_an_unreachable_shard_exits_2() {
     assert_eq!(outcome.exit_code, 0);
     assert_eq!(outcome.output, "No findings on 1 shard (0 allowed).\n");
     assert_eq!(outcome.errors, "");
+    snapshot.shards[0].unresolved =
+        vec!["shop.t\u{1b}.c: parent shop.p.id has no known value".to_string()];
+    let outcome = report(&snapshot, &settings.lint, Format::Text);
+    assert_eq!(outcome.exit_code, 0);
+    assert_eq!(
+        outcome.errors,
+        "headroom: warning: shard b: not linted: shop.t\\u{1b}.c: parent shop.p.id has no known value\n"
+    );
 
     let mut snapshot = self::snapshot(&settings);
     snapshot.shards[1].up = false;
