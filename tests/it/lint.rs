@@ -188,6 +188,32 @@ fn lint_fails_a_dirty_shard_on_every_rule_and_passes_a_clean_schema() {
 }
 
 #[test]
+fn lint_reads_every_configured_shard_whatever_cluster_says() {
+    // Member 0 of 2 owns only some of these shards; lint names every one unreachable.
+    let names = ["gone-a", "gone-b", "gone-c", "gone-d"];
+    let owned = names
+        .iter()
+        .filter(|n| headroom::cluster::owner(n, 2) == 0)
+        .count();
+    assert!(owned < names.len(), "member 0 must not own them all");
+    let mut toml =
+        "[poll]\nquery_timeout = \"2s\"\n[cluster]\nmember = 0\nmembers = 2\n".to_string();
+    for name in names {
+        toml.push_str(&format!(
+            "[[shards]]\nname = \"{name}\"\nurl = \"mysql://root@127.0.0.1:1/\"\n"
+        ));
+    }
+    let (code, stdout, stderr) = lint(&toml, &[]);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    for name in names {
+        assert!(
+            stderr.contains(&format!("headroom: unreachable shard {name}: ")),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
 fn lint_exits_2_on_an_unreachable_shard_and_on_an_allow_without_a_reason() {
     let toml = "[poll]\nquery_timeout = \"2s\"\n[[shards]]\nname = \"gone\"\nurl = \"mysql://root@127.0.0.1:1/\"\n";
     let (code, stdout, stderr) = lint(toml, &["--format", "junit"]);
