@@ -33,6 +33,7 @@ fn column(
         source,
         headroom: Headroom::new(current, t.max()),
         type_mismatch: mismatch,
+        feeder_max: None,
         evidence: None,
     };
     ColumnReport::new(

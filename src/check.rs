@@ -53,28 +53,7 @@ pub fn report(snapshot: &Snapshot, all: bool, as_json: bool) -> Outcome {
         .map(|c| c.status)
         .max()
         .unwrap_or(Status::Ok);
-    let down: Vec<String> = snapshot
-        .shards
-        .iter()
-        .filter(|s| !s.up)
-        .map(|s| {
-            format!(
-                "shard {}: {}",
-                s.name,
-                s.last_error.as_deref().unwrap_or("not polled")
-            )
-        })
-        .chain(snapshot.sources.iter().flat_map(|src| {
-            src.servers.iter().filter(|s| !s.up).map(move |s| {
-                format!(
-                    "source {} server {}: {}",
-                    src.name,
-                    s.server,
-                    s.last_error.as_deref().unwrap_or("not polled")
-                )
-            })
-        }))
-        .collect();
+    let down = snapshot.unreachable();
     let exit_code = match worst {
         _ if !down.is_empty() => 2,
         Status::Critical | Status::Exhausted => 2,

@@ -351,6 +351,7 @@ mod tests {
             source: Some("tickets".to_string()),
             headroom: Headroom::new(current, 2_147_483_647),
             type_mismatch: mismatch,
+            feeder_max: None,
             evidence: None,
         };
         let forecast = Forecast {

@@ -96,6 +96,47 @@ impl IntType {
         Some(IntType { width, unsigned })
     }
 
+    /// Reads a type as people and information_schema write it, in any case, with or
+    /// without display width: `INT(11) UNSIGNED`, `int unsigned`, `bigint(20) zerofill`,
+    /// `integer signed`. `None` when it is not an integer type (or has other words).
+    pub fn parse(text: &str) -> Option<IntType> {
+        let lower = text.to_ascii_lowercase();
+        let mut rest = lower.as_str();
+        let mut words = String::new();
+        // Display widths are dropped: `(11)` says nothing about what the column holds.
+        while let Some(open) = rest.find('(') {
+            let close = rest[open..].find(')')? + open;
+            if !rest[open + 1..close]
+                .trim()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+            {
+                return None;
+            }
+            words.push_str(&rest[..open]);
+            words.push(' ');
+            rest = &rest[close + 1..];
+        }
+        words.push_str(rest);
+        let mut words = words.split_whitespace();
+        let width = Width::from_data_type(words.next()?)?;
+        let mut unsigned = false;
+        for word in words {
+            match word {
+                "unsigned" | "zerofill" => unsigned = true,
+                "signed" => {}
+                _ => return None,
+            }
+        }
+        Some(IntType { width, unsigned })
+    }
+
+    /// The normalized name: lowercase, no display width, `zerofill` as `unsigned`
+    /// (`int unsigned`, `bigint`).
+    pub fn normalized(self) -> String {
+        self.display_name().to_ascii_lowercase()
+    }
+
     /// A readable name for people: `INT UNSIGNED`, `BIGINT`.
     pub fn display_name(self) -> String {
         let base = self.width.sql_name().to_ascii_uppercase();
@@ -255,6 +296,45 @@ pub fn percent(ratio: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn types_are_parsed_in_any_case_with_or_without_display_width() {
+        let int_unsigned = Some(IntType::new(Width::Int, true));
+        for text in [
+            "int unsigned",
+            "INT(11) UNSIGNED",
+            "int(10) unsigned zerofill",
+            "Int ZEROFILL",
+            "integer (11)  unsigned",
+        ] {
+            assert_eq!(IntType::parse(text), int_unsigned, "{text}");
+        }
+        assert_eq!(
+            IntType::parse("bigint"),
+            Some(IntType::new(Width::Big, false))
+        );
+        assert_eq!(
+            IntType::parse("BIGINT(20) SIGNED"),
+            Some(IntType::new(Width::Big, false))
+        );
+        assert_eq!(
+            IntType::parse("tinyint(4)"),
+            Some(IntType::new(Width::Tiny, false))
+        );
+        for text in [
+            "",
+            "varchar(20)",
+            "int unsigned primary",
+            "int(x)",
+            "int(11",
+            "decimal(20,0)",
+            "(11)",
+        ] {
+            assert_eq!(IntType::parse(text), None, "{text}");
+        }
+        assert_eq!(IntType::new(Width::Int, true).normalized(), "int unsigned");
+        assert_eq!(IntType::new(Width::Big, false).normalized(), "bigint");
+    }
 
     #[test]
     fn percentages_never_round_up_to_full() {

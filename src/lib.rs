@@ -36,6 +36,9 @@
 //! - [`check`]: the one-shot `headroom check` report and its exit codes.
 //! - [`plan`]: `headroom plan`: the statements that widen the columns at warning or
 //!   worse or mismatched, and every column that must widen with them.
+//! - [`lint`]: `headroom lint`, the CI gate: pure rules over one poll of every configured
+//!   shard (narrow, signed or disallowed ID types, shards without strict mode), and the
+//!   text, JSON and JUnit reports.
 //! - [`bump`]: `headroom bump`: raises a development fleet's counters above a bound (pure
 //!   planning; `bump/servers.rs` reads and writes).
 //! - [`startup`]: `App::build` and `App::run`.
@@ -61,6 +64,7 @@ pub mod growth;
 pub mod headroom;
 pub mod inference;
 pub mod inventory;
+pub mod lint;
 pub mod measure;
 pub mod metrics;
 pub mod pager;

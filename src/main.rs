@@ -1,6 +1,6 @@
 //! The `headroom` binary: `run` (the daemon), `check` (one poll, for cron and DBAs),
-//! `plan` (the statements that widen what runs out) and `bump` (raise a development
-//! fleet's counters above a bound).
+//! `plan` (the statements that widen what runs out), `lint` (the CI gate on ID column types
+//! and strict mode) and `bump` (raise a development fleet's counters above a bound).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -73,6 +73,18 @@ enum Command {
         #[arg(long, value_name = "GLOB")]
         column: Option<String>,
     },
+    /// Poll every configured shard once (whatever `[cluster]` says) and list each ID column
+    /// narrower than what feeds it, each auto-increment column of a type not in
+    /// `[lint] allowed_auto_increment`, each signed ID column and each shard without strict
+    /// mode. Exit 0 clean (or every finding allowed by `[lint] allow`), 1 at least one
+    /// finding, 2 a bad configuration or a server unreachable.
+    Lint {
+        #[arg(long, default_value = "config/headroom.toml")]
+        config: PathBuf,
+        /// `text` for people, `json` for tools, `junit` for CI test reports.
+        #[arg(long, value_enum, default_value = "text")]
+        format: LintFormat,
+    },
     /// Raise every ticket server and AUTO_INCREMENT counter of a development configuration
     /// above a bound, so that too narrow columns fail in development. Dry run unless
     /// --apply. Exit 0 done, 2 refused (a shard or source not `environment = "dev"`), a bad
@@ -96,6 +108,14 @@ enum Command {
 enum PlanFormat {
     Text,
     Json,
+}
+
+/// How `lint` prints.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LintFormat {
+    Text,
+    Json,
+    Junit,
 }
 
 fn main() -> ExitCode {
@@ -139,6 +159,7 @@ fn main() -> ExitCode {
                 format,
                 column,
             } => plan(config, format, column).await,
+            Command::Lint { config, format } => lint(config, format).await,
             Command::Bump {
                 config,
                 above,
@@ -238,6 +259,29 @@ async fn plan(path: PathBuf, format: PlanFormat, column: Option<String>) -> Exit
     };
     let json = matches!(format, PlanFormat::Json);
     match headroom::plan::command::run(settings, json, globs.as_ref()).await {
+        Ok(outcome) => {
+            print!("{}", outcome.output);
+            eprint!("{}", outcome.errors);
+            ExitCode::from(outcome.exit_code)
+        }
+        Err(e) => {
+            eprintln!("headroom: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn lint(path: PathBuf, format: LintFormat) -> ExitCode {
+    let settings = match load(&path, &config::Overrides::default()) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let format = match format {
+        LintFormat::Text => headroom::lint::Format::Text,
+        LintFormat::Json => headroom::lint::Format::Json,
+        LintFormat::Junit => headroom::lint::Format::Junit,
+    };
+    match headroom::lint::run(settings, format).await {
         Ok(outcome) => {
             print!("{}", outcome.output);
             eprint!("{}", outcome.errors);

@@ -213,6 +213,9 @@ pub struct Measured {
     pub headroom: Headroom,
     /// The column cannot hold every value its source or parent can produce.
     pub type_mismatch: bool,
+    /// The largest value its source's or parent's type holds, when known: what
+    /// `type_mismatch` compares with.
+    pub feeder_max: Option<u64>,
     /// For `inferred`: the rule that named the parent; `None` for other kinds.
     pub evidence: Option<String>,
 }
@@ -315,6 +318,7 @@ fn resolve_with(
             source,
             headroom: Headroom::new(value.current, max),
             type_mismatch: origin_max.is_some_and(|origin| max < origin),
+            feeder_max: origin_max,
             evidence,
         };
         measured.push((m, value.held));
@@ -592,6 +596,10 @@ pub struct ColumnReport {
     /// alert rules whether `status` comes from the growth rate; not in the JSON.
     pub time_status: Status,
     pub type_mismatch: bool,
+    /// The largest value its source's or parent's type holds, when known (`headroom lint`
+    /// names it); not published.
+    #[serde(skip)]
+    pub feeder_max: Option<u64>,
     pub observed_at: DateTime<Utc>,
     /// IDs per second over the column's history; `null` until it spans two polls.
     pub growth_per_second: Option<f64>,
@@ -672,6 +680,7 @@ impl ColumnReport {
             status: limits.status(h, forecast.seconds_to_exhaustion),
             time_status: limits.time_status(forecast.seconds_to_exhaustion),
             type_mismatch: measured.type_mismatch,
+            feeder_max: measured.feeder_max,
             observed_at,
             growth_per_second: forecast.growth_per_second,
             seconds_to_exhaustion: forecast.seconds_to_exhaustion,

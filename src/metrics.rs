@@ -746,6 +746,7 @@ mod tests {
                     source: None,
                     headroom: Headroom::new(current, 2_147_483_647),
                     type_mismatch: i == 2,
+                    feeder_max: None,
                     evidence: None,
                 };
                 let forecast = crate::growth::Forecast {

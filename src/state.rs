@@ -35,6 +35,32 @@ pub struct Snapshot {
     pub sources: Vec<SourceState>,
 }
 
+impl Snapshot {
+    /// The shards and source servers the last poll could not read, one line each
+    /// (`shard shard-01: connection refused ...`; names not escaped): what makes `check`,
+    /// `plan` and `lint` end with 2.
+    pub fn unreachable(&self) -> Vec<String> {
+        let shards = self.shards.iter().filter(|s| !s.up).map(|s| {
+            format!(
+                "shard {}: {}",
+                s.name,
+                s.last_error.as_deref().unwrap_or("not polled")
+            )
+        });
+        let servers = self.sources.iter().flat_map(|src| {
+            src.servers.iter().filter(|s| !s.up).map(move |s| {
+                format!(
+                    "source {} server {}: {}",
+                    src.name,
+                    s.server,
+                    s.last_error.as_deref().unwrap_or("not polled")
+                )
+            })
+        });
+        shards.chain(servers).collect()
+    }
+}
+
 /// One shard as `/api/shards` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ShardState {

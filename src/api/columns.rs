@@ -252,6 +252,7 @@ mod tests {
                     source: None,
                     headroom: Headroom::new(i as i128, 2_147_483_647),
                     type_mismatch: false,
+                    feeder_max: None,
                     evidence: None,
                 };
                 ColumnReport::new(

@@ -20,6 +20,7 @@
 //! - `metrics`: `[metrics]`;
 //! - `inference`: `[inference]`; `template`: the `[[inference.rules]]` templates, parsed and bound;
 //! - `plan`: `[plan]`;
+//! - `lint`: `[lint]`;
 //! - `notifiers`: `[pagerduty]`, `[webhook]`, `[state]`;
 //! - `endpoint`: server URLs, their passwords and redaction;
 //! - `secret`: the one reader of passwords and keys from a variable or a file.
@@ -30,6 +31,7 @@ mod environment;
 mod fleet;
 mod include;
 mod inference;
+mod lint;
 mod metrics;
 mod notifiers;
 mod plan;
@@ -58,6 +60,7 @@ use section::Section;
 
 pub use endpoint::{Endpoint, redact_text};
 pub use environment::Environment;
+pub use lint::{Allow, DEFAULT_ALLOWED_AUTO_INCREMENT, LintSettings};
 pub use metrics::{MetricColumns, MetricsSettings};
 pub use plan::DEFAULT_REBUILD_MB_PER_SECOND;
 
@@ -96,6 +99,8 @@ pub struct Settings {
     pub warnings: Vec<Problem>,
     /// `[plan]`: what `headroom plan` assumes.
     pub plan: PlanSettings,
+    /// `[lint]`: what `headroom lint` accepts.
+    pub lint: LintSettings,
 }
 
 /// `[plan]`.
@@ -425,6 +430,7 @@ fn parse(
     let metrics = table(&mut root, "metrics", metrics::metrics);
     let inference = table(&mut root, "inference", inference::inference);
     let plan = table(&mut root, "plan", plan::plan);
+    let lint = table(&mut root, "lint", lint::lint);
     let member = match root.has("cluster") {
         true => table(&mut root, "cluster", cluster::cluster).map(Some),
         false => Some(None),
@@ -452,6 +458,7 @@ fn parse(
             inference: inference?,
             warnings,
             plan: plan?,
+            lint: lint?,
         })
     })();
     settled(settings, distinct(problems.take()))

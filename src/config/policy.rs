@@ -138,7 +138,7 @@ pub(super) fn globs(s: &mut Section, key: &str, required: bool) -> Option<Column
     ColumnGlobs::new(&columns, &exclude).ok()
 }
 
-fn check_glob(pattern: &str) -> Result<(), String> {
+pub(super) fn check_glob(pattern: &str) -> Result<(), String> {
     if pattern.split('.').count() != 3 {
         return Err(format!(
             "{pattern:?} must have the form schema.table.column, e.g. \"etsy.*.*_id\""

@@ -453,6 +453,7 @@ mod tests {
             source: Some("gh.repositories.id".into()),
             headroom: Headroom::new(2_147_483_700, 2_147_483_647),
             type_mismatch: true,
+            feeder_max: None,
             evidence: Some("rails: repository_id -> repositories.id".into()),
         };
         let now = Utc::now();

@@ -14,7 +14,7 @@ use crate::escape::escape;
 use crate::metrics::Metrics;
 use crate::policy::ColumnGlobs;
 use crate::poller::Poller;
-use crate::state::{Snapshot, Store};
+use crate::state::Store;
 
 /// What `plan` prints and how it ends.
 pub struct Outcome {
@@ -24,28 +24,6 @@ pub struct Outcome {
     pub errors: String,
     /// 0 printed; 2 a server unreachable.
     pub exit_code: u8,
-}
-
-/// The shards and source servers that were not read, one line each.
-fn down(snapshot: &Snapshot) -> Vec<String> {
-    let shards = snapshot.shards.iter().filter(|s| !s.up).map(|s| {
-        format!(
-            "shard {}: {}",
-            s.name,
-            s.last_error.as_deref().unwrap_or("not polled")
-        )
-    });
-    let servers = snapshot.sources.iter().flat_map(|src| {
-        src.servers.iter().filter(|s| !s.up).map(move |s| {
-            format!(
-                "source {} server {}: {}",
-                src.name,
-                s.server,
-                s.last_error.as_deref().unwrap_or("not polled")
-            )
-        })
-    });
-    shards.chain(servers).collect()
 }
 
 /// Polls once, reads the definitions, and writes the plan.
@@ -64,7 +42,7 @@ pub async fn run(
     poller.poll_once().await;
     poller.close().await;
     let snapshot = store.read().clone();
-    let unreachable = down(&snapshot);
+    let unreachable = snapshot.unreachable();
     if !unreachable.is_empty() {
         let errors: String = unreachable
             .iter()

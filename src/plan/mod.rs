@@ -603,6 +603,7 @@ mod tests {
             source: source.map(str::to_string),
             headroom: Headroom::new(current, t.max()),
             type_mismatch: mismatch,
+            feeder_max: None,
             evidence: None,
         };
         ColumnReport::new(

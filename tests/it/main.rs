@@ -13,6 +13,7 @@ mod growth;
 mod harness;
 mod hostile;
 mod inference;
+mod lint;
 mod measurement;
 mod metrics;
 mod paging;
