@@ -581,8 +581,6 @@ pub struct ColumnReport {
     pub int_type: IntType,
     pub kind: Kind,
     pub source: Option<Box<str>>,
-    /// For `inferred`: the guessed parent, `schema.table.column`; `null` for other kinds.
-    pub parent: Option<Box<str>>,
     /// For `inferred`: which rule named the parent (e.g. `rails: user_id -> users.id`);
     /// `null` for other kinds.
     pub evidence: Option<Box<str>>,
@@ -597,9 +595,8 @@ pub struct ColumnReport {
     pub time_status: Status,
     pub type_mismatch: bool,
     /// The largest value its source's or parent's type holds, when known (`headroom lint`
-    /// names it); not published.
-    #[serde(skip)]
-    pub feeder_max: Option<u64>,
+    /// names it; [`ColumnReport::feeder_max`]); not in the JSON. Never 0, so held in 8 bytes.
+    pub feeder: Option<std::num::NonZeroU64>,
     pub observed_at: DateTime<Utc>,
     /// IDs per second over the column's history; `null` until it spans two polls.
     pub growth_per_second: Option<f64>,
@@ -629,7 +626,7 @@ impl Serialize for ColumnReport {
         row.serialize_field("column_type", &self.column_type)?;
         row.serialize_field("kind", &self.kind)?;
         row.serialize_field("source", &self.source)?;
-        row.serialize_field("parent", &self.parent)?;
+        row.serialize_field("parent", &self.parent())?;
         row.serialize_field("evidence", &self.evidence)?;
         row.serialize_field("current", &self.current)?;
         row.serialize_field("max", &self.max)?;
@@ -668,10 +665,6 @@ impl ColumnReport {
             column_type: measured.column_type,
             int_type: measured.int_type,
             kind: measured.kind,
-            parent: match measured.kind {
-                Kind::Inferred => measured.source.clone().map(String::into_boxed_str),
-                _ => None,
-            },
             evidence: measured.evidence.map(String::into_boxed_str),
             source: measured.source.map(String::into_boxed_str),
             current: h.current,
@@ -680,7 +673,7 @@ impl ColumnReport {
             status: limits.status(h, forecast.seconds_to_exhaustion),
             time_status: limits.time_status(forecast.seconds_to_exhaustion),
             type_mismatch: measured.type_mismatch,
-            feeder_max: measured.feeder_max,
+            feeder: measured.feeder_max.and_then(std::num::NonZeroU64::new),
             observed_at,
             growth_per_second: forecast.growth_per_second,
             seconds_to_exhaustion: forecast.seconds_to_exhaustion,
@@ -697,6 +690,20 @@ impl ColumnReport {
             self.status = Status::Exhausted;
             self.clamped = true;
         }
+    }
+
+    /// For `inferred`: the guessed parent, `schema.table.column` (held as its `source`);
+    /// `None` for other kinds.
+    pub fn parent(&self) -> Option<&str> {
+        match self.kind {
+            Kind::Inferred => self.source.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The largest value its source's or parent's type holds, when known.
+    pub fn feeder_max(&self) -> Option<u64> {
+        self.feeder.map(std::num::NonZeroU64::get)
     }
 
     /// `max - current`: negative once the column has passed its maximum.

@@ -200,7 +200,7 @@ fn narrower(c: &ColumnReport) -> String {
         (Kind::ForeignKey | Kind::Inferred, Some(p)) => format!("its parent {p}"),
         _ => "what feeds it".to_string(),
     };
-    match c.feeder_max {
+    match c.feeder_max() {
         Some(max) => format!(
             "{} holds at most {}, {what} up to {max}",
             c.column_type, c.max
@@ -237,7 +237,7 @@ fn signed(c: &ColumnReport, allowed_type: bool) -> Option<String> {
     }
     let excused = match c.kind {
         Kind::AutoIncrement => allowed_type,
-        Kind::ForeignKey | Kind::Inferred => c.feeder_max == Some(c.max),
+        Kind::ForeignKey | Kind::Inferred => c.feeder_max() == Some(c.max),
         Kind::Reference => false,
     };
     if excused {

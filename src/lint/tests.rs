@@ -39,7 +39,7 @@ fn column(
     let p: Vec<&str> = name.split('.').collect();
     let measured = Measured {
         id: ColumnId::new(p[0], p[1], p[2]),
-        column_type: t.normalized(),
+        column_type: t.normalized().into(),
         int_type: t,
         kind,
         source: feeder.map(str::to_string),

@@ -186,7 +186,7 @@ fn column_event(c: &ColumnReport, external_url: &str, now: DateTime<Utc>) -> Eve
     };
     let summary = if c.type_mismatch {
         // An inferred parent is a guess from names: the page says so, and why.
-        let origin = match (&c.parent, &c.evidence) {
+        let origin = match (c.parent(), &c.evidence) {
             (Some(parent), Some(evidence)) => format!("inferred parent {parent}, {evidence}"),
             _ => format!("source {}", c.source.as_deref().unwrap_or("?")),
         };
@@ -200,7 +200,7 @@ fn column_event(c: &ColumnReport, external_url: &str, now: DateTime<Utc>) -> Eve
         "column_type": c.column_type,
         "kind": c.kind,
         "source": c.source,
-        "parent": c.parent,
+        "parent": c.parent(),
         "evidence": c.evidence,
         "current": c.current,
         "max": c.max,

@@ -19,7 +19,7 @@ pub type Place = (usize, usize);
 pub fn parent_of(report: &ColumnReport) -> Option<&str> {
     match report.kind {
         Kind::ForeignKey => report.source.as_deref(),
-        Kind::Inferred => report.parent.as_deref(),
+        Kind::Inferred => report.parent(),
         Kind::AutoIncrement | Kind::Reference => None,
     }
 }
