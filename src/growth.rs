@@ -623,8 +623,32 @@ thread_local! {
 
 /// Appends the samples after the first of `points` to `out`: for each, the change of its
 /// time step (milliseconds) and of its value step over the previous sample's, each a
-/// zigzag LEB128 varint.
+/// zigzag LEB128 varint. Every record encodes the whole history again, so the usual case
+/// (steps and their changes within 64 bits) takes a 64-bit path; the 128-bit one writes
+/// the same bytes for anything larger.
 fn encode(points: &[Point], out: &mut Vec<u8>) {
+    let start = out.len();
+    out.reserve(points.len() * 3);
+    if encode_narrow(points, out).is_none() {
+        out.truncate(start);
+        encode_wide(points, out);
+    }
+}
+
+/// [`encode`] in 64-bit arithmetic; `None` (having written part) when a number needs more.
+fn encode_narrow(points: &[Point], out: &mut Vec<u8>) -> Option<()> {
+    let (mut prev_dt, mut prev_dv) = (0i64, 0i64);
+    for pair in points.windows(2) {
+        let dt = pair[1].at_ms.checked_sub(pair[0].at_ms)?;
+        let dv = i64::try_from(pair[1].value).ok()? - i64::try_from(pair[0].value).ok()?;
+        put_varint_narrow(out, dt.checked_sub(prev_dt)?)?;
+        put_varint_narrow(out, dv.checked_sub(prev_dv)?)?;
+        (prev_dt, prev_dv) = (dt, dv);
+    }
+    Some(())
+}
+
+fn encode_wide(points: &[Point], out: &mut Vec<u8>) {
     let (mut prev_dt, mut prev_dv) = (0i128, 0i128);
     for pair in points.windows(2) {
         let dt = i128::from(pair[1].at_ms) - i128::from(pair[0].at_ms);
@@ -635,10 +659,104 @@ fn encode(points: &[Point], out: &mut Vec<u8>) {
     }
 }
 
+/// The zigzag varint of `n` when it fits 63 bits (as [`put_varint`] writes it).
+fn put_varint_narrow(out: &mut Vec<u8>, n: i64) -> Option<()> {
+    if !(-(1i64 << 62)..(1i64 << 62)).contains(&n) {
+        return None;
+    }
+    let mut z = ((n << 1) ^ (n >> 63)) as u64;
+    while z >= 0x80 {
+        out.push((z as u8) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+    Some(())
+}
+
 /// Decodes what [`encode`] wrote after the last sample of `points` (which holds at least
 /// the first). `None` when the bytes do not hold together: a truncated number, time that
 /// does not move forward, a value out of range. What decoded before that stays in `points`.
 fn decode(bytes: &[u8], points: &mut Vec<Point>) -> Option<()> {
+    let before = points.len();
+    points.reserve(bytes.len() / 2);
+    match decode_narrow(bytes, points) {
+        Some(true) => Some(()),
+        Some(false) => {
+            // A number past 64 bits: again, in 128-bit arithmetic.
+            points.truncate(before);
+            decode_wide(bytes, points)
+        }
+        None => None,
+    }
+}
+
+/// [`decode`] in 64-bit arithmetic: `Some(false)` when a number needs more (some samples
+/// may have been pushed), `None` when the bytes do not hold together.
+fn decode_narrow(bytes: &[u8], points: &mut Vec<Point>) -> Option<bool> {
+    let last = *points.last()?;
+    let Ok(mut value) = i64::try_from(last.value) else {
+        return Some(false);
+    };
+    let mut at = last.at_ms;
+    let (mut dt, mut dv) = (0i64, 0i64);
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let (Some(ddt), Some(ddv)) = (
+            get_varint_narrow(bytes, &mut pos)?,
+            get_varint_narrow(bytes, &mut pos)?,
+        ) else {
+            return Some(false);
+        };
+        let (Some(t), Some(v)) = (dt.checked_add(ddt), dv.checked_add(ddv)) else {
+            return Some(false);
+        };
+        (dt, dv) = (t, v);
+        if dt <= 0 {
+            return None;
+        }
+        let (Some(a), Some(v)) = (at.checked_add(dt), value.checked_add(dv)) else {
+            return Some(false);
+        };
+        (at, value) = (a, v);
+        points.push(Point {
+            at_ms: at,
+            value: u64::try_from(value).ok()?,
+        });
+    }
+    Some(true)
+}
+
+/// A zigzag varint of at most 63 bits: `Some(None)` when it is longer (read past it),
+/// `None` when the bytes end inside it.
+fn get_varint_narrow(bytes: &[u8], pos: &mut usize) -> Option<Option<i64>> {
+    let first = *bytes.get(*pos)?;
+    *pos += 1;
+    if first < 0x80 {
+        return Some(Some(i64::from((first >> 1) as i8 ^ -((first & 1) as i8))));
+    }
+    let mut z = u64::from(first & 0x7f);
+    let mut shift = 7;
+    loop {
+        let byte = *bytes.get(*pos)?;
+        *pos += 1;
+        if shift > 56 {
+            // Past 63 bits: skip the rest of the number, and say so.
+            let mut b = byte;
+            while b & 0x80 != 0 {
+                b = *bytes.get(*pos)?;
+                *pos += 1;
+            }
+            return Some(None);
+        }
+        z |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some(Some(((z >> 1) as i64) ^ -((z & 1) as i64)));
+        }
+        shift += 7;
+    }
+}
+
+fn decode_wide(bytes: &[u8], points: &mut Vec<Point>) -> Option<()> {
     let last = *points.last()?;
     let (mut at, mut value) = (i128::from(last.at_ms), i128::from(last.value));
     let (mut dt, mut dv) = (0i128, 0i128);
@@ -1310,6 +1428,36 @@ mod tests {
             #[test]
             fn any_series_forecasts_as_the_reference_model_does(s in any_series()) {
                 same_forecasts("generated", &s);
+            }
+
+            #[test]
+            fn the_64_bit_paths_write_and_read_what_the_128_bit_ones_do(
+                steps in prop::collection::vec(
+                    (
+                        prop_oneof![1i64..120_000, 1i64..i64::MAX / 4],
+                        prop_oneof![0u64..10_000, any::<u64>()],
+                    ),
+                    1..40,
+                ),
+                first in prop_oneof![0u64..1_000, any::<u64>()],
+            ) {
+                let mut points = vec![Point { at_ms: -5_000, value: first }];
+                for (dt, up) in steps {
+                    let last = points[points.len() - 1];
+                    let Some(at_ms) = last.at_ms.checked_add(dt) else { break };
+                    let value = last.value.saturating_add(up);
+                    points.push(Point { at_ms, value });
+                }
+                let (mut fast, mut wide) = (Vec::new(), Vec::new());
+                encode(&points, &mut fast);
+                encode_wide(&points, &mut wide);
+                prop_assert_eq!(&fast, &wide);
+                let mut back = vec![points[0]];
+                prop_assert!(decode(&fast, &mut back).is_some());
+                prop_assert_eq!(&back, &points);
+                let mut back_wide = vec![points[0]];
+                prop_assert!(decode_wide(&fast, &mut back_wide).is_some());
+                prop_assert_eq!(&back_wide, &points);
             }
         }
     }
