@@ -192,7 +192,7 @@ pub fn render(rows: &[Row], above: u64, applied: bool) -> String {
         }
     );
     out.push('\n');
-    out.push_str(&table(&header, &cells));
+    out.push_str(&crate::escape::table(&header, &cells));
     out.push('\n');
     out.push_str(&summary(rows, above, applied));
     out
@@ -238,30 +238,6 @@ fn summary(rows: &[Row], above: u64, applied: bool) -> String {
     out.push_str(".\n");
     if raised > 0 && !applied {
         out.push_str("Run again with --apply to raise them.\n");
-    }
-    out
-}
-
-/// Left-aligned columns two spaces apart.
-fn table(header: &[&str; 8], rows: &[[String; 8]]) -> String {
-    let mut widths = header.map(str::len);
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let mut line = |cells: Vec<&str>| {
-        let text: Vec<String> = cells
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        let _ = writeln!(out, "{}", text.join("  ").trim_end());
-    };
-    line(header.to_vec());
-    for row in rows {
-        line(row.iter().map(String::as_str).collect());
     }
     out
 }

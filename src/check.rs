@@ -13,10 +13,9 @@ use serde_json::json;
 use crate::config::Settings;
 use crate::escape::escape;
 use crate::headroom::Status;
-use crate::metrics::Metrics;
 use crate::poller::Poller;
 use crate::select::{ColumnQuery, select_columns};
-use crate::state::{Snapshot, Store};
+use crate::state::Snapshot;
 
 /// What `check` prints and how it ends.
 pub struct Outcome {
@@ -27,15 +26,7 @@ pub struct Outcome {
 /// Polls once and reports.
 pub async fn run(settings: Settings, all: bool, as_json: bool) -> anyhow::Result<Outcome> {
     let settings = Arc::new(settings);
-    let store = Store::new(&settings);
-    let poller = Poller::one_shot(
-        Arc::clone(&settings),
-        store.clone(),
-        Arc::new(Metrics::new()),
-    )?;
-    poller.poll_once().await;
-    poller.close().await;
-    let snapshot = store.read().clone();
+    let snapshot = Poller::snapshot_once(Arc::clone(&settings)).await?;
     Ok(report(&snapshot, all, as_json))
 }
 
@@ -116,24 +107,5 @@ fn table(columns: &[crate::measure::ColumnReport]) -> String {
             ]
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let mut line = |cells: Vec<&str>| {
-        let text: Vec<String> = cells
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        let _ = writeln!(out, "{}", text.join("  ").trim_end());
-    };
-    line(header.to_vec());
-    for row in &rows {
-        line(row.iter().map(String::as_str).collect());
-    }
-    out
+    crate::escape::table(&header, &rows)
 }

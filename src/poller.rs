@@ -33,7 +33,7 @@ use crate::inventory::{self, ColumnId, InventoryError, SchemaFilter, maxima};
 use crate::measure::{self, ColumnReport};
 use crate::metrics::Metrics;
 use crate::sources::{self, SourceError, ticket_server};
-use crate::state::Store;
+use crate::state::{Snapshot, Store};
 
 /// How long shutdown waits for connections to close cleanly.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -118,6 +118,17 @@ impl Poller {
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = sources;
         Ok(poller)
+    }
+
+    /// One poll of everything `settings` names, from a fresh store, then the connections
+    /// closed: what `check`, `plan` and `lint` judge.
+    pub async fn snapshot_once(settings: Arc<Settings>) -> Result<Snapshot, sqlx::Error> {
+        let store = Store::new(&settings);
+        let poller = Poller::one_shot(settings, store.clone(), Arc::new(Metrics::new()))?;
+        poller.poll_once().await;
+        poller.close().await;
+        let snapshot = store.read().clone();
+        Ok(snapshot)
     }
 
     /// A poller that starts with no history and leaves the daemon's history file alone:

@@ -15,9 +15,8 @@ use crate::config::{Allow, LintSettings, Settings};
 use crate::escape::escape;
 use crate::headroom::IntType;
 use crate::measure::{ColumnReport, Kind};
-use crate::metrics::Metrics;
 use crate::poller::Poller;
-use crate::state::{ShardState, Snapshot, Store};
+use crate::state::{ShardState, Snapshot};
 
 /// What a finding is about, in the order findings of one column are listed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -275,15 +274,7 @@ pub struct Outcome {
 pub async fn run(mut settings: Settings, format: Format) -> anyhow::Result<Outcome> {
     settings.set_member(None);
     let settings = Arc::new(settings);
-    let store = Store::new(&settings);
-    let poller = Poller::one_shot(
-        Arc::clone(&settings),
-        store.clone(),
-        Arc::new(Metrics::new()),
-    )?;
-    poller.poll_once().await;
-    poller.close().await;
-    let snapshot = store.read().clone();
+    let snapshot = Poller::snapshot_once(Arc::clone(&settings)).await?;
     Ok(report(&snapshot, &settings.lint, format))
 }
 

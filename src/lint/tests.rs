@@ -9,6 +9,7 @@ use crate::config::Settings;
 use crate::headroom::{Headroom, Width};
 use crate::inventory::ColumnId;
 use crate::measure::Measured;
+use crate::state::Store;
 
 const INT: IntType = IntType::new(Width::Int, false);
 const INT_U: IntType = IntType::new(Width::Int, true);

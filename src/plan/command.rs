@@ -11,10 +11,8 @@ use serde_json::json;
 use super::{Change, Planned, Widening};
 use crate::config::Settings;
 use crate::escape::escape;
-use crate::metrics::Metrics;
 use crate::policy::ColumnGlobs;
 use crate::poller::Poller;
-use crate::state::Store;
 
 /// What `plan` prints and how it ends.
 pub struct Outcome {
@@ -33,15 +31,7 @@ pub async fn run(
     globs: Option<&ColumnGlobs>,
 ) -> anyhow::Result<Outcome> {
     let settings = Arc::new(settings);
-    let store = Store::new(&settings);
-    let poller = Poller::one_shot(
-        Arc::clone(&settings),
-        store.clone(),
-        Arc::new(Metrics::new()),
-    )?;
-    poller.poll_once().await;
-    poller.close().await;
-    let snapshot = store.read().clone();
+    let snapshot = Poller::snapshot_once(Arc::clone(&settings)).await?;
     let unreachable = snapshot.unreachable();
     if !unreachable.is_empty() {
         let errors: String = unreachable
