@@ -258,11 +258,18 @@ async fn plan(path: PathBuf, format: PlanFormat, column: Option<String>) -> Exit
         }
     };
     let json = matches!(format, PlanFormat::Json);
-    match headroom::plan::command::run(settings, json, globs.as_ref()).await {
-        Ok(outcome) => {
-            print!("{}", outcome.output);
-            eprint!("{}", outcome.errors);
-            ExitCode::from(outcome.exit_code)
+    let outcome = headroom::plan::command::run(settings, json, globs.as_ref()).await;
+    finish(outcome.map(|o| (o.output, o.errors, o.exit_code)))
+}
+
+/// Prints what a command wrote (stdout) and why it could not do more (stderr), and ends
+/// with its exit code; 2 when it could not run at all.
+fn finish(outcome: anyhow::Result<(String, String, u8)>) -> ExitCode {
+    match outcome {
+        Ok((output, errors, exit_code)) => {
+            print!("{output}");
+            eprint!("{errors}");
+            ExitCode::from(exit_code)
         }
         Err(e) => {
             eprintln!("headroom: {e:#}");
@@ -281,17 +288,8 @@ async fn lint(path: PathBuf, format: LintFormat) -> ExitCode {
         LintFormat::Json => headroom::lint::Format::Json,
         LintFormat::Junit => headroom::lint::Format::Junit,
     };
-    match headroom::lint::run(settings, format).await {
-        Ok(outcome) => {
-            print!("{}", outcome.output);
-            eprint!("{}", outcome.errors);
-            ExitCode::from(outcome.exit_code)
-        }
-        Err(e) => {
-            eprintln!("headroom: {e:#}");
-            ExitCode::from(2)
-        }
-    }
+    let outcome = headroom::lint::run(settings, format).await;
+    finish(outcome.map(|o| (o.output, o.errors, o.exit_code)))
 }
 
 async fn bump(path: PathBuf, above: u64, apply: bool) -> ExitCode {

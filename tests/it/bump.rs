@@ -3,34 +3,16 @@
 //! nothing, the refusal on a configuration that is not all `dev`, an unreachable server,
 //! and the point of it all: afterwards a ticket ID no longer fits an INT column.
 
-use std::process::Command;
-
 use headroom_sandbox::{self as sandbox, MariaDb};
 
 use crate::harness::{Cluster, start_servers};
-
-const BIN: &str = env!("CARGO_BIN_EXE_headroom");
 
 /// A table whose name holds a backtick, a quote and a template placeholder.
 const HOSTILE: &str = "we`ird'{table}";
 
 /// Runs `headroom bump --config <toml> args...`: exit code, stdout, stderr.
 fn bump(toml: &str, args: &[&str]) -> (i32, String, String) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("dev.toml");
-    std::fs::write(&path, toml).expect("write config");
-    let out = Command::new(BIN)
-        .arg("bump")
-        .arg("--config")
-        .arg(&path)
-        .args(args)
-        .output()
-        .expect("running headroom bump");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    crate::harness::headroom("bump", toml, args)
 }
 
 /// Marks every shard and source of a configuration `environment = "dev"`.

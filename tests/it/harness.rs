@@ -21,6 +21,26 @@ use tokio_util::sync::CancellationToken;
 /// Where the ticket pair starts: just below 2^31 − 1, so a few tickets cross it.
 pub const TICKET_START: u64 = 2_147_483_000;
 
+/// Runs `headroom <command> --config <toml> args...` (the built binary, the configuration in
+/// a temporary file): exit code, stdout, stderr.
+pub fn headroom(command: &str, toml: &str, args: &[&str]) -> (i32, String, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("headroom.toml");
+    std::fs::write(&path, toml).expect("write config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_headroom"))
+        .arg(command)
+        .arg("--config")
+        .arg(&path)
+        .args(args)
+        .output()
+        .expect("running headroom");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Starts servers on this (the test's) thread; panics naming the one that failed.
 pub fn start_servers(names: &[&str]) -> Vec<MariaDb> {
     sandbox::start_many(names).unwrap_or_else(|e| panic!("starting {names:?}: {e}"))

@@ -6,34 +6,16 @@
 //! entry turning a finding into a skip. `clean` (BIGINT UNSIGNED keys) on the same server,
 //! strict again: exit 0. No server at all: exit 2; an allow entry without a reason: exit 2.
 
-use std::process::Command;
-
 use headroom_sandbox::MariaDb;
 use serde_json::Value;
 
 use crate::harness::start_servers;
 
-const BIN: &str = env!("CARGO_BIN_EXE_headroom");
-
 /// A table name with a backtick, a quote, markup, a placeholder and an escape character.
 const HOSTILE: &str = "or`d<e>rs'{table}&\u{1b}[31m";
 
 fn lint(toml: &str, args: &[&str]) -> (i32, String, String) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("headroom.toml");
-    std::fs::write(&path, toml).expect("write config");
-    let out = Command::new(BIN)
-        .arg("lint")
-        .arg("--config")
-        .arg(&path)
-        .args(args)
-        .output()
-        .expect("running headroom");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    crate::harness::headroom("lint", toml, args)
 }
 
 fn ident(name: &str) -> String {

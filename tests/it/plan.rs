@@ -4,37 +4,15 @@
 //! `headroom check` afterwards finds nothing critical or mismatched, and each column's
 //! NOT NULL, DEFAULT and COMMENT are what they were.
 
-use std::process::Command;
-
 use headroom_sandbox::MariaDb;
 use serde_json::Value;
 
-use crate::harness::start_servers;
-
-const BIN: &str = env!("CARGO_BIN_EXE_headroom");
+use crate::harness::{headroom, start_servers};
 
 /// A comment with everything that could break a statement or a template.
 const COMMENT: &str = "it's the {table} key \\ (see `users`) -- #";
 /// A child table whose name holds a backtick, a quote and a placeholder.
 const HOSTILE: &str = "or`ders'{table}";
-
-fn headroom(command: &str, toml: &str, args: &[&str]) -> (i32, String, String) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("headroom.toml");
-    std::fs::write(&path, toml).expect("write config");
-    let out = Command::new(BIN)
-        .arg(command)
-        .arg("--config")
-        .arg(&path)
-        .args(args)
-        .output()
-        .expect("running headroom");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// A SQL string literal for the test's own statements.
 fn literal(text: &str) -> String {
