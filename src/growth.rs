@@ -131,6 +131,12 @@ pub struct History {
 struct Work {
     /// Oldest first.
     points: Vec<Point>,
+    /// Where each decoded sample after the first starts in the encoded bytes (`offsets[i]`
+    /// for `points[i + 1]`), then where they end: empty when not known.
+    offsets: Vec<u32>,
+    /// The samples before this index are those decoded, unchanged and in place: encoding
+    /// starts again from it, keeping the bytes before (0, the default, encodes everything).
+    changed_from: usize,
     last_jump: Option<Step>,
     pending: Option<Pending>,
 }
@@ -336,39 +342,69 @@ impl History {
 
     /// The samples and steps, decoded.
     fn unpack(&self) -> Work {
-        self.unpack_into(Vec::new())
+        self.unpack_into(Vec::new(), Vec::new())
     }
 
-    /// The samples and steps, decoded into `points` (emptied first): a record takes this
-    /// thread's [`POINTS`] and gives it back, so that decoding allocates nothing.
-    fn unpack_into(&self, mut points: Vec<Point>) -> Work {
+    /// The samples and steps, decoded into `points` (emptied first), with where each starts
+    /// in the bytes in `offsets`: a record takes this thread's [`POINTS`] and [`OFFSETS`]
+    /// and gives them back, so that decoding allocates nothing.
+    fn unpack_into(&self, mut points: Vec<Point>, mut offsets: Vec<u32>) -> Work {
         points.clear();
+        offsets.clear();
         points.reserve(self.len() + 1);
+        offsets.reserve(self.len() + 1);
         if self.len > 0 {
             points.push(self.first);
             // Encoded here from samples that held together: decoding cannot fail, and if it
-            // did the history would only be shorter.
-            let _ = decode(&self.tail, &mut points);
+            // did the history would only be shorter (and the offsets are dropped).
+            if decode(&self.tail, &mut points, &mut offsets).is_none()
+                || offsets.len() != points.len()
+            {
+                offsets.clear();
+            }
         }
         let steps = self.steps.as_deref();
         Work {
             points,
+            offsets,
+            changed_from: usize::MAX,
             last_jump: steps.and_then(|s| s.last_jump),
             pending: steps.and_then(|s| s.pending),
         }
+    }
+
+    /// Decodes for a record or a forecast into this thread's buffers; give them back with
+    /// [`Work::give_back`].
+    fn unpack_here(&self) -> Work {
+        self.unpack_into(
+            POINTS.with_borrow_mut(std::mem::take),
+            OFFSETS.with_borrow_mut(std::mem::take),
+        )
     }
 
     /// Keeps `work` in the compact form.
     fn pack(&mut self, work: &Work) {
         self.len = u16::try_from(work.points.len()).unwrap_or(u16::MAX);
         self.first = work.points.first().copied().unwrap_or_default();
+        // The bytes of the samples before the first changed one stay: a sample's encoding
+        // depends only on itself and the two before it.
+        let (from, keep) = match work.changed_from.checked_sub(1) {
+            Some(i) => match work.offsets.get(i).map(|&o| o as usize) {
+                Some(o) if o <= self.tail.len() && i < work.points.len() => (i + 1, o),
+                _ => (0, 0),
+            },
+            None => (0, 0),
+        };
         SCRATCH.with_borrow_mut(|bytes| {
             bytes.clear();
-            encode(&work.points, bytes);
-            if self.tail.len() == bytes.len() {
-                self.tail.copy_from_slice(bytes);
+            encode(&work.points, from, bytes);
+            if self.tail.len() == keep + bytes.len() {
+                self.tail[keep..].copy_from_slice(bytes);
             } else {
-                self.tail = bytes.as_slice().into();
+                let mut tail = Vec::with_capacity(keep + bytes.len());
+                tail.extend_from_slice(&self.tail[..keep]);
+                tail.extend_from_slice(bytes);
+                self.tail = tail.into_boxed_slice();
             }
         });
         self.steps = match (work.last_jump, work.pending) {
@@ -399,14 +435,14 @@ impl History {
         max: u64,
         read_now: bool,
     ) -> Forecast {
-        let mut work = self.unpack_into(POINTS.with_borrow_mut(std::mem::take));
+        let mut work = self.unpack_here();
         let at_ms = self.now_ms(at);
         if read_now || work.points.last().is_none_or(|last| at_ms > last.at_ms) {
             self.record_into(&mut work, at, value, max);
             self.pack(&work);
         }
         let forecast = work.forecast(at_ms, max);
-        POINTS.with_borrow_mut(|b| *b = work.points);
+        work.give_back();
         forecast
     }
 
@@ -418,9 +454,9 @@ impl History {
 
     /// The forecast for a column whose type maximum is `max`, as of `now`.
     pub fn forecast(&self, now: Instant, max: u64) -> Forecast {
-        let work = self.unpack_into(POINTS.with_borrow_mut(std::mem::take));
+        let work = self.unpack_here();
         let forecast = work.forecast(self.now_ms(now), max);
-        POINTS.with_borrow_mut(|b| *b = work.points);
+        work.give_back();
         forecast
     }
 
@@ -437,6 +473,7 @@ impl History {
         let value = value.clamp(0, i128::from(u64::MAX)) as u64;
         if w.points.last().is_some_and(|last| value < last.value) {
             w.points.clear();
+            w.changed_from = 0;
             self.phase = phase_of(now);
             w.last_jump = None;
             w.pending = None;
@@ -448,18 +485,31 @@ impl History {
         };
         if at_ms <= last.at_ms {
             // Same instant (a paused clock, a double record): keep the newest value.
+            w.changed(w.points.len() - 1);
             if let Some(last) = w.points.last_mut() {
                 last.value = value;
             }
             return;
         }
         w.step(last, Point { at_ms, value }, max);
+        w.changed(w.points.len());
         w.points.push(Point { at_ms, value });
         w.compact(at_ms, i64::from(self.phase));
     }
 }
 
 impl Work {
+    /// Notes that the sample at `index` (and those after it) changed or moved.
+    fn changed(&mut self, index: usize) {
+        self.changed_from = self.changed_from.min(index);
+    }
+
+    /// Returns the buffers taken by [`History::unpack_here`] to this thread.
+    fn give_back(self) {
+        POINTS.with_borrow_mut(|b| *b = self.points);
+        OFFSETS.with_borrow_mut(|b| *b = self.offsets);
+    }
+
     /// Tells whether the interval from `last` to `next` re-admits the pending step or is a
     /// step itself, and moves the older samples accordingly.
     fn step(&mut self, last: Point, next: Point, max: u64) {
@@ -472,6 +522,7 @@ impl Work {
             && increase as f64 * STEP_FACTOR as f64 >= pending.step_rate * seconds
         {
             // The rate stayed high: the step was the start of faster growth.
+            self.changed_from = 0;
             for p in self.points.iter_mut().filter(|p| p.at_ms < last.at_ms) {
                 p.value = p.value.saturating_sub(pending.excess);
             }
@@ -494,6 +545,7 @@ impl Work {
             return;
         }
         let excess = increase.saturating_sub(predicted.round() as u64);
+        self.changed_from = 0;
         for p in self.points.iter_mut() {
             p.value = p.value.saturating_add(excess);
         }
@@ -518,7 +570,12 @@ impl Work {
         let bucket = BUCKET.as_millis() as i64;
         let points = &mut self.points;
         let stale = points.partition_point(|p| p.at_ms < keep_from);
-        points.drain(..stale);
+        // The samples before this one keep their encoding.
+        let mut changed = usize::MAX;
+        if stale > 0 {
+            points.drain(..stale);
+            changed = 0;
+        }
         if self.last_jump.is_some_and(|j| j.at_ms < keep_from) {
             self.last_jump = None;
         }
@@ -529,21 +586,30 @@ impl Work {
             let p = points[i];
             let in_bucket = |q: &Point| (q.at_ms - phase).div_euclid(bucket);
             if kept > 0 && in_bucket(&points[kept - 1]) == in_bucket(&p) {
+                changed = changed.min(kept - 1);
                 points[kept - 1] = p;
             } else {
+                if kept != i {
+                    changed = changed.min(kept);
+                }
                 points[kept] = p;
                 kept += 1;
             }
         }
-        points.drain(kept..old);
+        if kept < old {
+            changed = changed.min(kept);
+            points.drain(kept..old);
+        }
+        self.changed(changed);
         // Too many raw points (a very short interval): drop the one whose neighbours are
         // closest, which keeps the rest evenly spread.
-        while points.len() - kept > RAW_POINTS {
-            let raw = &points[kept..];
+        while self.points.len() - kept > RAW_POINTS {
+            let raw = &self.points[kept..];
             let densest = (1..raw.len() - 1)
                 .min_by_key(|&i| raw[i + 1].at_ms - raw[i - 1].at_ms)
                 .unwrap_or(1);
-            points.remove(kept + densest);
+            self.points.remove(kept + densest);
+            self.changed(kept + densest);
         }
     }
 
@@ -619,26 +685,41 @@ thread_local! {
     static POINTS: std::cell::RefCell<Vec<Point>> = const { std::cell::RefCell::new(Vec::new()) };
     /// Where a history is encoded before it is copied into a box of the exact size.
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Where the decoded samples start in their bytes, beside [`POINTS`].
+    static OFFSETS: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Appends the samples after the first of `points` to `out`: for each, the change of its
 /// time step (milliseconds) and of its value step over the previous sample's, each a
-/// zigzag LEB128 varint. Every record encodes the whole history again, so the usual case
-/// (steps and their changes within 64 bits) takes a 64-bit path; the 128-bit one writes
-/// the same bytes for anything larger.
-fn encode(points: &[Point], out: &mut Vec<u8>) {
+/// zigzag LEB128 varint. Only the samples from `from` on are written (what a record
+/// changed; 0 or 1 for all of them): each against the two before it, so that the bytes
+/// continue those of the samples before. The usual case (steps and their changes within
+/// 64 bits) takes a 64-bit path; the 128-bit one writes the same bytes for anything larger.
+fn encode(points: &[Point], from: usize, out: &mut Vec<u8>) {
     let start = out.len();
-    out.reserve(points.len() * 3);
-    if encode_narrow(points, out).is_none() {
+    let from = from.max(1);
+    if from >= points.len() {
+        return;
+    }
+    out.reserve((points.len() - from) * 3);
+    if encode_narrow(points, from, out).is_none() {
         out.truncate(start);
-        encode_wide(points, out);
+        encode_wide(points, from, out);
     }
 }
 
 /// [`encode`] in 64-bit arithmetic; `None` (having written part) when a number needs more.
-fn encode_narrow(points: &[Point], out: &mut Vec<u8>) -> Option<()> {
-    let (mut prev_dt, mut prev_dv) = (0i64, 0i64);
-    for pair in points.windows(2) {
+fn encode_narrow(points: &[Point], from: usize, out: &mut Vec<u8>) -> Option<()> {
+    let steps = |a: Point, b: Point| -> Option<(i64, i64)> {
+        let dt = b.at_ms.checked_sub(a.at_ms)?;
+        let dv = i64::try_from(b.value).ok()? - i64::try_from(a.value).ok()?;
+        Some((dt, dv))
+    };
+    let (mut prev_dt, mut prev_dv) = match from {
+        2.. => steps(points[from - 2], points[from - 1])?,
+        _ => (0, 0),
+    };
+    for pair in points[from - 1..].windows(2) {
         let dt = pair[1].at_ms.checked_sub(pair[0].at_ms)?;
         let dv = i64::try_from(pair[1].value).ok()? - i64::try_from(pair[0].value).ok()?;
         put_varint_narrow(out, dt.checked_sub(prev_dt)?)?;
@@ -648,9 +729,18 @@ fn encode_narrow(points: &[Point], out: &mut Vec<u8>) -> Option<()> {
     Some(())
 }
 
-fn encode_wide(points: &[Point], out: &mut Vec<u8>) {
-    let (mut prev_dt, mut prev_dv) = (0i128, 0i128);
-    for pair in points.windows(2) {
+fn encode_wide(points: &[Point], from: usize, out: &mut Vec<u8>) {
+    let steps = |a: Point, b: Point| {
+        (
+            i128::from(b.at_ms) - i128::from(a.at_ms),
+            i128::from(b.value) - i128::from(a.value),
+        )
+    };
+    let (mut prev_dt, mut prev_dv) = match from {
+        2.. => steps(points[from - 2], points[from - 1]),
+        _ => (0, 0),
+    };
+    for pair in points[from.max(1) - 1..].windows(2) {
         let dt = i128::from(pair[1].at_ms) - i128::from(pair[0].at_ms);
         let dv = i128::from(pair[1].value) - i128::from(pair[0].value);
         put_varint(out, dt - prev_dt);
@@ -676,23 +766,31 @@ fn put_varint_narrow(out: &mut Vec<u8>, n: i64) -> Option<()> {
 /// Decodes what [`encode`] wrote after the last sample of `points` (which holds at least
 /// the first). `None` when the bytes do not hold together: a truncated number, time that
 /// does not move forward, a value out of range. What decoded before that stays in `points`.
-fn decode(bytes: &[u8], points: &mut Vec<Point>) -> Option<()> {
-    let before = points.len();
+/// `offsets` gets where each sample starts in `bytes`, then where the last ends.
+fn decode(bytes: &[u8], points: &mut Vec<Point>, offsets: &mut Vec<u32>) -> Option<()> {
+    let before = (points.len(), offsets.len());
     points.reserve(bytes.len() / 2);
-    match decode_narrow(bytes, points) {
+    let done = match decode_narrow(bytes, points, offsets) {
         Some(true) => Some(()),
         Some(false) => {
             // A number past 64 bits: again, in 128-bit arithmetic.
-            points.truncate(before);
-            decode_wide(bytes, points)
+            points.truncate(before.0);
+            offsets.truncate(before.1);
+            decode_wide(bytes, points, offsets)
         }
         None => None,
-    }
+    };
+    offsets.push(u32::try_from(bytes.len()).unwrap_or(u32::MAX));
+    done
 }
 
 /// [`decode`] in 64-bit arithmetic: `Some(false)` when a number needs more (some samples
 /// may have been pushed), `None` when the bytes do not hold together.
-fn decode_narrow(bytes: &[u8], points: &mut Vec<Point>) -> Option<bool> {
+fn decode_narrow(
+    bytes: &[u8],
+    points: &mut Vec<Point>,
+    offsets: &mut Vec<u32>,
+) -> Option<bool> {
     let last = *points.last()?;
     let Ok(mut value) = i64::try_from(last.value) else {
         return Some(false);
@@ -701,6 +799,7 @@ fn decode_narrow(bytes: &[u8], points: &mut Vec<Point>) -> Option<bool> {
     let (mut dt, mut dv) = (0i64, 0i64);
     let mut pos = 0;
     while pos < bytes.len() {
+        offsets.push(pos as u32);
         let (Some(ddt), Some(ddv)) = (
             get_varint_narrow(bytes, &mut pos)?,
             get_varint_narrow(bytes, &mut pos)?,
@@ -756,12 +855,13 @@ fn get_varint_narrow(bytes: &[u8], pos: &mut usize) -> Option<Option<i64>> {
     }
 }
 
-fn decode_wide(bytes: &[u8], points: &mut Vec<Point>) -> Option<()> {
+fn decode_wide(bytes: &[u8], points: &mut Vec<Point>, offsets: &mut Vec<u32>) -> Option<()> {
     let last = *points.last()?;
     let (mut at, mut value) = (i128::from(last.at_ms), i128::from(last.value));
     let (mut dt, mut dv) = (0i128, 0i128);
     let mut pos = 0;
     while pos < bytes.len() {
+        offsets.push(pos as u32);
         dt = dt.checked_add(get_varint(bytes, &mut pos)?)?;
         dv = dv.checked_add(get_varint(bytes, &mut pos)?)?;
         if dt <= 0 {
@@ -895,7 +995,7 @@ impl History {
             at_ms: relative(saved.t)?,
             value: saved.v,
         });
-        decode(&bytes, &mut points)?;
+        decode(&bytes, &mut points, &mut Vec::new())?;
         if points.last()?.at_ms > now_ms {
             // Saved "in the future" (a clock set back): not a history to trust.
             return None;
@@ -927,6 +1027,8 @@ impl History {
         let mut history = History::new(now);
         history.pack(&Work {
             points,
+            offsets: Vec::new(),
+            changed_from: 0,
             last_jump,
             pending,
         });
@@ -1307,6 +1409,10 @@ mod tests {
             assert!(rates && times, "{name}, sample {i}: {got:?} vs {want:?}");
             assert_eq!(got.last_jump, want.last_jump, "{name}, sample {i}");
             assert_eq!(compact.len(), model.len(), "{name}, sample {i}");
+            // Re-encoded from the first changed sample, the bytes are those of a whole encoding.
+            let mut whole = Vec::new();
+            encode(&compact.unpack().points, 0, &mut whole);
+            assert_eq!(&compact.tail[..], &whole[..], "{name}, sample {i}");
         }
     }
 
@@ -1449,14 +1555,21 @@ mod tests {
                     points.push(Point { at_ms, value });
                 }
                 let (mut fast, mut wide) = (Vec::new(), Vec::new());
-                encode(&points, &mut fast);
-                encode_wide(&points, &mut wide);
+                encode(&points, 0, &mut fast);
+                encode_wide(&points, 1, &mut wide);
                 prop_assert_eq!(&fast, &wide);
-                let mut back = vec![points[0]];
-                prop_assert!(decode(&fast, &mut back).is_some());
+                let (mut back, mut offsets) = (vec![points[0]], Vec::new());
+                prop_assert!(decode(&fast, &mut back, &mut offsets).is_some());
                 prop_assert_eq!(&back, &points);
+                prop_assert_eq!(offsets.len(), points.len());
+                // Encoding again from any sample, after the bytes of those before it.
+                for from in 1..=points.len() {
+                    let mut again = fast[..offsets[from - 1] as usize].to_vec();
+                    encode(&points, from, &mut again);
+                    prop_assert_eq!(&again, &fast, "from {}", from);
+                }
                 let mut back_wide = vec![points[0]];
-                prop_assert!(decode_wide(&fast, &mut back_wide).is_some());
+                prop_assert!(decode_wide(&fast, &mut back_wide, &mut Vec::new()).is_some());
                 prop_assert_eq!(&back_wide, &points);
             }
         }
