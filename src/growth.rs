@@ -1054,9 +1054,46 @@ pub fn humanize(seconds: u64) -> String {
 }
 
 /// Least-squares slope in units per second; `None` with fewer than two samples or no time
-/// between them. Computed on offsets from the first sample so that large IDs keep their
-/// precision.
+/// between them. Exact: integer sums over offsets from the first sample (milliseconds, and
+/// IDs as `i128`), in one pass, then one division. With at most 2^8 samples spanning less
+/// than 2^40 ms (35 years) every sum and product fits 128 bits (|x| < 2^40, |y| < 2^64:
+/// Σxy < 2^112, n·Σxy and Σx·Σy < 2^120, n·Σxx and (Σx)² < 2^96); anything larger (never
+/// held, at most [`MAX_POINTS`] within the retention) takes [`slope_f64`].
 fn slope(points: &[Point]) -> Option<f64> {
+    let (first, last) = (points.first()?, points.last()?);
+    if points.len() < 2 {
+        return None;
+    }
+    let span_fits = last
+        .at_ms
+        .checked_sub(first.at_ms)
+        .is_some_and(|span| (0..1 << 40).contains(&span));
+    if points.len() > 1 << 8 || !span_fits {
+        return slope_f64(points);
+    }
+    let (mut sx, mut sy, mut sxx, mut sxy) = (0i64, 0i128, 0i128, 0i128);
+    for p in points {
+        // Times increase: every offset lies within the span.
+        let x = p.at_ms - first.at_ms;
+        let y = i128::from(p.value) - i128::from(first.value);
+        sx += x;
+        sy += y;
+        sxx += i128::from(x) * i128::from(x);
+        sxy += i128::from(x) * y;
+    }
+    let n = points.len() as i128;
+    let sx = i128::from(sx);
+    let num = n * sxy - sx * sy;
+    let den = n * sxx - sx * sx;
+    if den <= 0 {
+        return None;
+    }
+    // Per millisecond, to per second.
+    Some(num as f64 * 1000.0 / den as f64)
+}
+
+/// [`slope`] in floating point, two passes, for what does not fit its integer bounds.
+fn slope_f64(points: &[Point]) -> Option<f64> {
     let first = points.first()?;
     if points.len() < 2 {
         return None;
@@ -1532,6 +1569,26 @@ mod tests {
         proptest! {
             #![proptest_config(ProptestConfig::with_cases(64))]
             #[test]
+            fn the_exact_slope_is_the_floating_point_one(
+                steps in prop::collection::vec(
+                    (1i64..4_000_000, prop_oneof![0u64..10_000, 0u64..1 << 50]),
+                    1..241,
+                ),
+                first in prop_oneof![0u64..1_000, u64::MAX / 2..u64::MAX / 2 + 1_000],
+            ) {
+                let mut points = vec![Point { at_ms: -5_000, value: first }];
+                for (dt, up) in steps {
+                    let last = points[points.len() - 1];
+                    let value = last.value.saturating_add(up);
+                    points.push(Point { at_ms: last.at_ms + dt, value });
+                }
+                let (exact, float) = (slope(&points), slope_f64(&points));
+                prop_assert!(exact.is_some() && float.is_some());
+                let (a, b) = (exact.unwrap_or(0.0), float.unwrap_or(0.0));
+                prop_assert!((a - b).abs() <= a.abs().max(b.abs()) * 1e-9 + 1e-9, "{} vs {}", a, b);
+            }
+
+            #[test]
             fn any_series_forecasts_as_the_reference_model_does(s in any_series()) {
                 same_forecasts("generated", &s);
             }
@@ -1573,6 +1630,25 @@ mod tests {
                 prop_assert_eq!(&back_wide, &points);
             }
         }
+    }
+
+    #[test]
+    fn a_line_has_its_slope_exactly() {
+        let line = |n: i64| -> Vec<Point> {
+            (0..n)
+                .map(|i| Point {
+                    at_ms: 1_000 + i * 60_000,
+                    value: u64::MAX - 1_000_000 + 60 * i as u64,
+                })
+                .collect()
+        };
+        assert_eq!(slope(&line(3)), Some(1.0));
+        assert_eq!(slope(&line(241)), Some(1.0));
+        // Past the integer bounds: the floating-point path.
+        assert_eq!(slope(&line(300)).map(|s| (s * 1e6).round()), Some(1e6));
+        assert_eq!(slope(&line(1)), None);
+        let same_time = [Point::default(), Point { at_ms: 0, value: 5 }];
+        assert_eq!(slope(&same_time), None);
     }
 
     #[test]
