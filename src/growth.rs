@@ -581,11 +581,12 @@ impl Work {
         }
         // Older than the raw window: one point per bucket (the latest in it).
         let old = points.partition_point(|p| p.at_ms < raw_from);
-        let mut kept = 0;
+        // Times increase: a sample is in the bucket of the last one kept when it is before
+        // that bucket's end.
+        let (mut kept, mut end) = (0, i64::MIN);
         for i in 0..old {
             let p = points[i];
-            let in_bucket = |q: &Point| (q.at_ms - phase).div_euclid(bucket);
-            if kept > 0 && in_bucket(&points[kept - 1]) == in_bucket(&p) {
+            if kept > 0 && p.at_ms < end {
                 changed = changed.min(kept - 1);
                 points[kept - 1] = p;
             } else {
@@ -594,6 +595,7 @@ impl Work {
                 }
                 points[kept] = p;
                 kept += 1;
+                end = phase + ((p.at_ms - phase).div_euclid(bucket) + 1) * bucket;
             }
         }
         if kept < old {
@@ -786,11 +788,7 @@ fn decode(bytes: &[u8], points: &mut Vec<Point>, offsets: &mut Vec<u32>) -> Opti
 
 /// [`decode`] in 64-bit arithmetic: `Some(false)` when a number needs more (some samples
 /// may have been pushed), `None` when the bytes do not hold together.
-fn decode_narrow(
-    bytes: &[u8],
-    points: &mut Vec<Point>,
-    offsets: &mut Vec<u32>,
-) -> Option<bool> {
+fn decode_narrow(bytes: &[u8], points: &mut Vec<Point>, offsets: &mut Vec<u32>) -> Option<bool> {
     let last = *points.last()?;
     let Ok(mut value) = i64::try_from(last.value) else {
         return Some(false);
@@ -800,11 +798,20 @@ fn decode_narrow(
     let mut pos = 0;
     while pos < bytes.len() {
         offsets.push(pos as u32);
-        let (Some(ddt), Some(ddv)) = (
-            get_varint_narrow(bytes, &mut pos)?,
-            get_varint_narrow(bytes, &mut pos)?,
-        ) else {
-            return Some(false);
+        let (ddt, ddv) = match two_short(bytes, pos) {
+            Some((ddt, ddv, len)) => {
+                pos += len;
+                (ddt, ddv)
+            }
+            None => {
+                let (Some(ddt), Some(ddv)) = (
+                    get_varint_narrow(bytes, &mut pos)?,
+                    get_varint_narrow(bytes, &mut pos)?,
+                ) else {
+                    return Some(false);
+                };
+                (ddt, ddv)
+            }
         };
         let (Some(t), Some(v)) = (dt.checked_add(ddt), dv.checked_add(ddv)) else {
             return Some(false);
@@ -825,31 +832,76 @@ fn decode_narrow(
     Some(true)
 }
 
+/// The two numbers of a sample when each takes one or two bytes (nearly every sample of a
+/// steady series), with the bytes they take; `None` when one is longer or fewer than four
+/// bytes are left. Read from one 32-bit word, without a branch on their lengths (which a
+/// mix of lengths would mispredict).
+#[inline(always)]
+fn two_short(bytes: &[u8], pos: usize) -> Option<(i64, i64, usize)> {
+    let word = u32::from_le_bytes(bytes.get(pos..pos.checked_add(4)?)?.try_into().ok()?);
+    // One number at the bottom of `w`: its value, its length, and whether it is longer.
+    let short = |w: u32| {
+        let two = (w >> 7) & 1;
+        let z = (w & 0x7f) | ((w >> 1) & 0x3f80 & 0u32.wrapping_sub(two));
+        (z, 1 + two, two & (w >> 15))
+    };
+    let (a, a_len, a_long) = short(word);
+    let (b, b_len, b_long) = short(word >> (8 * a_len));
+    if a_long | b_long != 0 {
+        return None;
+    }
+    let unzig = |z: u32| i64::from((z >> 1) as i32 ^ -((z & 1) as i32));
+    Some((unzig(a), unzig(b), (a_len + b_len) as usize))
+}
+
 /// A zigzag varint of at most 63 bits: `Some(None)` when it is longer (read past it),
-/// `None` when the bytes end inside it.
+/// `None` when the bytes end inside it. Those of one and two bytes (nearly all of a steady
+/// series) are read inline.
+#[inline(always)]
 fn get_varint_narrow(bytes: &[u8], pos: &mut usize) -> Option<Option<i64>> {
-    let first = *bytes.get(*pos)?;
-    *pos += 1;
+    let first = u64::from(*bytes.get(*pos)?);
+    // Without a branch on the length, which a mix of one- and two-byte numbers would
+    // mispredict: the second byte counts only when the first says it follows.
+    let second = u64::from(bytes.get(*pos + 1).copied().unwrap_or(0x80));
+    let two = first >> 7;
+    if two & (second >> 7) != 0 {
+        let (n, next) = get_varint_narrow_long(bytes, *pos)?;
+        *pos = next;
+        return Some(n);
+    }
+    let z = (first & 0x7f) | ((second << 7) & 0u64.wrapping_sub(two));
+    *pos += 1 + two as usize;
+    Some(Some(((z >> 1) as i64) ^ -((z & 1) as i64)))
+}
+
+/// [`get_varint_narrow`] for any length, from `pos`; with where the number ends.
+#[inline(never)]
+fn get_varint_narrow_long(bytes: &[u8], mut pos: usize) -> Option<(Option<i64>, usize)> {
+    let first = *bytes.get(pos)?;
+    pos += 1;
     if first < 0x80 {
-        return Some(Some(i64::from((first >> 1) as i8 ^ -((first & 1) as i8))));
+        return Some((
+            Some(i64::from((first >> 1) as i8 ^ -((first & 1) as i8))),
+            pos,
+        ));
     }
     let mut z = u64::from(first & 0x7f);
     let mut shift = 7;
     loop {
-        let byte = *bytes.get(*pos)?;
-        *pos += 1;
+        let byte = *bytes.get(pos)?;
+        pos += 1;
         if shift > 56 {
             // Past 63 bits: skip the rest of the number, and say so.
             let mut b = byte;
             while b & 0x80 != 0 {
-                b = *bytes.get(*pos)?;
-                *pos += 1;
+                b = *bytes.get(pos)?;
+                pos += 1;
             }
-            return Some(None);
+            return Some((None, pos));
         }
         z |= u64::from(byte & 0x7f) << shift;
         if byte & 0x80 == 0 {
-            return Some(Some(((z >> 1) as i64) ^ -((z & 1) as i64)));
+            return Some((Some(((z >> 1) as i64) ^ -((z & 1) as i64)), pos));
         }
         shift += 7;
     }
@@ -1071,6 +1123,23 @@ fn slope(points: &[Point]) -> Option<f64> {
     if points.len() > 1 << 8 || !span_fits {
         return slope_f64(points);
     }
+    let (sx, sy, sxx, sxy) = sums_narrow(points).unwrap_or_else(|| sums(points));
+    let n = points.len() as i128;
+    let sx = i128::from(sx);
+    let num = n * sxy - sx * sy;
+    let den = n * sxx - sx * sx;
+    if den <= 0 {
+        return None;
+    }
+    // Per millisecond, to per second.
+    Some(num as f64 * 1000.0 / den as f64)
+}
+
+/// Σx, Σy, Σxx and Σxy over offsets from the first sample, for [`slope`].
+fn sums(points: &[Point]) -> (i64, i128, i128, i128) {
+    let Some(first) = points.first() else {
+        return (0, 0, 0, 0);
+    };
     let (mut sx, mut sy, mut sxx, mut sxy) = (0i64, 0i128, 0i128, 0i128);
     for p in points {
         // Times increase: every offset lies within the span.
@@ -1081,15 +1150,26 @@ fn slope(points: &[Point]) -> Option<f64> {
         sxx += i128::from(x) * i128::from(x);
         sxy += i128::from(x) * y;
     }
-    let n = points.len() as i128;
-    let sx = i128::from(sx);
-    let num = n * sxy - sx * sy;
-    let den = n * sxx - sx * sx;
-    if den <= 0 {
-        return None;
+    (sx, sy, sxx, sxy)
+}
+
+/// [`sums`] when every value is within 2^63 of the first (the usual case): the products
+/// are then of two 64-bit numbers, cheaper than of 128-bit ones. `None` otherwise.
+fn sums_narrow(points: &[Point]) -> Option<(i64, i128, i128, i128)> {
+    let first = points.first()?;
+    let (mut sx, mut sy, mut sxx, mut sxy) = (0i64, 0i128, 0i128, 0i128);
+    let mut fits = true;
+    for p in points {
+        let x = p.at_ms - first.at_ms;
+        let wide = i128::from(p.value) - i128::from(first.value);
+        let y = wide as i64;
+        fits &= i128::from(y) == wide;
+        sx += x;
+        sy += i128::from(y);
+        sxx += i128::from(x) * i128::from(x);
+        sxy += i128::from(x) * i128::from(y);
     }
-    // Per millisecond, to per second.
-    Some(num as f64 * 1000.0 / den as f64)
+    fits.then_some((sx, sy, sxx, sxy))
 }
 
 /// [`slope`] in floating point, two passes, for what does not fit its integer bounds.
@@ -1647,6 +1727,16 @@ mod tests {
         // Past the integer bounds: the floating-point path.
         assert_eq!(slope(&line(300)).map(|s| (s * 1e6).round()), Some(1e6));
         assert_eq!(slope(&line(1)), None);
+        // Values further apart than 2^63: the 128-bit products.
+        let apart = [
+            Point::default(),
+            Point {
+                at_ms: 1_000,
+                value: u64::MAX,
+            },
+        ];
+        let rate = slope(&apart).unwrap_or(0.0);
+        assert!((rate / u64::MAX as f64 - 1.0).abs() < 1e-12, "{rate}");
         let same_time = [Point::default(), Point { at_ms: 0, value: 5 }];
         assert_eq!(slope(&same_time), None);
     }
