@@ -309,7 +309,10 @@ mod tests {
         let set: HashSet<ColumnId> = [a.clone(), again, b.clone()].into();
         assert_eq!(set.len(), 2);
         assert!(set.contains(&ColumnId::new("shop", "orders", "item_id")));
-        assert_eq!(serde_json::to_value(&a).ok(), serde_json::to_value(&*a).ok());
+        assert_eq!(
+            serde_json::to_value(&a).ok(),
+            serde_json::to_value(&*a).ok()
+        );
         assert_eq!(
             serde_json::to_string(&b).ok().as_deref(),
             Some(r#"{"schema":"shop","table":"orders","column":"item_id"}"#)
