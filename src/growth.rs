@@ -9,7 +9,8 @@
 //! step and of its value step over the previous one's (delta of delta), zigzag varints. A
 //! steady series is a run of one- and two-byte numbers: a week at the default interval is
 //! some 200 samples in about 450 bytes (a 16-byte sample each would be 3.2 KB). Each record
-//! decodes the samples once, applies the rules below and encodes them again.
+//! decodes the samples once, applies the rules below and encodes them again from the first
+//! sample it changed (usually the bucket the raw window just left), keeping the bytes before.
 //!
 //! The growth rate is a least-squares slope. Two are computed: over the whole history
 //! (steady, slow to move) and over the last [`SHORT_WINDOW`] (quick to see a surge); the
