@@ -9,7 +9,8 @@
 //! step and of its value step over the previous one's (delta of delta), zigzag varints. A
 //! steady series is a run of one- and two-byte numbers: a week at the default interval is
 //! some 200 samples in about 450 bytes (a 16-byte sample each would be 3.2 KB). Each record
-//! decodes the samples once, applies the rules below and encodes them again.
+//! decodes the samples once, applies the rules below and encodes them again from the first
+//! sample it changed (usually the bucket the raw window just left), keeping the bytes before.
 //!
 //! The growth rate is a least-squares slope. Two are computed: over the whole history
 //! (steady, slow to move) and over the last [`SHORT_WINDOW`] (quick to see a surge); the
@@ -131,6 +132,12 @@ pub struct History {
 struct Work {
     /// Oldest first.
     points: Vec<Point>,
+    /// Where each decoded sample after the first starts in the encoded bytes (`offsets[i]`
+    /// for `points[i + 1]`), then where they end: empty when not known.
+    offsets: Vec<u32>,
+    /// The samples before this index are those decoded, unchanged and in place: encoding
+    /// starts again from it, keeping the bytes before (0, the default, encodes everything).
+    changed_from: usize,
     last_jump: Option<Step>,
     pending: Option<Pending>,
 }
@@ -336,39 +343,69 @@ impl History {
 
     /// The samples and steps, decoded.
     fn unpack(&self) -> Work {
-        self.unpack_into(Vec::new())
+        self.unpack_into(Vec::new(), Vec::new())
     }
 
-    /// The samples and steps, decoded into `points` (emptied first): a record takes this
-    /// thread's [`POINTS`] and gives it back, so that decoding allocates nothing.
-    fn unpack_into(&self, mut points: Vec<Point>) -> Work {
+    /// The samples and steps, decoded into `points` (emptied first), with where each starts
+    /// in the bytes in `offsets`: a record takes this thread's [`POINTS`] and [`OFFSETS`]
+    /// and gives them back, so that decoding allocates nothing.
+    fn unpack_into(&self, mut points: Vec<Point>, mut offsets: Vec<u32>) -> Work {
         points.clear();
+        offsets.clear();
         points.reserve(self.len() + 1);
+        offsets.reserve(self.len() + 1);
         if self.len > 0 {
             points.push(self.first);
             // Encoded here from samples that held together: decoding cannot fail, and if it
-            // did the history would only be shorter.
-            let _ = decode(&self.tail, &mut points);
+            // did the history would only be shorter (and the offsets are dropped).
+            if decode(&self.tail, &mut points, &mut offsets).is_none()
+                || offsets.len() != points.len()
+            {
+                offsets.clear();
+            }
         }
         let steps = self.steps.as_deref();
         Work {
             points,
+            offsets,
+            changed_from: usize::MAX,
             last_jump: steps.and_then(|s| s.last_jump),
             pending: steps.and_then(|s| s.pending),
         }
+    }
+
+    /// Decodes for a record or a forecast into this thread's buffers; give them back with
+    /// [`Work::give_back`].
+    fn unpack_here(&self) -> Work {
+        self.unpack_into(
+            POINTS.with_borrow_mut(std::mem::take),
+            OFFSETS.with_borrow_mut(std::mem::take),
+        )
     }
 
     /// Keeps `work` in the compact form.
     fn pack(&mut self, work: &Work) {
         self.len = u16::try_from(work.points.len()).unwrap_or(u16::MAX);
         self.first = work.points.first().copied().unwrap_or_default();
+        // The bytes of the samples before the first changed one stay: a sample's encoding
+        // depends only on itself and the two before it.
+        let (from, keep) = match work.changed_from.checked_sub(1) {
+            Some(i) => match work.offsets.get(i).map(|&o| o as usize) {
+                Some(o) if o <= self.tail.len() && i < work.points.len() => (i + 1, o),
+                _ => (0, 0),
+            },
+            None => (0, 0),
+        };
         SCRATCH.with_borrow_mut(|bytes| {
             bytes.clear();
-            encode(&work.points, bytes);
-            if self.tail.len() == bytes.len() {
-                self.tail.copy_from_slice(bytes);
+            encode(&work.points, from, bytes);
+            if self.tail.len() == keep + bytes.len() {
+                self.tail[keep..].copy_from_slice(bytes);
             } else {
-                self.tail = bytes.as_slice().into();
+                let mut tail = Vec::with_capacity(keep + bytes.len());
+                tail.extend_from_slice(&self.tail[..keep]);
+                tail.extend_from_slice(bytes);
+                self.tail = tail.into_boxed_slice();
             }
         });
         self.steps = match (work.last_jump, work.pending) {
@@ -399,14 +436,14 @@ impl History {
         max: u64,
         read_now: bool,
     ) -> Forecast {
-        let mut work = self.unpack_into(POINTS.with_borrow_mut(std::mem::take));
+        let mut work = self.unpack_here();
         let at_ms = self.now_ms(at);
         if read_now || work.points.last().is_none_or(|last| at_ms > last.at_ms) {
             self.record_into(&mut work, at, value, max);
             self.pack(&work);
         }
         let forecast = work.forecast(at_ms, max);
-        POINTS.with_borrow_mut(|b| *b = work.points);
+        work.give_back();
         forecast
     }
 
@@ -418,9 +455,9 @@ impl History {
 
     /// The forecast for a column whose type maximum is `max`, as of `now`.
     pub fn forecast(&self, now: Instant, max: u64) -> Forecast {
-        let work = self.unpack_into(POINTS.with_borrow_mut(std::mem::take));
+        let work = self.unpack_here();
         let forecast = work.forecast(self.now_ms(now), max);
-        POINTS.with_borrow_mut(|b| *b = work.points);
+        work.give_back();
         forecast
     }
 
@@ -437,6 +474,7 @@ impl History {
         let value = value.clamp(0, i128::from(u64::MAX)) as u64;
         if w.points.last().is_some_and(|last| value < last.value) {
             w.points.clear();
+            w.changed_from = 0;
             self.phase = phase_of(now);
             w.last_jump = None;
             w.pending = None;
@@ -448,18 +486,31 @@ impl History {
         };
         if at_ms <= last.at_ms {
             // Same instant (a paused clock, a double record): keep the newest value.
+            w.changed(w.points.len() - 1);
             if let Some(last) = w.points.last_mut() {
                 last.value = value;
             }
             return;
         }
         w.step(last, Point { at_ms, value }, max);
+        w.changed(w.points.len());
         w.points.push(Point { at_ms, value });
         w.compact(at_ms, i64::from(self.phase));
     }
 }
 
 impl Work {
+    /// Notes that the sample at `index` (and those after it) changed or moved.
+    fn changed(&mut self, index: usize) {
+        self.changed_from = self.changed_from.min(index);
+    }
+
+    /// Returns the buffers taken by [`History::unpack_here`] to this thread.
+    fn give_back(self) {
+        POINTS.with_borrow_mut(|b| *b = self.points);
+        OFFSETS.with_borrow_mut(|b| *b = self.offsets);
+    }
+
     /// Tells whether the interval from `last` to `next` re-admits the pending step or is a
     /// step itself, and moves the older samples accordingly.
     fn step(&mut self, last: Point, next: Point, max: u64) {
@@ -472,6 +523,7 @@ impl Work {
             && increase as f64 * STEP_FACTOR as f64 >= pending.step_rate * seconds
         {
             // The rate stayed high: the step was the start of faster growth.
+            self.changed_from = 0;
             for p in self.points.iter_mut().filter(|p| p.at_ms < last.at_ms) {
                 p.value = p.value.saturating_sub(pending.excess);
             }
@@ -494,6 +546,7 @@ impl Work {
             return;
         }
         let excess = increase.saturating_sub(predicted.round() as u64);
+        self.changed_from = 0;
         for p in self.points.iter_mut() {
             p.value = p.value.saturating_add(excess);
         }
@@ -518,32 +571,48 @@ impl Work {
         let bucket = BUCKET.as_millis() as i64;
         let points = &mut self.points;
         let stale = points.partition_point(|p| p.at_ms < keep_from);
-        points.drain(..stale);
+        // The samples before this one keep their encoding.
+        let mut changed = usize::MAX;
+        if stale > 0 {
+            points.drain(..stale);
+            changed = 0;
+        }
         if self.last_jump.is_some_and(|j| j.at_ms < keep_from) {
             self.last_jump = None;
         }
         // Older than the raw window: one point per bucket (the latest in it).
         let old = points.partition_point(|p| p.at_ms < raw_from);
-        let mut kept = 0;
+        // Times increase: a sample is in the bucket of the last one kept when it is before
+        // that bucket's end.
+        let (mut kept, mut end) = (0, i64::MIN);
         for i in 0..old {
             let p = points[i];
-            let in_bucket = |q: &Point| (q.at_ms - phase).div_euclid(bucket);
-            if kept > 0 && in_bucket(&points[kept - 1]) == in_bucket(&p) {
+            if kept > 0 && p.at_ms < end {
+                changed = changed.min(kept - 1);
                 points[kept - 1] = p;
             } else {
+                if kept != i {
+                    changed = changed.min(kept);
+                }
                 points[kept] = p;
                 kept += 1;
+                end = phase + ((p.at_ms - phase).div_euclid(bucket) + 1) * bucket;
             }
         }
-        points.drain(kept..old);
+        if kept < old {
+            changed = changed.min(kept);
+            points.drain(kept..old);
+        }
+        self.changed(changed);
         // Too many raw points (a very short interval): drop the one whose neighbours are
         // closest, which keeps the rest evenly spread.
-        while points.len() - kept > RAW_POINTS {
-            let raw = &points[kept..];
+        while self.points.len() - kept > RAW_POINTS {
+            let raw = &self.points[kept..];
             let densest = (1..raw.len() - 1)
                 .min_by_key(|&i| raw[i + 1].at_ms - raw[i - 1].at_ms)
                 .unwrap_or(1);
-            points.remove(kept + densest);
+            self.points.remove(kept + densest);
+            self.changed(kept + densest);
         }
     }
 
@@ -619,26 +688,41 @@ thread_local! {
     static POINTS: std::cell::RefCell<Vec<Point>> = const { std::cell::RefCell::new(Vec::new()) };
     /// Where a history is encoded before it is copied into a box of the exact size.
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Where the decoded samples start in their bytes, beside [`POINTS`].
+    static OFFSETS: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Appends the samples after the first of `points` to `out`: for each, the change of its
 /// time step (milliseconds) and of its value step over the previous sample's, each a
-/// zigzag LEB128 varint. Every record encodes the whole history again, so the usual case
-/// (steps and their changes within 64 bits) takes a 64-bit path; the 128-bit one writes
-/// the same bytes for anything larger.
-fn encode(points: &[Point], out: &mut Vec<u8>) {
+/// zigzag LEB128 varint. Only the samples from `from` on are written (what a record
+/// changed; 0 or 1 for all of them): each against the two before it, so that the bytes
+/// continue those of the samples before. The usual case (steps and their changes within
+/// 64 bits) takes a 64-bit path; the 128-bit one writes the same bytes for anything larger.
+fn encode(points: &[Point], from: usize, out: &mut Vec<u8>) {
     let start = out.len();
-    out.reserve(points.len() * 3);
-    if encode_narrow(points, out).is_none() {
+    let from = from.max(1);
+    if from >= points.len() {
+        return;
+    }
+    out.reserve((points.len() - from) * 3);
+    if encode_narrow(points, from, out).is_none() {
         out.truncate(start);
-        encode_wide(points, out);
+        encode_wide(points, from, out);
     }
 }
 
 /// [`encode`] in 64-bit arithmetic; `None` (having written part) when a number needs more.
-fn encode_narrow(points: &[Point], out: &mut Vec<u8>) -> Option<()> {
-    let (mut prev_dt, mut prev_dv) = (0i64, 0i64);
-    for pair in points.windows(2) {
+fn encode_narrow(points: &[Point], from: usize, out: &mut Vec<u8>) -> Option<()> {
+    let steps = |a: Point, b: Point| -> Option<(i64, i64)> {
+        let dt = b.at_ms.checked_sub(a.at_ms)?;
+        let dv = i64::try_from(b.value).ok()? - i64::try_from(a.value).ok()?;
+        Some((dt, dv))
+    };
+    let (mut prev_dt, mut prev_dv) = match from {
+        2.. => steps(points[from - 2], points[from - 1])?,
+        _ => (0, 0),
+    };
+    for pair in points[from - 1..].windows(2) {
         let dt = pair[1].at_ms.checked_sub(pair[0].at_ms)?;
         let dv = i64::try_from(pair[1].value).ok()? - i64::try_from(pair[0].value).ok()?;
         put_varint_narrow(out, dt.checked_sub(prev_dt)?)?;
@@ -648,9 +732,18 @@ fn encode_narrow(points: &[Point], out: &mut Vec<u8>) -> Option<()> {
     Some(())
 }
 
-fn encode_wide(points: &[Point], out: &mut Vec<u8>) {
-    let (mut prev_dt, mut prev_dv) = (0i128, 0i128);
-    for pair in points.windows(2) {
+fn encode_wide(points: &[Point], from: usize, out: &mut Vec<u8>) {
+    let steps = |a: Point, b: Point| {
+        (
+            i128::from(b.at_ms) - i128::from(a.at_ms),
+            i128::from(b.value) - i128::from(a.value),
+        )
+    };
+    let (mut prev_dt, mut prev_dv) = match from {
+        2.. => steps(points[from - 2], points[from - 1]),
+        _ => (0, 0),
+    };
+    for pair in points[from.max(1) - 1..].windows(2) {
         let dt = i128::from(pair[1].at_ms) - i128::from(pair[0].at_ms);
         let dv = i128::from(pair[1].value) - i128::from(pair[0].value);
         put_varint(out, dt - prev_dt);
@@ -676,23 +769,27 @@ fn put_varint_narrow(out: &mut Vec<u8>, n: i64) -> Option<()> {
 /// Decodes what [`encode`] wrote after the last sample of `points` (which holds at least
 /// the first). `None` when the bytes do not hold together: a truncated number, time that
 /// does not move forward, a value out of range. What decoded before that stays in `points`.
-fn decode(bytes: &[u8], points: &mut Vec<Point>) -> Option<()> {
-    let before = points.len();
+/// `offsets` gets where each sample starts in `bytes`, then where the last ends.
+fn decode(bytes: &[u8], points: &mut Vec<Point>, offsets: &mut Vec<u32>) -> Option<()> {
+    let before = (points.len(), offsets.len());
     points.reserve(bytes.len() / 2);
-    match decode_narrow(bytes, points) {
+    let done = match decode_narrow(bytes, points, offsets) {
         Some(true) => Some(()),
         Some(false) => {
             // A number past 64 bits: again, in 128-bit arithmetic.
-            points.truncate(before);
-            decode_wide(bytes, points)
+            points.truncate(before.0);
+            offsets.truncate(before.1);
+            decode_wide(bytes, points, offsets)
         }
         None => None,
-    }
+    };
+    offsets.push(u32::try_from(bytes.len()).unwrap_or(u32::MAX));
+    done
 }
 
 /// [`decode`] in 64-bit arithmetic: `Some(false)` when a number needs more (some samples
 /// may have been pushed), `None` when the bytes do not hold together.
-fn decode_narrow(bytes: &[u8], points: &mut Vec<Point>) -> Option<bool> {
+fn decode_narrow(bytes: &[u8], points: &mut Vec<Point>, offsets: &mut Vec<u32>) -> Option<bool> {
     let last = *points.last()?;
     let Ok(mut value) = i64::try_from(last.value) else {
         return Some(false);
@@ -701,11 +798,21 @@ fn decode_narrow(bytes: &[u8], points: &mut Vec<Point>) -> Option<bool> {
     let (mut dt, mut dv) = (0i64, 0i64);
     let mut pos = 0;
     while pos < bytes.len() {
-        let (Some(ddt), Some(ddv)) = (
-            get_varint_narrow(bytes, &mut pos)?,
-            get_varint_narrow(bytes, &mut pos)?,
-        ) else {
-            return Some(false);
+        offsets.push(pos as u32);
+        let (ddt, ddv) = match two_short(bytes, pos) {
+            Some((ddt, ddv, len)) => {
+                pos += len;
+                (ddt, ddv)
+            }
+            None => {
+                let (Some(ddt), Some(ddv)) = (
+                    get_varint_narrow(bytes, &mut pos)?,
+                    get_varint_narrow(bytes, &mut pos)?,
+                ) else {
+                    return Some(false);
+                };
+                (ddt, ddv)
+            }
         };
         let (Some(t), Some(v)) = (dt.checked_add(ddt), dv.checked_add(ddv)) else {
             return Some(false);
@@ -726,42 +833,88 @@ fn decode_narrow(bytes: &[u8], points: &mut Vec<Point>) -> Option<bool> {
     Some(true)
 }
 
+/// The two numbers of a sample when each takes one or two bytes (nearly every sample of a
+/// steady series), with the bytes they take; `None` when one is longer or fewer than four
+/// bytes are left. Read from one 32-bit word, without a branch on their lengths (which a
+/// mix of lengths would mispredict).
+#[inline(always)]
+fn two_short(bytes: &[u8], pos: usize) -> Option<(i64, i64, usize)> {
+    let word = u32::from_le_bytes(bytes.get(pos..pos.checked_add(4)?)?.try_into().ok()?);
+    // One number at the bottom of `w`: its value, its length, and whether it is longer.
+    let short = |w: u32| {
+        let two = (w >> 7) & 1;
+        let z = (w & 0x7f) | ((w >> 1) & 0x3f80 & 0u32.wrapping_sub(two));
+        (z, 1 + two, two & (w >> 15))
+    };
+    let (a, a_len, a_long) = short(word);
+    let (b, b_len, b_long) = short(word >> (8 * a_len));
+    if a_long | b_long != 0 {
+        return None;
+    }
+    let unzig = |z: u32| i64::from((z >> 1) as i32 ^ -((z & 1) as i32));
+    Some((unzig(a), unzig(b), (a_len + b_len) as usize))
+}
+
 /// A zigzag varint of at most 63 bits: `Some(None)` when it is longer (read past it),
-/// `None` when the bytes end inside it.
+/// `None` when the bytes end inside it. Those of one and two bytes (nearly all of a steady
+/// series) are read inline.
+#[inline(always)]
 fn get_varint_narrow(bytes: &[u8], pos: &mut usize) -> Option<Option<i64>> {
-    let first = *bytes.get(*pos)?;
-    *pos += 1;
+    let first = u64::from(*bytes.get(*pos)?);
+    // Without a branch on the length, which a mix of one- and two-byte numbers would
+    // mispredict: the second byte counts only when the first says it follows.
+    let second = u64::from(bytes.get(*pos + 1).copied().unwrap_or(0x80));
+    let two = first >> 7;
+    if two & (second >> 7) != 0 {
+        let (n, next) = get_varint_narrow_long(bytes, *pos)?;
+        *pos = next;
+        return Some(n);
+    }
+    let z = (first & 0x7f) | ((second << 7) & 0u64.wrapping_sub(two));
+    *pos += 1 + two as usize;
+    Some(Some(((z >> 1) as i64) ^ -((z & 1) as i64)))
+}
+
+/// [`get_varint_narrow`] for any length, from `pos`; with where the number ends.
+#[inline(never)]
+fn get_varint_narrow_long(bytes: &[u8], mut pos: usize) -> Option<(Option<i64>, usize)> {
+    let first = *bytes.get(pos)?;
+    pos += 1;
     if first < 0x80 {
-        return Some(Some(i64::from((first >> 1) as i8 ^ -((first & 1) as i8))));
+        return Some((
+            Some(i64::from((first >> 1) as i8 ^ -((first & 1) as i8))),
+            pos,
+        ));
     }
     let mut z = u64::from(first & 0x7f);
     let mut shift = 7;
     loop {
-        let byte = *bytes.get(*pos)?;
-        *pos += 1;
+        let byte = *bytes.get(pos)?;
+        pos += 1;
         if shift > 56 {
             // Past 63 bits: skip the rest of the number, and say so.
             let mut b = byte;
             while b & 0x80 != 0 {
-                b = *bytes.get(*pos)?;
-                *pos += 1;
+                b = *bytes.get(pos)?;
+                pos += 1;
             }
-            return Some(None);
+            return Some((None, pos));
         }
         z |= u64::from(byte & 0x7f) << shift;
         if byte & 0x80 == 0 {
-            return Some(Some(((z >> 1) as i64) ^ -((z & 1) as i64)));
+            return Some((Some(((z >> 1) as i64) ^ -((z & 1) as i64)), pos));
         }
         shift += 7;
     }
 }
 
-fn decode_wide(bytes: &[u8], points: &mut Vec<Point>) -> Option<()> {
+fn decode_wide(bytes: &[u8], points: &mut Vec<Point>, offsets: &mut Vec<u32>) -> Option<()> {
     let last = *points.last()?;
     let (mut at, mut value) = (i128::from(last.at_ms), i128::from(last.value));
     let (mut dt, mut dv) = (0i128, 0i128);
     let mut pos = 0;
     while pos < bytes.len() {
+        offsets.push(pos as u32);
         dt = dt.checked_add(get_varint(bytes, &mut pos)?)?;
         dv = dv.checked_add(get_varint(bytes, &mut pos)?)?;
         if dt <= 0 {
@@ -895,7 +1048,7 @@ impl History {
             at_ms: relative(saved.t)?,
             value: saved.v,
         });
-        decode(&bytes, &mut points)?;
+        decode(&bytes, &mut points, &mut Vec::new())?;
         if points.last()?.at_ms > now_ms {
             // Saved "in the future" (a clock set back): not a history to trust.
             return None;
@@ -927,6 +1080,8 @@ impl History {
         let mut history = History::new(now);
         history.pack(&Work {
             points,
+            offsets: Vec::new(),
+            changed_from: 0,
             last_jump,
             pending,
         });
@@ -952,9 +1107,74 @@ pub fn humanize(seconds: u64) -> String {
 }
 
 /// Least-squares slope in units per second; `None` with fewer than two samples or no time
-/// between them. Computed on offsets from the first sample so that large IDs keep their
-/// precision.
+/// between them. Exact: integer sums over offsets from the first sample (milliseconds, and
+/// IDs as `i128`), in one pass, then one division. With at most 2^8 samples spanning less
+/// than 2^40 ms (35 years) every sum and product fits 128 bits (|x| < 2^40, |y| < 2^64:
+/// Σxy < 2^112, n·Σxy and Σx·Σy < 2^120, n·Σxx and (Σx)² < 2^96); anything larger (never
+/// held, at most [`MAX_POINTS`] within the retention) takes [`slope_f64`].
 fn slope(points: &[Point]) -> Option<f64> {
+    let (first, last) = (points.first()?, points.last()?);
+    if points.len() < 2 {
+        return None;
+    }
+    let span_fits = last
+        .at_ms
+        .checked_sub(first.at_ms)
+        .is_some_and(|span| (0..1 << 40).contains(&span));
+    if points.len() > 1 << 8 || !span_fits {
+        return slope_f64(points);
+    }
+    let (sx, sy, sxx, sxy) = sums_narrow(points).unwrap_or_else(|| sums(points));
+    let n = points.len() as i128;
+    let sx = i128::from(sx);
+    let num = n * sxy - sx * sy;
+    let den = n * sxx - sx * sx;
+    if den <= 0 {
+        return None;
+    }
+    // Per millisecond, to per second.
+    Some(num as f64 * 1000.0 / den as f64)
+}
+
+/// Σx, Σy, Σxx and Σxy over offsets from the first sample, for [`slope`].
+fn sums(points: &[Point]) -> (i64, i128, i128, i128) {
+    let Some(first) = points.first() else {
+        return (0, 0, 0, 0);
+    };
+    let (mut sx, mut sy, mut sxx, mut sxy) = (0i64, 0i128, 0i128, 0i128);
+    for p in points {
+        // Times increase: every offset lies within the span.
+        let x = p.at_ms - first.at_ms;
+        let y = i128::from(p.value) - i128::from(first.value);
+        sx += x;
+        sy += y;
+        sxx += i128::from(x) * i128::from(x);
+        sxy += i128::from(x) * y;
+    }
+    (sx, sy, sxx, sxy)
+}
+
+/// [`sums`] when every value is within 2^63 of the first (the usual case): the products
+/// are then of two 64-bit numbers, cheaper than of 128-bit ones. `None` otherwise.
+fn sums_narrow(points: &[Point]) -> Option<(i64, i128, i128, i128)> {
+    let first = points.first()?;
+    let (mut sx, mut sy, mut sxx, mut sxy) = (0i64, 0i128, 0i128, 0i128);
+    let mut fits = true;
+    for p in points {
+        let x = p.at_ms - first.at_ms;
+        let wide = i128::from(p.value) - i128::from(first.value);
+        let y = wide as i64;
+        fits &= i128::from(y) == wide;
+        sx += x;
+        sy += i128::from(y);
+        sxx += i128::from(x) * i128::from(x);
+        sxy += i128::from(x) * i128::from(y);
+    }
+    fits.then_some((sx, sy, sxx, sxy))
+}
+
+/// [`slope`] in floating point, two passes, for what does not fit its integer bounds.
+fn slope_f64(points: &[Point]) -> Option<f64> {
     let first = points.first()?;
     if points.len() < 2 {
         return None;
@@ -1307,6 +1527,10 @@ mod tests {
             assert!(rates && times, "{name}, sample {i}: {got:?} vs {want:?}");
             assert_eq!(got.last_jump, want.last_jump, "{name}, sample {i}");
             assert_eq!(compact.len(), model.len(), "{name}, sample {i}");
+            // Re-encoded from the first changed sample, the bytes are those of a whole encoding.
+            let mut whole = Vec::new();
+            encode(&compact.unpack().points, 0, &mut whole);
+            assert_eq!(&compact.tail[..], &whole[..], "{name}, sample {i}");
         }
     }
 
@@ -1426,6 +1650,26 @@ mod tests {
         proptest! {
             #![proptest_config(ProptestConfig::with_cases(64))]
             #[test]
+            fn the_exact_slope_is_the_floating_point_one(
+                steps in prop::collection::vec(
+                    (1i64..4_000_000, prop_oneof![0u64..10_000, 0u64..1 << 50]),
+                    1..241,
+                ),
+                first in prop_oneof![0u64..1_000, u64::MAX / 2..u64::MAX / 2 + 1_000],
+            ) {
+                let mut points = vec![Point { at_ms: -5_000, value: first }];
+                for (dt, up) in steps {
+                    let last = points[points.len() - 1];
+                    let value = last.value.saturating_add(up);
+                    points.push(Point { at_ms: last.at_ms + dt, value });
+                }
+                let (exact, float) = (slope(&points), slope_f64(&points));
+                prop_assert!(exact.is_some() && float.is_some());
+                let (a, b) = (exact.unwrap_or(0.0), float.unwrap_or(0.0));
+                prop_assert!((a - b).abs() <= a.abs().max(b.abs()) * 1e-9 + 1e-9, "{} vs {}", a, b);
+            }
+
+            #[test]
             fn any_series_forecasts_as_the_reference_model_does(s in any_series()) {
                 same_forecasts("generated", &s);
             }
@@ -1449,17 +1693,53 @@ mod tests {
                     points.push(Point { at_ms, value });
                 }
                 let (mut fast, mut wide) = (Vec::new(), Vec::new());
-                encode(&points, &mut fast);
-                encode_wide(&points, &mut wide);
+                encode(&points, 0, &mut fast);
+                encode_wide(&points, 1, &mut wide);
                 prop_assert_eq!(&fast, &wide);
-                let mut back = vec![points[0]];
-                prop_assert!(decode(&fast, &mut back).is_some());
+                let (mut back, mut offsets) = (vec![points[0]], Vec::new());
+                prop_assert!(decode(&fast, &mut back, &mut offsets).is_some());
                 prop_assert_eq!(&back, &points);
+                prop_assert_eq!(offsets.len(), points.len());
+                // Encoding again from any sample, after the bytes of those before it.
+                for from in 1..=points.len() {
+                    let mut again = fast[..offsets[from - 1] as usize].to_vec();
+                    encode(&points, from, &mut again);
+                    prop_assert_eq!(&again, &fast, "from {}", from);
+                }
                 let mut back_wide = vec![points[0]];
-                prop_assert!(decode_wide(&fast, &mut back_wide).is_some());
+                prop_assert!(decode_wide(&fast, &mut back_wide, &mut Vec::new()).is_some());
                 prop_assert_eq!(&back_wide, &points);
             }
         }
+    }
+
+    #[test]
+    fn a_line_has_its_slope_exactly() {
+        let line = |n: i64| -> Vec<Point> {
+            (0..n)
+                .map(|i| Point {
+                    at_ms: 1_000 + i * 60_000,
+                    value: u64::MAX - 1_000_000 + 60 * i as u64,
+                })
+                .collect()
+        };
+        assert_eq!(slope(&line(3)), Some(1.0));
+        assert_eq!(slope(&line(241)), Some(1.0));
+        // Past the integer bounds: the floating-point path.
+        assert_eq!(slope(&line(300)).map(|s| (s * 1e6).round()), Some(1e6));
+        assert_eq!(slope(&line(1)), None);
+        // Values further apart than 2^63: the 128-bit products.
+        let apart = [
+            Point::default(),
+            Point {
+                at_ms: 1_000,
+                value: u64::MAX,
+            },
+        ];
+        let rate = slope(&apart).unwrap_or(0.0);
+        assert!((rate / u64::MAX as f64 - 1.0).abs() < 1e-12, "{rate}");
+        let same_time = [Point::default(), Point { at_ms: 0, value: 5 }];
+        assert_eq!(slope(&same_time), None);
     }
 
     #[test]

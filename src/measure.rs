@@ -270,8 +270,10 @@ fn resolve_with(
     let mut memo: HashMap<usize, Option<Value>> = HashMap::new();
     let mut measured = Vec::new();
     let mut unresolved = Vec::new();
+    // One set for every walk, emptied before each: a column's walk allocates nothing.
+    let mut visiting = HashSet::new();
     for (i, (col, derivation)) in plan.entries.iter().enumerate() {
-        let mut visiting = HashSet::new();
+        visiting.clear();
         let mut walk = Walk {
             plan,
             index: &index,

@@ -164,8 +164,20 @@ impl ColumnGlobs {
 
     /// Whether `schema.table.column` is matched and not excluded.
     pub fn matches(&self, schema: &str, table: &str, column: &str) -> bool {
-        let name = format!("{schema}.{table}.{column}");
-        self.include.is_match(&name) && !self.exclude.is_match(&name)
+        thread_local! {
+            /// Where the name is written: every column of every poll is matched.
+            static NAME: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+        }
+        NAME.with_borrow_mut(|name| {
+            name.clear();
+            for (i, part) in [schema, table, column].into_iter().enumerate() {
+                if i > 0 {
+                    name.push('.');
+                }
+                name.push_str(part);
+            }
+            self.include.is_match(name.as_str()) && !self.exclude.is_match(name.as_str())
+        })
     }
 }
 

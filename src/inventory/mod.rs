@@ -14,6 +14,7 @@ mod schemata;
 pub mod sql_mode;
 
 use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,9 +30,19 @@ pub const SYSTEM_SCHEMAS: [&str; 4] = ["mysql", "information_schema", "performan
 
 /// A column's full name on a shard: one allocation, shared (a clone is a reference count)
 /// by the plan, the growth tracker, the store's reports and the pager. Its parts are read
-/// through [`ColumnName`] (`id.schema`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ColumnId(Arc<ColumnName>);
+/// through [`ColumnName`] (`id.schema`). Compared and ordered by name; hashed by a hash of
+/// the name taken once, when it is made (every poll looks it up in several maps).
+#[derive(Debug, Clone)]
+pub struct ColumnId(Arc<Named>);
+
+/// A name and its hash.
+#[derive(Debug)]
+struct Named {
+    name: ColumnName,
+    /// The name hashed with a key drawn once per process ([`name_hasher`]): names are read
+    /// from databases, and a hash anyone could compute would let table names collide.
+    hash: u64,
+}
 
 /// The parts of a [`ColumnId`], as information_schema names them.
 #[derive(Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -48,11 +59,47 @@ impl ColumnId {
 
     /// The name from parts already owned (as a reader decodes them).
     pub fn from_parts(schema: String, table: String, column: String) -> ColumnId {
-        ColumnId(Arc::new(ColumnName {
+        let name = ColumnName {
             schema,
             table,
             column,
-        }))
+        };
+        let hash = name_hasher().hash_one(&name);
+        ColumnId(Arc::new(Named { name, hash }))
+    }
+}
+
+/// The keyed hasher of every [`ColumnId`], its key random, drawn once per process.
+fn name_hasher() -> &'static std::hash::RandomState {
+    static HASHER: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
+    HASHER.get_or_init(std::hash::RandomState::new)
+}
+
+impl PartialEq for ColumnId {
+    fn eq(&self, other: &ColumnId) -> bool {
+        // Names that differ in hash differ; the same allocation is the same name.
+        Arc::ptr_eq(&self.0, &other.0)
+            || (self.0.hash == other.0.hash && self.0.name == other.0.name)
+    }
+}
+
+impl Eq for ColumnId {}
+
+impl PartialOrd for ColumnId {
+    fn partial_cmp(&self, other: &ColumnId) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ColumnId {
+    fn cmp(&self, other: &ColumnId) -> std::cmp::Ordering {
+        self.0.name.cmp(&other.0.name)
+    }
+}
+
+impl std::hash::Hash for ColumnId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0.hash);
     }
 }
 
@@ -60,13 +107,13 @@ impl std::ops::Deref for ColumnId {
     type Target = ColumnName;
 
     fn deref(&self) -> &ColumnName {
-        &self.0
+        &self.0.name
     }
 }
 
 impl serde::Serialize for ColumnId {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(serializer)
+        self.0.name.serialize(serializer)
     }
 }
 
@@ -240,4 +287,35 @@ async fn fetch(
         query = query.bind(value);
     }
     crate::db::fetch_all(conn, query, timeout, what).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_column_id_is_equal_ordered_and_hashed_by_its_name() {
+        let hasher = std::hash::RandomState::new();
+        let a = ColumnId::new("shop", "orders", "id");
+        let again = ColumnId::new("shop", "orders", "id");
+        let b = ColumnId::new("shop", "orders", "item_id");
+        assert_eq!(a, again);
+        assert_eq!(hasher.hash_one(&a), hasher.hash_one(&again));
+        assert_eq!(a.cmp(&again), std::cmp::Ordering::Equal);
+        assert_ne!(a, b);
+        assert!(a < b);
+        // The parts stay apart: "a.bc" is not "ab.c".
+        assert_ne!(ColumnId::new("a", "bc", "x"), ColumnId::new("ab", "c", "x"));
+        let set: HashSet<ColumnId> = [a.clone(), again, b.clone()].into();
+        assert_eq!(set.len(), 2);
+        assert!(set.contains(&ColumnId::new("shop", "orders", "item_id")));
+        assert_eq!(
+            serde_json::to_value(&a).ok(),
+            serde_json::to_value(&*a).ok()
+        );
+        assert_eq!(
+            serde_json::to_string(&b).ok().as_deref(),
+            Some(r#"{"schema":"shop","table":"orders","column":"item_id"}"#)
+        );
+    }
 }
