@@ -267,8 +267,9 @@ fn resolve_with(
         .enumerate()
         .map(|(i, (c, _))| (&c.id, i))
         .collect();
-    let mut memo: HashMap<usize, Option<Value>> = HashMap::new();
-    let mut measured = Vec::new();
+    // Entry `i`'s value once known (`Some(None)`: known to be unknown).
+    let mut memo: Vec<Option<Option<Value>>> = vec![None; plan.entries.len()];
+    let mut measured = Vec::with_capacity(plan.entries.len());
     let mut unresolved = Vec::new();
     // One set for every walk, emptied before each: a column's walk allocates nothing.
     let mut visiting = HashSet::new();
@@ -362,7 +363,7 @@ struct Walk<'a, 'b> {
     index: &'b HashMap<&'a ColumnId, usize>,
     dive: &'b dyn Fn(&ColumnId) -> Option<DiveValue>,
     sources: &'b HashMap<String, SourceValue>,
-    memo: &'b mut HashMap<usize, Option<Value>>,
+    memo: &'b mut [Option<Option<Value>>],
     visiting: &'b mut HashSet<usize>,
 }
 
@@ -371,8 +372,8 @@ impl Walk<'_, '_> {
     /// A reference takes the larger of its source and its own `MAX()`, and was read when
     /// the larger was.
     fn current_of(&mut self, i: usize) -> Option<Value> {
-        if let Some(known) = self.memo.get(&i) {
-            return *known;
+        if let Some(known) = self.memo[i] {
+            return known;
         }
         if !self.visiting.insert(i) {
             // A cycle of foreign keys: nothing new to learn along it.
@@ -406,7 +407,7 @@ impl Walk<'_, '_> {
             }
         };
         self.visiting.remove(&i);
-        self.memo.insert(i, value);
+        self.memo[i] = Some(value);
         value
     }
 }
