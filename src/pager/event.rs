@@ -103,7 +103,40 @@ fn level(status: Status) -> u8 {
 
 /// A dedup key within PagerDuty's limit: long ones keep their start and end a stable hash.
 pub fn dedup_key(parts: &[&str]) -> String {
-    let key = format!("headroom/{}", parts.join("/"));
+    let mut key = String::with_capacity(8 + parts.iter().map(|p| p.len() + 1).sum::<usize>());
+    key.push_str("headroom");
+    for part in parts {
+        key.push('/');
+        key.push_str(part);
+    }
+    within_limit(key)
+}
+
+/// The dedup key of a column's incident, `headroom/column/<shard>/<schema.table.column>`, as
+/// [`dedup_key`] writes it, built in one allocation: every column's is made at every
+/// evaluation.
+fn column_key(c: &ColumnReport) -> String {
+    let id = &c.id;
+    let mut key = String::with_capacity(
+        18 + c.shard.len() + id.schema.len() + id.table.len() + id.column.len(),
+    );
+    for part in [
+        "headroom/column/",
+        &c.shard,
+        "/",
+        &id.schema,
+        ".",
+        &id.table,
+        ".",
+    ] {
+        key.push_str(part);
+    }
+    key.push_str(&id.column);
+    within_limit(key)
+}
+
+/// `key` as it is, or cut to PagerDuty's limit with a stable hash of the whole at its end.
+fn within_limit(key: String) -> String {
     if key.len() <= DEDUP_KEY_LIMIT {
         return key;
     }
@@ -152,7 +185,7 @@ pub fn column<'a>(c: &'a ColumnReport, shard: &ShardState, external_url: &'a str
     let shard_up = shard.up;
     let severity = Severity::of(c.status);
     Condition {
-        dedup_key: dedup_key(&["column", &c.shard, &c.name()]),
+        dedup_key: column_key(c),
         severity,
         level: level(c.status),
         silenced: c.silenced.is_some(),
@@ -423,6 +456,46 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_column_key_is_the_dedup_key_of_its_parts() {
+        use crate::headroom::{Headroom, IntType, Width};
+        let long = "x".repeat(300);
+        for (shard, schema, table, column) in [
+            ("shard-01", "etsy", "activity_feed", "actor_id"),
+            ("s", "we`ird", "t{table}", long.as_str()),
+        ] {
+            let id = crate::inventory::ColumnId::new(schema, table, column);
+            let measured = crate::measure::Measured {
+                id: id.clone(),
+                column_type: "int(11)".into(),
+                int_type: IntType::new(Width::Int, false),
+                kind: crate::measure::Kind::AutoIncrement,
+                source: None,
+                headroom: Headroom::new(1, 2_147_483_647),
+                type_mismatch: false,
+                feeder_max: None,
+                evidence: None,
+            };
+            let settings = crate::config::from_toml_str(
+                "[[shards]]\nname = \"s\"\nurl = \"mysql://u@h:3306/\"\n",
+                &|_| None,
+            )
+            .expect("settings");
+            let limits = settings.policy.default;
+            let c = ColumnReport::new(
+                shard.into(),
+                measured,
+                crate::growth::Forecast::NONE,
+                limits,
+                None,
+                Utc::now(),
+            );
+            let want = dedup_key(&["column", shard, &id.to_string()]);
+            assert_eq!(column_key(&c), want);
+            assert!(want.len() <= DEDUP_KEY_LIMIT);
+        }
+    }
 
     #[test]
     fn dedup_keys_are_stable_and_within_the_limit() {
