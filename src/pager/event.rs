@@ -181,6 +181,11 @@ fn link(base: &str, params: &[(&str, &str)]) -> String {
 
 /// The condition of a column of `shard` (a down shard's columns are last known values,
 /// held).
+/// Whether a column's condition can open or raise an incident: it is not ok.
+pub fn may_trigger(c: &ColumnReport) -> bool {
+    Severity::of(c.status).is_some()
+}
+
 pub fn column<'a>(c: &'a ColumnReport, shard: &ShardState, external_url: &'a str) -> Condition<'a> {
     let shard_up = shard.up;
     let severity = Severity::of(c.status);

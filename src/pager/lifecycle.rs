@@ -104,11 +104,15 @@ impl Lifecycle {
         let mut events = Vec::new();
         let mut seen = HashSet::new();
         for c in conditions {
-            seen.insert(c.dedup_key.clone());
+            let open = self.incidents.get(&c.dedup_key);
+            // Only open incidents are looked up in `seen` (below): a key is kept when it has
+            // one, or gets one now.
+            if open.is_some() {
+                seen.insert(c.dedup_key.clone());
+            }
             if c.hold {
                 continue;
             }
-            let open = self.incidents.get(&c.dedup_key);
             match c.severity {
                 Some(severity) if severity >= min_severity => {
                     self.ok_streak.remove(&c.dedup_key);
@@ -116,6 +120,7 @@ impl Lifecycle {
                     if rises && !c.silenced {
                         let trigger = (c.build)(now);
                         self.incidents.insert(c.dedup_key.clone(), trigger.clone());
+                        seen.insert(c.dedup_key);
                         events.push(trigger);
                     }
                 }

@@ -25,7 +25,8 @@ pub mod event;
 pub mod lifecycle;
 pub mod state_file;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::ops::Bound;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -350,7 +351,7 @@ impl Pager {
         &'a self,
         snapshot: &'a Snapshot,
         notifier: &NotifierSettings,
-        evaluated: &mut HashMap<String, u64>,
+        (evaluated, open): (&mut HashMap<String, u64>, &BTreeMap<String, Event>),
         now: DateTime<Utc>,
     ) -> (Vec<Condition<'a>>, Scope) {
         let url = self.external_url.as_str();
@@ -378,7 +379,18 @@ impl Pager {
             }
             if polled_since {
                 evaluated.insert(s.name.clone(), s.polls);
-                out.extend(s.columns.iter().map(|c| event::column(c, s, url)));
+                // An ok column matters only to its open incident: without any on the shard,
+                // only the columns that could trigger are evaluated.
+                let any_open = open
+                    .range::<str, _>((Bound::Included(columns.as_str()), Bound::Unbounded))
+                    .next()
+                    .is_some_and(|(k, _)| k.starts_with(columns.as_str()));
+                out.extend(
+                    s.columns
+                        .iter()
+                        .filter(|c| any_open || event::may_trigger(c))
+                        .map(|c| event::column(c, s, url)),
+                );
             }
             scope.stamps.push((columns, s.polls));
             out.push(event::blind_shard(
@@ -505,7 +517,9 @@ impl Pager {
     /// Updates the lifecycles and outboxes; whether anything changed, and the notifiers
     /// that have new events.
     fn evaluate_books(&self, snapshot: &Snapshot, now: DateTime<Utc>) -> (bool, Vec<usize>) {
-        let mut books = self.lock();
+        let mut guard = self.lock();
+        // Through a plain reference, so that its fields are borrowed apart.
+        let books = &mut *guard;
         let mut changed = false;
         let mut queued = Vec::new();
         let elsewhere = self
@@ -520,7 +534,9 @@ impl Pager {
             }
             let live = n.live();
             let evaluated = &mut books.evaluated[i];
-            let (conditions, scope) = self.conditions(snapshot, &live.settings, evaluated, now);
+            let open = &books.lifecycles[i].incidents;
+            let (conditions, scope) =
+                self.conditions(snapshot, &live.settings, (evaluated, open), now);
             let before = books.lifecycles[i].incidents.len();
             let events =
                 books.lifecycles[i].evaluate(conditions, &scope, live.settings.min_severity, now);
@@ -535,7 +551,7 @@ impl Pager {
         }
         if changed {
             books.seq += 1;
-            self.publish_depths(&books);
+            self.publish_depths(books);
         }
         (changed, queued)
     }
@@ -910,6 +926,85 @@ mod tests {
             .map(|e| e.dedup_key.as_str())
             .collect();
         assert_eq!(keys, ["headroom/blind/s3"]);
+    }
+
+    /// Shard `shard`'s column `name` at `current` of INT (critical above 90 %), as a poll
+    /// reports it, with a growth rate so that an ok ratio is a verdict.
+    fn int_column(shard: &str, name: &str, current: i128) -> crate::measure::ColumnReport {
+        use crate::headroom::{Headroom, IntType, Width};
+        let settings = crate::config::from_toml_str(
+            "[[shards]]\nname = \"s1\"\nurl = \"mysql://m@127.0.0.1:1\"\n",
+            &|_| None,
+        )
+        .unwrap();
+        let measured = crate::measure::Measured {
+            id: crate::inventory::ColumnId::new("app", name, "id"),
+            column_type: "int(11)".into(),
+            int_type: IntType::new(Width::Int, false),
+            kind: crate::measure::Kind::AutoIncrement,
+            source: None,
+            headroom: Headroom::new(current, 2_147_483_647),
+            type_mismatch: false,
+            feeder_max: None,
+            evidence: None,
+        };
+        let forecast = crate::growth::Forecast {
+            growth_per_second: Some(0.0),
+            ..crate::growth::Forecast::NONE
+        };
+        let limits = settings.policy.default;
+        crate::measure::ColumnReport::new(
+            shard.into(),
+            measured,
+            forecast,
+            limits,
+            None,
+            Utc::now(),
+        )
+    }
+
+    #[test]
+    fn ok_columns_are_skipped_only_on_shards_without_an_open_incident() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pager, store, _) = pager_in(dir.path());
+        let now = Utc::now();
+        let poll = |a: i128| {
+            for shard in ["s1", "s2"] {
+                let columns = vec![int_column(shard, "a", a), int_column(shard, "b", 1)];
+                store.shard_succeeded(shard, columns, Vec::new(), Duration::ZERO, now);
+            }
+            pager.evaluate(&store.read(), now);
+        };
+        poll(2_100_000_000);
+        let triggers = |books: &Books| {
+            let mut keys: Vec<String> = books.outboxes[0]
+                .iter()
+                .filter(|e| e.action == event::Action::Trigger)
+                .map(|e| e.dedup_key.clone())
+                .collect();
+            keys.sort();
+            keys
+        };
+        assert_eq!(
+            triggers(&pager.lock()),
+            ["headroom/column/s1/app.a.id", "headroom/column/s2/app.a.id"]
+        );
+        // Widened: the same columns ok, at as many polls as a resolve needs.
+        for _ in 0..RESOLVE_AFTER {
+            poll(1);
+        }
+        let books = pager.lock();
+        let mut resolves: Vec<&str> = books.outboxes[0]
+            .iter()
+            .filter(|e| e.action == event::Action::Resolve)
+            .map(|e| e.dedup_key.as_str())
+            .collect();
+        resolves.sort_unstable();
+        assert_eq!(
+            resolves,
+            ["headroom/column/s1/app.a.id", "headroom/column/s2/app.a.id"]
+        );
+        assert!(books.lifecycles[0].incidents.is_empty());
     }
 
     #[test]
