@@ -192,9 +192,18 @@ impl Forecast {
 
     /// The moment of exhaustion, counted from `from`.
     pub fn exhausts_at(&self, from: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let secs = i64::try_from(self.seconds_to_exhaustion?).ok()?;
-        from.checked_add_signed(chrono::TimeDelta::try_seconds(secs)?)
+        exhausts_at(from, self.seconds_to_exhaustion)
     }
+}
+
+/// `from` plus `seconds_to_exhaustion`; `None` while the value does not grow (or past what
+/// a date can hold).
+pub fn exhausts_at(
+    from: DateTime<Utc>,
+    seconds_to_exhaustion: Option<u64>,
+) -> Option<DateTime<Utc>> {
+    let secs = i64::try_from(seconds_to_exhaustion?).ok()?;
+    from.checked_add_signed(chrono::TimeDelta::try_seconds(secs)?)
 }
 
 /// The histories of many values, keyed by `K`, updated in place: those not recorded in a

@@ -716,9 +716,7 @@ impl ColumnReport {
 
     /// `observed_at` plus `seconds_to_exhaustion`.
     pub fn exhausts_at(&self) -> Option<DateTime<Utc>> {
-        let secs = i64::try_from(self.seconds_to_exhaustion?).ok()?;
-        self.observed_at
-            .checked_add_signed(chrono::TimeDelta::try_seconds(secs)?)
+        crate::growth::exhausts_at(self.observed_at, self.seconds_to_exhaustion)
     }
 
     /// Why the status is what it is, when the numbers alone do not say it (a clamped

@@ -59,6 +59,15 @@ impl Snapshot {
         });
         shards.chain(servers).collect()
     }
+
+    /// [`Snapshot::unreachable`] as the commands write it on stderr, one escaped line each:
+    /// `headroom: unreachable shard s1: ...`.
+    pub fn unreachable_errors(&self) -> String {
+        self.unreachable()
+            .iter()
+            .map(|l| format!("headroom: unreachable {}\n", crate::escape::escape(l)))
+            .collect()
+    }
 }
 
 /// One shard as `/api/shards` shows it.

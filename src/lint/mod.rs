@@ -281,14 +281,11 @@ pub async fn run(mut settings: Settings, format: Format) -> anyhow::Result<Outco
 /// The outcome of linting `snapshot`: pure, so the exit codes are tested without a
 /// database.
 pub fn report(snapshot: &Snapshot, settings: &LintSettings, format: Format) -> Outcome {
-    let unreachable = snapshot.unreachable();
+    let unreachable = snapshot.unreachable_errors();
     if !unreachable.is_empty() {
         return Outcome {
             output: String::new(),
-            errors: unreachable
-                .iter()
-                .map(|l| format!("headroom: unreachable {}\n", escape(l)))
-                .collect(),
+            errors: unreachable,
             exit_code: 2,
         };
     }

@@ -32,12 +32,8 @@ pub async fn run(
 ) -> anyhow::Result<Outcome> {
     let settings = Arc::new(settings);
     let snapshot = Poller::snapshot_once(Arc::clone(&settings)).await?;
-    let unreachable = snapshot.unreachable();
-    if !unreachable.is_empty() {
-        let errors: String = unreachable
-            .iter()
-            .map(|l| format!("headroom: unreachable {}\n", escape(l)))
-            .collect();
+    let errors = snapshot.unreachable_errors();
+    if !errors.is_empty() {
         return Ok(Outcome {
             output: String::new(),
             errors,
