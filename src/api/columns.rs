@@ -10,6 +10,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use chrono::{DateTime, Utc};
+use futures::StreamExt as _;
 use serde::Serialize;
 
 use super::{AppState, error};
@@ -175,10 +176,13 @@ fn stream(store: Store, query: &ColumnQuery) -> Response {
     head.extend_from_slice(b"{\"generated_at\":");
     let _ = serde_json::to_writer(&mut head, &Utc::now());
     head.extend_from_slice(format!(",\"total\":{total},\"columns\":[").as_bytes());
+    // Fused: the compression layer polls a body again after its end, and a bare `unfold`
+    // panics when polled past `None`.
     let chunks = futures::stream::unfold((Some(head), 0usize), move |(head, next)| {
         let step = chunk(&positions, &lists, head, next);
         async move { step }
-    });
+    })
+    .fuse();
     (
         [(header::CONTENT_TYPE, "application/json")],
         axum::body::Body::from_stream(chunks),
@@ -229,13 +233,12 @@ fn chunk(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::headroom::{Headroom, IntType, Width};
-    use futures::StreamExt as _;
 
     /// A store whose shard `s` holds `n` INT columns `app.tNNNN.id`.
-    fn store(n: usize) -> (Store, Vec<ColumnReport>) {
+    pub(in crate::api) fn store(n: usize) -> (Store, Vec<ColumnReport>) {
         let settings = crate::config::from_toml_str(
             "[[shards]]\nname = \"s\"\nurl = \"mysql://u@h:3306/\"\n",
             &|_| None,

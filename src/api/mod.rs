@@ -54,6 +54,8 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         // After the routes: it applies to every route registered before it.
         .method_not_allowed_fallback(method_not_allowed)
+        // Inside compression, so that what it rewrites is compressed too.
+        .layer(axum::middleware::map_response(json_errors))
         // gzip when the client asks (`Accept-Encoding: gzip`, as Prometheus does): /metrics
         // shrinks about 25-fold.
         .layer(CompressionLayer::new())
@@ -63,6 +65,43 @@ pub fn router(state: AppState) -> Router {
 /// A JSON error body: `{"error": "..."}`.
 pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+/// The longest error body of another kind that is carried into the JSON error.
+const FOREIGN_ERROR_LIMIT: usize = 4096;
+
+/// Every error answer as `{"error": ...}` with `application/json`: the handlers' own are
+/// already, and this rewrites the rest, the framework's rejections of a path, a query, a
+/// method or a body (their text becomes the message, or the status's reason when they have
+/// none).
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, FOREIGN_ERROR_LIMIT)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text
+    };
+    let mut rewritten = error(status, message);
+    // Keep what the rejection said besides its body (`Allow`, `Retry-After`, ...).
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            rewritten.headers_mut().insert(name, value.clone());
+        }
+    }
+    rewritten
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
@@ -195,3 +234,6 @@ async fn method_not_allowed(method: Method) -> Response {
         format!("method {method} is not allowed here: every endpoint answers GET (and HEAD)"),
     )
 }
+
+#[cfg(test)]
+mod tests;

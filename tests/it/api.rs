@@ -467,3 +467,63 @@ async fn metrics_are_gzipped_when_the_scraper_asks_and_decompress_to_the_same_te
     assert!(resp.headers().get("content-encoding").is_none());
     app.stop().await;
 }
+
+/// A load as real clients send it: Python `requests`, `curl --compressed` and a browser's
+/// `Accept-Encoding`, many at once, on every JSON endpoint, with matches and without. Each
+/// answer arrives whole and decodes to one JSON document.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_with_real_clients_headers_gets_every_answer_whole() {
+    use std::io::Read as _;
+    let (app, _servers) = app_polled_once("load").await;
+    let client = reqwest::Client::new();
+    let headers = [
+        ("python-requests/2.32.3", "gzip, deflate"),
+        ("curl/8.5.0", "deflate, gzip, br, zstd"),
+        ("Mozilla/5.0", "gzip, deflate, br"),
+    ];
+    let paths = [
+        ("/api/columns", 6),
+        ("/api/columns?status=exhausted", 0),
+        ("/api/columns?sort=name&limit=1", 1),
+        ("/api/shards", 1),
+        ("/api/sources", 0),
+        ("/api/incidents", 0),
+    ];
+    let mut requests = Vec::new();
+    for round in 0..40 {
+        for (path, expected) in paths {
+            let (agent, encoding) = headers[round % headers.len()];
+            let request = client
+                .get(app.url(path))
+                .header("user-agent", agent)
+                .header("accept-encoding", encoding)
+                .header("accept", "*/*");
+            requests.push(async move {
+                let resp = request.send().await.expect("GET");
+                let status = resp.status().as_u16();
+                let gzipped = resp.headers().get("content-encoding").is_some();
+                let raw = resp.bytes().await.expect("a whole body");
+                let mut body = Vec::new();
+                if gzipped {
+                    flate2::read::GzDecoder::new(&raw[..])
+                        .read_to_end(&mut body)
+                        .expect("a whole gzip stream");
+                } else {
+                    body = raw.to_vec();
+                }
+                let doc: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+                (path, expected, status, doc)
+            });
+        }
+    }
+    let answers = futures::future::join_all(requests).await;
+    assert_eq!(answers.len(), 240);
+    for (path, expected, status, doc) in answers {
+        assert_eq!(status, 200, "{path}");
+        let list = ["columns", "shards", "sources", "notifiers"]
+            .iter()
+            .find_map(|k| doc[*k].as_array());
+        assert_eq!(list.map(Vec::len), Some(expected), "{path}: {doc}");
+    }
+    app.stop().await;
+}
