@@ -51,12 +51,14 @@ impl BasicAuth {
         let rng = ring::rand::SystemRandom::new();
         let key = hmac::Key::generate(hmac::HMAC_SHA256, &rng)
             .unwrap_or_else(|_| hmac::Key::new(hmac::HMAC_SHA256, &random_fallback()));
-        // Same cost as the first user's hash, so the decoy takes as long.
+        // The cost of the most expensive hash: an unknown user then takes as long as the
+        // slowest wrong password, never less, so no configured name shows by being slow.
         let cost = users
             .values()
-            .next()
-            .and_then(|h| h.parse::<bcrypt::HashParts>().ok())
-            .map_or(10, |p| p.get_cost());
+            .filter_map(|h| h.parse::<bcrypt::HashParts>().ok())
+            .map(|p| p.get_cost())
+            .max()
+            .unwrap_or(bcrypt::DEFAULT_COST);
         let decoy = bcrypt::hash("decoy", cost).unwrap_or_default();
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         BasicAuth {
@@ -193,6 +195,23 @@ mod tests {
         assert_eq!(auth.cached(), 1);
         assert!(auth.check("bob", "other").await);
         assert_eq!(auth.cached(), 2);
+    }
+
+    fn cost(hash: &str) -> u32 {
+        hash.parse::<bcrypt::HashParts>()
+            .expect("a hash")
+            .get_cost()
+    }
+
+    #[test]
+    fn an_unknown_user_costs_what_the_most_expensive_configured_hash_costs() {
+        // alice sorts first and is the cheapest: the decoy must not follow her.
+        let users = BTreeMap::from([
+            ("alice".to_string(), bcrypt::hash("a", 4).unwrap()),
+            ("mia".to_string(), bcrypt::hash("m", 6).unwrap()),
+            ("zed".to_string(), bcrypt::hash("z", 7).unwrap()),
+        ]);
+        assert_eq!(cost(&BasicAuth::new(users).inner.decoy), 7);
     }
 
     #[test]

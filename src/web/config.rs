@@ -36,6 +36,28 @@ impl fmt::Debug for WebConfig {
     }
 }
 
+/// The lowest bcrypt cost that is not warned about: the exporter-toolkit's and bcrypt's
+/// default. Below it a stolen hash is cheap to guess, and a user with a cheaper hash than
+/// another answers a wrong password faster, which tells the two apart.
+pub const WEAK_COST: u32 = 10;
+
+impl WebConfig {
+    /// One warning per user whose hash costs less than [`WEAK_COST`].
+    pub fn warnings(&self) -> Vec<String> {
+        self.users
+            .iter()
+            .filter_map(|(user, hash)| {
+                let cost = hash.parse::<bcrypt::HashParts>().ok()?.get_cost();
+                (cost < WEAK_COST).then(|| {
+                    format!(
+                        "basic_auth_users.{user:?}: bcrypt cost {cost} is below {WEAK_COST}: cheap to guess from a leaked file, and faster to answer than other users' hashes (hash it again with htpasswd -nBC {WEAK_COST})"
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
 /// A web configuration file that cannot be used, with every problem found.
 #[derive(Debug, thiserror::Error)]
 #[error("{}", render(.path, .problems))]
@@ -306,6 +328,23 @@ fn check_hash(hash: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_user_hashed_below_cost_10_is_warned_about_and_one_at_10_is_not() {
+        let text = format!(
+            "basic_auth_users:\n  alice: {:?}\n  zed: {:?}\n",
+            bcrypt::hash("a", 4).unwrap(),
+            bcrypt::hash("z", 10).unwrap()
+        );
+        let warnings = parse(&text, Path::new(".")).unwrap().warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with(
+                "basic_auth_users.\"alice\": bcrypt cost 4 is below 10: cheap to guess"
+            ),
+            "{warnings:?}"
+        );
+    }
 
     #[test]
     fn an_empty_file_means_plain_http_without_authentication() {

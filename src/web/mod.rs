@@ -91,6 +91,9 @@ impl Edge {
             Some(path) => config::load(path)?,
             None => WebConfig::default(),
         };
+        for warning in web.warnings() {
+            tracing::warn!("Web configuration: {warning}");
+        }
         Ok(Edge {
             header_read_timeout: server.header_read_timeout,
             request_timeout: server.request_timeout,
