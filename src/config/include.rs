@@ -43,18 +43,15 @@ fn read(s: &mut Section, base: &Path) -> Vec<(String, Value)> {
             }
         };
         for (label, path) in files {
-            let built = config::Config::builder()
-                .add_source(config::File::from(path.as_path()).format(config::FileFormat::Toml))
-                .build();
+            let built = super::file::read(&path).and_then(|text| {
+                config::Config::builder()
+                    .add_source(config::File::from_str(&text, config::FileFormat::Toml))
+                    .build()
+                    .map_err(|e| super::without_quoted_lines(&e.to_string()))
+            });
             match built {
                 Ok(built) => out.push((label, built.cache)),
-                Err(e) => s.problem(
-                    &key,
-                    format!(
-                        "cannot read {label}: {}",
-                        super::without_quoted_lines(&e.to_string())
-                    ),
-                ),
+                Err(e) => s.problem(&key, format!("cannot read {label}: {e}")),
             }
         }
     }
@@ -251,6 +248,46 @@ mod tests {
                 "conf.d/b.toml: shards[0].url: is missing",
                 &format!("conf.d/a.toml: server: {NOT_ALLOWED}"),
             ]
+        );
+    }
+
+    #[test]
+    fn an_included_file_over_the_size_limit_is_refused_by_name_unread() {
+        let (dir, path) = fleet(
+            "[[shards]]\nname = \"x\"\nurl = \"mysql://m@h/\"\n",
+            &[("a.toml", "")],
+        );
+        let huge = std::fs::File::create(dir.path().join("conf.d/huge.toml")).expect("create");
+        // Sparse: 512 MiB that take no disk, and would take 1.5 GiB to parse.
+        huge.set_len(512 * 1024 * 1024).expect("size");
+        let err =
+            super::super::load_with_env(&path, Some(Default::default())).expect_err("problems");
+        let super::super::ConfigError::Invalid { problems, .. } = err else {
+            panic!("{err}");
+        };
+        let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            problems,
+            [
+                "include.files[0]: cannot read conf.d/huge.toml: 536870912 bytes, over the limit of 4 MiB for a configuration file"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_main_file_over_the_size_limit_is_refused_by_name_unread() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("headroom.toml");
+        let file = std::fs::File::create(&path).expect("create");
+        file.set_len(512 * 1024 * 1024).expect("size");
+        let err =
+            super::super::load_with_env(&path, Some(Default::default())).expect_err("refused");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot read configuration {}: 536870912 bytes, over the limit of 4 MiB for a configuration file",
+                path.display()
+            )
         );
     }
 }

@@ -28,6 +28,7 @@
 mod cluster;
 mod endpoint;
 mod environment;
+pub mod file;
 mod fleet;
 mod include;
 mod inference;
@@ -348,8 +349,12 @@ pub fn load_with_env(
     if let Some(vars) = env.as_ref() {
         environment = environment.source(Some(vars.clone().into_iter().collect()));
     }
+    let text = file::read(path).map_err(|message| ConfigError::Read {
+        path: path.to_path_buf(),
+        message,
+    })?;
     let built = config::Config::builder()
-        .add_source(config::File::from(path).format(config::FileFormat::Toml))
+        .add_source(config::File::from_str(&text, config::FileFormat::Toml))
         .add_source(environment)
         .build()
         .map_err(|e| ConfigError::Read {

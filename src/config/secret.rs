@@ -41,7 +41,7 @@ pub(super) fn read(
             let path = base.join(file);
             (
                 file_key,
-                std::fs::read_to_string(&path)
+                super::file::read(&path)
                     .map_err(|e| format!("cannot read {}: {e}", path.display())),
                 path.display().to_string(),
             )

@@ -106,7 +106,7 @@ pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
         path: path.to_path_buf(),
         problems,
     };
-    let text = std::fs::read_to_string(path)
+    let text = crate::config::file::read(path)
         .map_err(|e| fail(vec![format!("cannot read the file: {e}")]))?;
     let base = path.parent().unwrap_or(Path::new("."));
     parse(&text, base).map_err(fail)

@@ -326,6 +326,38 @@ async fn a_bad_configuration_is_rejected_whole_and_the_running_one_keeps_polling
     app.stop().await;
 }
 
+/// A huge file matched by `[include] files` is refused by its size before it is read: the
+/// reload fails naming it, quickly, and the running configuration keeps polling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_included_file_over_the_size_limit_is_refused_by_name_and_the_running_one_stays() {
+    let servers = seeded("huge");
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("conf.d")).expect("mkdir");
+    let path = dir.path().join("headroom.toml");
+    let good = format!(
+        "{}[include]\nfiles = [\"conf.d/*.toml\"]\n{}",
+        head(dir.path()),
+        shard("keep", &servers[0], "keep")
+    );
+    write(&path, &good);
+    let app = app_from(&path, true).await;
+    app.wait_ready().await;
+    // 512 MiB, sparse: it takes no disk, and would take gigabytes of memory to parse.
+    let huge = std::fs::File::create(dir.path().join("conf.d/huge.toml")).expect("create");
+    huge.set_len(512 * 1024 * 1024).expect("size");
+    let (status, body) = app.post_json("/-/reload").await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(
+        body["problems"],
+        serde_json::json!([
+            "include.files[0]: cannot read conf.d/huge.toml: 536870912 bytes, over the limit of 4 MiB for a configuration file"
+        ])
+    );
+    assert_eq!(shard_names(&app), ["keep"]);
+    polls_of(&app, "keep", 2).await;
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_reload_endpoint_is_forbidden_without_the_lifecycle_flag_and_never_a_get() {
     let dir = tempfile::tempdir().expect("tempdir");
