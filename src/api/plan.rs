@@ -28,7 +28,7 @@ pub(super) async fn handler(
     };
     let settings = Arc::clone(&state.settings.read().unwrap_or_else(|e| e.into_inner()));
     let widenings: Vec<&plan::Widening> = entry.widenings.iter().collect();
-    match plan::read(&settings, &widenings).await {
+    match plan::read(&settings, &widenings, None).await {
         Ok(found) => Json(plan::write_one(&settings, &entry, &found)).into_response(),
         Err(message) => error(
             StatusCode::SERVICE_UNAVAILABLE,
