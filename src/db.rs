@@ -3,6 +3,9 @@
 //! set up on every new connection, queries bounded by `query_timeout`, the helpers that
 //! read information_schema cells without trusting their types, identifier quoting, and
 //! errors that say what failed without repeating what a server sent (see [`DbError`]).
+//! [`budget`]: the sessions HTTP requests may open, per shard.
+
+pub mod budget;
 
 use std::str::FromStr;
 use std::sync::Mutex;

@@ -29,7 +29,9 @@
 //! - [`pager`]: subscribes to the polls: incident lifecycle, delivery (PagerDuty Events v2,
 //!   webhook), the state file.
 //! - [`metrics`]: every Prometheus metric, in one place.
-//! - [`api`]: the axum router: /metrics, /api/columns, /api/shards, /api/sources, health.
+//! - [`api`]: the axum router: /metrics, /api/columns, /api/shards, /api/sources, health;
+//!   one-column plans computed once per poll, within the per-shard session budget of
+//!   requests ([`db::budget`]).
 //! - [`web`]: the HTTP edge: connection limits and timeouts, TLS and basic auth from the
 //!   web configuration file.
 //! - [`cluster`]: which shards this replica owns when a fleet is split (`--member I/N`).

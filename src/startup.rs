@@ -61,6 +61,7 @@ impl App {
                 pager: pager.clone(),
                 reload: None,
                 settings: Arc::new(std::sync::RwLock::new(Arc::clone(&settings))),
+                plans: Arc::new(api::plan_cache::Plans::new()),
             },
             pager,
             edge,

@@ -1,9 +1,11 @@
 //! The HTTP surface: `/metrics`, the JSON API under `/api`, and the health endpoints.
 //! Handlers only read the [`Store`]; only the one-column plan reads a column's definition
-//! from its shard, on demand.
+//! from its shard, on demand, through [`plan_cache`] (once per poll, within the per-shard
+//! session budget).
 
 mod columns;
 mod plan;
+pub mod plan_cache;
 
 use std::sync::Arc;
 
@@ -32,6 +34,8 @@ pub struct AppState {
     pub reload: Option<reload::Handle>,
     /// The running settings, swapped by a reload.
     pub settings: SharedSettings,
+    /// One-column plans, kept per poll, and the budget of sessions requests may open.
+    pub plans: Arc<plan_cache::Plans>,
 }
 
 pub use crate::reload::SharedSettings;

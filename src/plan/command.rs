@@ -42,12 +42,12 @@ pub async fn run(
     }
     let entries = super::select(&snapshot, globs);
     let widenings: Vec<&Widening> = super::to_read(&entries);
-    let found = match super::read(&settings, &widenings).await {
+    let found = match super::read(&settings, &widenings, None).await {
         Ok(found) => found,
         Err(e) => {
             return Ok(Outcome {
                 output: String::new(),
-                errors: format!("headroom: {}\n", escape(&e)),
+                errors: format!("headroom: {}\n", escape(&e.to_string())),
                 exit_code: 2,
             });
         }

@@ -24,6 +24,7 @@ use serde::Serialize;
 
 use crate::config::{Endpoint, Settings};
 use crate::db::Connector;
+use crate::db::budget::{self, Budget, Busy};
 use crate::headroom::{IntType, Status};
 use crate::inventory::ColumnId;
 use crate::measure::{ColumnReport, Kind};
@@ -292,9 +293,26 @@ pub struct Found {
     pub foreign_keys: HashMap<String, Vec<ForeignKey>>,
 }
 
-/// Reads what every widening needs from its shard, each query under `poll.query_timeout`;
-/// an error names the shard.
-pub async fn read(settings: &Settings, widenings: &[&Widening]) -> Result<Found, String> {
+/// Why [`read`] could not read what a plan needs.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ReadError {
+    /// A shard's request sessions stayed in use for the whole wait.
+    #[error(transparent)]
+    Busy(#[from] Busy),
+    /// A shard could not be read: the message names it.
+    #[error("{0}")]
+    Shard(String),
+}
+
+/// Reads what every widening needs from its shard, each query under `poll.query_timeout`,
+/// one shard at a time; an error names the shard. With a `budget` (what HTTP requests
+/// read through), each shard's session is taken from it first, waiting at most
+/// [`budget::wait_for`]`(poll.query_timeout)`.
+pub async fn read(
+    settings: &Settings,
+    widenings: &[&Widening],
+    budget: Option<&Budget>,
+) -> Result<Found, ReadError> {
     let mut found = Found::default();
     for shard in &settings.shards {
         let wanted: Vec<&&Widening> = widenings.iter().filter(|w| w.shard == shard.name).collect();
@@ -302,18 +320,23 @@ pub async fn read(settings: &Settings, widenings: &[&Widening]) -> Result<Found,
             continue;
         }
         let timeout = settings.poll.query_timeout;
+        // Held until this shard's session is closed.
+        let _permit = match budget {
+            Some(b) => Some(b.acquire(&shard.name, budget::wait_for(timeout)).await?),
+            None => None,
+        };
         let connector = Connector::new(
             &shard.endpoint.url,
             shard.endpoint.expose_password(),
             timeout,
         )
-        .map_err(|e| format!("shard {}: {e}", shard.name))?;
+        .map_err(|e| ReadError::Shard(format!("shard {}: {e}", shard.name)))?;
         let report = |e: crate::db::DbError| {
-            format!(
+            ReadError::Shard(format!(
                 "shard {}: {}",
                 shard.name,
                 crate::db::ErrorReport::from(&e).message
-            )
+            ))
         };
         let mut session = connector.acquire().await.map_err(report)?;
         let mut tables = HashSet::new();
@@ -494,23 +517,33 @@ pub fn write_one(settings: &Settings, e: &Entry<'_>, found: &Found) -> Planned {
     }
 }
 
-/// One column of `snapshot` and its entry in the plan (`None`: it needs no widening);
-/// `Err` says which of the shard or the column is not known.
-pub fn find<'a>(
+/// One column of `snapshot`; `Err` says which of the shard or the column is not known.
+/// Cheap: one shard's columns are searched, nothing is planned.
+pub fn locate<'a>(
     snapshot: &'a Snapshot,
     shard: &str,
     id: &ColumnId,
-) -> Result<(&'a ColumnReport, Option<Entry<'a>>), String> {
+) -> Result<&'a ColumnReport, String> {
     let state = snapshot
         .shards
         .iter()
         .find(|s| s.name == shard)
         .ok_or_else(|| format!("no shard named {shard:?}"))?;
-    let column = state
+    state
         .columns
         .iter()
         .find(|c| c.id.schema == id.schema && c.id.table == id.table && c.id.column == id.column)
-        .ok_or_else(|| format!("no ID column {id} is known on shard {shard:?}"))?;
+        .ok_or_else(|| format!("no ID column {id} is known on shard {shard:?}"))
+}
+
+/// One column of `snapshot` and its entry in the plan (`None`: it needs no widening);
+/// `Err` as [`locate`]'s. Plans the whole snapshot to find the column's group.
+pub fn find<'a>(
+    snapshot: &'a Snapshot,
+    shard: &str,
+    id: &ColumnId,
+) -> Result<(&'a ColumnReport, Option<Entry<'a>>), String> {
+    let column = locate(snapshot, shard, id)?;
     let entry = select(snapshot, None)
         .into_iter()
         .find(|e| std::ptr::eq(e.column, column));

@@ -18,6 +18,7 @@ mod measurement;
 mod metrics;
 mod paging;
 mod plan;
+mod plan_load;
 mod reload;
 mod safety;
 mod schedule;

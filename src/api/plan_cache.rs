@@ -1,0 +1,547 @@
+//! The one-column plans that HTTP requests ask for (`GET /api/columns/{shard}/...`, and any
+//! page that shows a column's plan): each computed once per poll and served to every request
+//! for it. Concurrent requests for one column wait for the one computation instead of each
+//! reading the shard, and every session a computation opens is taken from the per-shard
+//! [`Budget`], so however many requests arrive, a shard sees at most
+//! [`crate::db::budget::SESSIONS_PER_SHARD`] of them at once.
+//!
+//! A plan is kept per column with its generation: the poll count of the column's shard and
+//! of every shard its widenings are read from, the read count of every source (they decide
+//! what a group widens to), and the settings it was written with (a reload swaps them).
+//! While a plan is computed, requests made in the same poll of its column's shard wait for
+//! it. A request whose column's generation has moved on computes it again; at that moment
+//! the plans of older generations are dropped, and at most [`CAPACITY`] are kept. A failure
+//! is handed to the requests that waited for it and then forgotten: the next request tries
+//! again. A column not in the latest state is answered at once and nothing is kept for it.
+//!
+//! A group member on a shard the plan does not read (one that needs no widening) is not in
+//! the generation: a change there reaches the plan at its own shard's next poll.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+
+use crate::config::Settings;
+use crate::db::budget::{Budget, Busy};
+use crate::inventory::ColumnId;
+use crate::measure::ColumnReport;
+use crate::plan::{self, Planned, ReadError, Widening};
+use crate::state::{Snapshot, Store};
+
+/// The most plans kept: beyond it the oldest finished ones are dropped first.
+pub const CAPACITY: usize = 1024;
+
+/// Why a column's plan could not be served.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    /// No such shard, or no such column on it, in the latest state (the text says which).
+    #[error("{0}")]
+    NotFound(String),
+    /// A shard it reads had no session free within the wait (503 with `Retry-After`).
+    #[error(transparent)]
+    Busy(Busy),
+    /// A shard it reads could not be read (the text names the shard).
+    #[error("reading the column definitions: {0}")]
+    Read(String),
+}
+
+/// A plan, or why there is none; shared by every request that waited for it.
+pub type Outcome = Result<Arc<Planned>, Failure>;
+
+/// The plans and the session budget, one per process (held in [`super::AppState`]).
+pub struct Plans {
+    /// The sessions requests may open, per shard.
+    budget: Arc<Budget>,
+    slots: Mutex<Slots>,
+    /// The most plans kept ([`CAPACITY`]).
+    capacity: usize,
+}
+
+#[derive(Default)]
+struct Slots {
+    by_column: HashMap<(String, ColumnId), Slot>,
+    /// The stamp of the next slot made: older slots are dropped first.
+    next: u64,
+}
+
+/// One column's plan of one generation, computed or being computed.
+struct Slot {
+    /// The generation of its own shard when the computation started: while it runs,
+    /// requests of that generation wait for it.
+    started: Generation,
+    stamp: u64,
+    /// `None` while it is computed; the computing task sends its result once.
+    done: watch::Receiver<Option<Done>>,
+}
+
+/// A finished computation.
+#[derive(Clone)]
+struct Done {
+    /// What the plan was computed from; `None` when the column was gone by then.
+    generation: Option<Generation>,
+    outcome: Outcome,
+}
+
+impl Slot {
+    /// Whether a request on `snapshot` under `settings` may take it: a plan of the current
+    /// generation, or a computation still running that started in it. A failure never is.
+    fn usable(&self, snapshot: &Snapshot, settings: &Arc<Settings>) -> bool {
+        match &*self.done.borrow() {
+            Some(done) => {
+                done.outcome.is_ok()
+                    && done
+                        .generation
+                        .as_ref()
+                        .is_some_and(|g| g.current(snapshot, settings))
+            }
+            // A computing task that ended without a result (it panicked) never gives one.
+            None => self.done.has_changed().is_ok() && self.started.current(snapshot, settings),
+        }
+    }
+
+    fn finished(&self) -> bool {
+        self.done.borrow().is_some()
+    }
+}
+
+/// What a plan was computed from.
+#[derive(Debug, Clone)]
+struct Generation {
+    settings: Arc<Settings>,
+    /// Each shard read, or whose column is shown: its index in the state, name and polls.
+    shards: Vec<(usize, String, u64)>,
+    /// Every source's read count, in the state's order.
+    sources: Vec<u64>,
+}
+
+impl Generation {
+    /// The generation of `shards` (names; unknown ones left out) in `snapshot`.
+    fn of<'a>(
+        snapshot: &Snapshot,
+        settings: &Arc<Settings>,
+        shards: impl IntoIterator<Item = &'a str>,
+    ) -> Generation {
+        Generation {
+            settings: Arc::clone(settings),
+            shards: shards
+                .into_iter()
+                .filter_map(|name| {
+                    let index = snapshot.shards.iter().position(|s| s.name == name)?;
+                    Some((index, name.to_string(), snapshot.shards[index].polls))
+                })
+                .collect(),
+            sources: snapshot.sources.iter().map(|s| s.reads).collect(),
+        }
+    }
+
+    /// Whether `snapshot`, under `settings`, is still of this generation.
+    fn current(&self, snapshot: &Snapshot, settings: &Arc<Settings>) -> bool {
+        Arc::ptr_eq(&self.settings, settings)
+            && self.sources.len() == snapshot.sources.len()
+            && self
+                .sources
+                .iter()
+                .zip(&snapshot.sources)
+                .all(|(reads, s)| *reads == s.reads)
+            && self.shards.iter().all(|(index, name, polls)| {
+                snapshot
+                    .shards
+                    .get(*index)
+                    .is_some_and(|s| s.name == *name && s.polls == *polls)
+            })
+    }
+}
+
+/// What computing a plan needs, copied out of the state (the column and its group's
+/// widenings, not the snapshot).
+struct Work {
+    column: ColumnReport,
+    /// `None` when the column needs no widening.
+    entry: Option<Parts>,
+    generation: Generation,
+}
+
+/// A [`plan::Entry`] without its column.
+struct Parts {
+    target: crate::headroom::IntType,
+    reason: String,
+    widenings: Arc<[Widening]>,
+    group: usize,
+}
+
+impl Default for Plans {
+    fn default() -> Plans {
+        Plans::new()
+    }
+}
+
+impl Plans {
+    pub fn new() -> Plans {
+        Plans::with_capacity(CAPACITY)
+    }
+
+    /// Keeping at most `capacity` plans.
+    pub fn with_capacity(capacity: usize) -> Plans {
+        Plans {
+            budget: Arc::default(),
+            slots: Mutex::default(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// The per-shard session budget, for anything else a request reads a shard for.
+    pub fn budget(&self) -> &Arc<Budget> {
+        &self.budget
+    }
+
+    /// The plan of `id` on `shard` as of the latest polls in `store`, written with
+    /// `settings`: the one kept if its generation is current, else computed once, however
+    /// many ask at the same time.
+    pub async fn get(
+        &self,
+        store: &Store,
+        settings: Arc<Settings>,
+        shard: &str,
+        id: &ColumnId,
+    ) -> Outcome {
+        let key = (shard.to_string(), id.clone());
+        let done = {
+            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            let snapshot = store.read();
+            match slots.by_column.get(&key) {
+                Some(slot) if slot.usable(&snapshot, &settings) => slot.done.clone(),
+                _ => {
+                    plan::locate(&snapshot, shard, id).map_err(Failure::NotFound)?;
+                    let started = Generation::of(&snapshot, &settings, [shard]);
+                    slots.forget_stale(&snapshot, &settings, self.capacity);
+                    drop(snapshot);
+                    let (tx, rx) = watch::channel(None);
+                    let stamp = slots.next;
+                    slots.next += 1;
+                    let slot = Slot {
+                        started,
+                        stamp,
+                        done: rx.clone(),
+                    };
+                    slots.by_column.insert(key, slot);
+                    // A task of its own: a client that goes away does not cancel what the
+                    // others wait for.
+                    let (store, budget) = (store.clone(), Arc::clone(&self.budget));
+                    let (shard, id) = (shard.to_string(), id.clone());
+                    tokio::spawn(async move {
+                        let done = run(&store, settings, &budget, shard, id).await;
+                        let _ = tx.send(Some(done));
+                    });
+                    rx
+                }
+            }
+        };
+        wait(done).await
+    }
+}
+
+impl Slots {
+    /// Drops the slots of older generations and failed ones, then, at `capacity`, the
+    /// oldest finished ones, so that one more fits.
+    fn forget_stale(&mut self, snapshot: &Snapshot, settings: &Arc<Settings>, capacity: usize) {
+        self.by_column
+            .retain(|_, slot| slot.usable(snapshot, settings));
+        let over = (self.by_column.len() + 1).saturating_sub(capacity);
+        if over > 0 {
+            let mut finished: Vec<(u64, (String, ColumnId))> = self
+                .by_column
+                .iter()
+                .filter(|(_, slot)| slot.finished())
+                .map(|(key, slot)| (slot.stamp, key.clone()))
+                .collect();
+            finished.sort_unstable_by_key(|(stamp, _)| *stamp);
+            for (_, key) in finished.into_iter().take(over) {
+                self.by_column.remove(&key);
+            }
+        }
+    }
+}
+
+/// Computes the plan of `id` on `shard` from the latest state of `store`.
+async fn run(
+    store: &Store,
+    settings: Arc<Settings>,
+    budget: &Budget,
+    shard: String,
+    id: ColumnId,
+) -> Done {
+    // Planning the whole snapshot to find the column's group takes a while on a big fleet
+    // (about a second for 100,000 columns at risk): on a copy (the columns are shared, not
+    // copied), off the async threads and outside the store's lock, which the poller waits
+    // for.
+    let snapshot = store.read().clone();
+    let prepared = {
+        let settings = Arc::clone(&settings);
+        tokio::task::spawn_blocking(move || prepare(&snapshot, &settings, &shard, &id)).await
+    };
+    let work = match prepared {
+        Ok(Ok(work)) => work,
+        Ok(Err(failure)) => {
+            return Done {
+                generation: None,
+                outcome: Err(failure),
+            };
+        }
+        Err(_) => {
+            return Done {
+                generation: None,
+                outcome: Err(Failure::Read(
+                    "the plan's computation stopped before it finished".to_string(),
+                )),
+            };
+        }
+    };
+    let generation = work.generation.clone();
+    Done {
+        generation: Some(generation),
+        outcome: compute(work, &settings, budget).await,
+    }
+}
+
+/// The column, its group's widenings and the generation they are of, from `snapshot`.
+fn prepare(
+    snapshot: &Snapshot,
+    settings: &Arc<Settings>,
+    shard: &str,
+    id: &ColumnId,
+) -> Result<Work, Failure> {
+    let (column, entry) = plan::find(snapshot, shard, id).map_err(Failure::NotFound)?;
+    let mut read: Vec<&str> = vec![shard];
+    for w in entry.iter().flat_map(|e| e.widenings.iter()) {
+        if !read.contains(&w.shard.as_str()) {
+            read.push(&w.shard);
+        }
+    }
+    Ok(Work {
+        column: column.clone(),
+        generation: Generation::of(snapshot, settings, read),
+        entry: entry.map(|e| Parts {
+            target: e.target,
+            reason: e.reason,
+            widenings: e.widenings,
+            group: e.group,
+        }),
+    })
+}
+
+/// The plan of `work`: its definitions read through `budget`.
+async fn compute(work: Work, settings: &Settings, budget: &Budget) -> Outcome {
+    let Some(parts) = work.entry else {
+        return Ok(Arc::new(plan::unplanned(&work.column)));
+    };
+    let entry = plan::Entry {
+        column: &work.column,
+        target: parts.target,
+        reason: parts.reason,
+        widenings: parts.widenings,
+        group: parts.group,
+    };
+    let widenings: Vec<&Widening> = entry.widenings.iter().collect();
+    match plan::read(settings, &widenings, Some(budget)).await {
+        Ok(found) => Ok(Arc::new(plan::write_one(settings, &entry, &found))),
+        Err(ReadError::Busy(busy)) => Err(Failure::Busy(busy)),
+        Err(ReadError::Shard(message)) => Err(Failure::Read(message)),
+    }
+}
+
+/// Waits for the computation behind `done` and takes its outcome.
+async fn wait(mut done: watch::Receiver<Option<Done>>) -> Outcome {
+    match done.wait_for(Option::is_some).await {
+        Ok(done) => match &*done {
+            Some(done) => done.outcome.clone(),
+            None => Err(Failure::Read(
+                "the plan's computation gave no answer".to_string(),
+            )),
+        },
+        Err(_) => Err(Failure::Read(
+            "the plan's computation stopped before it finished".to_string(),
+        )),
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use crate::db::budget;
+    use crate::headroom::{Headroom, IntType, Width};
+    use crate::measure::{Kind, Measured};
+    use chrono::Utc;
+    use std::time::Duration;
+
+    /// Shard `a` on a port nothing listens on: any read of it fails at once.
+    pub(in crate::api) fn settings() -> Arc<Settings> {
+        let toml = "[poll]\nquery_timeout = \"2s\"\n\
+                    [[shards]]\nname = \"a\"\nurl = \"mysql://u@127.0.0.1:1/\"\n";
+        Arc::new(crate::config::from_toml_str(toml, &|_| None).expect("settings"))
+    }
+
+    /// `shop.ok.id` (INT, nearly empty: no plan) and `shop.full.id` (TINYINT at 120 of
+    /// 127: to widen).
+    pub(in crate::api) fn poll(store: &Store, settings: &Settings) {
+        poll_with(store, settings, &[]);
+    }
+
+    /// As [`poll`], with more nearly empty INT columns, `shop.{table}.id`.
+    fn poll_with(store: &Store, settings: &Settings, more: &[String]) {
+        let report = |table: &str, t: IntType, current: i128| {
+            let measured = Measured {
+                id: ColumnId::new("shop", table, "id"),
+                column_type: t.display_name().to_ascii_lowercase().into(),
+                int_type: t,
+                kind: Kind::AutoIncrement,
+                source: None,
+                headroom: Headroom::new(current, t.max()),
+                type_mismatch: false,
+                feeder_max: None,
+                evidence: None,
+            };
+            ColumnReport::new(
+                "a".into(),
+                measured,
+                crate::growth::Forecast::NONE,
+                settings.policy.default,
+                None,
+                Utc::now(),
+            )
+        };
+        let mut columns = vec![
+            report("ok", IntType::new(Width::Int, false), 5),
+            report("full", IntType::new(Width::Tiny, false), 120),
+        ];
+        columns.extend(
+            more.iter()
+                .map(|t| report(t, IntType::new(Width::Int, false), 5)),
+        );
+        store.shard_succeeded(
+            "a",
+            columns,
+            Vec::new(),
+            Duration::from_millis(1),
+            Utc::now(),
+        );
+    }
+
+    #[tokio::test]
+    async fn a_column_of_one_generation_is_computed_once_for_every_request() {
+        let settings = settings();
+        let store = Store::new(&settings);
+        poll(&store, &settings);
+        let plans = Plans::new();
+        let id = ColumnId::new("shop", "ok", "id");
+        let asked = (0..8).map(|_| plans.get(&store, Arc::clone(&settings), "a", &id));
+        let got: Vec<Outcome> = futures::future::join_all(asked).await;
+        let first = got[0].clone().expect("a plan");
+        assert_eq!(first.column.id, id);
+        assert!(
+            got.iter()
+                .all(|g| g.as_ref().is_ok_and(|p| Arc::ptr_eq(p, &first))),
+            "computed more than once"
+        );
+        let later = plans.get(&store, Arc::clone(&settings), "a", &id).await;
+        assert!(later.is_ok_and(|p| Arc::ptr_eq(&p, &first)));
+
+        // The next poll is a new generation: computed again, the old one dropped.
+        poll(&store, &settings);
+        let next = plans
+            .get(&store, Arc::clone(&settings), "a", &id)
+            .await
+            .expect("a plan");
+        assert!(!Arc::ptr_eq(&next, &first));
+        let slots = plans.slots.lock().expect("slots");
+        assert_eq!(slots.by_column.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn at_most_capacity_plans_are_kept_the_oldest_dropped_first() {
+        let settings = settings();
+        let store = Store::new(&settings);
+        let tables: Vec<String> = (0..4).map(|i| format!("t{i}")).collect();
+        poll_with(&store, &settings, &tables);
+        let plans = Plans::with_capacity(3);
+        for table in &tables {
+            let id = ColumnId::new("shop", table, "id");
+            plans
+                .get(&store, Arc::clone(&settings), "a", &id)
+                .await
+                .expect("a plan");
+        }
+        let slots = plans.slots.lock().expect("slots");
+        assert_eq!(slots.by_column.len(), 3);
+        let kept = |t: &str| {
+            slots
+                .by_column
+                .contains_key(&("a".to_string(), ColumnId::new("shop", t, "id")))
+        };
+        assert!(!kept("t0"));
+        assert!(kept("t1"));
+        assert!(kept("t3"));
+    }
+
+    #[tokio::test]
+    async fn a_reload_is_a_new_generation() {
+        let settings = settings();
+        let store = Store::new(&settings);
+        poll(&store, &settings);
+        let plans = Plans::new();
+        let id = ColumnId::new("shop", "ok", "id");
+        let first = plans.get(&store, Arc::clone(&settings), "a", &id).await;
+        let reloaded = Arc::new((*settings).clone());
+        let second = plans.get(&store, reloaded, "a", &id).await;
+        let (first, second) = (first.expect("a plan"), second.expect("a plan"));
+        assert!(!Arc::ptr_eq(&first, &second));
+    }
+
+    #[tokio::test]
+    async fn an_unknown_column_is_not_found_and_not_kept() {
+        let settings = settings();
+        let store = Store::new(&settings);
+        poll(&store, &settings);
+        let plans = Plans::new();
+        let got = plans
+            .get(&store, settings, "a", &ColumnId::new("shop", "nope", "id"))
+            .await;
+        assert_eq!(
+            got.map(|_| ()),
+            Err(Failure::NotFound(
+                "no ID column shop.nope.id is known on shard \"a\"".to_string()
+            ))
+        );
+        assert!(plans.slots.lock().expect("slots").by_column.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_busy_shard_is_answered_busy_and_the_next_request_tries_again() {
+        let settings = settings();
+        let store = Store::new(&settings);
+        poll(&store, &settings);
+        let plans = Plans::new();
+        let id = ColumnId::new("shop", "full", "id");
+        let held = plans
+            .budget()
+            .acquire("a", budget::MAX_WAIT)
+            .await
+            .expect("a free shard");
+        let got = plans.get(&store, Arc::clone(&settings), "a", &id).await;
+        assert_eq!(
+            got.map(|_| ()),
+            Err(Failure::Busy(Busy {
+                shard: "a".to_string(),
+                waited: Duration::from_secs(2)
+            }))
+        );
+        drop(held);
+        tokio::time::resume();
+        // Not kept: this one reads the shard, which refuses the connection.
+        let got = plans.get(&store, settings, "a", &id).await;
+        assert!(
+            matches!(&got, Err(Failure::Read(m)) if m.starts_with("shard a: connecting")),
+            "{got:?}"
+        );
+    }
+}
