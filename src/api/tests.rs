@@ -35,6 +35,7 @@ fn app(n: usize) -> axum::Router {
         pager: None,
         reload: None,
         settings: Arc::new(std::sync::RwLock::new(Arc::new(settings))),
+        plans: Arc::new(super::plan_cache::Plans::new()),
     })
 }
 
