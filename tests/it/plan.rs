@@ -378,3 +378,208 @@ fn plan_refuses_a_bad_column_glob_with_exit_2() {
         "{stderr}"
     );
 }
+
+/// A child table and a constraint named to break a parser of `SHOW CREATE TABLE`: a
+/// backtick, a backslash, a newline and SQL of their own.
+const HOSTILE_CHILD: &str = "or`d\\ers\n{table}";
+const HOSTILE_FK: &str = "fk`user\n) REFERENCES `x` (`y`) -- ";
+/// A comment that reads like a foreign key to anything that does not lex its string.
+const FORGED: &str = "', CONSTRAINT `forged` FOREIGN KEY (`user_id`) REFERENCES `users` (`id`), '";
+
+/// Schema `app` for the README's grant: `users.id` INT near its maximum, `orders.user_id`
+/// (`fk_user`: ON DELETE CASCADE ON UPDATE CASCADE) and the hostile child (ON DELETE SET
+/// NULL), both children INT; and the monitoring user `headroom` with exactly
+/// `GRANT SELECT ON app.*`.
+fn seed_with_grant(shard: &MariaDb) {
+    let sql = format!(
+        "CREATE DATABASE app;
+CREATE TABLE app.users (
+  id INT NOT NULL AUTO_INCREMENT PRIMARY KEY
+) ENGINE=InnoDB AUTO_INCREMENT=2104533975;
+CREATE TABLE app.orders (
+  id INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  user_id INT NOT NULL COMMENT {forged},
+  KEY (user_id),
+  CONSTRAINT fk_user FOREIGN KEY (user_id) REFERENCES app.users (id)
+    ON DELETE CASCADE ON UPDATE CASCADE
+) ENGINE=InnoDB;
+CREATE TABLE app.{child} (
+  id INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  user_id INT NULL,
+  KEY (user_id),
+  CONSTRAINT {fk} FOREIGN KEY (user_id) REFERENCES app.users (id) ON DELETE SET NULL
+) ENGINE=InnoDB;
+INSERT INTO app.users () VALUES ();
+INSERT INTO app.orders (user_id) SELECT id FROM app.users;
+INSERT INTO app.{child} (user_id) SELECT id FROM app.users;
+CREATE USER 'headroom'@'%';
+GRANT SELECT ON app.* TO 'headroom'@'%';",
+        forged = literal(FORGED),
+        child = ident(HOSTILE_CHILD),
+        fk = ident(HOSTILE_FK),
+    );
+    shard.exec(&sql).expect("seeding the shard");
+}
+
+/// A configuration of one shard, read as `user`.
+fn one_shard_toml(shard: &MariaDb, user: &str) -> String {
+    format!(
+        "[poll]\nquery_timeout = \"5s\"\n[[shards]]\nname = \"s1\"\nurl = \"{}\"\nschemas = [\"app\"]\n",
+        shard.url(user, None)
+    )
+}
+
+/// Each foreign key of a plan as `name table(columns) -> table(columns) delete/update`.
+fn keys(plan: &Value) -> Vec<String> {
+    let mut out: Vec<String> = plan["foreign_keys"]
+        .as_array()
+        .expect("foreign_keys")
+        .iter()
+        .map(|k| {
+            let list = |v: &Value| {
+                v.as_array()
+                    .expect("columns")
+                    .iter()
+                    .map(|c| c.as_str().unwrap_or_default().to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            format!(
+                "{} {}.{}({}) -> {}.{}({}) {}/{}",
+                k["name"].as_str().unwrap_or_default(),
+                k["schema"].as_str().unwrap_or_default(),
+                k["table"].as_str().unwrap_or_default(),
+                list(&k["columns"]),
+                k["parent_schema"].as_str().unwrap_or_default(),
+                k["parent_table"].as_str().unwrap_or_default(),
+                list(&k["parent_columns"]),
+                k["on_delete"].as_str().unwrap_or_default(),
+                k["on_update"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn plan_with_only_the_readme_grant_drops_and_adds_again_every_foreign_key() {
+    let servers = start_servers(&["plan-grant"]);
+    let shard = &servers[0];
+    seed_with_grant(shard);
+    let config = one_shard_toml(shard, "headroom");
+
+    let (code, stdout, stderr) = headroom(
+        "plan",
+        &config,
+        &["--format", "json", "--column", "app.users.id"],
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let doc: Value = serde_json::from_str(&stdout).expect("one JSON document");
+    let plan = &doc["columns"][0]["plan"];
+    assert_eq!(
+        keys(plan),
+        vec![
+            "fk_user app.orders(user_id) -> app.users(id) CASCADE/CASCADE".to_string(),
+            format!("{HOSTILE_FK} app.{HOSTILE_CHILD}(user_id) -> app.users(id) SET NULL/RESTRICT"),
+        ]
+    );
+    let steps: Vec<&str> = plan["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| s["statement"].as_str().expect("statement"))
+        .collect();
+    assert_eq!(steps.len(), 7, "2 drops, 3 widenings, 2 adds: {steps:#?}");
+
+    // Applied as root, in order: every statement succeeds.
+    let sql: String = steps.iter().map(|s| format!("{s};\n")).collect();
+    shard
+        .exec(&sql)
+        .unwrap_or_else(|e| panic!("applying the steps: {e}\n{sql}"));
+
+    let fks = shard
+        .exec(
+            "SELECT CONSTRAINT_NAME, TABLE_NAME, DELETE_RULE, UPDATE_RULE \
+             FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = 'app' \
+             ORDER BY CONSTRAINT_NAME",
+        )
+        .expect("foreign keys");
+    let escaped = |s: &str| s.replace('\\', "\\\\").replace('\n', "\\n");
+    assert_eq!(
+        fks,
+        format!(
+            "fk_user\torders\tCASCADE\tCASCADE\n{}\t{}\tSET NULL\tRESTRICT\n",
+            escaped(HOSTILE_FK),
+            escaped(HOSTILE_CHILD)
+        )
+    );
+    let types = shard
+        .exec(
+            "SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = 'app' AND COLUMN_NAME IN ('user_id') OR \
+             (TABLE_SCHEMA = 'app' AND TABLE_NAME = 'users') ORDER BY TABLE_NAME",
+        )
+        .expect("types");
+    assert_eq!(
+        types,
+        format!(
+            "orders\tuser_id\tbigint(20)\n{}\tuser_id\tbigint(20)\nusers\tid\tbigint(20)\n",
+            escaped(HOSTILE_CHILD)
+        )
+    );
+    let (code, stdout, stderr) = headroom("check", &config, &[]);
+    assert_eq!(code, 0, "nothing at warning or worse: {stdout}{stderr}");
+}
+
+#[test]
+fn plan_writes_no_statement_for_a_column_whose_foreign_key_parent_it_cannot_see() {
+    let servers = start_servers(&["plan-unseen"]);
+    let shard = &servers[0];
+    shard
+        .exec(
+            "CREATE DATABASE vault;
+CREATE TABLE vault.accounts (id INT NOT NULL PRIMARY KEY) ENGINE=InnoDB;
+INSERT INTO vault.accounts VALUES (2104533975);
+CREATE DATABASE app;
+CREATE TABLE app.ledger (
+  id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  account_id INT NOT NULL,
+  CONSTRAINT ledger_account FOREIGN KEY (account_id) REFERENCES vault.accounts (id)
+) ENGINE=InnoDB;
+INSERT INTO app.ledger (account_id) VALUES (2104533975);
+CREATE USER 'headroom'@'%';
+GRANT SELECT ON app.* TO 'headroom'@'%';",
+        )
+        .expect("seeding the shard");
+    let config = one_shard_toml(shard, "headroom");
+
+    let (code, stdout, stderr) = headroom("plan", &config, &["--format", "json"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let doc: Value = serde_json::from_str(&stdout).expect("one JSON document");
+    assert_eq!(names(&doc), vec!["s1/app.ledger.account_id".to_string()]);
+    let plan = &doc["columns"][0]["plan"];
+    assert_eq!(
+        keys(plan),
+        vec!["ledger_account app.ledger(account_id) -> vault.accounts(id) RESTRICT/RESTRICT"]
+    );
+    let change = &plan["changes"][0];
+    assert_eq!(change["statement"], Value::Null, "{plan:#}");
+    assert_eq!(change["gh_ost"], Value::Null);
+    assert_eq!(change["pt_online_schema_change"], Value::Null);
+    assert_eq!(
+        change["note"],
+        "not written: the parent vault.accounts.id of foreign key ledger_account is not visible \
+         to the monitoring user: widen both by hand"
+    );
+    assert_eq!(plan["steps"], serde_json::json!([]));
+
+    // The text says the same, and the SQL holds no statement, only why.
+    let (code, text, _) = headroom("plan", &config, &[]);
+    assert_eq!(code, 0);
+    assert!(
+        text.contains("     note: not written: the parent vault.accounts.id"),
+        "{text}"
+    );
+    assert!(!text.contains("ALTER TABLE"), "{text}");
+}
