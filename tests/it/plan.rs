@@ -583,3 +583,142 @@ GRANT SELECT ON app.* TO 'headroom'@'%';",
     );
     assert!(!text.contains("ALTER TABLE"), "{text}");
 }
+
+/// A parent table named with a backslash, a newline, a control character and a backtick,
+/// and the SQL of a statement after a comment's end.
+const HOSTILE_PARENT: &str = "us\\er`s\n\u{1}; DROP TABLE kids; -- x";
+
+/// Schema `app`: the hostile `users.id` INT near its maximum, and `kids.parent` holding it
+/// (`kids_parent`, ON DELETE CASCADE); the user `headroom` with the README's grant.
+fn seed_hostile_parent(shard: &MariaDb) {
+    let sql = format!(
+        "CREATE DATABASE app;
+CREATE TABLE app.{users} (
+  id INT NOT NULL AUTO_INCREMENT PRIMARY KEY COMMENT {comment}
+) ENGINE=InnoDB AUTO_INCREMENT=2104533975;
+CREATE TABLE app.kids (
+  id INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  parent INT NOT NULL,
+  KEY (parent),
+  CONSTRAINT kids_parent FOREIGN KEY (parent) REFERENCES app.{users} (id) ON DELETE CASCADE
+) ENGINE=InnoDB;
+INSERT INTO app.{users} () VALUES ();
+INSERT INTO app.kids (parent) SELECT id FROM app.{users};
+CREATE USER 'headroom'@'%';
+GRANT SELECT ON app.* TO 'headroom'@'%';",
+        users = ident(HOSTILE_PARENT),
+        comment = literal(COMMENT),
+    );
+    shard.exec(&sql).expect("seeding the shard");
+}
+
+#[test]
+fn plan_format_sql_fed_to_the_mariadb_client_widens_a_table_with_a_hostile_name() {
+    let servers = start_servers(&["plan-sql"]);
+    let shard = &servers[0];
+    seed_hostile_parent(shard);
+    let config = one_shard_toml(shard, "headroom");
+
+    let (code, sql, stderr) = headroom(
+        "plan",
+        &config,
+        &["--format", "sql", "--column", "app.us*.id"],
+    );
+    assert_eq!(code, 0, "{sql}{stderr}");
+    let users = ident(HOSTILE_PARENT);
+    assert_eq!(
+        sql,
+        format!(
+            "-- headroom plan: the statements to run on shard s1, in order.\n\
+             -- Run them all with the mariadb client, which stops at the first error.\n\
+             \n\
+             -- 1. app.us\\\\er`s\\n\\u{{1}}; DROP TABLE kids; -- x.id (critical): to BIGINT\n\
+             ALTER TABLE `app`.`kids` DROP FOREIGN KEY `kids_parent`;\n\
+             ALTER TABLE `app`.{users} MODIFY COLUMN `id` BIGINT NOT NULL AUTO_INCREMENT \
+             COMMENT 'it''s the {{table}} key \\\\ (see `users`) -- #';\n\
+             ALTER TABLE `app`.`kids` MODIFY COLUMN `parent` BIGINT NOT NULL;\n\
+             ALTER TABLE `app`.`kids` ADD CONSTRAINT `kids_parent` FOREIGN KEY (`parent`) \
+             REFERENCES `app`.{users} (`id`) ON DELETE CASCADE ON UPDATE RESTRICT;\n"
+        )
+    );
+
+    // mariadb < plan.sql, as root.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("plan.sql");
+    std::fs::write(&file, &sql).expect("writing plan.sql");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{} < {}", shard.client_command(), file.display()))
+        .output()
+        .expect("running the mariadb client");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    assert_eq!(
+        attributes(shard, HOSTILE_PARENT, "id"),
+        vec!["NO", "(none)", &hex(COMMENT), "bigint(20)"]
+    );
+    assert_eq!(
+        attributes(shard, "kids", "parent"),
+        vec!["NO", "(none)", "", "bigint(20)"]
+    );
+    let fks = shard
+        .exec(
+            "SELECT CONSTRAINT_NAME, HEX(REFERENCED_TABLE_NAME), DELETE_RULE \
+             FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = 'app'",
+        )
+        .expect("foreign keys");
+    assert_eq!(
+        fks,
+        format!("kids_parent\t{}\tCASCADE\n", hex(HOSTILE_PARENT))
+    );
+    let (code, stdout, stderr) = headroom("check", &config, &[]);
+    assert_eq!(code, 0, "nothing at warning or worse: {stdout}{stderr}");
+}
+
+#[test]
+fn plan_format_sql_refuses_a_terminal_when_a_name_holds_a_control_character() {
+    let servers = start_servers(&["plan-sql-tty"]);
+    let shard = &servers[0];
+    seed_hostile_parent(shard);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("headroom.toml");
+    std::fs::write(&config, one_shard_toml(shard, "headroom")).expect("config");
+    // `script` runs it with stdout on a pseudo-terminal.
+    let out = std::process::Command::new("script")
+        .arg("-qec")
+        .arg(format!(
+            "{} plan --config {} --format sql",
+            env!("CARGO_BIN_EXE_headroom"),
+            config.display()
+        ))
+        .arg("/dev/null")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("running script");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{screen}");
+    assert!(
+        screen.contains(
+            "headroom: the SQL holds names with control characters, written exactly; it is not \
+             printed to a terminal: redirect it to a file (headroom plan --format sql > plan.sql)"
+        ),
+        "{screen}"
+    );
+    assert!(!screen.contains("ALTER"), "{screen}");
+}
+
+#[test]
+fn plan_refuses_shard_without_format_sql_with_exit_2() {
+    let toml = "[[shards]]\nname = \"s\"\nurl = \"mysql://root@127.0.0.1:1/\"\n";
+    let (code, stdout, stderr) = headroom("plan", toml, &["--shard", "s"]);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(stdout.is_empty());
+    assert_eq!(stderr, "headroom: --shard applies to --format sql only\n");
+    let (code, _, stderr) = headroom("plan", toml, &["--format", "sql", "--shard", "t"]);
+    assert_eq!(code, 2);
+    assert_eq!(stderr, "headroom: --shard: no shard named \"t\"\n");
+}
