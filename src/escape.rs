@@ -23,6 +23,12 @@ fn unsafe_char(c: char) -> bool {
         )
 }
 
+/// Whether `text` may reach a terminal as it is: it holds no character [`escape`] would
+/// escape but the backslash.
+pub fn terminal_safe(text: &str) -> bool {
+    !text.chars().any(unsafe_char)
+}
+
 /// `text` with every unsafe character escaped; borrowed when nothing needs it.
 pub fn escape(text: &str) -> Cow<'_, str> {
     if !text.chars().any(|c| c == '\\' || unsafe_char(c)) {

@@ -2,6 +2,7 @@
 //! `plan` (the statements that widen what runs out), `lint` (the CI gate on ID column types
 //! and strict mode) and `bump` (raise a development fleet's counters above a bound).
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -61,17 +62,23 @@ enum Command {
     },
     /// Poll once and print, for every column at warning or worse or narrower than what
     /// feeds it, the statements that widen it and every column that must widen with it.
-    /// Exit 0 printed (also when nothing needs widening), 2 a bad configuration or a
-    /// server unreachable.
+    /// Exit 0 printed (also when nothing needs widening), 2 a bad configuration, a server
+    /// unreachable, or `--format sql` refused (statements on several shards and no
+    /// `--shard`; names with control characters bound for a terminal).
     Plan {
         #[arg(long, default_value = "config/headroom.toml")]
         config: PathBuf,
-        /// `text` for people, `json` for tools.
+        /// `text` for people, `json` for tools, `sql` for the mariadb client (the
+        /// statements of one shard, names exact: redirect it to a file).
         #[arg(long, value_enum, default_value = "text")]
         format: PlanFormat,
         /// Only columns whose `schema.table.column` matches this glob.
         #[arg(long, value_name = "GLOB")]
         column: Option<String>,
+        /// With `--format sql`: the shard whose statements to write (needed when the plan
+        /// has statements on more than one).
+        #[arg(long, value_name = "NAME")]
+        shard: Option<String>,
     },
     /// Poll every configured shard once (whatever `[cluster]` says) and list each ID column
     /// narrower than what feeds it, each auto-increment column of a type not in
@@ -108,6 +115,7 @@ enum Command {
 enum PlanFormat {
     Text,
     Json,
+    Sql,
 }
 
 /// How `lint` prints.
@@ -158,7 +166,8 @@ fn main() -> ExitCode {
                 config,
                 format,
                 column,
-            } => plan(config, format, column).await,
+                shard,
+            } => plan(config, format, column, shard).await,
             Command::Lint { config, format } => lint(config, format).await,
             Command::Bump {
                 config,
@@ -242,7 +251,21 @@ async fn check(path: PathBuf, overrides: &config::Overrides, all: bool, json: bo
     }
 }
 
-async fn plan(path: PathBuf, format: PlanFormat, column: Option<String>) -> ExitCode {
+async fn plan(
+    path: PathBuf,
+    format: PlanFormat,
+    column: Option<String>,
+    shard: Option<String>,
+) -> ExitCode {
+    let format = match format {
+        PlanFormat::Text => headroom::plan::command::Format::Text,
+        PlanFormat::Json => headroom::plan::command::Format::Json,
+        PlanFormat::Sql => headroom::plan::command::Format::Sql,
+    };
+    if shard.is_some() && format != headroom::plan::command::Format::Sql {
+        eprintln!("headroom: --shard applies to --format sql only");
+        return ExitCode::from(2);
+    }
     let settings = match load(&path, &config::Overrides::default()) {
         Ok(s) => s,
         Err(code) => return code,
@@ -257,8 +280,21 @@ async fn plan(path: PathBuf, format: PlanFormat, column: Option<String>) -> Exit
             return ExitCode::from(2);
         }
     };
-    let json = matches!(format, PlanFormat::Json);
-    let outcome = headroom::plan::command::run(settings, json, globs.as_ref()).await;
+    let outcome =
+        headroom::plan::command::run(settings, format, globs.as_ref(), shard.as_deref()).await;
+    if let Ok(o) = &outcome
+        && o.raw_controls
+        && std::io::stdout().is_terminal()
+    {
+        // Names written exactly could repaint or drive the terminal: the file is for the
+        // mariadb client, not for a screen.
+        eprintln!(
+            "headroom: the SQL holds names with control characters, written exactly; it is \
+             not printed to a terminal: redirect it to a file (headroom plan --format sql > \
+             plan.sql)"
+        );
+        return ExitCode::from(2);
+    }
     finish(outcome.map(|o| (o.output, o.errors, o.exit_code)))
 }
 

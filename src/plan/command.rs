@@ -1,6 +1,7 @@
 //! The `headroom plan` command: one poll (as `check`), the definitions of the columns to
-//! widen read from their shards, and the plan as text or JSON. Names in the text are
-//! escaped ([`crate::escape`]); the JSON holds them exactly.
+//! widen read from their shards, and the plan as text, JSON or SQL. Names in the text are
+//! escaped ([`crate::escape`]); the JSON holds them exactly; the SQL is the statements to
+//! run, exactly, with names in its comments escaped so that none can end a comment.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -14,60 +15,96 @@ use crate::escape::escape;
 use crate::policy::ColumnGlobs;
 use crate::poller::Poller;
 
+/// How `plan` writes the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// For people: names escaped for the terminal.
+    Text,
+    /// For tools: names exact.
+    Json,
+    /// The statements to run on one shard, for `mariadb < plan.sql`: names exact.
+    Sql,
+}
+
 /// What `plan` prints and how it ends.
 pub struct Outcome {
     /// The plan, on stdout.
     pub output: String,
     /// Why it could not be made, on stderr.
     pub errors: String,
-    /// 0 printed; 2 a server unreachable.
+    /// 0 printed; 2 a server unreachable, or SQL asked for without saying which shard.
     pub exit_code: u8,
+    /// The output holds characters a terminal would act on (the SQL writes names exactly):
+    /// it must go to a file, not to a terminal.
+    pub raw_controls: bool,
 }
 
-/// Polls once, reads the definitions, and writes the plan.
+impl Outcome {
+    fn failed(errors: String) -> Outcome {
+        Outcome {
+            output: String::new(),
+            errors,
+            exit_code: 2,
+            raw_controls: false,
+        }
+    }
+}
+
+/// Polls once, reads the definitions, and writes the plan; with [`Format::Sql`], the
+/// statements of `shard` (which may be left out when they all run on one shard).
 pub async fn run(
     settings: Settings,
-    as_json: bool,
+    format: Format,
     globs: Option<&ColumnGlobs>,
+    shard: Option<&str>,
 ) -> anyhow::Result<Outcome> {
+    if let Some(name) = shard
+        && !settings.shards.iter().any(|s| s.name == name)
+    {
+        return Ok(Outcome::failed(format!(
+            "headroom: --shard: no shard named {:?}\n",
+            escape(name)
+        )));
+    }
     let settings = Arc::new(settings);
     let snapshot = Poller::snapshot_once(Arc::clone(&settings)).await?;
     let errors = snapshot.unreachable_errors();
     if !errors.is_empty() {
-        return Ok(Outcome {
-            output: String::new(),
-            errors,
-            exit_code: 2,
-        });
+        return Ok(Outcome::failed(errors));
     }
     let entries = super::select(&snapshot, globs);
     let widenings: Vec<&Widening> = super::to_read(&entries);
     let found = match super::read(&settings, &widenings, None).await {
         Ok(found) => found,
         Err(e) => {
-            return Ok(Outcome {
-                output: String::new(),
-                errors: format!("headroom: {}\n", escape(&e.to_string())),
-                exit_code: 2,
-            });
+            return Ok(Outcome::failed(format!(
+                "headroom: {}\n",
+                escape(&e.to_string())
+            )));
         }
     };
     let planned = super::write(&settings, &entries, &found);
     let rate = settings.plan.rebuild_mb_per_second;
-    let output = if as_json {
-        let doc = json!({
-            "generated_at": Utc::now(),
-            "rebuild_mb_per_second": rate,
-            "columns": planned,
-        });
-        format!("{}\n", serde_json::to_string_pretty(&doc)?)
-    } else {
-        text(&planned, rate)
+    let (output, raw_controls) = match format {
+        Format::Json => {
+            let doc = json!({
+                "generated_at": Utc::now(),
+                "rebuild_mb_per_second": rate,
+                "columns": planned,
+            });
+            (format!("{}\n", serde_json::to_string_pretty(&doc)?), false)
+        }
+        Format::Text => (text(&planned, rate), false),
+        Format::Sql => match sql(&planned, shard) {
+            Ok(sql) => (sql.text, sql.raw_controls),
+            Err(e) => return Ok(Outcome::failed(format!("headroom: {e}\n"))),
+        },
     };
     Ok(Outcome {
         output,
         errors: String::new(),
         exit_code: 0,
+        raw_controls,
     })
 }
 
@@ -174,4 +211,306 @@ pub fn text(planned: &[Planned], rate: u64) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The plan as a SQL file (see [`sql`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sql {
+    pub text: String,
+    /// A statement holds a character a terminal would act on.
+    pub raw_controls: bool,
+}
+
+/// The shards that `planned` has statements or changes on, in order.
+fn shards_of(planned: &[Planned]) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
+    let on = planned.iter().flat_map(|p| {
+        let steps = p.plan.steps.iter().map(|s| s.shard.as_str());
+        steps.chain(p.plan.changes.iter().map(|c| c.shard.as_str()))
+    });
+    for shard in on {
+        if !out.contains(&shard) {
+            out.push(shard);
+        }
+    }
+    out
+}
+
+/// The statements to run on `shard`, in order, each ending in `;` on a line of its own:
+/// for each column planned in full (not `same_as`), a `--` comment naming it, its `steps`
+/// on that shard (the foreign keys dropped, the columns widened, the keys added again), and
+/// a comment for each of its changes there that has no statement, with why. Statements hold
+/// names exactly; comments hold them escaped ([`escape`]), so that no line end in a name
+/// can end a comment and start a statement. `shard` may be `None` when every statement
+/// runs on one shard; `Err` when they run on several. Pure.
+pub fn sql(planned: &[Planned], shard: Option<&str>) -> Result<Sql, String> {
+    let shards = shards_of(planned);
+    let shard = match (shard, shards.as_slice()) {
+        (Some(s), _) => Some(s),
+        (None, []) => None,
+        (None, [one]) => Some(*one),
+        (None, many) => {
+            let names: Vec<String> = many.iter().map(|s| escape(s).into_owned()).collect();
+            return Err(format!(
+                "the plan's statements run on {} shards ({}): write one file for each with \
+                 --shard NAME",
+                many.len(),
+                names.join(", ")
+            ));
+        }
+    };
+    let mut out = String::new();
+    let mut raw_controls = false;
+    let Some(shard) = shard else {
+        out.push_str("-- No column at warning or worse or mismatched: nothing to widen.\n");
+        return Ok(Sql {
+            text: out,
+            raw_controls,
+        });
+    };
+    let _ = writeln!(
+        out,
+        "-- headroom plan: the statements to run on shard {}, in order.\n\
+         -- Run them all with the mariadb client, which stops at the first error.",
+        escape(shard)
+    );
+    let mut written = 0;
+    for p in planned.iter().filter(|p| p.plan.same_as.is_none()) {
+        let steps: Vec<&str> = p
+            .plan
+            .steps
+            .iter()
+            .filter(|s| s.shard == shard)
+            .map(|s| s.statement.as_str())
+            .collect();
+        let unwritten: Vec<&Change> = p
+            .plan
+            .changes
+            .iter()
+            .filter(|c| c.shard == shard && c.statement.is_none())
+            .collect();
+        if steps.is_empty() && unwritten.is_empty() {
+            continue;
+        }
+        written += 1;
+        let c = &p.column;
+        let _ = writeln!(
+            out,
+            "\n-- {written}. {} ({}): to {}",
+            escape(&c.name()),
+            c.status,
+            p.plan.target_type
+        );
+        for statement in steps {
+            raw_controls |= !crate::escape::terminal_safe(statement);
+            let _ = writeln!(out, "{statement};");
+        }
+        for change in unwritten {
+            let name = format!("{}.{}.{}", change.schema, change.table, change.column);
+            let _ = writeln!(
+                out,
+                "-- not written: {}: {}",
+                escape(&name),
+                escape(change.note.as_deref().unwrap_or("no statement"))
+            );
+        }
+    }
+    if written == 0 {
+        out.push_str("\n-- Nothing to widen on this shard.\n");
+    }
+    Ok(Sql {
+        text: out,
+        raw_controls,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+    use crate::headroom::{Headroom, IntType, Width};
+    use crate::inventory::ColumnId;
+    use crate::measure::{ColumnReport, Kind, Measured};
+    use crate::plan::{ColumnPlan, Step};
+
+    /// A table named to end a `--` comment and start a statement of its own.
+    const TABLE: &str = "or\\d`ers\n\u{1}DROP TABLE x; -- ";
+
+    fn report(shard: &str, table: &str) -> ColumnReport {
+        let settings = crate::config::from_toml_str(
+            "[[shards]]\nname = \"a\"\nurl = \"mysql://u@db-a:3306/\"\n",
+            &|_| None,
+        )
+        .expect("settings");
+        let int = IntType::new(Width::Int, false);
+        let measured = Measured {
+            id: ColumnId::new("app", table, "id"),
+            column_type: "int(11)".into(),
+            int_type: int,
+            kind: Kind::AutoIncrement,
+            source: None,
+            headroom: Headroom::new(2_104_533_975, int.max()),
+            type_mismatch: false,
+            feeder_max: None,
+            evidence: None,
+        };
+        ColumnReport::new(
+            shard.into(),
+            measured,
+            crate::growth::Forecast::NONE,
+            settings.policy.default,
+            None,
+            Utc::now(),
+        )
+    }
+
+    fn change(shard: &str, table: &str, statement: Option<&str>, note: Option<&str>) -> Change {
+        Change {
+            shard: shard.to_string(),
+            schema: "app".to_string(),
+            table: table.to_string(),
+            column: "id".to_string(),
+            host: "db".to_string(),
+            port: 3306,
+            from_type: "int(11)".to_string(),
+            to_type: "BIGINT".to_string(),
+            definition: None,
+            table_size: None,
+            statement: statement.map(str::to_string),
+            gh_ost: None,
+            pt_online_schema_change: None,
+            rebuilds: true,
+            rebuild_seconds_estimate: None,
+            note: note.map(str::to_string),
+        }
+    }
+
+    fn planned(column: ColumnReport, changes: Vec<Change>, steps: &[(&str, &str)]) -> Planned {
+        Planned {
+            column,
+            plan: ColumnPlan {
+                target_type: "BIGINT".to_string(),
+                reason: "critical".to_string(),
+                changes,
+                foreign_keys: Vec::new(),
+                steps: steps
+                    .iter()
+                    .map(|(shard, statement)| Step {
+                        shard: shard.to_string(),
+                        statement: statement.to_string(),
+                    })
+                    .collect(),
+                same_as: None,
+            },
+        }
+    }
+
+    /// Shard `a`: the hostile table's key dropped, two columns widened, the key added
+    /// again; a generated column with no statement; and a second column of the same group
+    /// (`same_as`), which adds nothing.
+    fn plan() -> Vec<Planned> {
+        let drop = "ALTER TABLE `app`.`c` DROP FOREIGN KEY `k`";
+        let widen = format!(
+            "ALTER TABLE `app`.`{}` MODIFY COLUMN `id` BIGINT NOT NULL",
+            TABLE.replace('`', "``")
+        );
+        let child = "ALTER TABLE `app`.`c` MODIFY COLUMN `p` BIGINT NULL";
+        let add = "ALTER TABLE `app`.`c` ADD CONSTRAINT `k` FOREIGN KEY (`p`) REFERENCES `app`.`t` (`id`) ON DELETE CASCADE ON UPDATE RESTRICT";
+        let first = planned(
+            report("a", TABLE),
+            vec![
+                change("a", TABLE, Some(&widen), None),
+                change("a", "g\nDROP", None, Some("a generated column:\nby hand")),
+            ],
+            &[("a", drop), ("a", &widen), ("a", child), ("a", add)],
+        );
+        let mut second = planned(report("a", "c"), Vec::new(), &[]);
+        second.plan.same_as = Some("a/app.t.id".to_string());
+        vec![first, second]
+    }
+
+    #[test]
+    fn the_sql_is_the_steps_in_order_with_every_name_in_a_comment_escaped() {
+        let got = sql(&plan(), None).expect("one shard");
+        let widen = "ALTER TABLE `app`.`or\\d``ers\n\u{1}DROP TABLE x; -- ` MODIFY COLUMN `id` BIGINT NOT NULL";
+        let expected = format!(
+            "-- headroom plan: the statements to run on shard a, in order.\n\
+             -- Run them all with the mariadb client, which stops at the first error.\n\
+             \n\
+             -- 1. app.or\\\\d`ers\\n\\u{{1}}DROP TABLE x; -- .id (critical): to BIGINT\n\
+             ALTER TABLE `app`.`c` DROP FOREIGN KEY `k`;\n\
+             {widen};\n\
+             ALTER TABLE `app`.`c` MODIFY COLUMN `p` BIGINT NULL;\n\
+             ALTER TABLE `app`.`c` ADD CONSTRAINT `k` FOREIGN KEY (`p`) REFERENCES `app`.`t` (`id`) ON DELETE CASCADE ON UPDATE RESTRICT;\n\
+             -- not written: app.g\\nDROP.id: a generated column:\\nby hand\n"
+        );
+        assert_eq!(got.text, expected);
+        assert!(got.raw_controls, "the name's \\u{{1}} is written exactly");
+        // Every line is a comment, or part of a statement: no name starts a line of its
+        // own outside a statement.
+        let statements = got
+            .text
+            .lines()
+            .filter(|l| !l.starts_with("--") && !l.is_empty());
+        assert_eq!(
+            statements.collect::<Vec<_>>().len(),
+            5,
+            "four statements, one over two lines"
+        );
+    }
+
+    #[test]
+    fn the_sql_without_a_control_character_may_go_to_a_terminal() {
+        let mut p = plan();
+        p[0].plan.steps.retain(|s| !s.statement.contains('\n'));
+        let got = sql(&p, Some("a")).expect("shard a");
+        assert!(!got.raw_controls);
+        assert_eq!(got.text.matches(";\n").count(), 3);
+    }
+
+    #[test]
+    fn the_sql_of_a_plan_on_several_shards_needs_one_named() {
+        let mut p = plan();
+        p[0].plan.steps.push(Step {
+            shard: "b\nx".to_string(),
+            statement: "ALTER TABLE `app`.`t` MODIFY COLUMN `id` BIGINT NOT NULL".to_string(),
+        });
+        assert_eq!(
+            sql(&p, None),
+            Err(
+                "the plan's statements run on 2 shards (a, b\\nx): write one file for each \
+                 with --shard NAME"
+                    .to_string()
+            )
+        );
+        let b = sql(&p, Some("b\nx")).expect("shard b");
+        assert_eq!(
+            b.text,
+            "-- headroom plan: the statements to run on shard b\\nx, in order.\n\
+             -- Run them all with the mariadb client, which stops at the first error.\n\
+             \n\
+             -- 1. app.or\\\\d`ers\\n\\u{1}DROP TABLE x; -- .id (critical): to BIGINT\n\
+             ALTER TABLE `app`.`t` MODIFY COLUMN `id` BIGINT NOT NULL;\n"
+        );
+        assert!(!b.raw_controls);
+    }
+
+    #[test]
+    fn the_sql_of_an_empty_plan_says_so_in_a_comment() {
+        assert_eq!(
+            sql(&[], None).map(|s| s.text),
+            Ok("-- No column at warning or worse or mismatched: nothing to widen.\n".to_string())
+        );
+        assert_eq!(
+            sql(&[], Some("a")).map(|s| s.text),
+            Ok(
+                "-- headroom plan: the statements to run on shard a, in order.\n\
+                -- Run them all with the mariadb client, which stops at the first error.\n\
+                \n\
+                -- Nothing to widen on this shard.\n"
+                    .to_string()
+            )
+        );
+    }
 }

@@ -1,6 +1,9 @@
 //! What a widening needs to know that a poll does not read: a column's full definition
 //! (information_schema.COLUMNS) and its table's size and engine (information_schema.TABLES),
-//! read at plan time, one column at a time, every name bound as a value.
+//! read at plan time, one column at a time, every name bound as a value; and the foreign
+//! keys that hold it: where they are from information_schema.KEY_COLUMN_USAGE, what they
+//! are (columns, parent, `ON DELETE`/`ON UPDATE`) from `SHOW CREATE TABLE`, both of which a
+//! user with only `SELECT` may read.
 
 use std::time::Duration;
 
@@ -84,62 +87,104 @@ pub async fn read(
     Ok(Some((definition, size)))
 }
 
-const FOREIGN_KEYS_SQL: &str = "\
-SELECT CAST(k.CONSTRAINT_NAME AS CHAR), CAST(k.TABLE_SCHEMA AS CHAR), CAST(k.TABLE_NAME AS CHAR),
-       CAST(k.COLUMN_NAME AS CHAR), CAST(k.REFERENCED_TABLE_SCHEMA AS CHAR),
-       CAST(k.REFERENCED_TABLE_NAME AS CHAR), CAST(k.REFERENCED_COLUMN_NAME AS CHAR),
-       CAST(r.UPDATE_RULE AS CHAR), CAST(r.DELETE_RULE AS CHAR)
-FROM information_schema.KEY_COLUMN_USAGE k
-JOIN information_schema.REFERENTIAL_CONSTRAINTS r
-  ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME
- AND r.TABLE_NAME = k.TABLE_NAME
-WHERE k.REFERENCED_TABLE_NAME IS NOT NULL
-  AND ((k.TABLE_SCHEMA = ? AND k.TABLE_NAME = ?)
-    OR (k.REFERENCED_TABLE_SCHEMA = ? AND k.REFERENCED_TABLE_NAME = ?))
-ORDER BY k.TABLE_SCHEMA, k.TABLE_NAME, k.CONSTRAINT_NAME, k.ORDINAL_POSITION";
+/// The keys information_schema.KEY_COLUMN_USAGE names with `schema`.`table` as child or
+/// parent: a user with `SELECT` on a table sees its rows there (MariaDB 10.11), though not
+/// the rules in REFERENTIAL_CONSTRAINTS, so this only says where to look.
+const REFERENCING_SQL: &str = "\
+SELECT CAST(CONSTRAINT_NAME AS CHAR), CAST(TABLE_SCHEMA AS CHAR), CAST(TABLE_NAME AS CHAR),
+       CAST(COLUMN_NAME AS CHAR), CAST(REFERENCED_TABLE_SCHEMA AS CHAR),
+       CAST(REFERENCED_TABLE_NAME AS CHAR), CAST(REFERENCED_COLUMN_NAME AS CHAR)
+FROM information_schema.KEY_COLUMN_USAGE
+WHERE REFERENCED_TABLE_NAME IS NOT NULL
+  AND ((TABLE_SCHEMA = ? AND TABLE_NAME = ?)
+    OR (REFERENCED_TABLE_SCHEMA = ? AND REFERENCED_TABLE_NAME = ?))";
 
 pub use super::rule::ForeignKey;
 
-/// Every foreign key whose child or parent is `schema`.`table`.
-pub async fn foreign_keys(
+/// One column pair of a foreign key as KEY_COLUMN_USAGE names it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KeyUse {
+    /// `CONSTRAINT_NAME`.
+    pub name: String,
+    /// The child column.
+    pub child: ColumnId,
+    /// The parent column.
+    pub parent: ColumnId,
+}
+
+/// Every column pair of a foreign key whose child or parent is `schema`.`table`, as far as
+/// the user may see.
+pub async fn referencing(
     conn: &mut MySqlConnection,
     schema: &str,
     table: &str,
     timeout: Duration,
-) -> Result<Vec<ForeignKey>, DbError> {
+) -> Result<Vec<KeyUse>, DbError> {
     let what = "reading foreign keys from information_schema.KEY_COLUMN_USAGE";
-    let query = sqlx::query(FOREIGN_KEYS_SQL)
+    let query = sqlx::query(REFERENCING_SQL)
         .bind(schema)
         .bind(table)
         .bind(schema)
         .bind(table);
     let rows = db::fetch_all(conn, query, timeout, what).await?;
-    let mut out: Vec<ForeignKey> = Vec::new();
-    for row in &rows {
-        let name = db::text(row, 0, what)?;
-        let (schema, table) = (db::text(row, 1, what)?, db::text(row, 2, what)?);
-        let column = db::text(row, 3, what)?;
-        let parent_column = db::text(row, 6, what)?;
-        if let Some(last) = out.last_mut()
-            && last.name == name
-            && last.schema == schema
-            && last.table == table
-        {
-            last.columns.push(column);
-            last.parent_columns.push(parent_column);
-            continue;
+    rows.iter()
+        .map(|row| {
+            Ok(KeyUse {
+                name: db::text(row, 0, what)?,
+                child: ColumnId::from_parts(
+                    db::text(row, 1, what)?,
+                    db::text(row, 2, what)?,
+                    db::text(row, 3, what)?,
+                ),
+                parent: ColumnId::from_parts(
+                    db::text(row, 4, what)?,
+                    db::text(row, 5, what)?,
+                    db::text(row, 6, what)?,
+                ),
+            })
+        })
+        .collect()
+}
+
+/// The foreign keys declared on `schema`.`table` (it is their child), from
+/// `SHOW CREATE TABLE` (see [`super::show_create`]). `Ok(Err(why))` when the table cannot
+/// be read or its text not understood — the server refused it (no privilege, no such
+/// table) or a key is written in a way not known — so that the plan can say so; `Err`
+/// when the shard itself failed (a timeout, the connection).
+pub async fn declared(
+    conn: &mut MySqlConnection,
+    schema: &str,
+    table: &str,
+    timeout: Duration,
+) -> Result<Result<Vec<ForeignKey>, String>, DbError> {
+    let what = "reading SHOW CREATE TABLE";
+    let sql = format!("SHOW CREATE TABLE {}", db::qualified(schema, table));
+    // A plain text query: each table is asked for once, nothing to prepare.
+    let query = sqlx::raw_sql(sqlx::AssertSqlSafe(sql));
+    let rows = match tokio::time::timeout(timeout, query.fetch_all(&mut *conn)).await {
+        Ok(Ok(rows)) => rows,
+        Ok(Err(error)) => {
+            let e = DbError::Query {
+                what: what.to_string(),
+                error,
+            };
+            // The server answered: the session is sound, only this table is not readable.
+            return match e.code() {
+                Some(_) => Ok(Err(db::ErrorReport::from(&e).message)),
+                None => Err(e),
+            };
         }
-        out.push(ForeignKey {
-            name,
-            schema,
-            table,
-            columns: vec![column],
-            parent_schema: db::text(row, 4, what)?,
-            parent_table: db::text(row, 5, what)?,
-            parent_columns: vec![parent_column],
-            on_update: db::text(row, 7, what)?,
-            on_delete: db::text(row, 8, what)?,
-        });
-    }
-    Ok(out)
+        Err(_) => {
+            return Err(DbError::Timeout {
+                what: what.to_string(),
+                after: timeout,
+            });
+        }
+    };
+    let Some(row) = rows.first() else {
+        return Ok(Err(format!("{what}: no row")));
+    };
+    let text = db::text(row, 1, what)?;
+    Ok(super::show_create::foreign_keys(schema, table, &text)
+        .map_err(|e| format!("{what}: a foreign key could not be read: {e}")))
 }

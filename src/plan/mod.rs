@@ -7,7 +7,9 @@
 //! # Layout
 //! - [`rule`]: the target type, the `MODIFY` text, the tool commands, the estimate. Pure.
 //! - [`related`]: which columns widen together, and the range a group needs. Pure.
-//! - [`definition`]: the reader of a column's definition and its table's size.
+//! - [`definition`]: the reader of a column's definition and its table's size, and of the
+//!   foreign keys that hold it (KEY_COLUMN_USAGE says where, `SHOW CREATE TABLE` what).
+//! - [`show_create`]: the foreign keys in a `SHOW CREATE TABLE` text. Pure.
 //! - this file: [`select`] (pure: what to widen, to what), [`change`] (pure: one widening
 //!   written out), [`read`] (the definitions from the shards) and the `plan` command.
 
@@ -15,6 +17,7 @@ pub mod command;
 pub mod definition;
 pub mod related;
 pub mod rule;
+pub mod show_create;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -284,13 +287,34 @@ pub fn change(
 }
 
 /// What is read at plan time: each widened column's definition and table size (`None`
-/// when the column is gone), and every foreign key of each widened table, by shard.
+/// when the column is gone), every foreign key that holds a widened column, by shard, and
+/// the widened tables whose keys could not all be seen, with why.
 #[derive(Debug, Default)]
 pub struct Found {
     /// By shard and column.
     pub definitions: HashMap<(String, ColumnId), Option<(Definition, TableSize)>>,
     /// By shard, each constraint once.
     pub foreign_keys: HashMap<String, Vec<ForeignKey>>,
+    /// By shard, schema and table of a widened table: why a statement that changes it
+    /// could fail for what the monitoring user cannot see, so that none is written.
+    pub blocked: HashMap<(String, String, String), Vec<String>>,
+}
+
+impl Found {
+    fn block(&mut self, shard: &str, schema: &str, table: &str, why: String) {
+        let reasons = self
+            .blocked
+            .entry((shard.to_string(), schema.to_string(), table.to_string()))
+            .or_default();
+        if !reasons.contains(&why) {
+            reasons.push(why);
+        }
+    }
+}
+
+/// `schema.table.column`, for notes.
+fn column_name(schema: &str, table: &str, column: &str) -> String {
+    format!("{schema}.{table}.{column}")
 }
 
 /// Why [`read`] could not read what a plan needs.
@@ -308,6 +332,15 @@ pub enum ReadError {
 /// one shard at a time; an error names the shard. With a `budget` (what HTTP requests
 /// read through), each shard's session is taken from it first, waiting at most
 /// [`budget::wait_for`]`(poll.query_timeout)`.
+///
+/// The foreign keys are read so that a user with only `SELECT` finds them: KEY_COLUMN_USAGE
+/// says which tables hold a key on a widened table (MariaDB shows such a user those rows,
+/// but not REFERENTIAL_CONSTRAINTS), and `SHOW CREATE TABLE` of each of them and of every
+/// widened table says what the keys are. A widened table is blocked (no statement written
+/// for its plan on that shard) when a table that holds one of its keys cannot be read, when
+/// KEY_COLUMN_USAGE names a key that `SHOW CREATE TABLE` does not show, or when the other
+/// side of a key is not widened with it and is not visible or would not match its new
+/// type: adding the key again would fail.
 pub async fn read(
     settings: &Settings,
     widenings: &[&Widening],
@@ -339,9 +372,9 @@ pub async fn read(
             ))
         };
         let mut session = connector.acquire().await.map_err(report)?;
-        let mut tables = HashSet::new();
-        let keys = found.foreign_keys.entry(shard.name.clone()).or_default();
-        for w in wanted {
+        let mut tables: Vec<(String, String)> = Vec::new();
+        let mut seen = HashSet::new();
+        for w in &wanted {
             let key = (w.shard.clone(), w.id.clone());
             if let std::collections::hash_map::Entry::Vacant(slot) = found.definitions.entry(key) {
                 slot.insert(
@@ -350,22 +383,163 @@ pub async fn read(
                         .map_err(report)?,
                 );
             }
-            if tables.insert((w.id.schema.clone(), w.id.table.clone())) {
-                let fks =
-                    definition::foreign_keys(&mut session, &w.id.schema, &w.id.table, timeout)
-                        .await
-                        .map_err(report)?;
-                for fk in fks {
-                    if !keys.contains(&fk) {
-                        keys.push(fk);
-                    }
-                }
+            if seen.insert((w.id.schema.as_str(), w.id.table.as_str())) {
+                tables.push((w.id.schema.clone(), w.id.table.clone()));
             }
         }
+        read_keys(
+            &mut session,
+            &shard.name,
+            &wanted,
+            &tables,
+            timeout,
+            &mut found,
+        )
+        .await
+        .map_err(report)?;
         session.release();
         connector.close(Duration::from_secs(1)).await;
     }
     Ok(found)
+}
+
+/// Reads the foreign keys that hold the `wanted` widenings of `shard` (in `tables`) into
+/// `found`, blocking a widened table where something a statement depends on cannot be
+/// seen (see [`read`]).
+async fn read_keys(
+    conn: &mut sqlx::mysql::MySqlConnection,
+    shard: &str,
+    wanted: &[&&Widening],
+    tables: &[(String, String)],
+    timeout: Duration,
+    found: &mut Found,
+) -> Result<(), crate::db::DbError> {
+    let targets: HashMap<(&str, &str, &str), IntType> = wanted
+        .iter()
+        .map(|w| {
+            (
+                (
+                    w.id.schema.as_str(),
+                    w.id.table.as_str(),
+                    w.id.column.as_str(),
+                ),
+                w.to,
+            )
+        })
+        .collect();
+    let widened =
+        |schema: &str, table: &str, column: &str| targets.get(&(schema, table, column)).copied();
+
+    // Where to look: every widened table, and every table KEY_COLUMN_USAGE names as
+    // holding a key on one.
+    let mut uses: HashSet<definition::KeyUse> = HashSet::new();
+    let mut candidates: HashSet<(String, String)> = tables.iter().cloned().collect();
+    for (schema, table) in tables {
+        for u in definition::referencing(conn, schema, table, timeout).await? {
+            candidates.insert((u.child.schema.clone(), u.child.table.clone()));
+            uses.insert(u);
+        }
+    }
+    let mut declared: HashMap<(String, String), Result<Vec<ForeignKey>, String>> = HashMap::new();
+    for (schema, table) in candidates {
+        let keys = definition::declared(conn, &schema, &table, timeout).await?;
+        declared.insert((schema, table), keys);
+    }
+    for (schema, table) in tables {
+        if let Some(Err(why)) = declared.get(&(schema.clone(), table.clone())) {
+            found.block(
+                shard,
+                schema,
+                table,
+                format!("the foreign keys of {schema}.{table} could not be read ({why})"),
+            );
+        }
+    }
+    // Each key KEY_COLUMN_USAGE shows on a widened column must be one read whole.
+    let mut uses: Vec<definition::KeyUse> = uses.into_iter().collect();
+    uses.sort_by(|a, b| {
+        let key = |u: &definition::KeyUse| {
+            (
+                u.child.schema.clone(),
+                u.child.table.clone(),
+                u.name.clone(),
+                u.child.column.clone(),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+    for u in &uses {
+        let (c, p) = (&u.child, &u.parent);
+        let holds = [
+            widened(&c.schema, &c.table, &c.column).map(|_| c),
+            widened(&p.schema, &p.table, &p.column).map(|_| p),
+        ];
+        let why = match declared.get(&(c.schema.clone(), c.table.clone())) {
+            Some(Ok(keys)) if keys.iter().any(|k| k.name == u.name) => continue,
+            Some(Err(why)) => format!(
+                "the foreign key {} of {}.{} could not be read ({why})",
+                u.name, c.schema, c.table
+            ),
+            _ => format!(
+                "KEY_COLUMN_USAGE names the foreign key {} of {}.{}, which SHOW CREATE \
+                 TABLE does not show",
+                u.name, c.schema, c.table
+            ),
+        };
+        for id in holds.into_iter().flatten() {
+            found.block(shard, &id.schema, &id.table, why.clone());
+        }
+    }
+    let mut keys: Vec<ForeignKey> = declared
+        .into_values()
+        .filter_map(Result::ok)
+        .flatten()
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    keys.sort_by(|a, b| (&a.schema, &a.table, &a.name).cmp(&(&b.schema, &b.table, &b.name)));
+    // A key whose one side widens and whose other does not is added again only if the
+    // other side already has the new type.
+    for fk in &keys {
+        for (c, p) in fk.columns.iter().zip(&fk.parent_columns) {
+            let child = widened(&fk.schema, &fk.table, c);
+            let parent = widened(&fk.parent_schema, &fk.parent_table, p);
+            let (to, side, other, at) = match (child, parent) {
+                (Some(to), None) => (
+                    to,
+                    "parent",
+                    ColumnId::new(&fk.parent_schema, &fk.parent_table, p),
+                    (&fk.schema, &fk.table),
+                ),
+                (None, Some(to)) => (
+                    to,
+                    "child",
+                    ColumnId::new(&fk.schema, &fk.table, c),
+                    (&fk.parent_schema, &fk.parent_table),
+                ),
+                _ => continue,
+            };
+            let other_name = column_name(&other.schema, &other.table, &other.column);
+            let why = match definition::read(conn, &other, timeout).await? {
+                None => format!(
+                    "the {side} {other_name} of foreign key {} is not visible to the \
+                     monitoring user: widen both by hand",
+                    fk.name
+                ),
+                Some((d, _)) if IntType::parse(&d.column_type) != Some(to) => format!(
+                    "the {side} {other_name} of foreign key {} is {}, not {}: widen both \
+                     by hand",
+                    fk.name,
+                    d.column_type,
+                    to.display_name()
+                ),
+                Some(_) => continue,
+            };
+            found.block(shard, at.0, at.1, why);
+        }
+    }
+    found.foreign_keys.insert(shard.to_string(), keys);
+    Ok(())
 }
 
 /// One statement of a plan, on its shard.
@@ -409,11 +583,17 @@ fn touched<'a>(found: &'a Found, shard: &str, widenings: &[&Widening]) -> Vec<&'
 }
 
 /// Every statement in the order it must run, shard by shard: the foreign keys that hold a
-/// widened column dropped, the columns widened, the keys added again.
-fn steps(found: &Found, widenings: &[&Widening], changes: &[Change]) -> Vec<Step> {
+/// widened column dropped, the columns widened, the keys added again; none on a `withheld`
+/// shard.
+fn steps(
+    found: &Found,
+    widenings: &[&Widening],
+    changes: &[Change],
+    withheld: &HashMap<&str, Vec<String>>,
+) -> Vec<Step> {
     let mut shards: Vec<&str> = Vec::new();
     for w in widenings {
-        if !shards.contains(&w.shard.as_str()) {
+        if !shards.contains(&w.shard.as_str()) && !withheld.contains_key(w.shard.as_str()) {
             shards.push(&w.shard);
         }
     }
@@ -503,7 +683,29 @@ pub fn write_one(settings: &Settings, e: &Entry<'_>, found: &Found) -> Planned {
             );
         }
     }
-    let steps = steps(found, &ordered, &changes);
+    // A shard where something the statements depend on could not be seen gets none: one
+    // could fail halfway, with keys dropped and not added again.
+    let mut withheld: HashMap<&str, Vec<String>> = HashMap::new();
+    for w in &ordered {
+        let key = (w.shard.clone(), w.id.schema.clone(), w.id.table.clone());
+        for why in found.blocked.get(&key).into_iter().flatten() {
+            let reasons = withheld.entry(w.shard.as_str()).or_default();
+            if !reasons.contains(why) {
+                reasons.push(why.clone());
+            }
+        }
+    }
+    for c in &mut changes {
+        if let Some(reasons) = withheld.get(c.shard.as_str())
+            && c.statement.is_some()
+        {
+            c.statement = None;
+            c.gh_ost = None;
+            c.pt_online_schema_change = None;
+            c.note = Some(format!("not written: {}", reasons.join("; ")));
+        }
+    }
+    let steps = steps(found, &ordered, &changes, &withheld);
     Planned {
         column: e.column.clone(),
         plan: ColumnPlan {
@@ -788,5 +990,69 @@ mod tests {
         let missing = change(w, None, &settings.shards[1].endpoint, 50);
         assert_eq!(missing.statement, None);
         assert!(missing.note.is_some());
+    }
+
+    /// What `read` finds for every widening of the first entry: an INT column, and no key.
+    fn found_for(settings: &Settings, snapshot: &Snapshot) -> Found {
+        let entries = select(snapshot, None);
+        let mut found = Found::default();
+        for w in entries[0].widenings.iter() {
+            let definition = Definition {
+                column_type: "int(11)".to_string(),
+                ..Definition::default()
+            };
+            found.definitions.insert(
+                (w.shard.clone(), w.id.clone()),
+                Some((definition, TableSize::default())),
+            );
+        }
+        for s in &settings.shards {
+            found.foreign_keys.insert(s.name.clone(), Vec::new());
+        }
+        found
+    }
+
+    #[test]
+    fn a_blocked_table_withholds_every_statement_on_its_shard_and_only_there() {
+        let settings = settings();
+        let snapshot = snapshot(&settings);
+        let entries = select(&snapshot, None);
+        let mut found = found_for(&settings, &snapshot);
+        found.block(
+            "a",
+            "shop",
+            "orders",
+            "the keys of shop.orders: no".to_string(),
+        );
+        let planned = write_one(&settings, &entries[0], &found);
+        let written: Vec<(String, bool, Option<String>)> = planned
+            .plan
+            .changes
+            .iter()
+            .map(|c| {
+                (
+                    format!("{}/{}.{}", c.shard, c.table, c.column),
+                    c.statement.is_some() || c.gh_ost.is_some(),
+                    c.note.clone(),
+                )
+            })
+            .collect();
+        let withheld = Some("not written: the keys of shop.orders: no".to_string());
+        assert_eq!(
+            written,
+            vec![
+                ("a/users.id".to_string(), false, withheld.clone()),
+                ("a/orders.user_id".to_string(), false, withheld.clone()),
+                ("a/notes.user_ref".to_string(), false, withheld),
+                ("b/users.id".to_string(), true, None),
+            ]
+        );
+        let steps: Vec<&str> = planned
+            .plan
+            .steps
+            .iter()
+            .map(|s| s.shard.as_str())
+            .collect();
+        assert_eq!(steps, vec!["b"]);
     }
 }

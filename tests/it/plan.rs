@@ -378,3 +378,347 @@ fn plan_refuses_a_bad_column_glob_with_exit_2() {
         "{stderr}"
     );
 }
+
+/// A child table and a constraint named to break a parser of `SHOW CREATE TABLE`: a
+/// backtick, a backslash, a newline and SQL of their own.
+const HOSTILE_CHILD: &str = "or`d\\ers\n{table}";
+const HOSTILE_FK: &str = "fk`user\n) REFERENCES `x` (`y`) -- ";
+/// A comment that reads like a foreign key to anything that does not lex its string.
+const FORGED: &str = "', CONSTRAINT `forged` FOREIGN KEY (`user_id`) REFERENCES `users` (`id`), '";
+
+/// Schema `app` for the README's grant: `users.id` INT near its maximum, `orders.user_id`
+/// (`fk_user`: ON DELETE CASCADE ON UPDATE CASCADE) and the hostile child (ON DELETE SET
+/// NULL), both children INT; and the monitoring user `headroom` with exactly
+/// `GRANT SELECT ON app.*`.
+fn seed_with_grant(shard: &MariaDb) {
+    let sql = format!(
+        "CREATE DATABASE app;
+CREATE TABLE app.users (
+  id INT NOT NULL AUTO_INCREMENT PRIMARY KEY
+) ENGINE=InnoDB AUTO_INCREMENT=2104533975;
+CREATE TABLE app.orders (
+  id INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  user_id INT NOT NULL COMMENT {forged},
+  KEY (user_id),
+  CONSTRAINT fk_user FOREIGN KEY (user_id) REFERENCES app.users (id)
+    ON DELETE CASCADE ON UPDATE CASCADE
+) ENGINE=InnoDB;
+CREATE TABLE app.{child} (
+  id INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  user_id INT NULL,
+  KEY (user_id),
+  CONSTRAINT {fk} FOREIGN KEY (user_id) REFERENCES app.users (id) ON DELETE SET NULL
+) ENGINE=InnoDB;
+INSERT INTO app.users () VALUES ();
+INSERT INTO app.orders (user_id) SELECT id FROM app.users;
+INSERT INTO app.{child} (user_id) SELECT id FROM app.users;
+CREATE USER 'headroom'@'%';
+GRANT SELECT ON app.* TO 'headroom'@'%';",
+        forged = literal(FORGED),
+        child = ident(HOSTILE_CHILD),
+        fk = ident(HOSTILE_FK),
+    );
+    shard.exec(&sql).expect("seeding the shard");
+}
+
+/// A configuration of one shard, read as `user`.
+fn one_shard_toml(shard: &MariaDb, user: &str) -> String {
+    format!(
+        "[poll]\nquery_timeout = \"5s\"\n[[shards]]\nname = \"s1\"\nurl = \"{}\"\nschemas = [\"app\"]\n",
+        shard.url(user, None)
+    )
+}
+
+/// Each foreign key of a plan as `name table(columns) -> table(columns) delete/update`.
+fn keys(plan: &Value) -> Vec<String> {
+    let mut out: Vec<String> = plan["foreign_keys"]
+        .as_array()
+        .expect("foreign_keys")
+        .iter()
+        .map(|k| {
+            let list = |v: &Value| {
+                v.as_array()
+                    .expect("columns")
+                    .iter()
+                    .map(|c| c.as_str().unwrap_or_default().to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            format!(
+                "{} {}.{}({}) -> {}.{}({}) {}/{}",
+                k["name"].as_str().unwrap_or_default(),
+                k["schema"].as_str().unwrap_or_default(),
+                k["table"].as_str().unwrap_or_default(),
+                list(&k["columns"]),
+                k["parent_schema"].as_str().unwrap_or_default(),
+                k["parent_table"].as_str().unwrap_or_default(),
+                list(&k["parent_columns"]),
+                k["on_delete"].as_str().unwrap_or_default(),
+                k["on_update"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn plan_with_only_the_readme_grant_drops_and_adds_again_every_foreign_key() {
+    let servers = start_servers(&["plan-grant"]);
+    let shard = &servers[0];
+    seed_with_grant(shard);
+    let config = one_shard_toml(shard, "headroom");
+
+    let (code, stdout, stderr) = headroom(
+        "plan",
+        &config,
+        &["--format", "json", "--column", "app.users.id"],
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let doc: Value = serde_json::from_str(&stdout).expect("one JSON document");
+    let plan = &doc["columns"][0]["plan"];
+    assert_eq!(
+        keys(plan),
+        vec![
+            "fk_user app.orders(user_id) -> app.users(id) CASCADE/CASCADE".to_string(),
+            format!("{HOSTILE_FK} app.{HOSTILE_CHILD}(user_id) -> app.users(id) SET NULL/RESTRICT"),
+        ]
+    );
+    let steps: Vec<&str> = plan["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| s["statement"].as_str().expect("statement"))
+        .collect();
+    assert_eq!(steps.len(), 7, "2 drops, 3 widenings, 2 adds: {steps:#?}");
+
+    // Applied as root, in order: every statement succeeds.
+    let sql: String = steps.iter().map(|s| format!("{s};\n")).collect();
+    shard
+        .exec(&sql)
+        .unwrap_or_else(|e| panic!("applying the steps: {e}\n{sql}"));
+
+    let fks = shard
+        .exec(
+            "SELECT CONSTRAINT_NAME, TABLE_NAME, DELETE_RULE, UPDATE_RULE \
+             FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = 'app' \
+             ORDER BY CONSTRAINT_NAME",
+        )
+        .expect("foreign keys");
+    let escaped = |s: &str| s.replace('\\', "\\\\").replace('\n', "\\n");
+    assert_eq!(
+        fks,
+        format!(
+            "fk_user\torders\tCASCADE\tCASCADE\n{}\t{}\tSET NULL\tRESTRICT\n",
+            escaped(HOSTILE_FK),
+            escaped(HOSTILE_CHILD)
+        )
+    );
+    let types = shard
+        .exec(
+            "SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = 'app' AND COLUMN_NAME IN ('user_id') OR \
+             (TABLE_SCHEMA = 'app' AND TABLE_NAME = 'users') ORDER BY TABLE_NAME",
+        )
+        .expect("types");
+    assert_eq!(
+        types,
+        format!(
+            "orders\tuser_id\tbigint(20)\n{}\tuser_id\tbigint(20)\nusers\tid\tbigint(20)\n",
+            escaped(HOSTILE_CHILD)
+        )
+    );
+    let (code, stdout, stderr) = headroom("check", &config, &[]);
+    assert_eq!(code, 0, "nothing at warning or worse: {stdout}{stderr}");
+}
+
+#[test]
+fn plan_writes_no_statement_for_a_column_whose_foreign_key_parent_it_cannot_see() {
+    let servers = start_servers(&["plan-unseen"]);
+    let shard = &servers[0];
+    shard
+        .exec(
+            "CREATE DATABASE vault;
+CREATE TABLE vault.accounts (id INT NOT NULL PRIMARY KEY) ENGINE=InnoDB;
+INSERT INTO vault.accounts VALUES (2104533975);
+CREATE DATABASE app;
+CREATE TABLE app.ledger (
+  id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  account_id INT NOT NULL,
+  CONSTRAINT ledger_account FOREIGN KEY (account_id) REFERENCES vault.accounts (id)
+) ENGINE=InnoDB;
+INSERT INTO app.ledger (account_id) VALUES (2104533975);
+CREATE USER 'headroom'@'%';
+GRANT SELECT ON app.* TO 'headroom'@'%';",
+        )
+        .expect("seeding the shard");
+    let config = one_shard_toml(shard, "headroom");
+
+    let (code, stdout, stderr) = headroom("plan", &config, &["--format", "json"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let doc: Value = serde_json::from_str(&stdout).expect("one JSON document");
+    assert_eq!(names(&doc), vec!["s1/app.ledger.account_id".to_string()]);
+    let plan = &doc["columns"][0]["plan"];
+    assert_eq!(
+        keys(plan),
+        vec!["ledger_account app.ledger(account_id) -> vault.accounts(id) RESTRICT/RESTRICT"]
+    );
+    let change = &plan["changes"][0];
+    assert_eq!(change["statement"], Value::Null, "{plan:#}");
+    assert_eq!(change["gh_ost"], Value::Null);
+    assert_eq!(change["pt_online_schema_change"], Value::Null);
+    assert_eq!(
+        change["note"],
+        "not written: the parent vault.accounts.id of foreign key ledger_account is not visible \
+         to the monitoring user: widen both by hand"
+    );
+    assert_eq!(plan["steps"], serde_json::json!([]));
+
+    // The text says the same, and the SQL holds no statement, only why.
+    let (code, text, _) = headroom("plan", &config, &[]);
+    assert_eq!(code, 0);
+    assert!(
+        text.contains("     note: not written: the parent vault.accounts.id"),
+        "{text}"
+    );
+    assert!(!text.contains("ALTER TABLE"), "{text}");
+}
+
+/// A parent table named with a backslash, a newline, a control character and a backtick,
+/// and the SQL of a statement after a comment's end.
+const HOSTILE_PARENT: &str = "us\\er`s\n\u{1}; DROP TABLE kids; -- x";
+
+/// Schema `app`: the hostile `users.id` INT near its maximum, and `kids.parent` holding it
+/// (`kids_parent`, ON DELETE CASCADE); the user `headroom` with the README's grant.
+fn seed_hostile_parent(shard: &MariaDb) {
+    let sql = format!(
+        "CREATE DATABASE app;
+CREATE TABLE app.{users} (
+  id INT NOT NULL AUTO_INCREMENT PRIMARY KEY COMMENT {comment}
+) ENGINE=InnoDB AUTO_INCREMENT=2104533975;
+CREATE TABLE app.kids (
+  id INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  parent INT NOT NULL,
+  KEY (parent),
+  CONSTRAINT kids_parent FOREIGN KEY (parent) REFERENCES app.{users} (id) ON DELETE CASCADE
+) ENGINE=InnoDB;
+INSERT INTO app.{users} () VALUES ();
+INSERT INTO app.kids (parent) SELECT id FROM app.{users};
+CREATE USER 'headroom'@'%';
+GRANT SELECT ON app.* TO 'headroom'@'%';",
+        users = ident(HOSTILE_PARENT),
+        comment = literal(COMMENT),
+    );
+    shard.exec(&sql).expect("seeding the shard");
+}
+
+#[test]
+fn plan_format_sql_fed_to_the_mariadb_client_widens_a_table_with_a_hostile_name() {
+    let servers = start_servers(&["plan-sql"]);
+    let shard = &servers[0];
+    seed_hostile_parent(shard);
+    let config = one_shard_toml(shard, "headroom");
+
+    let (code, sql, stderr) = headroom(
+        "plan",
+        &config,
+        &["--format", "sql", "--column", "app.us*.id"],
+    );
+    assert_eq!(code, 0, "{sql}{stderr}");
+    let users = ident(HOSTILE_PARENT);
+    assert_eq!(
+        sql,
+        format!(
+            "-- headroom plan: the statements to run on shard s1, in order.\n\
+             -- Run them all with the mariadb client, which stops at the first error.\n\
+             \n\
+             -- 1. app.us\\\\er`s\\n\\u{{1}}; DROP TABLE kids; -- x.id (critical): to BIGINT\n\
+             ALTER TABLE `app`.`kids` DROP FOREIGN KEY `kids_parent`;\n\
+             ALTER TABLE `app`.{users} MODIFY COLUMN `id` BIGINT NOT NULL AUTO_INCREMENT \
+             COMMENT 'it''s the {{table}} key \\\\ (see `users`) -- #';\n\
+             ALTER TABLE `app`.`kids` MODIFY COLUMN `parent` BIGINT NOT NULL;\n\
+             ALTER TABLE `app`.`kids` ADD CONSTRAINT `kids_parent` FOREIGN KEY (`parent`) \
+             REFERENCES `app`.{users} (`id`) ON DELETE CASCADE ON UPDATE RESTRICT;\n"
+        )
+    );
+
+    // mariadb < plan.sql, as root.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("plan.sql");
+    std::fs::write(&file, &sql).expect("writing plan.sql");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{} < {}", shard.client_command(), file.display()))
+        .output()
+        .expect("running the mariadb client");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    assert_eq!(
+        attributes(shard, HOSTILE_PARENT, "id"),
+        vec!["NO", "(none)", &hex(COMMENT), "bigint(20)"]
+    );
+    assert_eq!(
+        attributes(shard, "kids", "parent"),
+        vec!["NO", "(none)", "", "bigint(20)"]
+    );
+    let fks = shard
+        .exec(
+            "SELECT CONSTRAINT_NAME, HEX(REFERENCED_TABLE_NAME), DELETE_RULE \
+             FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = 'app'",
+        )
+        .expect("foreign keys");
+    assert_eq!(
+        fks,
+        format!("kids_parent\t{}\tCASCADE\n", hex(HOSTILE_PARENT))
+    );
+    let (code, stdout, stderr) = headroom("check", &config, &[]);
+    assert_eq!(code, 0, "nothing at warning or worse: {stdout}{stderr}");
+}
+
+#[test]
+fn plan_format_sql_refuses_a_terminal_when_a_name_holds_a_control_character() {
+    let servers = start_servers(&["plan-sql-tty"]);
+    let shard = &servers[0];
+    seed_hostile_parent(shard);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("headroom.toml");
+    std::fs::write(&config, one_shard_toml(shard, "headroom")).expect("config");
+    // `script` runs it with stdout on a pseudo-terminal.
+    let out = std::process::Command::new("script")
+        .arg("-qec")
+        .arg(format!(
+            "{} plan --config {} --format sql",
+            env!("CARGO_BIN_EXE_headroom"),
+            config.display()
+        ))
+        .arg("/dev/null")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("running script");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{screen}");
+    assert!(
+        screen.contains(
+            "headroom: the SQL holds names with control characters, written exactly; it is not \
+             printed to a terminal: redirect it to a file (headroom plan --format sql > plan.sql)"
+        ),
+        "{screen}"
+    );
+    assert!(!screen.contains("ALTER"), "{screen}");
+}
+
+#[test]
+fn plan_refuses_shard_without_format_sql_with_exit_2() {
+    let toml = "[[shards]]\nname = \"s\"\nurl = \"mysql://root@127.0.0.1:1/\"\n";
+    let (code, stdout, stderr) = headroom("plan", toml, &["--shard", "s"]);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(stdout.is_empty());
+    assert_eq!(stderr, "headroom: --shard applies to --format sql only\n");
+    let (code, _, stderr) = headroom("plan", toml, &["--format", "sql", "--shard", "t"]);
+    assert_eq!(code, 2);
+    assert_eq!(stderr, "headroom: --shard: no shard named \"t\"\n");
+}
