@@ -1,7 +1,7 @@
 //! Today's growth history before it was made compact, kept as the reference model of the
 //! tests: a `VecDeque` of 16-byte samples, re-built on every record. The compact
 //! [`super::History`] must forecast within 1 % of it on the same input (see the comparison
-//! tests in [`super`]).
+//! tests of `history`, in `history/tests.rs`).
 
 use std::collections::VecDeque;
 use std::time::Duration;
