@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
-use sqlx::{ConnectOptions, Connection};
+use sqlx::{ConnectOptions, Connection, Executor};
 
 use super::{Action, Counter, Row, Step, alter_sql, lock_sql, not_dev, plan, render};
 use crate::config::{Endpoint, Settings, ShardSettings, SourceKind, SourceSettings};
@@ -382,11 +382,8 @@ async fn raise(
     timeout: Duration,
 ) -> Result<(i128, Action), ServerError> {
     let name = format!("{}.{}", counter.schema, counter.table);
-    let lock = sqlx::query(sqlx::AssertSqlSafe(lock_sql(
-        &counter.schema,
-        &counter.table,
-    )));
-    let locked = db::fetch_all(conn, lock, timeout, &format!("locking {name}")).await;
+    let lock = lock_sql(&counter.schema, &counter.table);
+    let locked = execute(conn, lock, timeout, &format!("locking {name}")).await;
     let raised = match locked {
         Ok(_) => raise_locked(conn, counter, above, timeout, &name).await,
         // 1044: no LOCK TABLES on the database; 1142: no SELECT on the table.
@@ -405,8 +402,8 @@ async fn raise(
     };
     // Also after a failed or timed-out LOCK TABLES: the lock may still be granted once the
     // statement ends, and it must not outlast this step. Unlocking nothing is harmless.
-    let unlock = sqlx::query("UNLOCK TABLES");
-    let unlocked = db::fetch_all(conn, unlock, timeout, &format!("unlocking {name}")).await;
+    let unlock = "UNLOCK TABLES".to_string();
+    let unlocked = execute(conn, unlock, timeout, &format!("unlocking {name}")).await;
     let done = raised?;
     unlocked?;
     Ok(done)
@@ -426,12 +423,8 @@ async fn raise_locked(
         return Ok((current, action));
     };
     let what = format!("raising AUTO_INCREMENT of {name}");
-    let alter = sqlx::query(sqlx::AssertSqlSafe(alter_sql(
-        &counter.schema,
-        &counter.table,
-        to,
-    )));
-    if let Err(e) = db::fetch_all(conn, alter, timeout, &what).await {
+    let alter = alter_sql(&counter.schema, &counter.table, to);
+    if let Err(e) = execute(conn, alter, timeout, &what).await {
         // 1142: the statement is denied to the user (db.rs words it for a read).
         return Err(match e.code() {
             Some(code @ 1142) => ServerError::AlterDenied {
@@ -450,5 +443,28 @@ async fn raise_locked(
             after,
             to,
         })
+    }
+}
+
+/// Runs one statement that names a table under `timeout`, as plain text: a different
+/// statement for every table, so preparing it (sqlx prepares and caches every
+/// `sqlx::query`) would cost a round trip and a cache eviction for each.
+async fn execute(
+    conn: &mut MySqlConnection,
+    sql: String,
+    timeout: Duration,
+    what: &str,
+) -> Result<(), DbError> {
+    let statement = sqlx::raw_sql(sqlx::AssertSqlSafe(sql));
+    match tokio::time::timeout(timeout, conn.execute(statement)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(error)) => Err(DbError::Query {
+            what: what.to_string(),
+            error,
+        }),
+        Err(_) => Err(DbError::Timeout {
+            what: what.to_string(),
+            after: timeout,
+        }),
     }
 }
