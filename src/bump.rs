@@ -14,7 +14,10 @@
 //! the counter), so a counter is raised to the least value above the bound in that series:
 //! a ticket pair keeps handing out odd IDs on one server and even ones on the other. A
 //! counter already above the bound is left alone, never lowered, which makes a second run
-//! change nothing. A column whose type cannot hold any value of the series above the bound
+//! change nothing. On InnoDB an `ALTER TABLE ... AUTO_INCREMENT = n` below the counter does
+//! lower it (down to the largest ID stored, plus one), so with `--apply` each counter is
+//! read and raised under a write lock on its table ([`lock_sql`]): another session cannot
+//! raise it between the read and the ALTER only to have it set back down. A column whose type cannot hold any value of the series above the bound
 //! (an `INT` counter above 2147483647) is left alone and reported: raising it would only make
 //! every insert into its table fail, which `headroom lint` reports as a type problem instead.
 
@@ -97,6 +100,12 @@ pub fn alter_sql(schema: &str, table: &str, to: u128) -> String {
         "ALTER TABLE {} AUTO_INCREMENT = {to}",
         db::qualified(schema, table)
     )
+}
+
+/// The statement that locks a table against every other session while its counter is read
+/// and set (`UNLOCK TABLES` ends it): names quoted by [`db::qualified`], built in one pass.
+pub fn lock_sql(schema: &str, table: &str) -> String {
+    format!("LOCK TABLES {} WRITE", db::qualified(schema, table))
 }
 
 /// Every shard and source of `settings` that is not `environment = "dev"`, as the refusal
@@ -508,6 +517,17 @@ environment = \"staging\"
             expected.extend(skeleton("AUTO_INCREMENT ="));
             expected.push(Token::Word(to.to_string()));
             prop_assert_eq!(tokens(&alter_sql(&schema, &table, u128::from(to))), Ok(expected));
+        }
+
+        /// The lock names exactly one table, whatever its schema and name hold.
+        #[test]
+        fn the_lock_names_exactly_its_table(schema in hostile_ident(), table in hostile_ident()) {
+            let mut expected = skeleton("LOCK TABLES");
+            expected.push(Token::Ident(schema.clone()));
+            expected.push(Token::Punct('.'));
+            expected.push(Token::Ident(table.clone()));
+            expected.extend(skeleton("WRITE"));
+            prop_assert_eq!(tokens(&lock_sql(&schema, &table)), Ok(expected));
         }
     }
 }

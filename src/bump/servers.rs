@@ -5,18 +5,21 @@
 //! and nothing changes anywhere.
 //!
 //! These sessions write, so they are not the daemon's read-only ones ([`crate::db::Connector`]);
-//! each statement is still bounded by `poll.query_timeout`. Right before each ALTER the
-//! counter is read again and planned again, so a counter that moved past the bound since
-//! the first read is not lowered; after it the counter is read back to confirm.
+//! each statement is still bounded by `poll.query_timeout`. Each raise is one step against
+//! every other session: `LOCK TABLES ... WRITE`, the counter read and planned again, the
+//! ALTER, the counter read back, `UNLOCK TABLES`. A counter another session raised past the
+//! bound since the first read is seen and left alone; without the lock it could move between
+//! the read and the ALTER, which would set it back down (a read after the ALTER cannot see
+//! what it overwrote).
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
-use sqlx::{ConnectOptions, Connection};
+use sqlx::{ConnectOptions, Connection, Executor};
 
-use super::{Action, Counter, Row, Step, alter_sql, not_dev, plan, render};
+use super::{Action, Counter, Row, Step, alter_sql, lock_sql, not_dev, plan, render};
 use crate::config::{Endpoint, Settings, ShardSettings, SourceKind, SourceSettings};
 use crate::db::{self, DbError, ServerVersion};
 use crate::escape::escape;
@@ -52,6 +55,18 @@ enum ServerError {
         "raising AUTO_INCREMENT of {name}: the user lacks ALTER on the table (server error {code})"
     )]
     AlterDenied { name: String, code: u16 },
+    #[error(
+        "raising AUTO_INCREMENT of {name}: the user lacks LOCK TABLES on database {schema} (server error {code}); bump locks each table while it reads and raises its counter"
+    )]
+    LockDenied {
+        name: String,
+        schema: String,
+        code: u16,
+    },
+    #[error(
+        "raising AUTO_INCREMENT of {name}: the user lacks SELECT on the table, which LOCK TABLES needs (server error {code})"
+    )]
+    LockSelectDenied { name: String, code: u16 },
 }
 
 /// One server's connection and the counters read on it.
@@ -328,6 +343,9 @@ async fn read_shard(
     Ok((conn, rows))
 }
 
+/// The counter as the server holds it now. Under the table's write lock nothing else can
+/// change it: MariaDB computes this column from the open table (exact, never cached), and
+/// on MySQL 8 the session asks for no caching (see [`connect`]).
 const COUNTER_SQL: &str = "SELECT CAST(AUTO_INCREMENT AS CHAR) FROM information_schema.TABLES \
 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?";
 
@@ -354,30 +372,65 @@ async fn counter_now(
     }
 }
 
-/// Plans the counter again from its value now and, if it is still to be raised, raises it
-/// and reads it back. Returns the value it stood at and what was done.
+/// Locks the counter's table against every other session, plans the counter again from its
+/// value under the lock and, if it is still to be raised, raises it and reads it back; then
+/// unlocks. Returns the value it stood at and what was done.
 async fn raise(
     conn: &mut MySqlConnection,
     counter: &Counter,
     above: u64,
     timeout: Duration,
 ) -> Result<(i128, Action), ServerError> {
+    let name = format!("{}.{}", counter.schema, counter.table);
+    let lock = lock_sql(&counter.schema, &counter.table);
+    let locked = execute(conn, lock, timeout, &format!("locking {name}")).await;
+    let raised = match locked {
+        Ok(_) => raise_locked(conn, counter, above, timeout, &name).await,
+        // 1044: no LOCK TABLES on the database; 1142: no SELECT on the table.
+        Err(e) => Err(match e.code() {
+            Some(code @ 1044) => ServerError::LockDenied {
+                name: name.clone(),
+                schema: counter.schema.clone(),
+                code,
+            },
+            Some(code @ 1142) => ServerError::LockSelectDenied {
+                name: name.clone(),
+                code,
+            },
+            _ => e.into(),
+        }),
+    };
+    // Also after a failed or timed-out LOCK TABLES: the lock may still be granted once the
+    // statement ends, and it must not outlast this step. Unlocking nothing is harmless.
+    let unlock = "UNLOCK TABLES".to_string();
+    let unlocked = execute(conn, unlock, timeout, &format!("unlocking {name}")).await;
+    let done = raised?;
+    unlocked?;
+    Ok(done)
+}
+
+/// [`raise`] with the table locked.
+async fn raise_locked(
+    conn: &mut MySqlConnection,
+    counter: &Counter,
+    above: u64,
+    timeout: Duration,
+    name: &str,
+) -> Result<(i128, Action), ServerError> {
     let current = counter_now(conn, counter, timeout).await?;
     let action = plan(current, above, counter.step, counter.max);
     let Action::Raise { to } = action else {
         return Ok((current, action));
     };
-    let name = format!("{}.{}", counter.schema, counter.table);
     let what = format!("raising AUTO_INCREMENT of {name}");
-    let alter = sqlx::query(sqlx::AssertSqlSafe(alter_sql(
-        &counter.schema,
-        &counter.table,
-        to,
-    )));
-    if let Err(e) = db::fetch_all(conn, alter, timeout, &what).await {
+    let alter = alter_sql(&counter.schema, &counter.table, to);
+    if let Err(e) = execute(conn, alter, timeout, &what).await {
         // 1142: the statement is denied to the user (db.rs words it for a read).
         return Err(match e.code() {
-            Some(code @ 1142) => ServerError::AlterDenied { name, code },
+            Some(code @ 1142) => ServerError::AlterDenied {
+                name: name.to_string(),
+                code,
+            },
             _ => e.into(),
         });
     }
@@ -385,6 +438,33 @@ async fn raise(
     if u128::try_from(after).is_ok_and(|after| after >= to) {
         Ok((current, action))
     } else {
-        Err(ServerError::NotRaised { name, after, to })
+        Err(ServerError::NotRaised {
+            name: name.to_string(),
+            after,
+            to,
+        })
+    }
+}
+
+/// Runs one statement that names a table under `timeout`, as plain text: a different
+/// statement for every table, so preparing it (sqlx prepares and caches every
+/// `sqlx::query`) would cost a round trip and a cache eviction for each.
+async fn execute(
+    conn: &mut MySqlConnection,
+    sql: String,
+    timeout: Duration,
+    what: &str,
+) -> Result<(), DbError> {
+    let statement = sqlx::raw_sql(sqlx::AssertSqlSafe(sql));
+    match tokio::time::timeout(timeout, conn.execute(statement)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(error)) => Err(DbError::Query {
+            what: what.to_string(),
+            error,
+        }),
+        Err(_) => Err(DbError::Timeout {
+            what: what.to_string(),
+            after: timeout,
+        }),
     }
 }

@@ -1,9 +1,13 @@
 //! `headroom bump` against real MariaDB: the plan of a dry run, raising every counter above
 //! INT's maximum with each ticket server keeping its offset, a second run that changes
 //! nothing, the refusal on a configuration that is not all `dev`, an unreachable server,
-//! and the point of it all: afterwards a ticket ID no longer fits an INT column.
+//! missing grants, a counter another session raises while bump works (never lowered), and
+//! the point of it all: afterwards a ticket ID no longer fits an INT column.
+
+use std::time::{Duration, Instant};
 
 use headroom_sandbox::{self as sandbox, MariaDb};
+use sqlx::{Connection, Executor, MySqlConnection};
 
 use crate::harness::{Cluster, start_servers};
 
@@ -342,8 +346,8 @@ fn a_raise_the_user_may_not_make_is_reported_failed_and_the_others_are_made() {
             "CREATE DATABASE other;
 CREATE TABLE other.events (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY);
 CREATE USER 'dev'@'127.0.0.1';
-GRANT SELECT ON etsy.* TO 'dev'@'127.0.0.1';
-GRANT SELECT, ALTER ON other.* TO 'dev'@'127.0.0.1';",
+GRANT SELECT, LOCK TABLES ON etsy.* TO 'dev'@'127.0.0.1';
+GRANT SELECT, LOCK TABLES, ALTER ON other.* TO 'dev'@'127.0.0.1';",
         )
         .expect("seed user");
     let toml = dev(&format!(
@@ -370,6 +374,35 @@ GRANT SELECT, ALTER ON other.* TO 'dev'@'127.0.0.1';",
     );
     assert_eq!(counter(shard, "etsy", "audit_log"), 1);
     assert_eq!(counter(shard, "other", "events"), 2_147_483_648);
+}
+
+#[test]
+fn a_raise_without_the_lock_tables_grant_names_the_grant_and_changes_nothing() {
+    let servers = start_servers(&["shard"]);
+    let shard = &servers[0];
+    shard
+        .exec(
+            "CREATE DATABASE other;
+CREATE TABLE other.events (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY) AUTO_INCREMENT=500;
+CREATE USER 'dev'@'127.0.0.1';
+GRANT SELECT, ALTER ON other.* TO 'dev'@'127.0.0.1';",
+        )
+        .expect("seed user");
+    let toml = dev(&format!(
+        "[[shards]]\nname = \"shard-01\"\nurl = \"{}\"\n",
+        shard.url("dev", None)
+    ));
+    let (code, stdout, stderr) = bump(&toml, &["--apply"]);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert_eq!(
+        stderr,
+        "headroom: shard shard-01: raising AUTO_INCREMENT of other.events: the user lacks LOCK TABLES on database other (server error 1044); bump locks each table while it reads and raises its counter\n"
+    );
+    assert_eq!(
+        row(&stdout, "shard-01", "other.events.id")[5..],
+        ["500", "2147483648", "FAILED"]
+    );
+    assert_eq!(counter(shard, "other", "events"), 500);
 }
 
 #[test]
@@ -419,4 +452,132 @@ INSERT INTO etsy.activity_feed (actor_id) VALUES ({id});"
         .exec("SELECT MAX(actor_id) FROM etsy.activity_feed")
         .expect("select");
     assert_eq!(stored.trim(), "2147483647");
+}
+
+/// Runs one statement on `conn` (a name in it quoted by the caller).
+async fn run(conn: &mut MySqlConnection, sql: String) {
+    conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone())))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// Waits (up to 60 s) until a session other than `conn`'s waits for a table's metadata
+/// lock, i.e. until bump stands blocked on a table `conn` holds locked.
+async fn wait_for_a_blocked_session(conn: &mut MySqlConnection) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let blocked: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST
+             WHERE STATE = 'Waiting for table metadata lock' AND ID <> CONNECTION_ID()",
+        )
+        .fetch_one(&mut *conn)
+        .await
+        .expect("reading the process list");
+        if blocked > 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for bump to wait for the table"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A shard with `tables` (each a BIGINT UNSIGNED counter at 7, in schema `d`), a dev
+/// configuration watching `d`, and a session of its own on it.
+async fn shard_with(tables: &[String]) -> (MariaDb, String, MySqlConnection) {
+    let servers = start_servers(&["shard"]);
+    let shard = servers.into_iter().next().expect("one server");
+    let mut sql = "CREATE DATABASE d;\n".to_string();
+    for table in tables {
+        sql.push_str(&format!(
+            "CREATE TABLE {} (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY) ENGINE=InnoDB AUTO_INCREMENT=7;\n",
+            headroom::db::qualified("d", table)
+        ));
+    }
+    shard.exec(&sql).expect("seeding the tables");
+    let toml = dev(&format!(
+        "[poll]\nquery_timeout = \"30s\"\n[[shards]]\nname = \"shard-01\"\nurl = \"{}\"\nschemas = [\"d\"]\n",
+        shard.url("root", None)
+    ));
+    let other = MySqlConnection::connect(&shard.url("root", None))
+        .await
+        .expect("connecting the other session");
+    (shard, toml, other)
+}
+
+/// The other session holds the table locked while bump reads it and plans to raise it from
+/// 7, raises it to 5000000000 once bump waits for the table, then lets go: bump must take
+/// 5000000000 as the counter and leave it, not set its planned 2147483648 over it (the ALTER
+/// TABLE on InnoDB sets a counter lower than it stands when no row holds a higher ID).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_counter_raised_by_another_session_while_bump_waits_for_its_table_is_not_lowered() {
+    let (shard, toml, mut other) = shard_with(&[HOSTILE.to_string()]).await;
+    let table = headroom::db::qualified("d", HOSTILE);
+    run(&mut other, format!("LOCK TABLES {table} WRITE")).await;
+
+    let bumping = tokio::task::spawn_blocking(move || bump(&toml, &["--apply"]));
+    wait_for_a_blocked_session(&mut other).await;
+    run(
+        &mut other,
+        format!("ALTER TABLE {table} AUTO_INCREMENT = 5000000000"),
+    )
+    .await;
+    run(&mut other, "UNLOCK TABLES".to_string()).await;
+    let (code, stdout, stderr) = bumping.await.expect("bump");
+
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(counter(&shard, "d", HOSTILE), 5_000_000_000);
+    assert_eq!(
+        row(&stdout, "shard-01", &format!("d.{HOSTILE}.id"))[5..],
+        ["5000000000", "-", "left alone: already above"]
+    );
+    assert!(
+        stdout.ends_with("Nothing to change: 1 counter already above 2147483647.\n"),
+        "{stdout}"
+    );
+}
+
+/// Bump and another session raise the same 12 counters at the same time, in opposite
+/// orders (the other session holds the first table until bump waits for it, then raises
+/// from the last one down), over 10 rounds: whichever of the two reaches a counter first, it
+/// ends at the higher value, 5000000000. Where the two meet, a bump that reads a counter
+/// outside a lock lowered it in some rounds of most runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_raised_by_another_session_during_a_bump_all_end_at_the_higher_value() {
+    let tables: Vec<String> = (0..12).map(|i| format!("t{i:02}")).collect();
+    let (shard, toml, mut other) = shard_with(&tables).await;
+    let mut lowered: Vec<(usize, &String, u64)> = Vec::new();
+    for round in 0..10 {
+        for table in &tables {
+            // No row holds an ID, so the counter goes back down to 7.
+            run(
+                &mut other,
+                format!("ALTER TABLE d.{table} AUTO_INCREMENT = 7"),
+            )
+            .await;
+        }
+        run(&mut other, "LOCK TABLES d.t00 WRITE".to_string()).await;
+        let toml = toml.clone();
+        let bumping = tokio::task::spawn_blocking(move || bump(&toml, &["--apply"]));
+        wait_for_a_blocked_session(&mut other).await;
+        run(&mut other, "UNLOCK TABLES".to_string()).await;
+        for table in tables.iter().rev() {
+            run(
+                &mut other,
+                format!("ALTER TABLE d.{table} AUTO_INCREMENT = 5000000000"),
+            )
+            .await;
+        }
+        let (code, stdout, stderr) = bumping.await.expect("bump");
+        assert_eq!(code, 0, "round {round}: {stdout}{stderr}");
+        lowered.extend(
+            tables
+                .iter()
+                .map(|t| (round, t, counter(&shard, "d", t)))
+                .filter(|(_, _, n)| *n != 5_000_000_000),
+        );
+    }
+    assert_eq!(lowered, vec![]);
 }
