@@ -21,8 +21,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use headroom::db::ServerVersion;
-use headroom::inventory::{self, SchemaFilter, Statement};
+use headroom::inventory::SchemaFilter;
+use headroom::mysql::ServerVersion;
+use headroom::mysql::catalog::{self, Statement};
 use headroom_sandbox::MariaDb;
 use serde_json::Value;
 
@@ -314,7 +315,7 @@ fn floor(servers: &[MariaDb], size: &Size, version: &str) -> (f64, f64) {
     let jobs: Vec<(u16, String)> = (0..size.shards)
         .map(|s| {
             let filter = SchemaFilter::from_config(Some(&vec![format!("s{s:03}")]));
-            let sql: Vec<String> = inventory::statements(&filter, version)
+            let sql: Vec<String> = catalog::statements(&filter, version)
                 .iter()
                 .map(|st| format!("{};", inline(st)))
                 .collect();

@@ -1,21 +1,21 @@
 //! The inventory of one big shard, against its floor and against mysqld_exporter: a
 //! throwaway mariadbd gets `N` tables (one client session fed one generated script), then
 //! each round measures, in turn:
-//! - the floor: the statements [`headroom::inventory::read`] sends, through one plain
+//! - the floor: the statements [`headroom::mysql::catalog::read`] sends, through one plain
 //!   `mariadb --batch` process, the SQL on its standard input (and each family on its own,
 //!   to show which one costs what);
-//! - headroom: `headroom::inventory::read`, the production path, over a
-//!   [`headroom::db::Connector`] session;
+//! - headroom: `headroom::mysql::catalog::read`, the production path, over a
+//!   [`headroom::mysql::Connector`] session;
 //! - Debian's `prometheus-mysqld-exporter` with only `--collect.auto_increment.columns`,
 //!   one scrape of its /metrics (skipped with a note when it is not installed).
 //!
 //! and prints the medians and their ratios; then what a poll adds for strict mode
-//! (`inventory::sql_mode::read`) and what each ticket read costs for opening a new session.
+//! (`mysql::sql_mode::read`) and what each ticket read costs for opening a new session.
 //! Then, with the table caches sized, the index
 //! dives: every table gets a row and its indexed `user_id` becomes a reference column (a
 //! `[[references]]` rule, a ticket table on the same server), and a round measures
 //! - the floor: the inventory's statements and one steady-state poll's share of the dives
-//!   (`maxima::dive_sql`, `ceil(tables / slots)` columns), through one `mariadb` process;
+//!   (`mysql::dives::dive_sql`, `ceil(tables / slots)` columns), through one `mariadb` process;
 //! - headroom: [`headroom::poller::Poller::poll_once`], the production path, after a first
 //!   poll that read every column (printed too), with `poll.reread_within` 10 times the
 //!   interval.
@@ -33,9 +33,11 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
-use headroom::db::{Connector, ServerVersion};
-use headroom::inventory::{self, ColumnId, SchemaFilter, Statement, maxima};
+use headroom::inventory::{ColumnId, SchemaFilter};
 use headroom::metrics::Metrics;
+use headroom::mysql::catalog::{self, Statement};
+use headroom::mysql::dives as maxima;
+use headroom::mysql::{Connector, ServerVersion};
 use headroom::poller::Poller;
 use headroom::state::Store;
 use headroom_sandbox::MariaDb;
@@ -327,7 +329,7 @@ fn measure_dives(server: &MariaDb, tables: usize, runs: usize, inventory_sql: &s
     let queries = || {
         runtime.block_on(async {
             let mut session = connector.acquire().await.expect("a session");
-            inventory::read(&mut session, &filter, timeout)
+            catalog::read(&mut session, &filter, timeout)
                 .await
                 .expect("the inventory");
             let read = maxima::read(&mut session, &some, timeout).await;
@@ -438,7 +440,7 @@ fn main() {
     );
 
     let filter = SchemaFilter::AllButSystem;
-    let statements = inventory::statements(&filter, ServerVersion::parse(version_text));
+    let statements = catalog::statements(&filter, ServerVersion::parse(version_text));
     let inlined: Vec<(&str, String)> = statements
         .iter()
         .map(|s| (s.family, format!("{};", inline(s))))
@@ -459,7 +461,7 @@ fn main() {
     let headroom_read = || {
         runtime.block_on(async {
             let mut session = connector.acquire().await.expect("a session");
-            let inv = inventory::read(&mut session, &filter, timeout)
+            let inv = catalog::read(&mut session, &filter, timeout)
                 .await
                 .expect("the inventory");
             session.release();
@@ -533,7 +535,7 @@ fn main() {
             "{:<44} {:>10.3} s",
             "floor: the same statements, mariadb client", floor
         );
-        println!("{:<44} {:>10.3} s", "headroom: inventory::read", ours);
+        println!("{:<44} {:>10.3} s", "headroom: catalog::read", ours);
         println!("{:<44} {:>10.2} x", "headroom / floor", ours / floor);
         if theirs.is_empty() {
             println!(
@@ -591,7 +593,7 @@ fn main() {
             modes.push(secs(|| {
                 runtime.block_on(async {
                     let mut session = connector.acquire().await.expect("a session");
-                    inventory::sql_mode::read(&mut session, timeout)
+                    headroom::mysql::sql_mode::read(&mut session, timeout)
                         .await
                         .expect("the sql_mode");
                     session.release();

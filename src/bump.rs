@@ -26,8 +26,8 @@ mod servers;
 use std::fmt::Write as _;
 
 use crate::config::{Environment, Settings};
-use crate::db;
 use crate::escape::escape;
+use crate::mysql as db;
 
 pub use servers::{Outcome, run};
 
@@ -256,7 +256,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::db::sql_lexer::{Token, hostile_ident, skeleton, tokens};
+    use crate::mysql::sql_lexer::{Token, hostile_ident, skeleton, tokens};
 
     const INT_MAX: u64 = 2_147_483_647;
     const INT_UNSIGNED_MAX: u64 = 4_294_967_295;

@@ -24,15 +24,16 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Endpoint, Settings, ShardSettings, SourceKind, SourceSettings};
-use crate::db::{Connector, DbError, ErrorReport};
+use crate::db::{DbError, ErrorReport};
 use crate::dives::{self, Schedule};
+use crate::engine::Connector;
 use crate::growth::{self, Tracker};
 use crate::headroom::Headroom;
 use crate::inference;
-use crate::inventory::{self, ColumnId, InventoryError, SchemaFilter, maxima};
+use crate::inventory::{ColumnId, InventoryError, SchemaFilter};
 use crate::measure::{self, ColumnReport};
 use crate::metrics::Metrics;
-use crate::sources::{self, SourceError, ticket_server};
+use crate::sources::{self, SourceError};
 use crate::state::{Snapshot, Store};
 
 /// How long shutdown waits for connections to close cleanly.
@@ -105,7 +106,7 @@ impl Poller {
         settings: Arc<Settings>,
         store: Store,
         metrics: Arc<Metrics>,
-    ) -> Result<Poller, sqlx::Error> {
+    ) -> Result<Poller, DbError> {
         let poller = Poller::one_shot(settings, store, metrics)?;
         let (columns, sources) = growth::file::restore(
             &poller.history_path,
@@ -122,7 +123,7 @@ impl Poller {
 
     /// One poll of everything `settings` names, from a fresh store, then the connections
     /// closed: what `check`, `plan` and `lint` judge.
-    pub async fn snapshot_once(settings: Arc<Settings>) -> Result<Snapshot, sqlx::Error> {
+    pub async fn snapshot_once(settings: Arc<Settings>) -> Result<Snapshot, DbError> {
         let store = Store::new(&settings);
         let poller = Poller::one_shot(settings, store.clone(), Arc::new(Metrics::new()))?;
         poller.poll_once().await;
@@ -138,7 +139,7 @@ impl Poller {
         settings: Arc<Settings>,
         store: Store,
         metrics: Arc<Metrics>,
-    ) -> Result<Poller, sqlx::Error> {
+    ) -> Result<Poller, DbError> {
         let timeout = settings.poll.query_timeout;
         let shards = settings
             .shards
@@ -155,7 +156,7 @@ impl Poller {
                     settings: s.clone(),
                 })
             })
-            .collect::<Result<_, sqlx::Error>>()?;
+            .collect::<Result<_, DbError>>()?;
         let sources = settings
             .sources
             .iter()
@@ -170,11 +171,11 @@ impl Poller {
                                 endpoint: e.clone(),
                             })
                         })
-                        .collect::<Result<_, sqlx::Error>>()?,
+                        .collect::<Result<_, DbError>>()?,
                     settings: s.clone(),
                 })
             })
-            .collect::<Result<_, sqlx::Error>>()?;
+            .collect::<Result<_, DbError>>()?;
         let history_path = growth::file::path_for(&settings.state_path);
         Ok(Poller {
             shards,
@@ -509,7 +510,9 @@ impl Poller {
         let database = server.endpoint.database().unwrap_or_default();
         let result = match source.settings.kind {
             SourceKind::TicketServer => {
-                ticket_server::read(&mut session, &database, &source.settings.table, timeout).await
+                session
+                    .ticket(&database, &source.settings.table, timeout)
+                    .await
             }
         };
         // A failed session is dropped, a good one closed cleanly after the read (see
@@ -593,15 +596,15 @@ impl Poller {
         };
         let mut session = shard.connector.acquire().await?;
         let read = async {
-            let inventory = inventory::read(&mut session, &shard.filter, timeout).await?;
-            let sql_mode = inventory::sql_mode::read(&mut session, timeout).await?;
-            let strict_mode = inventory::sql_mode::is_strict(&sql_mode);
-            self.store.shard_sql_mode(&shard.settings.name, sql_mode);
+            let catalog = session.catalog(&shard.filter, timeout).await?;
+            let (inventory, strict_mode) = (catalog.inventory, catalog.strict);
+            self.store
+                .shard_sql_mode(&shard.settings.name, catalog.mode, strict_mode);
             let settings = &self.settings;
             let guessed = inference::infer(&inventory, &settings.inference, &settings.references);
             let plan = measure::plan_with(&inventory, &settings.references, &guessed.parents);
             let due = lock(&shard.dives).due(&plan.dives, Instant::now(), schedule);
-            let values = maxima::read(&mut session, &due, timeout).await?;
+            let values = session.dive(&due, timeout).await?;
             Ok::<_, PollError>((plan, due, values, strict_mode, guessed.ambiguous))
         }
         .await;

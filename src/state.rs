@@ -494,12 +494,13 @@ impl Store {
         }
     }
 
-    /// Records a shard's `@@GLOBAL.sql_mode`, read at its poll, and whether it is strict.
-    pub fn shard_sql_mode(&self, shard: &str, sql_mode: String) {
+    /// Records a shard's mode as its poll read it (`@@GLOBAL.sql_mode` on MySQL), and
+    /// whether it is strict.
+    pub fn shard_sql_mode(&self, shard: &str, sql_mode: Option<String>, strict: bool) {
         let mut snap = self.write();
         if let Some(s) = snap.shards.iter_mut().find(|s| s.name == shard) {
-            s.strict_mode = Some(crate::inventory::sql_mode::is_strict(&sql_mode));
-            s.sql_mode = Some(sql_mode);
+            s.strict_mode = Some(strict);
+            s.sql_mode = sql_mode;
         }
     }
 
@@ -644,9 +645,9 @@ mod tests {
     fn strict_mode_is_unknown_until_read() {
         let store = pair();
         assert_eq!(store.read().shards[0].strict_mode, None);
-        store.shard_sql_mode("s", "NO_ENGINE_SUBSTITUTION".to_string());
+        store.shard_sql_mode("s", Some("NO_ENGINE_SUBSTITUTION".to_string()), false);
         assert_eq!(store.read().shards[0].strict_mode, Some(false));
-        store.shard_sql_mode("s", "STRICT_ALL_TABLES".to_string());
+        store.shard_sql_mode("s", Some("STRICT_ALL_TABLES".to_string()), true);
         assert_eq!(store.read().shards[0].strict_mode, Some(true));
         assert_eq!(
             store.read().shards[0].sql_mode.as_deref(),

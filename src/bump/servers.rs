@@ -4,7 +4,7 @@
 //! raises them. Every server is read before anything is written: one unreachable server
 //! and nothing changes anywhere.
 //!
-//! These sessions write, so they are not the daemon's read-only ones ([`crate::db::Connector`]);
+//! These sessions write, so they are not the daemon's read-only ones ([`crate::mysql::Connector`]);
 //! each statement is still bounded by `poll.query_timeout`. Each raise is one step against
 //! every other session: `LOCK TABLES ... WRITE`, the counter read and planned again, the
 //! ALTER, the counter read back, `UNLOCK TABLES`. A counter another session raised past the
@@ -21,10 +21,12 @@ use sqlx::{ConnectOptions, Connection, Executor};
 
 use super::{Action, Counter, Row, Step, alter_sql, lock_sql, not_dev, plan, render};
 use crate::config::{Endpoint, Settings, ShardSettings, SourceKind, SourceSettings};
-use crate::db::{self, DbError, ServerVersion};
+use crate::db::DbError;
 use crate::escape::escape;
 use crate::headroom::IntType;
-use crate::inventory::{self, InventoryError, SchemaFilter};
+use crate::inventory::{InventoryError, SchemaFilter};
+use crate::mysql::ServerVersion;
+use crate::mysql::query as db;
 
 /// What `bump` prints and how it ends.
 #[derive(Debug)]
@@ -216,10 +218,7 @@ async fn close(targets: Vec<Target>, timeout: Duration) {
 /// is told not to cache AUTO_INCREMENT (otherwise it may be a day old, and a stale counter
 /// planned "up" could be a lower one).
 async fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<MySqlConnection, DbError> {
-    let connecting = |error| DbError::Query {
-        what: "connecting".to_string(),
-        error,
-    };
+    let connecting = |e| db::query_error("connecting", e);
     let mut options = MySqlConnectOptions::from_str(endpoint.url.as_str())
         .map_err(connecting)?
         // Statements hold names read from the databases: never log them above debug.
@@ -320,7 +319,7 @@ async fn read_shard(
     let mut conn = connect(&shard.endpoint, timeout).await?;
     let step = step(&mut conn, timeout).await?;
     let filter = SchemaFilter::from_config(shard.schemas.as_ref());
-    let found = inventory::read(&mut conn, &filter, timeout).await?;
+    let found = crate::mysql::catalog::read(&mut conn, &filter, timeout).await?;
     let rows = found
         .columns
         .into_iter()
@@ -456,15 +455,11 @@ async fn execute(
     what: &str,
 ) -> Result<(), DbError> {
     let statement = sqlx::raw_sql(sqlx::AssertSqlSafe(sql));
-    match tokio::time::timeout(timeout, conn.execute(statement)).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(error)) => Err(DbError::Query {
-            what: what.to_string(),
-            error,
-        }),
-        Err(_) => Err(DbError::Timeout {
-            what: what.to_string(),
-            after: timeout,
-        }),
-    }
+    crate::db::within(timeout, what, async {
+        conn.execute(statement)
+            .await
+            .map(|_| ())
+            .map_err(|e| db::query_error(what, e))
+    })
+    .await
 }

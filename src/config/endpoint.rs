@@ -2,7 +2,6 @@
 //! `password_env` or `password_file`), and redaction, so that a URL can be shown anywhere.
 
 use std::fmt;
-use std::str::FromStr;
 
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
@@ -104,12 +103,13 @@ fn has_password(text: &str) -> bool {
 fn parse_url(text: &str) -> Result<(Url, Option<SecretString>), String> {
     let shown = redact_text(text);
     let mut url = Url::parse(text).map_err(|e| format!("{shown} is not a URL: {e}"))?;
-    if !matches!(url.scheme(), "mysql" | "mariadb") {
+    let Some(engine) = crate::engine::Engine::of(&url) else {
         return Err(format!(
-            "{shown} has scheme {:?}: expected mysql:// or mariadb://",
-            url.scheme()
+            "{shown} has scheme {:?}: expected {}",
+            url.scheme(),
+            crate::engine::Engine::SCHEMES
         ));
-    }
+    };
     if url.host_str().is_none_or(str::is_empty) {
         return Err(format!("{shown} names no host"));
     }
@@ -125,7 +125,8 @@ fn parse_url(text: &str) -> Result<(Url, Option<SecretString>), String> {
     let _ = url.set_password(None);
     // The driver's own reading of the options (ssl-mode=..., charset=...), checked now so
     // that a bad one is a configuration problem with its key, not a failure at start.
-    sqlx::mysql::MySqlConnectOptions::from_str(url.as_str())
+    engine
+        .check_url(&url)
         .map_err(|e| format!("{shown}: {e}"))?;
     Ok((url, password))
 }

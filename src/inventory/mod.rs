@@ -1,32 +1,16 @@
-//! What exists on a shard: integer columns with their tables' AUTO_INCREMENT counters,
-//! declared foreign keys, and which columns lead a B-tree index. One file per
-//! information_schema query family; [`read`] runs five plain queries (no join between
-//! information_schema tables: on MariaDB such a join costs tables × tables) and joins in
-//! memory, a constant number of queries per shard per poll, however many tables the shard
-//! holds. [`sql_mode`] reads whether the shard is strict, one more small query per poll.
+//! What exists on a shard, as plain data whatever its engine: integer columns (with the
+//! counter that feeds each, if any), declared foreign keys, which columns lead an index,
+//! single-column primary keys, and the column names ([`ColumnId`]) everything else keys
+//! on. The engines' readers ([`crate::mysql`]) fill it in; nothing here speaks SQL.
 
 pub mod column_type;
-mod columns;
-mod foreign_keys;
-mod indexes;
-pub mod maxima;
-mod schemata;
-pub mod sql_mode;
 
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher as _;
 use std::sync::Arc;
-use std::time::Duration;
 
-use sqlx::mysql::MySqlConnection;
-
-use crate::db::{DbError, ErrorReport, ServerVersion};
-
-pub use columns::IntColumn;
-pub use foreign_keys::ForeignKey;
-
-/// Schemas that belong to the server, never watched unless named in `schemas`.
-pub const SYSTEM_SCHEMAS: [&str; 4] = ["mysql", "information_schema", "performance_schema", "sys"];
+use crate::db::{DbError, ErrorReport};
+use crate::headroom::IntType;
 
 /// A column's full name on a shard: one allocation, shared (a clone is a reference count)
 /// by the plan, the growth tracker, the store's reports and the pager. Its parts are read
@@ -138,12 +122,31 @@ pub struct Inventory {
     pub primary_keys: HashMap<(String, String), String>,
 }
 
+/// One integer column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntColumn {
+    pub id: ColumnId,
+    /// As information_schema writes it, e.g. `int(10) unsigned`.
+    pub column_type: String,
+    pub int_type: IntType,
+    /// The table's AUTO_INCREMENT (the next value handed out) when this is the table's
+    /// auto-increment column; `None` otherwise.
+    pub auto_increment: Option<i128>,
+}
+
+/// A child column whose values must exist in a parent column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignKey {
+    pub child: ColumnId,
+    pub parent: ColumnId,
+}
+
 /// Which schemas a poll looks at.
 #[derive(Debug, Clone)]
 pub enum SchemaFilter {
     /// Exactly these (from `schemas = [...]`).
     Only(Vec<String>),
-    /// Every schema but [`SYSTEM_SCHEMAS`].
+    /// Every schema but the server's own (the engine knows which).
     AllButSystem,
 }
 
@@ -153,19 +156,6 @@ impl SchemaFilter {
             Some(list) => SchemaFilter::Only(list.clone()),
             None => SchemaFilter::AllButSystem,
         }
-    }
-
-    /// A SQL condition on `column` with `?` placeholders, and the values to bind.
-    fn condition(&self, column: &str) -> (String, Vec<String>) {
-        let (op, values): (&str, Vec<String>) = match self {
-            SchemaFilter::Only(list) => ("IN", list.clone()),
-            SchemaFilter::AllButSystem => (
-                "NOT IN",
-                SYSTEM_SCHEMAS.iter().map(|s| s.to_string()).collect(),
-            ),
-        };
-        let sql = format!("{column} {op} ({})", crate::db::placeholders(values.len()));
-        (sql, values)
     }
 }
 
@@ -195,98 +185,6 @@ impl InventoryError {
             },
         }
     }
-}
-
-/// Reads a shard's inventory with five information_schema queries and the server's
-/// version, each under `timeout`.
-pub async fn read(
-    conn: &mut MySqlConnection,
-    filter: &SchemaFilter,
-    timeout: Duration,
-) -> Result<Inventory, InventoryError> {
-    let visible = schemata::read(conn, filter, timeout).await?;
-    match filter {
-        SchemaFilter::Only(wanted) => {
-            let missing: Vec<String> = wanted
-                .iter()
-                .filter(|s| !visible.contains(*s))
-                .cloned()
-                .collect();
-            if !missing.is_empty() {
-                return Err(InventoryError::SchemasNotVisible(missing));
-            }
-        }
-        SchemaFilter::AllButSystem => {
-            if visible.is_empty() {
-                return Err(InventoryError::NothingVisible);
-            }
-        }
-    }
-    let columns = columns::read(conn, filter, timeout).await?;
-    let foreign_keys = foreign_keys::read(conn, filter, timeout).await?;
-    let server = ServerVersion::read(conn, timeout).await?;
-    let (leading, primary_keys) = indexes::read(conn, filter, server, timeout).await?;
-    Ok(Inventory {
-        columns,
-        foreign_keys,
-        leading,
-        primary_keys,
-    })
-}
-
-/// One information_schema statement as [`read`] sends it: its text, with `?` placeholders
-/// for the schema names of the filter, and the values bound to them in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Statement {
-    /// The information_schema table it reads, e.g. `COLUMNS`.
-    pub family: &'static str,
-    pub sql: String,
-    pub binds: Vec<String>,
-}
-
-impl Statement {
-    /// `sql` writes the statement around a condition on `schema_column` (built here from `?`
-    /// placeholders, with the schema names to bind).
-    fn new(
-        family: &'static str,
-        sql: impl FnOnce(&str) -> String,
-        schema_column: &str,
-        filter: &SchemaFilter,
-    ) -> Statement {
-        let (condition, binds) = filter.condition(schema_column);
-        Statement {
-            family,
-            sql: sql(&condition),
-            binds,
-        }
-    }
-}
-
-/// Every information_schema statement one [`read`] sends, in order, for a server of version
-/// `server` (besides `SELECT VERSION()`): what a benchmark replays through a plain client to
-/// measure the floor under headroom's cost.
-pub fn statements(filter: &SchemaFilter, server: ServerVersion) -> Vec<Statement> {
-    vec![
-        schemata::statement(filter),
-        columns::columns_statement(filter),
-        columns::tables_statement(filter),
-        foreign_keys::statement(filter),
-        indexes::statement(filter, server),
-    ]
-}
-
-/// Runs one information_schema statement, its schema names bound.
-async fn fetch(
-    conn: &mut MySqlConnection,
-    statement: Statement,
-    timeout: Duration,
-    what: &str,
-) -> Result<Vec<sqlx::mysql::MySqlRow>, DbError> {
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(statement.sql));
-    for value in statement.binds {
-        query = query.bind(value);
-    }
-    crate::db::fetch_all(conn, query, timeout, what).await
 }
 
 #[cfg(test)]

@@ -11,8 +11,9 @@ use serde::Serialize;
 use sqlx::mysql::MySqlConnection;
 
 use super::rule::Definition;
-use crate::db::{self, DbError};
+use crate::db::DbError;
 use crate::inventory::ColumnId;
+use crate::mysql::query as db;
 
 const COLUMN_SQL: &str = "\
 SELECT CAST(IS_NULLABLE AS CHAR), CAST(COLUMN_DEFAULT AS CHAR), CAST(EXTRA AS CHAR),
@@ -160,26 +161,11 @@ pub async fn declared(
     let what = "reading SHOW CREATE TABLE";
     let sql = format!("SHOW CREATE TABLE {}", db::qualified(schema, table));
     // A plain text query: each table is asked for once, nothing to prepare.
-    let query = sqlx::raw_sql(sqlx::AssertSqlSafe(sql));
-    let rows = match tokio::time::timeout(timeout, query.fetch_all(&mut *conn)).await {
-        Ok(Ok(rows)) => rows,
-        Ok(Err(error)) => {
-            let e = DbError::Query {
-                what: what.to_string(),
-                error,
-            };
-            // The server answered: the session is sound, only this table is not readable.
-            return match e.code() {
-                Some(_) => Ok(Err(db::ErrorReport::from(&e).message)),
-                None => Err(e),
-            };
-        }
-        Err(_) => {
-            return Err(DbError::Timeout {
-                what: what.to_string(),
-                after: timeout,
-            });
-        }
+    let rows = match db::fetch_text(conn, sql, timeout, what).await {
+        Ok(rows) => rows,
+        // The server answered: the session is sound, only this table is not readable.
+        Err(e) if e.code().is_some() => return Ok(Err(crate::db::ErrorReport::from(&e).message)),
+        Err(e) => return Err(e),
     };
     let Some(row) = rows.first() else {
         return Ok(Err(format!("{what}: no row")));

@@ -26,11 +26,11 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::config::{Endpoint, Settings};
-use crate::db::Connector;
 use crate::db::budget::{self, Budget, Busy};
 use crate::headroom::{IntType, Status};
 use crate::inventory::ColumnId;
 use crate::measure::{ColumnReport, Kind};
+use crate::mysql::Connector;
 use crate::policy::ColumnGlobs;
 use crate::state::Snapshot;
 use definition::{ForeignKey, TableSize};

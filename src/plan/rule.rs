@@ -26,8 +26,8 @@
 //! under the default `sql_mode` and still cannot end the literal early under
 //! `NO_BACKSLASH_ESCAPES`.
 
-use crate::db;
 use crate::headroom::{IntType, Width};
+use crate::mysql as db;
 use serde::Serialize;
 
 /// A declared foreign key, whole: InnoDB refuses to change the type of a column in one,
@@ -314,7 +314,7 @@ pub fn rebuild_seconds(bytes: u64, mb_per_second: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::sql_lexer::{Token, tokens};
+    use crate::mysql::sql_lexer::{Token, tokens};
 
     fn t(width: Width, unsigned: bool) -> IntType {
         IntType::new(width, unsigned)
@@ -519,10 +519,10 @@ mod tests {
         /// and no comment.
         #[test]
         fn hostile_names_and_texts_never_change_the_statement(
-            schema in crate::db::sql_lexer::hostile_ident(),
-            table in crate::db::sql_lexer::hostile_ident(),
-            column in crate::db::sql_lexer::hostile_ident(),
-            text in crate::db::sql_lexer::hostile_ident(),
+            schema in crate::mysql::sql_lexer::hostile_ident(),
+            table in crate::mysql::sql_lexer::hostile_ident(),
+            column in crate::mysql::sql_lexer::hostile_ident(),
+            text in crate::mysql::sql_lexer::hostile_ident(),
         ) {
             let d = Definition {
                 column_type: "int(11)".to_string(),

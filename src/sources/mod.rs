@@ -4,7 +4,6 @@
 //! servers can hand out the same ID.
 
 pub mod collision;
-pub mod ticket_server;
 
 use crate::db::{DbError, ErrorReport};
 use crate::headroom::IntType;

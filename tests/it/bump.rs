@@ -69,7 +69,7 @@ CREATE TABLE other.events (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY) AUTO_I
         .exec(&format!(
             "CREATE TABLE etsy.big_events (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY) AUTO_INCREMENT=5000000000;
 CREATE TABLE etsy.{} (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, v INT) AUTO_INCREMENT=42;",
-            headroom::db::ident(HOSTILE)
+            headroom::mysql::ident(HOSTILE)
         ))
         .expect("seeding shard-01");
     dev(&cluster.toml("")).replace(
@@ -233,7 +233,7 @@ fn apply_raises_every_counter_above_int_max_keeping_offsets_and_a_second_run_cha
     let id = cluster.shards[0]
         .exec(&format!(
             "INSERT INTO etsy.{} (v) VALUES (1); SELECT LAST_INSERT_ID();",
-            headroom::db::ident(HOSTILE)
+            headroom::mysql::ident(HOSTILE)
         ))
         .expect("insert into the hostile table");
     assert_eq!(id.trim(), "2147483648");
@@ -493,7 +493,7 @@ async fn shard_with(tables: &[String]) -> (MariaDb, String, MySqlConnection) {
     for table in tables {
         sql.push_str(&format!(
             "CREATE TABLE {} (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY) ENGINE=InnoDB AUTO_INCREMENT=7;\n",
-            headroom::db::qualified("d", table)
+            headroom::mysql::qualified("d", table)
         ));
     }
     shard.exec(&sql).expect("seeding the tables");
@@ -514,7 +514,7 @@ async fn shard_with(tables: &[String]) -> (MariaDb, String, MySqlConnection) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_counter_raised_by_another_session_while_bump_waits_for_its_table_is_not_lowered() {
     let (shard, toml, mut other) = shard_with(&[HOSTILE.to_string()]).await;
-    let table = headroom::db::qualified("d", HOSTILE);
+    let table = headroom::mysql::qualified("d", HOSTILE);
     run(&mut other, format!("LOCK TABLES {table} WRITE")).await;
 
     let bumping = tokio::task::spawn_blocking(move || bump(&toml, &["--apply"]));

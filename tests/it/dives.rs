@@ -7,8 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
-use headroom::db::{ident, qualified};
 use headroom::measure::ColumnReport;
+use headroom::mysql::{ident, qualified};
 use headroom::state::ShardState;
 use headroom_sandbox::MariaDb;
 

@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use headroom::db::{ident, qualified};
+use headroom::mysql::{ident, qualified};
 use sqlx::{Connection, Executor};
 
 use crate::harness::{poll_once, start_servers};

@@ -334,7 +334,7 @@ CREATE TABLE d.empty (x INT NOT NULL, KEY (x));",
         .expect("connect");
     let id = |t: &str| headroom::inventory::ColumnId::new("d", t, "x");
     let columns = [id("kept"), id("gone"), id("empty")];
-    let values = headroom::inventory::maxima::read(&mut conn, &columns, Duration::from_secs(5))
+    let values = headroom::mysql::dives::read(&mut conn, &columns, Duration::from_secs(5))
         .await
         .expect("a missing table does not fail the read");
     assert_eq!(values.get(&id("kept")), Some(&Some(9)));

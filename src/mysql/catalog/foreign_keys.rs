@@ -4,8 +4,10 @@ use std::time::Duration;
 
 use sqlx::mysql::MySqlConnection;
 
-use super::{ColumnId, SchemaFilter, Statement};
-use crate::db::{self, DbError};
+use super::Statement;
+use crate::db::DbError;
+use crate::inventory::{ColumnId, ForeignKey, SchemaFilter};
+use crate::mysql::query as db;
 
 /// The query, around `filter`, a condition on the child's TABLE_SCHEMA; the parent may live
 /// anywhere.
@@ -19,13 +21,6 @@ FROM information_schema.KEY_COLUMN_USAGE
 WHERE REFERENCED_TABLE_NAME IS NOT NULL AND REFERENCED_COLUMN_NAME IS NOT NULL
   AND {filter}"
     )
-}
-
-/// A child column whose values must exist in a parent column.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ForeignKey {
-    pub child: ColumnId,
-    pub parent: ColumnId,
 }
 
 /// The statement as [`read`] sends it.

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use sqlx::mysql::MySqlConnection;
 
-use crate::db::{self, DbError};
+use super::query as db;
+use crate::db::DbError;
 
 /// The server's global SQL mode, what new sessions start with.
 pub const SQL_MODE_SQL: &str = "SELECT CAST(@@GLOBAL.sql_mode AS CHAR)";

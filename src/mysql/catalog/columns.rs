@@ -11,9 +11,11 @@ use std::time::Duration;
 
 use sqlx::mysql::MySqlConnection;
 
-use super::{ColumnId, SchemaFilter, Statement};
-use crate::db::{self, DbError};
+use super::Statement;
+use crate::db::DbError;
 use crate::headroom::IntType;
+use crate::inventory::{ColumnId, IntColumn, SchemaFilter};
+use crate::mysql::query as db;
 
 /// Integer columns, around `filter`, a condition on TABLE_SCHEMA, in the order the
 /// inventory lists them. Views' columns are among them: [`join`] leaves them out.
@@ -50,18 +52,6 @@ pub(super) fn columns_statement(filter: &SchemaFilter) -> Statement {
 /// The TABLES statement as [`read`] sends it.
 pub(super) fn tables_statement(filter: &SchemaFilter) -> Statement {
     Statement::new("TABLES", tables_sql, "TABLE_SCHEMA", filter)
-}
-
-/// One integer column.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IntColumn {
-    pub id: ColumnId,
-    /// As information_schema writes it, e.g. `int(10) unsigned`.
-    pub column_type: String,
-    pub int_type: IntType,
-    /// The table's AUTO_INCREMENT (the next value handed out) when this is the table's
-    /// auto-increment column; `None` otherwise.
-    pub auto_increment: Option<i128>,
 }
 
 /// One row of the COLUMNS query, before its table is known.

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use sqlx::mysql::MySqlConnection;
 
-use super::collision::Sequence;
-use super::{Reading, SourceError};
-use crate::db::{self, ident};
+use super::query::{self as db, ident};
 use crate::headroom::IntType;
+use crate::sources::collision::Sequence;
+use crate::sources::{Reading, SourceError};
 
 /// The ticket table's auto-increment column, its type and counter, and the step and start
 /// of this connection's session (`auto_increment_increment`, `auto_increment_offset`): a
@@ -93,7 +93,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::{highest, highest_sql};
-    use crate::db::sql_lexer::{Token, hostile_ident, skeleton, tokens};
+    use crate::mysql::sql_lexer::{Token, hostile_ident, skeleton, tokens};
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]

@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use sqlx::mysql::MySqlConnection;
 
-use super::{SchemaFilter, Statement};
-use crate::db::{self, DbError};
+use super::Statement;
+use crate::db::DbError;
+use crate::inventory::SchemaFilter;
+use crate::mysql::query as db;
 
 /// The query, around `filter`, a condition on SCHEMA_NAME.
 fn schemata_sql(filter: &str) -> String {

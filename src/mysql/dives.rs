@@ -1,14 +1,15 @@
 //! `MAX(column)` of columns that lead a B-tree index: one index dive each, batched into a
 //! few `UNION ALL` queries per shard. Callers only ever pass columns from
-//! [`super::Inventory::leading`]; no other column is read, so no table is ever scanned.
+//! [`crate::inventory::Inventory::leading`]; no other column is read, so no table is ever scanned.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use sqlx::mysql::{MySqlConnection, MySqlRow};
+use sqlx::mysql::MySqlConnection;
 
-use super::ColumnId;
-use crate::db::{self, DbError, ident};
+use super::query::{self as db, fetch_text, ident};
+use crate::db::DbError;
+use crate::inventory::ColumnId;
 
 /// Dives per query: keeps each statement short and a failure's blast radius small.
 const BATCH: usize = 50;
@@ -95,35 +96,12 @@ async fn read_batch(
     Ok(out)
 }
 
-/// Runs `sql` under `timeout` as one plain text query: a dive batch names different
-/// columns at every poll, so preparing it (sqlx prepares every `sqlx::query`, and caches it)
-/// would cost the server a second pass over the batch's tables, and the cache an eviction.
-async fn fetch_text(
-    conn: &mut MySqlConnection,
-    sql: String,
-    timeout: Duration,
-    what: &str,
-) -> Result<Vec<MySqlRow>, DbError> {
-    let query = sqlx::raw_sql(sqlx::AssertSqlSafe(sql));
-    match tokio::time::timeout(timeout, query.fetch_all(&mut *conn)).await {
-        Ok(Ok(rows)) => Ok(rows),
-        Ok(Err(error)) => Err(DbError::Query {
-            what: what.to_string(),
-            error,
-        }),
-        Err(_) => Err(DbError::Timeout {
-            what: what.to_string(),
-            after: timeout,
-        }),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::db::sql_lexer::{Token, hostile_ident, skeleton, tokens};
+    use crate::mysql::sql_lexer::{Token, hostile_ident, skeleton, tokens};
 
     /// The tokens one branch must read as: exactly the three names, as identifiers.
     fn branch(n: usize, id: &ColumnId) -> Vec<Token> {

@@ -8,8 +8,11 @@ use std::time::Duration;
 
 use sqlx::mysql::MySqlConnection;
 
-use super::{ColumnId, SchemaFilter, Statement};
-use crate::db::{self, DbError, ServerVersion};
+use super::Statement;
+use crate::db::DbError;
+use crate::inventory::{ColumnId, SchemaFilter};
+use crate::mysql::ServerVersion;
+use crate::mysql::query as db;
 
 /// The query, around `filter`, a condition on TABLE_SCHEMA; `usable` leaves out indexes the
 /// optimizer will not use. HASH indexes (MEMORY tables) cannot answer MAX without a scan, so

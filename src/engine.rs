@@ -1,0 +1,163 @@
+//! The one seam between the daemon and the database engines. A URL's scheme picks the
+//! engine ([`Engine::of`]); a [`Connector`] per server hands out [`Session`]s, and a
+//! session answers in plain data: a shard's [`Catalog`] (its inventory and how it treats an
+//! out-of-range value), the `MAX()` of columns ([`Session::dive`]), a ticket server's
+//! [`Reading`]. Each engine lives whole in its own module ([`crate::mysql`]); this enum
+//! over them is all the rest of the daemon sees, so that a second engine stands beside
+//! the first by adding a variant here and a module of its own (see docs/design.md).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use url::Url;
+
+use crate::db::DbError;
+use crate::inventory::{ColumnId, Inventory, InventoryError, SchemaFilter};
+use crate::mysql;
+use crate::sources::{Reading, SourceError};
+
+/// The database engines headroom reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// MySQL 5.7+ and MariaDB 10.3+: `mysql://` or `mariadb://`.
+    MySql,
+}
+
+impl Engine {
+    /// The engine of `url`, from its scheme; `None` for a scheme no engine speaks.
+    pub fn of(url: &Url) -> Option<Engine> {
+        let scheme = url.scheme();
+        mysql::SCHEMES.contains(&scheme).then_some(Engine::MySql)
+    }
+
+    /// The schemes headroom accepts, for messages.
+    pub const SCHEMES: &'static str = "mysql:// or mariadb://";
+
+    /// Whether the engine's driver accepts the options of `url` (which holds no password).
+    pub fn check_url(self, url: &Url) -> Result<(), String> {
+        match self {
+            Engine::MySql => mysql::check_url(url),
+        }
+    }
+}
+
+/// What one read of a shard's catalog finds.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    pub inventory: Inventory,
+    /// The server's mode as it names it, for display: MySQL's `@@GLOBAL.sql_mode`; `None`
+    /// where the engine has no such setting.
+    pub mode: Option<String>,
+    /// Whether a value out of its column's range is refused (strict mode on MySQL) rather
+    /// than clamped to the type's maximum.
+    pub strict: bool,
+}
+
+/// Connections to one server of any engine. Building it never touches the network.
+pub struct Connector {
+    inner: Connectors,
+}
+
+enum Connectors {
+    MySql(mysql::Connector),
+}
+
+/// A session on a server: [`Session::release`] keeps its connection for the next use;
+/// dropping it closes the connection instead (after a failed or abandoned step).
+pub struct Session<'a> {
+    inner: Sessions<'a>,
+}
+
+enum Sessions<'a> {
+    MySql(mysql::Session<'a>),
+}
+
+impl Connector {
+    /// Prepares connecting to `url` (it holds no password) with `password`, each step
+    /// bounded by `query_timeout`.
+    pub fn new(
+        url: &Url,
+        password: Option<&str>,
+        query_timeout: Duration,
+    ) -> Result<Connector, DbError> {
+        let inner = match Engine::of(url) {
+            Some(Engine::MySql) => {
+                Connectors::MySql(mysql::Connector::new(url, password, query_timeout)?)
+            }
+            None => {
+                return Err(DbError::Decode {
+                    what: "reading the server's URL".to_string(),
+                    message: format!("scheme {:?} is none of {}", url.scheme(), Engine::SCHEMES),
+                });
+            }
+        };
+        Ok(Connector { inner })
+    }
+
+    /// A session: the kept connection if it still answers, else a new one.
+    pub async fn acquire(&self) -> Result<Session<'_>, DbError> {
+        let inner = match &self.inner {
+            Connectors::MySql(c) => Sessions::MySql(c.acquire().await?),
+        };
+        Ok(Session { inner })
+    }
+
+    /// Closes the kept connection cleanly, if any, within `grace`.
+    pub async fn close(&self, grace: Duration) {
+        match &self.inner {
+            Connectors::MySql(c) => c.close(grace).await,
+        }
+    }
+}
+
+impl Session<'_> {
+    /// The shard's catalog: the schemas `filter` names, each query under `timeout`.
+    pub async fn catalog(
+        &mut self,
+        filter: &SchemaFilter,
+        timeout: Duration,
+    ) -> Result<Catalog, InventoryError> {
+        match &mut self.inner {
+            Sessions::MySql(s) => {
+                let inventory = mysql::catalog::read(s, filter, timeout).await?;
+                let sql_mode = mysql::sql_mode::read(s, timeout).await?;
+                Ok(Catalog {
+                    inventory,
+                    strict: mysql::sql_mode::is_strict(&sql_mode),
+                    mode: Some(sql_mode),
+                })
+            }
+        }
+    }
+
+    /// `MAX()` of every column of `columns` (each leads an index); an empty table gives
+    /// `None`, a column gone since the catalog was read is left out.
+    pub async fn dive(
+        &mut self,
+        columns: &[ColumnId],
+        timeout: Duration,
+    ) -> Result<HashMap<ColumnId, Option<i128>>, DbError> {
+        match &mut self.inner {
+            Sessions::MySql(s) => mysql::dives::read(s, columns, timeout).await,
+        }
+    }
+
+    /// A ticket server's reading: its `table` in `database`.
+    pub async fn ticket(
+        &mut self,
+        database: &str,
+        table: &str,
+        timeout: Duration,
+    ) -> Result<Reading, SourceError> {
+        match &mut self.inner {
+            Sessions::MySql(s) => mysql::ticket::read(s, database, table, timeout).await,
+        }
+    }
+
+    /// Keeps the connection for the next use (after every step succeeded).
+    pub fn release(self) {
+        match self.inner {
+            Sessions::MySql(s) => s.release(),
+        }
+    }
+}
