@@ -20,14 +20,14 @@ use crate::sources::{Reading, SourceError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
     /// MySQL 5.7+ and MariaDB 10.3+: `mysql://` or `mariadb://`.
-    MySql,
+    Mysql,
 }
 
 impl Engine {
     /// The engine of `url`, from its scheme; `None` for a scheme no engine speaks.
     pub fn of(url: &Url) -> Option<Engine> {
         let scheme = url.scheme();
-        mysql::SCHEMES.contains(&scheme).then_some(Engine::MySql)
+        mysql::SCHEMES.contains(&scheme).then_some(Engine::Mysql)
     }
 
     /// The schemes headroom accepts, for messages.
@@ -36,7 +36,7 @@ impl Engine {
     /// Whether the engine's driver accepts the options of `url` (which holds no password).
     pub fn check_url(self, url: &Url) -> Result<(), String> {
         match self {
-            Engine::MySql => mysql::check_url(url),
+            Engine::Mysql => mysql::check_url(url),
         }
     }
 }
@@ -59,7 +59,7 @@ pub struct Connector {
 }
 
 enum Connectors {
-    MySql(mysql::Connector),
+    Mysql(mysql::Connector),
 }
 
 /// A session on a server: [`Session::release`] keeps its connection for the next use;
@@ -69,7 +69,7 @@ pub struct Session<'a> {
 }
 
 enum Sessions<'a> {
-    MySql(mysql::Session<'a>),
+    Mysql(mysql::Session<'a>),
 }
 
 impl Connector {
@@ -81,8 +81,8 @@ impl Connector {
         query_timeout: Duration,
     ) -> Result<Connector, DbError> {
         let inner = match Engine::of(url) {
-            Some(Engine::MySql) => {
-                Connectors::MySql(mysql::Connector::new(url, password, query_timeout)?)
+            Some(Engine::Mysql) => {
+                Connectors::Mysql(mysql::Connector::new(url, password, query_timeout)?)
             }
             None => {
                 return Err(DbError::Decode {
@@ -97,7 +97,7 @@ impl Connector {
     /// A session: the kept connection if it still answers, else a new one.
     pub async fn acquire(&self) -> Result<Session<'_>, DbError> {
         let inner = match &self.inner {
-            Connectors::MySql(c) => Sessions::MySql(c.acquire().await?),
+            Connectors::Mysql(c) => Sessions::Mysql(c.acquire().await?),
         };
         Ok(Session { inner })
     }
@@ -105,7 +105,7 @@ impl Connector {
     /// Closes the kept connection cleanly, if any, within `grace`.
     pub async fn close(&self, grace: Duration) {
         match &self.inner {
-            Connectors::MySql(c) => c.close(grace).await,
+            Connectors::Mysql(c) => c.close(grace).await,
         }
     }
 }
@@ -118,7 +118,7 @@ impl Session<'_> {
         timeout: Duration,
     ) -> Result<Catalog, InventoryError> {
         match &mut self.inner {
-            Sessions::MySql(s) => {
+            Sessions::Mysql(s) => {
                 let inventory = mysql::catalog::read(s, filter, timeout).await?;
                 let sql_mode = mysql::sql_mode::read(s, timeout).await?;
                 Ok(Catalog {
@@ -138,7 +138,7 @@ impl Session<'_> {
         timeout: Duration,
     ) -> Result<HashMap<ColumnId, Option<i128>>, DbError> {
         match &mut self.inner {
-            Sessions::MySql(s) => mysql::dives::read(s, columns, timeout).await,
+            Sessions::Mysql(s) => mysql::dives::read(s, columns, timeout).await,
         }
     }
 
@@ -150,14 +150,14 @@ impl Session<'_> {
         timeout: Duration,
     ) -> Result<Reading, SourceError> {
         match &mut self.inner {
-            Sessions::MySql(s) => mysql::ticket::read(s, database, table, timeout).await,
+            Sessions::Mysql(s) => mysql::ticket::read(s, database, table, timeout).await,
         }
     }
 
     /// Keeps the connection for the next use (after every step succeeded).
     pub fn release(self) {
         match self.inner {
-            Sessions::MySql(s) => s.release(),
+            Sessions::Mysql(s) => s.release(),
         }
     }
 }
