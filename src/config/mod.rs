@@ -44,7 +44,7 @@ mod server;
 pub mod template;
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -211,7 +211,7 @@ impl ReferenceRule {
 pub enum NotifierKind {
     /// PagerDuty Events API v2, with the integration's routing key.
     PagerDuty { routing_key: SecretString },
-    /// A JSON POST of every event (README: "Webhook").
+    /// A JSON POST of every event (docs/paging.md: "Webhook").
     Webhook,
 }
 
@@ -389,6 +389,32 @@ pub fn from_toml_str(
     parse(built.cache, lookup, Path::new("."))
 }
 
+/// Every key the section readers ask for while reading `text` (no environment, no
+/// included file read), as dotted paths with list indices written `[]` (`poll.interval`,
+/// `shards[].url`, `lint.allow[].reason`), and sections as their own path (`pagerduty`):
+/// what a configuration may hold. A reader asks for its keys whatever their values, so
+/// a text with one entry in each list of tables yields every key the parser accepts; the
+/// problems found are returned beside them (`unknown key` for any other). The test that
+/// keeps docs/configuration.md whole reads this.
+pub fn keys_asked(text: &str) -> (BTreeSet<String>, Vec<Problem>) {
+    let built = config::Config::builder()
+        .add_source(config::File::from_str(text, config::FileFormat::Toml))
+        .build();
+    match built {
+        Ok(built) => {
+            let (settings, asked) = parse_asking(built.cache, &|_| None, Path::new("."));
+            (asked, settings.err().unwrap_or_default())
+        }
+        Err(e) => (
+            BTreeSet::new(),
+            vec![Problem {
+                key: "(file)".to_string(),
+                message: without_quoted_lines(&e.to_string()),
+            }],
+        ),
+    }
+}
+
 /// Walks the merged tree and builds [`Settings`]: one reader per section, every problem
 /// collected.
 fn parse(
@@ -396,6 +422,15 @@ fn parse(
     lookup: &dyn Fn(&str) -> Option<String>,
     base: &Path,
 ) -> Result<Settings, Vec<Problem>> {
+    parse_asking(root, lookup, base).0
+}
+
+/// As [`parse`], with every key the readers asked for (see [`keys_asked`]).
+fn parse_asking(
+    root: Value,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    base: &Path,
+) -> (Result<Settings, Vec<Problem>>, BTreeSet<String>) {
     let problems = Rc::new(RefCell::new(Vec::new()));
     let mut warnings = Vec::new();
     let mut root = Section::root(root, Rc::clone(&problems));
@@ -441,6 +476,7 @@ fn parse(
         false => Some(None),
     };
     root.finish();
+    let asked = root.asked();
 
     // Every reader that gives nothing has recorded why.
     let settings = (|| {
@@ -466,7 +502,7 @@ fn parse(
             lint: lint?,
         })
     })();
-    settled(settings, distinct(problems.take()))
+    (settled(settings, distinct(problems.take())), asked)
 }
 
 /// The settings when every reader gave its part and no problem was found, split for this

@@ -3,7 +3,7 @@
 //! (with the key, and the environment variable when one set it) instead of stopping.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -18,6 +18,9 @@ pub(super) struct Section {
     table: BTreeMap<String, Value>,
     /// Shared by every section of one parse.
     problems: Rc<RefCell<Vec<Problem>>>,
+    /// Every key a reader asked for, present or not (`shards[].url`): what the parser
+    /// accepts, for [`super::keys_asked`]. Shared by every section of one parse.
+    asked: Rc<RefCell<BTreeSet<String>>>,
     /// The included file this table comes from, named before the key of its problems;
     /// `None` for the main file.
     file: Option<Rc<str>>,
@@ -33,13 +36,38 @@ impl Section {
             path: String::new(),
             table,
             problems,
+            asked: Rc::default(),
             file: None,
         }
+    }
+
+    /// Every key asked for so far in this parse, list indices written `[]`.
+    pub(super) fn asked(&self) -> BTreeSet<String> {
+        self.asked.borrow().clone()
+    }
+
+    /// Records that a reader asked for `key` of this table.
+    fn ask(&self, key: &str) {
+        let mut path = String::new();
+        let mut in_index = false;
+        for c in self.key(key).chars() {
+            match c {
+                '[' => {
+                    in_index = true;
+                    path.push_str("[]");
+                }
+                ']' => in_index = false,
+                c if !in_index => path.push(c),
+                _ => {}
+            }
+        }
+        self.asked.borrow_mut().insert(path);
     }
 
     /// The root table of an included file, `file` as its problems name it.
     pub(super) fn included(&self, value: Value, file: &str) -> Section {
         let mut root = Section::root(value, Rc::clone(&self.problems));
+        root.asked = Rc::clone(&self.asked);
         root.file = Some(Rc::from(file));
         root
     }
@@ -49,6 +77,7 @@ impl Section {
             path,
             table,
             problems: Rc::clone(&self.problems),
+            asked: Rc::clone(&self.asked),
             file: self.file.clone(),
         }
     }
@@ -71,6 +100,7 @@ impl Section {
 
     /// A sub-table (`[poll]`); absent is an empty table, so defaults apply.
     pub(super) fn section(&mut self, key: &str) -> Option<Section> {
+        self.ask(key);
         let path = self.key(key);
         match self.table.remove(key).map(|v| v.kind) {
             None | Some(ValueKind::Nil) => Some(self.child(path, BTreeMap::new())),
@@ -89,6 +119,7 @@ impl Section {
         required: bool,
         mut read: impl FnMut(&mut Section) -> Option<T>,
     ) -> Vec<Option<T>> {
+        self.ask(&format!("{key}[]"));
         let Some(values) = self.list(key, required) else {
             return vec![None];
         };
@@ -116,6 +147,7 @@ impl Section {
     }
 
     pub(super) fn list(&mut self, key: &str, required: bool) -> Option<Vec<Value>> {
+        self.ask(key);
         match self.table.remove(key).map(|v| v.kind) {
             None | Some(ValueKind::Nil) => {
                 if required {
@@ -135,6 +167,7 @@ impl Section {
 
     /// A string; any other type is a problem, not converted (`name = 123` is a mistake).
     pub(super) fn string(&mut self, key: &str, required: bool) -> Option<String> {
+        self.ask(key);
         match self.table.remove(key) {
             None => {
                 if required {
@@ -155,6 +188,7 @@ impl Section {
     }
 
     pub(super) fn string_list(&mut self, key: &str, required: bool) -> Option<Vec<String>> {
+        self.ask(key);
         if !required && !self.table.contains_key(key) {
             return None;
         }
@@ -201,6 +235,7 @@ impl Section {
         default: Option<usize>,
         least: i128,
     ) -> Option<usize> {
+        self.ask(key);
         let Some(value) = self.table.remove(key) else {
             if default.is_none() {
                 self.problem(key, "is missing".to_string());
@@ -238,6 +273,7 @@ impl Section {
 
     /// A ratio in `0..=1` (`zero` allowed) or above 0 and at most 1.
     pub(super) fn ratio_from(&mut self, key: &str, default: Ppm, zero: bool) -> Option<Ppm> {
+        self.ask(key);
         let Some(value) = self.table.remove(key) else {
             return Some(default);
         };
@@ -264,6 +300,7 @@ impl Section {
 
     /// `true` or `false` (from the environment also as text).
     pub(super) fn boolean(&mut self, key: &str, default: bool) -> Option<bool> {
+        self.ask(key);
         let Some(value) = self.table.remove(key) else {
             return Some(default);
         };
@@ -300,6 +337,7 @@ impl Section {
 
     /// The string at `key`, left in place; `None` when absent or not a string.
     pub(super) fn peek_string(&self, key: &str) -> Option<String> {
+        self.ask(key);
         match &self.table.get(key)?.kind {
             ValueKind::String(s) => Some(s.clone()),
             _ => None,
@@ -324,6 +362,7 @@ impl Section {
     }
 
     pub(super) fn has(&self, key: &str) -> bool {
+        self.ask(key);
         self.table.contains_key(key)
     }
 
