@@ -6,10 +6,16 @@
 //! acts on it.
 //! - [`config`]: settings from TOML and `HEADROOM__*` variables, validated all at once; one
 //!   reader per section.
-//! - [`db`]: connections, read-only sessions, bounded queries, identifier quoting, and
-//!   errors that never repeat what a server sent.
-//! - [`inventory`]: information_schema readers (columns, foreign keys, indexes), the
-//!   shard's strict mode (`sql_mode`) and MAX dives.
+//! - [`engine`]: the one seam between the daemon and the database engines: an enum over
+//!   them picked by the URL's scheme; a `Connector` per server hands out `Session`s that
+//!   answer in plain data (a shard's catalog, `MAX()` dives, a ticket server's reading).
+//! - [`mysql`]: everything that speaks MySQL and MariaDB: connections and read-only
+//!   sessions, statements and identifier quoting, the information_schema readers, the
+//!   shard's strict mode (`sql_mode`), MAX dives, ticket servers.
+//! - [`db`]: what every engine shares: errors that never repeat what a server sent, the
+//!   one time bound on a step, and the per-shard session budget of HTTP requests.
+//! - [`inventory`]: what exists on a shard, as plain data whatever its engine (integer
+//!   columns, foreign keys, leading index columns, primary keys); nothing here speaks SQL.
 //! - [`sources`]: ID generators (ticket servers), and whether a source's servers can hand
 //!   out the same ID (`collision`, pure).
 //! - [`dives`]: which columns a poll reads `MAX()` from (at-risk and new ones every poll, the
