@@ -216,7 +216,7 @@ CREATE TABLE app.refs (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, user_id SMALL
         );
     }
 
-    // The grant the README names is enough.
+    // The grant docs/configuration.md names is enough.
     db.exec("GRANT SELECT ON app.* TO 'monitor'@'127.0.0.1';")
         .expect("grant");
     app.wait_until("granted shard up", |app| {

@@ -165,8 +165,8 @@ CREATE TABLE wiki.revision (rev_id INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY 
 }
 
 /// Sakila's tables as published (integer columns, keys, a few others), without its 22
-/// foreign keys: the recall figure of the README on a real server, where the primary keys
-/// (single and composite) come from the index read.
+/// foreign keys: the recall figure of docs/measuring.md on a real server, where the primary
+/// keys (single and composite) come from the index read.
 const SAKILA: &str = "\
 CREATE DATABASE sakila;
 CREATE TABLE sakila.actor (actor_id SMALLINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, first_name VARCHAR(45) NOT NULL);

@@ -386,9 +386,9 @@ const HOSTILE_FK: &str = "fk`user\n) REFERENCES `x` (`y`) -- ";
 /// A comment that reads like a foreign key to anything that does not lex its string.
 const FORGED: &str = "', CONSTRAINT `forged` FOREIGN KEY (`user_id`) REFERENCES `users` (`id`), '";
 
-/// Schema `app` for the README's grant: `users.id` INT near its maximum, `orders.user_id`
-/// (`fk_user`: ON DELETE CASCADE ON UPDATE CASCADE) and the hostile child (ON DELETE SET
-/// NULL), both children INT; and the monitoring user `headroom` with exactly
+/// Schema `app` for the grant of docs/configuration.md: `users.id` INT near its maximum,
+/// `orders.user_id` (`fk_user`: ON DELETE CASCADE ON UPDATE CASCADE) and the hostile child
+/// (ON DELETE SET NULL), both children INT; and the monitoring user `headroom` with exactly
 /// `GRANT SELECT ON app.*`.
 fn seed_with_grant(shard: &MariaDb) {
     let sql = format!(
@@ -589,7 +589,7 @@ GRANT SELECT ON app.* TO 'headroom'@'%';",
 const HOSTILE_PARENT: &str = "us\\er`s\n\u{1}; DROP TABLE kids; -- x";
 
 /// Schema `app`: the hostile `users.id` INT near its maximum, and `kids.parent` holding it
-/// (`kids_parent`, ON DELETE CASCADE); the user `headroom` with the README's grant.
+/// (`kids_parent`, ON DELETE CASCADE); the user `headroom` with the grant of docs/configuration.md.
 fn seed_hostile_parent(shard: &MariaDb) {
     let sql = format!(
         "CREATE DATABASE app;
