@@ -7,6 +7,7 @@ mod cli;
 mod cluster;
 mod config_errors;
 mod dives;
+mod docs;
 mod e2e;
 mod faults;
 mod growth;
