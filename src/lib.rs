@@ -48,7 +48,8 @@
 //!   compare, swap.
 //! - [`shutdown`]: SIGINT/SIGTERM to a cancellation token.
 //! - [`telemetry`]: tracing set-up; [`escape`]: names from databases made safe for
-//!   terminals and text logs; [`durable`]: files replaced atomically, fsynced.
+//!   terminals and text logs; [`durable`]: files replaced atomically, fsynced; [`hash`]:
+//!   FNV-1a, the one stable hash of names (shard owners, first polls, long dedup keys).
 //!
 //! Throwaway servers for the tests and the demo live in a crate of their own
 //! (`tests/sandbox`), never compiled into the daemon.
@@ -63,6 +64,7 @@ pub mod dives;
 pub mod durable;
 pub mod escape;
 pub mod growth;
+pub mod hash;
 pub mod headroom;
 pub mod inference;
 pub mod inventory;

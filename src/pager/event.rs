@@ -141,9 +141,7 @@ fn within_limit(key: String) -> String {
         return key;
     }
     // FNV-1a: stable across versions, platforms and replicas.
-    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
+    let hash = crate::hash::fnv1a(key.as_bytes());
     let mut cut = DEDUP_KEY_LIMIT - 17;
     while !key.is_char_boundary(cut) {
         cut -= 1;
