@@ -70,7 +70,7 @@ const COLUMN_FAMILIES: [ColumnFamily; 8] = [
         "headroom's verdict after overrides: 1 warning, 2 critical, 3 exhausted; absent when ok.",
         |c| match c.status {
             Status::Ok => None,
-            s => Some(Sample::Int(status_number(s))),
+            s => Some(Sample::Int(i128::from(s.number()))),
         },
     ),
     (
@@ -78,7 +78,7 @@ const COLUMN_FAMILIES: [ColumnFamily; 8] = [
         "The verdict of the time thresholds alone, after overrides: 1 warning, 2 critical; absent when ok.",
         |c| match c.time_status {
             Status::Ok => None,
-            s => Some(Sample::Int(status_number(s))),
+            s => Some(Sample::Int(i128::from(s.number()))),
         },
     ),
     (
@@ -448,7 +448,7 @@ impl Metrics {
         let mut counts = [0usize; Status::ALL.len()];
         let mut worst: f64 = 0.0;
         for c in shard.columns.iter() {
-            counts[status_number(c.status) as usize] += 1;
+            counts[usize::from(c.status.number())] += 1;
             worst = worst.max(c.used_ratio);
         }
         for (status, count) in Status::ALL.into_iter().zip(counts) {
@@ -644,19 +644,9 @@ fn escape_label(out: &mut String, value: &str) {
     }
 }
 
-/// A status as the `*_status` gauges carry it: 0 ok, 1 warning, 2 critical, 3 exhausted.
-fn status_number(status: Status) -> i128 {
-    match status {
-        Status::Ok => 0,
-        Status::Warning => 1,
-        Status::Critical => 2,
-        Status::Exhausted => 3,
-    }
-}
-
-/// The same as a registry gauge takes it.
+/// A status as a registry gauge takes it ([`Status::number`]).
 fn status_value(status: Status) -> f64 {
-    status_number(status) as f64
+    f64::from(status.number())
 }
 
 /// A sample value: integers without a fraction, the rest as Rust prints them.

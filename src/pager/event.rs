@@ -92,15 +92,6 @@ pub struct Condition<'a> {
     pub build: Box<dyn Fn(DateTime<Utc>) -> Event + 'a>,
 }
 
-fn level(status: Status) -> u8 {
-    match status {
-        Status::Ok => 0,
-        Status::Warning => 1,
-        Status::Critical => 2,
-        Status::Exhausted => 3,
-    }
-}
-
 /// A dedup key within PagerDuty's limit: long ones keep their start and end a stable hash.
 pub fn dedup_key(parts: &[&str]) -> String {
     let mut key = String::with_capacity(8 + parts.iter().map(|p| p.len() + 1).sum::<usize>());
@@ -190,7 +181,7 @@ pub fn column<'a>(c: &'a ColumnReport, shard: &ShardState, external_url: &'a str
     Condition {
         dedup_key: column_key(c),
         severity,
-        level: level(c.status),
+        level: c.status.number(),
         silenced: c.silenced.is_some(),
         // Ok by ratio with no forecast yet (just restarted): the time rule cannot tell.
         hold: !shard_up || (severity.is_none() && c.growth_per_second.is_none()),
@@ -274,7 +265,7 @@ fn column_event(c: &ColumnReport, external_url: &str, now: DateTime<Utc>) -> Eve
             ],
         )),
         created_at: now,
-        level: level(c.status),
+        level: c.status.number(),
     }
 }
 
@@ -284,7 +275,7 @@ pub fn source<'a>(s: &'a SourceState, external_url: &'a str) -> Condition<'a> {
     Condition {
         dedup_key: dedup_key(&["source", &s.name]),
         severity: Severity::of(status),
-        level: level(status),
+        level: status.number(),
         silenced: false,
         hold: s.current.is_none() || (status == Status::Ok && s.growth_per_second.is_none()),
         seen: s.reads,
@@ -332,7 +323,7 @@ fn source_event(s: &SourceState, external_url: &str, now: DateTime<Utc>) -> Even
         custom_details: details,
         link: Some(format!("{external_url}/api/sources")),
         created_at: now,
-        level: level(status),
+        level: status.number(),
     }
 }
 
