@@ -103,23 +103,34 @@ pub fn dedup_key(parts: &[&str]) -> String {
     within_limit(key)
 }
 
+/// What every column key starts with, before its shard.
+const COLUMN: &str = "headroom/column/";
+
+/// `headroom/column/<shard>/`, the start of every column key of `shard` ([`column_key`]):
+/// a shard's column incidents are held, or handed over, by it.
+pub fn column_prefix(shard: &str) -> String {
+    prefix_with_room(shard, 0)
+}
+
+/// [`column_prefix`], with room for `more` bytes after it.
+fn prefix_with_room(shard: &str, more: usize) -> String {
+    let mut key = String::with_capacity(COLUMN.len() + shard.len() + 1 + more);
+    key.push_str(COLUMN);
+    key.push_str(shard);
+    key.push('/');
+    key
+}
+
 /// The dedup key of a column's incident, `headroom/column/<shard>/<schema.table.column>`, as
 /// [`dedup_key`] writes it, built in one allocation: every column's is made at every
 /// evaluation.
 fn column_key(c: &ColumnReport) -> String {
     let id = &c.id;
-    let mut key = String::with_capacity(
-        18 + c.shard.len() + id.schema.len() + id.table.len() + id.column.len(),
-    );
-    for part in [
-        "headroom/column/",
+    let mut key = prefix_with_room(
         &c.shard,
-        "/",
-        &id.schema,
-        ".",
-        &id.table,
-        ".",
-    ] {
+        id.schema.len() + id.table.len() + id.column.len() + 2,
+    );
+    for part in [&*id.schema, ".", &id.table, "."] {
         key.push_str(part);
     }
     key.push_str(&id.column);
@@ -247,7 +258,7 @@ fn column_event(c: &ColumnReport, external_url: &str, now: DateTime<Utc>) -> Eve
     let severity = Severity::of(c.status).unwrap_or(Severity::Warning);
     Event {
         action: Action::Trigger,
-        dedup_key: dedup_key(&["column", &c.shard, &name]),
+        dedup_key: column_key(c),
         severity,
         summary: truncate(summary, SUMMARY_LIMIT),
         source: c.shard.to_string(),

@@ -163,7 +163,7 @@ fn owned_elsewhere(settings: &Settings) -> Vec<String> {
         .filter(|s| !owned.contains(s.name.as_str()))
         .flat_map(|s| {
             [
-                format!("headroom/column/{}/", s.name),
+                event::column_prefix(&s.name),
                 event::dedup_key(&["blind", &s.name]),
             ]
         })
@@ -369,7 +369,7 @@ impl Pager {
             evaluated.retain(|name, _| names.contains(name.as_str()));
         }
         for s in &snapshot.shards {
-            let columns = format!("headroom/column/{}/", s.name);
+            let columns = event::column_prefix(&s.name);
             scope
                 .stamps
                 .push((event::dedup_key(&["blind", &s.name]), s.polls));
