@@ -972,12 +972,7 @@ mod tests {
     }
 
     fn policy() -> Policy {
-        crate::config::from_toml_str(
-            "[[shards]]\nname = \"s\"\nurl = \"mysql://u@h:3306/\"\n",
-            &|_| None,
-        )
-        .unwrap()
-        .policy
+        crate::config::testing::settings("").policy
     }
 
     #[tokio::test(start_paused = true)]

@@ -679,13 +679,10 @@ mod tests {
 
     #[test]
     fn a_source_exports_its_status() {
-        let settings = crate::config::from_toml_str(
-            "[[shards]]\nname = \"s\"\nurl = \"mysql://u@h:3306/\"\n\
-             [[sources]]\nname = \"tickets\"\nkind = \"ticket_server\"\n\
+        let settings = crate::config::testing::settings(
+            "[[sources]]\nname = \"tickets\"\nkind = \"ticket_server\"\n\
              servers = [\"mysql://u@t:3306/tickets\"]\ntable = \"Tickets64\"\n",
-            &|_| None,
-        )
-        .expect("settings");
+        );
         let store = crate::state::Store::new(&settings);
         // 90 % of INT: critical by the default ratio thresholds.
         store.source_server_read(
@@ -717,11 +714,7 @@ mod tests {
     /// `t2` is type-mismatched, `t3` grows to run out within 30 days.
     fn fleet(currents: &[i128]) -> (crate::state::Store, Snapshot) {
         use crate::headroom::{Headroom, IntType, Width};
-        let settings = crate::config::from_toml_str(
-            "[[shards]]\nname = \"s\"\nurl = \"mysql://u@h:3306/\"\n",
-            &|_| None,
-        )
-        .expect("settings");
+        let settings = crate::config::testing::settings("");
         let store = crate::state::Store::new(&settings);
         let limits = settings.policy.default;
         let columns = currents

@@ -239,11 +239,7 @@ pub(super) mod tests {
 
     /// A store whose shard `s` holds `n` INT columns `app.tNNNN.id`.
     pub(in crate::api) fn store(n: usize) -> (Store, Vec<ColumnReport>) {
-        let settings = crate::config::from_toml_str(
-            "[[shards]]\nname = \"s\"\nurl = \"mysql://u@h:3306/\"\n",
-            &|_| None,
-        )
-        .expect("settings");
+        let settings = crate::config::testing::settings("");
         let store = Store::new(&settings);
         let columns: Vec<ColumnReport> = (0..n)
             .map(|i| {

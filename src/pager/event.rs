@@ -482,11 +482,7 @@ mod tests {
                 feeder_max: None,
                 evidence: None,
             };
-            let settings = crate::config::from_toml_str(
-                "[[shards]]\nname = \"s\"\nurl = \"mysql://u@h:3306/\"\n",
-                &|_| None,
-            )
-            .expect("settings");
+            let settings = crate::config::testing::settings("");
             let limits = settings.policy.default;
             let c = ColumnReport::new(
                 shard.into(),
@@ -518,11 +514,7 @@ mod tests {
     #[test]
     fn an_inferred_mismatch_names_its_parent_and_the_rule_in_the_summary() {
         use crate::headroom::{Headroom, IntType, Width};
-        let settings = crate::config::from_toml_str(
-            "[[shards]]\nname = \"s\"\nurl = \"mysql://u@h:3306/\"\n",
-            &|_| None,
-        )
-        .expect("settings");
+        let settings = crate::config::testing::settings("");
         let measured = crate::measure::Measured {
             id: crate::inventory::ColumnId::new("gh", "stars", "repository_id"),
             column_type: "int(11)".into(),
