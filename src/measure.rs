@@ -16,6 +16,9 @@
 //!
 //! Other integer columns (counts, prices, flags) are not ID columns and are left out.
 
+#[doc(hidden)]
+pub mod fixture;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 

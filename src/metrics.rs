@@ -713,38 +713,23 @@ mod tests {
     /// A store with one shard `s` holding INT columns at these currents (max 2147483647);
     /// `t2` is type-mismatched, `t3` grows to run out within 30 days.
     fn fleet(currents: &[i128]) -> (crate::state::Store, Snapshot) {
-        use crate::headroom::{Headroom, IntType, Width};
+        use crate::headroom::{IntType, Width};
         let settings = crate::config::testing::settings("");
         let store = crate::state::Store::new(&settings);
-        let limits = settings.policy.default;
         let columns = currents
             .iter()
             .enumerate()
             .map(|(i, &current)| {
-                let measured = crate::measure::Measured {
-                    id: crate::inventory::ColumnId::new("app", &format!("t{i}"), "id"),
-                    column_type: "int(11)".into(),
-                    int_type: IntType::new(Width::Int, false),
-                    kind: crate::measure::Kind::AutoIncrement,
-                    source: None,
-                    headroom: Headroom::new(current, 2_147_483_647),
-                    type_mismatch: i == 2,
-                    feeder_max: None,
-                    evidence: None,
-                };
-                let forecast = crate::growth::Forecast {
-                    seconds_to_exhaustion: (i == 3).then_some(30 * 86_400),
-                    growth_per_second: (i == 3).then_some(800.0),
-                    ..crate::growth::Forecast::NONE
-                };
-                ColumnReport::new(
-                    "s".into(),
-                    measured,
-                    forecast,
-                    limits,
-                    None,
-                    chrono::Utc::now(),
-                )
+                let id = crate::inventory::ColumnId::new("app", &format!("t{i}"), "id");
+                let int = IntType::new(Width::Int, false);
+                crate::measure::fixture::column("s", id, int, current)
+                    .type_mismatch(i == 2)
+                    .forecast(crate::growth::Forecast {
+                        seconds_to_exhaustion: (i == 3).then_some(30 * 86_400),
+                        growth_per_second: (i == 3).then_some(800.0),
+                        ..crate::growth::Forecast::NONE
+                    })
+                    .build()
             })
             .collect();
         store.shard_succeeded(

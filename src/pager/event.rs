@@ -464,34 +464,15 @@ mod tests {
 
     #[test]
     fn a_column_key_is_the_dedup_key_of_its_parts() {
-        use crate::headroom::{Headroom, IntType, Width};
+        use crate::headroom::{IntType, Width};
         let long = "x".repeat(300);
         for (shard, schema, table, column) in [
             ("shard-01", "etsy", "activity_feed", "actor_id"),
             ("s", "we`ird", "t{table}", long.as_str()),
         ] {
             let id = crate::inventory::ColumnId::new(schema, table, column);
-            let measured = crate::measure::Measured {
-                id: id.clone(),
-                column_type: "int(11)".into(),
-                int_type: IntType::new(Width::Int, false),
-                kind: crate::measure::Kind::AutoIncrement,
-                source: None,
-                headroom: Headroom::new(1, 2_147_483_647),
-                type_mismatch: false,
-                feeder_max: None,
-                evidence: None,
-            };
-            let settings = crate::config::testing::settings("");
-            let limits = settings.policy.default;
-            let c = ColumnReport::new(
-                shard.into(),
-                measured,
-                crate::growth::Forecast::NONE,
-                limits,
-                None,
-                Utc::now(),
-            );
+            let int = IntType::new(Width::Int, false);
+            let c = crate::measure::fixture::column(shard, id.clone(), int, 1).build();
             let want = dedup_key(&["column", shard, &id.to_string()]);
             assert_eq!(column_key(&c), want);
             assert!(want.len() <= DEDUP_KEY_LIMIT);
@@ -513,23 +494,16 @@ mod tests {
 
     #[test]
     fn an_inferred_mismatch_names_its_parent_and_the_rule_in_the_summary() {
-        use crate::headroom::{Headroom, IntType, Width};
-        let settings = crate::config::testing::settings("");
-        let measured = crate::measure::Measured {
-            id: crate::inventory::ColumnId::new("gh", "stars", "repository_id"),
-            column_type: "int(11)".into(),
-            int_type: IntType::new(Width::Int, false),
-            kind: crate::measure::Kind::Inferred,
-            source: Some("gh.repositories.id".into()),
-            headroom: Headroom::new(2_147_483_700, 2_147_483_647),
-            type_mismatch: true,
-            feeder_max: None,
-            evidence: Some("rails: repository_id -> repositories.id".into()),
-        };
+        use crate::headroom::{IntType, Width};
+        let id = crate::inventory::ColumnId::new("gh", "stars", "repository_id");
+        let int = IntType::new(Width::Int, false);
+        let c = crate::measure::fixture::column("s", id, int, 2_147_483_700)
+            .kind(crate::measure::Kind::Inferred)
+            .source(Some("gh.repositories.id"))
+            .type_mismatch(true)
+            .evidence("rails: repository_id -> repositories.id")
+            .build();
         let now = Utc::now();
-        let policy = settings.policy.default;
-        let forecast = crate::growth::Forecast::NONE;
-        let c = ColumnReport::new("s".into(), measured, forecast, policy, None, now);
         let event = column_event(&c, "http://h", now);
         assert!(
             event.summary.ends_with(

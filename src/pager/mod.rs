@@ -931,36 +931,15 @@ mod tests {
     /// Shard `shard`'s column `name` at `current` of INT (critical above 90 %), as a poll
     /// reports it, with a growth rate so that an ok ratio is a verdict.
     fn int_column(shard: &str, name: &str, current: i128) -> crate::measure::ColumnReport {
-        use crate::headroom::{Headroom, IntType, Width};
-        let settings = crate::config::from_toml_str(
-            "[[shards]]\nname = \"s1\"\nurl = \"mysql://m@127.0.0.1:1\"\n",
-            &|_| None,
-        )
-        .unwrap();
-        let measured = crate::measure::Measured {
-            id: crate::inventory::ColumnId::new("app", name, "id"),
-            column_type: "int(11)".into(),
-            int_type: IntType::new(Width::Int, false),
-            kind: crate::measure::Kind::AutoIncrement,
-            source: None,
-            headroom: Headroom::new(current, 2_147_483_647),
-            type_mismatch: false,
-            feeder_max: None,
-            evidence: None,
-        };
-        let forecast = crate::growth::Forecast {
-            growth_per_second: Some(0.0),
-            ..crate::growth::Forecast::NONE
-        };
-        let limits = settings.policy.default;
-        crate::measure::ColumnReport::new(
-            shard.into(),
-            measured,
-            forecast,
-            limits,
-            None,
-            Utc::now(),
-        )
+        use crate::headroom::{IntType, Width};
+        let id = crate::inventory::ColumnId::new("app", name, "id");
+        let int = IntType::new(Width::Int, false);
+        crate::measure::fixture::column(shard, id, int, current)
+            .forecast(crate::growth::Forecast {
+                growth_per_second: Some(0.0),
+                ..crate::growth::Forecast::NONE
+            })
+            .build()
     }
 
     #[test]
