@@ -16,8 +16,9 @@
 //!   others in turn within `poll.reread_within`), and each shard's last dives. Pure.
 //! - [`inference`]: undeclared references guessed from names (`kind = inferred`). Pure.
 //! - [`headroom`]: pure arithmetic: type maxima, remaining, ratio, status, percentages.
-//! - [`measure`]: which columns are measured and how, their `current` (FK chains), and
-//!   [`measure::report`], the one pure step from what was read to a shard's reports. Pure.
+//! - [`measure`]: which columns are measured and how (`measure/mod.rs`), their `current`
+//!   along FK chains (`resolve`), and [`measure::report`], the one pure step from what was
+//!   read to a shard's reports (`report`); dives a column needs (`dives`). Pure.
 //! - [`growth`]: bounded histories, steps, growth rates and time to exhaustion (pure), and
 //!   their file beside the state file.
 //! - [`policy`]: status from ratio and time thresholds, overrides, silences, column globs,
@@ -30,8 +31,9 @@
 //!   webhook), the state file.
 //! - [`metrics`]: every Prometheus metric, in one place.
 //! - [`api`]: the axum router: /metrics, /api/columns, /api/shards, /api/sources, health;
-//!   one-column plans computed once per poll, within the per-shard session budget of
-//!   requests ([`db::budget`]).
+//!   the JSON formats (a column row, `api/row.rs`, also of `check` and `plan`); one-column
+//!   plans computed once per poll, within the per-shard session budget of requests
+//!   ([`db::budget`]).
 //! - [`web`]: the HTTP edge: connection limits and timeouts, TLS and basic auth from the
 //!   web configuration file.
 //! - [`cluster`]: which shards this replica owns when a fleet is split (`--member I/N`).

@@ -1,11 +1,13 @@
 //! The HTTP surface: `/metrics`, the JSON API under `/api`, and the health endpoints.
 //! Handlers only read the [`Store`]; only the one-column plan reads a column's definition
 //! from its shard, on demand, through [`plan_cache`] (once per poll, within the per-shard
-//! session budget).
+//! session budget). The JSON of a column row is written in `row`, for every command that
+//! prints one.
 
 mod columns;
 mod plan;
 pub mod plan_cache;
+mod row;
 
 use std::sync::Arc;
 

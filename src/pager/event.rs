@@ -106,7 +106,7 @@ pub fn dedup_key(parts: &[&str]) -> String {
 /// What every column key starts with, before its shard.
 const COLUMN: &str = "headroom/column/";
 
-/// `headroom/column/<shard>/`, the start of every column key of `shard` ([`column_key`]):
+/// `headroom/column/<shard>/`, the start of every column key of `shard` (see `column_key`):
 /// a shard's column incidents are held, or handed over, by it.
 pub fn column_prefix(shard: &str) -> String {
     prefix_with_room(shard, 0)
