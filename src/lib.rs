@@ -27,13 +27,13 @@
 //! - [`state`]: the latest known state of shards, sources and columns; publishes each
 //!   finished shard poll on a `watch` channel.
 //! - [`select`]: the filters and orders of /api/columns and `check`, over a snapshot.
-//! - [`pager`]: subscribes to the polls: incident lifecycle, delivery (PagerDuty Events v2,
-//!   webhook), the state file.
+//! - [`pager`]: subscribes to the polls: the conditions evaluated, incident lifecycle,
+//!   delivery (PagerDuty Events v2, webhook), the state file and its writer, reloads.
 //! - [`metrics`]: every Prometheus metric, in one place.
-//! - [`api`]: the axum router: /metrics, /api/columns, /api/shards, /api/sources, health;
-//!   the JSON formats (a column row, `api/row.rs`, also of `check` and `plan`); one-column
-//!   plans computed once per poll, within the per-shard session budget of requests
-//!   ([`db::budget`]).
+//! - [`api`]: the axum router: /metrics, /api/columns, /api/shards, /api/sources,
+//!   /api/incidents, health; the JSON formats (a column row, `api/row.rs`, also of `check`
+//!   and `plan`; the pager's incidents, `api/incidents.rs`); one-column plans computed once
+//!   per poll, within the per-shard session budget of requests ([`db::budget`]).
 //! - [`web`]: the HTTP edge: connection limits and timeouts, TLS and basic auth from the
 //!   web configuration file.
 //! - [`cluster`]: which shards this replica owns when a fleet is split (`--member I/N`).
