@@ -29,7 +29,9 @@
 //! - [`select`]: the filters and orders of /api/columns and `check`, over a snapshot.
 //! - [`pager`]: subscribes to the polls: the conditions evaluated, incident lifecycle,
 //!   delivery (PagerDuty Events v2, webhook), the state file and its writer, reloads.
-//! - [`metrics`]: every Prometheus metric, in one place.
+//! - [`metrics`]: every Prometheus metric, in one place: the registry (`metrics/mod.rs`),
+//!   the shard and source families (`gauges`), the per-column families written at each
+//!   scrape (`columns`).
 //! - [`api`]: the axum router: /metrics, /api/columns, /api/shards, /api/sources,
 //!   /api/incidents, health; the JSON formats (a column row, `api/row.rs`, also of `check`
 //!   and `plan`; the pager's incidents, `api/incidents.rs`); one-column plans computed once
