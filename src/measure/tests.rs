@@ -32,6 +32,17 @@ fn fk(child: &str, parent: &str) -> ForeignKey {
     }
 }
 
+/// `child` guessed to reference `parent`, by the rule `evidence`.
+fn guessed(child: &str, parent: &str, evidence: &str) -> HashMap<ColumnId, Inferred> {
+    HashMap::from([(
+        id(child),
+        Inferred {
+            parent: id(parent),
+            evidence: evidence.to_string(),
+        },
+    )])
+}
+
 fn tickets(current: i128) -> HashMap<String, SourceValue> {
     HashMap::from([(
         "tickets64".to_string(),
@@ -354,13 +365,11 @@ fn an_inferred_column_is_bound_by_its_parent_and_carries_the_evidence() {
         ],
         ..Inventory::default()
     };
-    let inferred = HashMap::from([(
-        id("gh.stars.repo_id"),
-        Inferred {
-            parent: id("gh.repos.id"),
-            evidence: "rails: repo_id -> repos.id".to_string(),
-        },
-    )]);
+    let inferred = guessed(
+        "gh.stars.repo_id",
+        "gh.repos.id",
+        "rails: repo_id -> repos.id",
+    );
     let plan = plan_with(&inventory, &[], &inferred);
     assert!(plan.dives.is_empty(), "the parent is measured");
     let (measured, _) = resolve(&plan, &HashMap::new(), &HashMap::new());
@@ -386,13 +395,11 @@ fn a_reference_rule_wins_over_an_inferred_parent() {
         ],
         ..Inventory::default()
     };
-    let inferred = HashMap::from([(
-        id("etsy.x.user_id"),
-        Inferred {
-            parent: id("etsy.users.id"),
-            evidence: "rails: user_id -> users.id".to_string(),
-        },
-    )]);
+    let inferred = guessed(
+        "etsy.x.user_id",
+        "etsy.users.id",
+        "rails: user_id -> users.id",
+    );
     let plan = plan_with(&inventory, &rules(), &inferred);
     let (measured, _) = resolve(&plan, &HashMap::new(), &tickets(1_000));
     assert_eq!(by_name(&measured)["etsy.x.user_id"].kind, Kind::Reference);

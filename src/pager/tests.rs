@@ -9,6 +9,16 @@ fn incidents(pager: &Pager) -> serde_json::Value {
     crate::api::incidents::json(pager)
 }
 
+/// The dedup keys of the first notifier's queued events, in order: every one, or those of
+/// `action`.
+fn queued(books: &Books, action: Option<event::Action>) -> Vec<&str> {
+    books.outboxes[0]
+        .iter()
+        .filter(|e| action.is_none_or(|a| e.action == a))
+        .map(|e| e.dedup_key.as_str())
+        .collect()
+}
+
 /// A pager over two shards with a webhook to nowhere, its state in `dir/d/state.json`.
 fn pager_in(dir: &std::path::Path) -> (Pager, crate::state::Store, Arc<Metrics>) {
     let toml = format!(
@@ -87,10 +97,7 @@ fn a_delivery_appends_one_journal_line_and_survives_a_restart() {
 
     let (pager, _, _) = pager_in(dir.path());
     let books = pager.lock();
-    let keys: Vec<&str> = books.outboxes[0]
-        .iter()
-        .map(|e| e.dedup_key.as_str())
-        .collect();
+    let keys = queued(&books, None);
     assert_eq!(keys, ["headroom/blind/s2"]);
     assert_eq!(books.lifecycles[0].incidents.len(), 2, "both still open");
 }
@@ -317,10 +324,7 @@ fn a_shard_added_by_a_reload_is_blind_only_blind_after_past_the_reload() {
     assert_eq!(pager.outbox_len("webhook"), 0, "not blind for 1s yet");
     pager.evaluate(&store.read(), now + chrono::Duration::seconds(2));
     let books = pager.lock();
-    let keys: Vec<&str> = books.outboxes[0]
-        .iter()
-        .map(|e| e.dedup_key.as_str())
-        .collect();
+    let keys = queued(&books, None);
     assert_eq!(keys, ["headroom/blind/s3"]);
 }
 
@@ -352,10 +356,9 @@ fn ok_columns_are_skipped_only_on_shards_without_an_open_incident() {
     };
     poll(2_100_000_000);
     let triggers = |books: &Books| {
-        let mut keys: Vec<String> = books.outboxes[0]
-            .iter()
-            .filter(|e| e.action == event::Action::Trigger)
-            .map(|e| e.dedup_key.clone())
+        let mut keys: Vec<String> = queued(books, Some(event::Action::Trigger))
+            .into_iter()
+            .map(str::to_string)
             .collect();
         keys.sort();
         keys
@@ -369,11 +372,7 @@ fn ok_columns_are_skipped_only_on_shards_without_an_open_incident() {
         poll(1);
     }
     let books = pager.lock();
-    let mut resolves: Vec<&str> = books.outboxes[0]
-        .iter()
-        .filter(|e| e.action == event::Action::Resolve)
-        .map(|e| e.dedup_key.as_str())
-        .collect();
+    let mut resolves = queued(&books, Some(event::Action::Resolve));
     resolves.sort_unstable();
     assert_eq!(
         resolves,
@@ -395,11 +394,7 @@ fn the_open_incidents_of_a_shard_removed_by_a_reload_resolve() {
         pager.evaluate(&store.read(), later);
     }
     let books = pager.lock();
-    let resolves: Vec<&str> = books.outboxes[0]
-        .iter()
-        .filter(|e| e.action == event::Action::Resolve)
-        .map(|e| e.dedup_key.as_str())
-        .collect();
+    let resolves = queued(&books, Some(event::Action::Resolve));
     assert_eq!(resolves, ["headroom/blind/s2"]);
     assert_eq!(books.lifecycles[0].incidents.len(), 1, "s1 is still blind");
 }
