@@ -9,9 +9,9 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use headroom::headroom::{Headroom, IntType, Width};
+use headroom::headroom::{IntType, Width};
 use headroom::inventory::ColumnId;
-use headroom::measure::{ColumnReport, Kind, Measured};
+use headroom::measure::{ColumnReport, Kind, fixture};
 use headroom::plan;
 use headroom::state::Store;
 
@@ -25,25 +25,12 @@ fn column(
     mismatch: bool,
 ) -> ColumnReport {
     let t = IntType::new(Width::Int, false);
-    let measured = Measured {
-        id,
-        column_type: "int(11)".into(),
-        int_type: t,
-        kind,
-        source,
-        headroom: Headroom::new(current, t.max()),
-        type_mismatch: mismatch,
-        feeder_max: None,
-        evidence: None,
-    };
-    ColumnReport::new(
-        shard.into(),
-        measured,
-        headroom::growth::Forecast::NONE,
-        settings.policy.default,
-        None,
-        Utc::now(),
-    )
+    fixture::column(shard, id, t, current)
+        .kind(kind)
+        .source(source.as_deref())
+        .type_mismatch(mismatch)
+        .limits(settings.policy.default)
+        .build()
 }
 
 fn shard_columns(settings: &headroom::config::Settings, shard: &str) -> Vec<ColumnReport> {

@@ -78,11 +78,7 @@ pub fn owner(shard: &str, members: u32) -> u32 {
 /// through the splitmix64 finalizer, so that names that differ in one byte, and members
 /// next to each other, still spread over the whole range.
 fn weight(member: u32, shard: &str) -> u64 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let name = shard.bytes().fold(OFFSET, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(PRIME)
-    });
+    let name = crate::hash::fnv1a(shard.as_bytes());
     mix(mix(name) ^ mix(u64::from(member).wrapping_add(0x9e37_79b9_7f4a_7c15)))
 }
 

@@ -334,40 +334,24 @@ mod tests {
     /// `seconds` (if it grows), where `warning_within` is 15 days and `critical_within` 14.
     fn report(current: i128, mismatch: bool, seconds: Option<u64>) -> (ColumnReport, Policy) {
         use crate::growth::Forecast;
-        use crate::headroom::{Headroom, IntType, Width};
-        use crate::measure::{Kind, Measured};
-        let policy = crate::config::from_toml_str(
-            "[thresholds]\nwarning_within = \"15d\"\ncritical_within = \"14d\"\n\
-             [[shards]]\nname = \"s\"\nurl = \"mysql://u@h:3306/\"\n",
-            &|_| None,
+        use crate::headroom::{IntType, Width};
+        let policy = crate::config::testing::settings(
+            "[thresholds]\nwarning_within = \"15d\"\ncritical_within = \"14d\"\n",
         )
-        .expect("settings")
         .policy;
-        let measured = Measured {
-            id: ColumnId::new("s", "t", "user_id"),
-            column_type: "int(11)".into(),
-            int_type: IntType::new(Width::Int, false),
-            kind: Kind::Reference,
-            source: Some("tickets".to_string()),
-            headroom: Headroom::new(current, 2_147_483_647),
-            type_mismatch: mismatch,
-            feeder_max: None,
-            evidence: None,
-        };
-        let forecast = Forecast {
-            growth_per_second: seconds.map(|_| 1.0),
-            seconds_to_exhaustion: seconds,
-            last_jump: None,
-        };
-        let limits = policy.limits("s", "t", "user_id");
-        let r = ColumnReport::new(
-            "s".into(),
-            measured,
-            forecast,
-            limits,
-            None,
-            chrono::Utc::now(),
-        );
+        let int = IntType::new(Width::Int, false);
+        let r =
+            crate::measure::fixture::column("s", ColumnId::new("s", "t", "user_id"), int, current)
+                .kind(crate::measure::Kind::Reference)
+                .source(Some("tickets"))
+                .type_mismatch(mismatch)
+                .forecast(Forecast {
+                    growth_per_second: seconds.map(|_| 1.0),
+                    seconds_to_exhaustion: seconds,
+                    last_jump: None,
+                })
+                .limits(policy.limits("s", "t", "user_id"))
+                .build();
         (r, policy)
     }
 

@@ -206,6 +206,17 @@ impl Status {
         Status::Exhausted,
     ];
 
+    /// In order of urgency: 0 ok, 1 warning, 2 critical, 3 exhausted. The `*_status` gauges
+    /// carry it, alert rules compare it, and a page's `level` is it.
+    pub const fn number(self) -> u8 {
+        match self {
+            Status::Ok => 0,
+            Status::Warning => 1,
+            Status::Critical => 2,
+            Status::Exhausted => 3,
+        }
+    }
+
     pub const fn as_str(self) -> &'static str {
         match self {
             Status::Ok => "ok",

@@ -22,8 +22,9 @@
 //!   others in turn within `poll.reread_within`), and each shard's last dives. Pure.
 //! - [`inference`]: undeclared references guessed from names (`kind = inferred`). Pure.
 //! - [`headroom`]: pure arithmetic: type maxima, remaining, ratio, status, percentages.
-//! - [`measure`]: which columns are measured and how, their `current` (FK chains), and
-//!   [`measure::report`], the one pure step from what was read to a shard's reports. Pure.
+//! - [`measure`]: which columns are measured and how (`measure/mod.rs`), their `current`
+//!   along FK chains (`resolve`), and [`measure::report`], the one pure step from what was
+//!   read to a shard's reports (`report`); dives a column needs (`dives`). Pure.
 //! - [`growth`]: bounded histories, steps, growth rates and time to exhaustion (pure), and
 //!   their file beside the state file.
 //! - [`policy`]: status from ratio and time thresholds, overrides, silences, column globs,
@@ -32,12 +33,15 @@
 //! - [`state`]: the latest known state of shards, sources and columns; publishes each
 //!   finished shard poll on a `watch` channel.
 //! - [`select`]: the filters and orders of /api/columns and `check`, over a snapshot.
-//! - [`pager`]: subscribes to the polls: incident lifecycle, delivery (PagerDuty Events v2,
-//!   webhook), the state file.
-//! - [`metrics`]: every Prometheus metric, in one place.
-//! - [`api`]: the axum router: /metrics, /api/columns, /api/shards, /api/sources, health;
-//!   one-column plans computed once per poll, within the per-shard session budget of
-//!   requests ([`db::budget`]).
+//! - [`pager`]: subscribes to the polls: the conditions evaluated, incident lifecycle,
+//!   delivery (PagerDuty Events v2, webhook), the state file and its writer, reloads.
+//! - [`metrics`]: every Prometheus metric, in one place: the registry (`metrics/mod.rs`),
+//!   the shard and source families (`gauges`), the per-column families written at each
+//!   scrape (`columns`).
+//! - [`api`]: the axum router: /metrics, /api/columns, /api/shards, /api/sources,
+//!   /api/incidents, health; the JSON formats (a column row, `api/row.rs`, also of `check`
+//!   and `plan`; the pager's incidents, `api/incidents.rs`); one-column plans computed once
+//!   per poll, within the per-shard session budget of requests ([`db::budget`]).
 //! - [`web`]: the HTTP edge: connection limits and timeouts, TLS and basic auth from the
 //!   web configuration file.
 //! - [`cluster`]: which shards this replica owns when a fleet is split (`--member I/N`).
@@ -54,7 +58,8 @@
 //!   compare, swap.
 //! - [`shutdown`]: SIGINT/SIGTERM to a cancellation token.
 //! - [`telemetry`]: tracing set-up; [`escape`]: names from databases made safe for
-//!   terminals and text logs; [`durable`]: files replaced atomically, fsynced.
+//!   terminals and text logs; [`durable`]: files replaced atomically, fsynced; [`hash`]:
+//!   FNV-1a, the one stable hash of names (shard owners, first polls, long dedup keys).
 //!
 //! Throwaway servers for the tests and the demo live in a crate of their own
 //! (`tests/sandbox`), never compiled into the daemon.
@@ -70,6 +75,7 @@ pub mod durable;
 pub mod engine;
 pub mod escape;
 pub mod growth;
+pub mod hash;
 pub mod headroom;
 pub mod inference;
 pub mod inventory;

@@ -12,7 +12,7 @@ use serde::Serialize;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 use crate::growth::Forecast;
-use crate::headroom::{Headroom, Status, Thresholds};
+use crate::headroom::{Headroom, Ppm, Status, Thresholds};
 
 /// How urgent a page is. `warning` pages only where a notifier's `min_severity` says so.
 #[derive(
@@ -51,6 +51,22 @@ pub struct Limits {
     pub warning_within: Duration,
     /// `critical` when the column runs out within this.
     pub critical_within: Duration,
+}
+
+impl Default for Limits {
+    /// The built-in `[thresholds]`: warning at 70 % used or 90 days left, critical at 85 %
+    /// used or 14 days left.
+    fn default() -> Limits {
+        let ratio = |r| Ppm::from_ratio(r).expect("a ratio within 0..=1");
+        Limits {
+            ratio: Thresholds {
+                warning: ratio(0.70),
+                critical: ratio(0.85),
+            },
+            warning_within: Duration::from_secs(90 * 86_400),
+            critical_within: Duration::from_secs(14 * 86_400),
+        }
+    }
 }
 
 impl Limits {

@@ -656,11 +656,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// name and interval, spread evenly over names (FNV-1a of the name, mixed, scaled exactly), so
 /// that a thousand shards are not all hit in the same second.
 pub fn first_poll_offset(shard: &str, interval: Duration) -> Duration {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in shard.as_bytes() {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
+    let mut hash = crate::hash::fnv1a(shard.as_bytes());
     // FNV's high bits barely change between `shard-001` and `shard-002`: mix them all in
     // (MurmurHash3's finaliser), since the high bits pick the place.
     hash ^= hash >> 33;

@@ -235,37 +235,17 @@ fn chunk(
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::headroom::{Headroom, IntType, Width};
+    use crate::headroom::{IntType, Width};
 
     /// A store whose shard `s` holds `n` INT columns `app.tNNNN.id`.
     pub(in crate::api) fn store(n: usize) -> (Store, Vec<ColumnReport>) {
-        let settings = crate::config::from_toml_str(
-            "[[shards]]\nname = \"s\"\nurl = \"mysql://u@h:3306/\"\n",
-            &|_| None,
-        )
-        .expect("settings");
+        let settings = crate::config::testing::settings("");
         let store = Store::new(&settings);
         let columns: Vec<ColumnReport> = (0..n)
             .map(|i| {
-                let measured = crate::measure::Measured {
-                    id: crate::inventory::ColumnId::new("app", &format!("t{i:04}"), "id"),
-                    column_type: "int(11)".into(),
-                    int_type: IntType::new(Width::Int, false),
-                    kind: Kind::AutoIncrement,
-                    source: None,
-                    headroom: Headroom::new(i as i128, 2_147_483_647),
-                    type_mismatch: false,
-                    feeder_max: None,
-                    evidence: None,
-                };
-                ColumnReport::new(
-                    "s".into(),
-                    measured,
-                    crate::growth::Forecast::NONE,
-                    settings.policy.default,
-                    None,
-                    Utc::now(),
-                )
+                let id = crate::inventory::ColumnId::new("app", &format!("t{i:04}"), "id");
+                let int = IntType::new(Width::Int, false);
+                crate::measure::fixture::column("s", id, int, i as i128).build()
             })
             .collect();
         store.shard_succeeded(

@@ -1,11 +1,14 @@
 //! The HTTP surface: `/metrics`, the JSON API under `/api`, and the health endpoints.
 //! Handlers only read the [`Store`]; only the one-column plan reads a column's definition
 //! from its shard, on demand, through [`plan_cache`] (once per poll, within the per-shard
-//! session budget).
+//! session budget). The JSON of a column row is written in `row`, for every command that
+//! prints one.
 
 mod columns;
+pub mod incidents;
 mod plan;
 pub mod plan_cache;
+mod row;
 
 use std::sync::Arc;
 
@@ -51,7 +54,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/shards", get(shards))
         .route("/api/sources", get(sources))
-        .route("/api/incidents", get(incidents))
+        .route("/api/incidents", get(incidents::handler))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/-/reload", post(reload_config).get(reload_get))
@@ -143,18 +146,6 @@ async fn sources(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Resp
     }
     let snap = state.store.read();
     Json(json!({ "generated_at": Utc::now(), "sources": snap.sources })).into_response()
-}
-
-/// Open incidents and undelivered events per notifier (an empty list without notifiers).
-async fn incidents(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Response {
-    if let Some(response) = reject_parameters("/api/incidents", raw.as_deref()) {
-        return response;
-    }
-    let notifiers = state
-        .pager
-        .as_ref()
-        .map_or_else(|| json!([]), |p| p.incidents());
-    Json(json!({ "generated_at": Utc::now(), "notifiers": notifiers })).into_response()
 }
 
 async fn healthz() -> Response {

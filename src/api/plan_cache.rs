@@ -369,8 +369,7 @@ async fn wait(mut done: watch::Receiver<Option<Done>>) -> Outcome {
 pub(super) mod tests {
     use super::*;
     use crate::db::budget;
-    use crate::headroom::{Headroom, IntType, Width};
-    use crate::measure::{Kind, Measured};
+    use crate::headroom::{IntType, Width};
     use chrono::Utc;
     use std::time::Duration;
 
@@ -390,25 +389,9 @@ pub(super) mod tests {
     /// As [`poll`], with more nearly empty INT columns, `shop.{table}.id`.
     fn poll_with(store: &Store, settings: &Settings, more: &[String]) {
         let report = |table: &str, t: IntType, current: i128| {
-            let measured = Measured {
-                id: ColumnId::new("shop", table, "id"),
-                column_type: t.display_name().to_ascii_lowercase().into(),
-                int_type: t,
-                kind: Kind::AutoIncrement,
-                source: None,
-                headroom: Headroom::new(current, t.max()),
-                type_mismatch: false,
-                feeder_max: None,
-                evidence: None,
-            };
-            ColumnReport::new(
-                "a".into(),
-                measured,
-                crate::growth::Forecast::NONE,
-                settings.policy.default,
-                None,
-                Utc::now(),
-            )
+            crate::measure::fixture::column("a", ColumnId::new("shop", table, "id"), t, current)
+                .limits(settings.policy.default)
+                .build()
         };
         let mut columns = vec![
             report("ok", IntType::new(Width::Int, false), 5),

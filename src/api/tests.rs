@@ -24,11 +24,7 @@ const ENCODINGS: [Option<&str>; 5] = [
 /// The router over a store whose shard `s` holds `n` columns.
 fn app(n: usize) -> axum::Router {
     let (store, _) = super::columns::tests::store(n);
-    let settings = crate::config::from_toml_str(
-        "[[shards]]\nname = \"s\"\nurl = \"mysql://u@h:3306/\"\n",
-        &|_| None,
-    )
-    .expect("settings");
+    let settings = crate::config::testing::settings("");
     router(AppState {
         store,
         metrics: Arc::new(Metrics::new()),

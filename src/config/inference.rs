@@ -35,10 +35,7 @@ mod tests {
     use crate::config::template::Settings;
 
     fn read(toml: &str) -> Result<Settings, Vec<String>> {
-        let text = format!("[[shards]]\nname = \"s\"\nurl = \"mysql://u@h:3306/\"\n{toml}");
-        crate::config::from_toml_str(&text, &|_| None)
-            .map(|s| s.inference)
-            .map_err(|problems| problems.iter().map(|p| p.to_string()).collect())
+        crate::config::testing::read(toml).map(|s| s.inference)
     }
 
     #[test]

@@ -65,10 +65,7 @@ mod tests {
     use super::*;
 
     fn read(toml: &str) -> Result<MetricsSettings, Vec<String>> {
-        let text = format!("[[shards]]\nname = \"s\"\nurl = \"mysql://u@h:3306/\"\n{toml}");
-        crate::config::from_toml_str(&text, &|_| None)
-            .map(|s| s.metrics)
-            .map_err(|problems| problems.iter().map(|p| p.to_string()).collect())
+        crate::config::testing::read(toml).map(|s| s.metrics)
     }
 
     #[test]

@@ -23,7 +23,8 @@
 //! - `lint`: `[lint]`;
 //! - `notifiers`: `[pagerduty]`, `[webhook]`, `[state]`;
 //! - `endpoint`: server URLs, their passwords and redaction;
-//! - `secret`: the one reader of passwords and keys from a variable or a file.
+//! - `secret`: the one reader of passwords and keys from a variable or a file;
+//! - `testing` (tests only): settings read after one configured shard.
 
 mod cluster;
 mod endpoint;
@@ -42,6 +43,8 @@ mod secret;
 mod section;
 mod server;
 pub mod template;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashSet};

@@ -21,7 +21,7 @@ pub(super) fn plan(s: &mut Section) -> Option<PlanSettings> {
 
 #[cfg(test)]
 mod tests {
-    const SHARD: &str = "[[shards]]\nname = \"s\"\nurl = \"mysql://u@h:3306/\"\n";
+    use crate::config::testing::ONE_SHARD as SHARD;
 
     #[test]
     fn the_rebuild_rate_defaults_to_50_and_must_be_above_zero() {

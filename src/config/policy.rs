@@ -1,26 +1,17 @@
 //! The alert policy's sections: `[thresholds]`, `[[overrides]]` and `[[silences]]`, and the
 //! `schema.table.column` glob lists they (and `[[references]]`) use.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use globset::Glob;
 
 use super::section::Section;
-use crate::headroom::{Ppm, Thresholds};
+use crate::headroom::Thresholds;
 use crate::policy::{ColumnGlobs, Limits, Override, Silence};
 
 /// Ratio and time thresholds (`[thresholds]`, or an override's keys); absent keys take
 /// `defaults`, or the built-in defaults.
 pub(super) fn limits(s: &mut Section, defaults: Option<Limits>) -> Option<Limits> {
-    let d = defaults.unwrap_or(Limits {
-        ratio: Thresholds {
-            warning: Ppm::from_ratio(0.70)?,
-            critical: Ppm::from_ratio(0.85)?,
-        },
-        warning_within: Duration::from_secs(90 * 86_400),
-        critical_within: Duration::from_secs(14 * 86_400),
-    });
+    let d = defaults.unwrap_or_default();
     let warning = s.ratio("warning", d.ratio.warning);
     let critical = s.ratio("critical", d.ratio.critical);
     let warning_within = s.duration("warning_within", d.warning_within);

@@ -6,9 +6,8 @@ use chrono::Utc;
 
 use super::*;
 use crate::config::Settings;
-use crate::headroom::{Headroom, Width};
+use crate::headroom::Width;
 use crate::inventory::ColumnId;
-use crate::measure::Measured;
 use crate::state::Store;
 
 const INT: IntType = IntType::new(Width::Int, false);
@@ -38,26 +37,11 @@ fn column(
     feeder_max: Option<u64>,
 ) -> ColumnReport {
     let p: Vec<&str> = name.split('.').collect();
-    let measured = Measured {
-        id: ColumnId::new(p[0], p[1], p[2]),
-        column_type: t.normalized().into(),
-        int_type: t,
-        kind,
-        source: feeder.map(str::to_string),
-        headroom: Headroom::new(1, t.max()),
-        type_mismatch: feeder_max.is_some_and(|m| t.max() < m),
-        feeder_max,
-        evidence: None,
-    };
-    let settings = settings("");
-    ColumnReport::new(
-        shard.into(),
-        measured,
-        crate::growth::Forecast::NONE,
-        settings.policy.default,
-        None,
-        Utc::now(),
-    )
+    crate::measure::fixture::column(shard, ColumnId::new(p[0], p[1], p[2]), t, 1)
+        .kind(kind)
+        .source(feeder)
+        .feeder_max(feeder_max)
+        .build()
 }
 
 /// Shard a (not strict): a signed INT auto-increment, an INT UNSIGNED foreign key to a

@@ -92,15 +92,6 @@ pub struct Condition<'a> {
     pub build: Box<dyn Fn(DateTime<Utc>) -> Event + 'a>,
 }
 
-fn level(status: Status) -> u8 {
-    match status {
-        Status::Ok => 0,
-        Status::Warning => 1,
-        Status::Critical => 2,
-        Status::Exhausted => 3,
-    }
-}
-
 /// A dedup key within PagerDuty's limit: long ones keep their start and end a stable hash.
 pub fn dedup_key(parts: &[&str]) -> String {
     let mut key = String::with_capacity(8 + parts.iter().map(|p| p.len() + 1).sum::<usize>());
@@ -112,23 +103,34 @@ pub fn dedup_key(parts: &[&str]) -> String {
     within_limit(key)
 }
 
+/// What every column key starts with, before its shard.
+const COLUMN: &str = "headroom/column/";
+
+/// `headroom/column/<shard>/`, the start of every column key of `shard` (see `column_key`):
+/// a shard's column incidents are held, or handed over, by it.
+pub fn column_prefix(shard: &str) -> String {
+    prefix_with_room(shard, 0)
+}
+
+/// [`column_prefix`], with room for `more` bytes after it.
+fn prefix_with_room(shard: &str, more: usize) -> String {
+    let mut key = String::with_capacity(COLUMN.len() + shard.len() + 1 + more);
+    key.push_str(COLUMN);
+    key.push_str(shard);
+    key.push('/');
+    key
+}
+
 /// The dedup key of a column's incident, `headroom/column/<shard>/<schema.table.column>`, as
 /// [`dedup_key`] writes it, built in one allocation: every column's is made at every
 /// evaluation.
 fn column_key(c: &ColumnReport) -> String {
     let id = &c.id;
-    let mut key = String::with_capacity(
-        18 + c.shard.len() + id.schema.len() + id.table.len() + id.column.len(),
-    );
-    for part in [
-        "headroom/column/",
+    let mut key = prefix_with_room(
         &c.shard,
-        "/",
-        &id.schema,
-        ".",
-        &id.table,
-        ".",
-    ] {
+        id.schema.len() + id.table.len() + id.column.len() + 2,
+    );
+    for part in [&*id.schema, ".", &id.table, "."] {
         key.push_str(part);
     }
     key.push_str(&id.column);
@@ -141,9 +143,7 @@ fn within_limit(key: String) -> String {
         return key;
     }
     // FNV-1a: stable across versions, platforms and replicas.
-    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
+    let hash = crate::hash::fnv1a(key.as_bytes());
     let mut cut = DEDUP_KEY_LIMIT - 17;
     while !key.is_char_boundary(cut) {
         cut -= 1;
@@ -192,7 +192,7 @@ pub fn column<'a>(c: &'a ColumnReport, shard: &ShardState, external_url: &'a str
     Condition {
         dedup_key: column_key(c),
         severity,
-        level: level(c.status),
+        level: c.status.number(),
         silenced: c.silenced.is_some(),
         // Ok by ratio with no forecast yet (just restarted): the time rule cannot tell.
         hold: !shard_up || (severity.is_none() && c.growth_per_second.is_none()),
@@ -258,7 +258,7 @@ fn column_event(c: &ColumnReport, external_url: &str, now: DateTime<Utc>) -> Eve
     let severity = Severity::of(c.status).unwrap_or(Severity::Warning);
     Event {
         action: Action::Trigger,
-        dedup_key: dedup_key(&["column", &c.shard, &name]),
+        dedup_key: column_key(c),
         severity,
         summary: truncate(summary, SUMMARY_LIMIT),
         source: c.shard.to_string(),
@@ -276,7 +276,7 @@ fn column_event(c: &ColumnReport, external_url: &str, now: DateTime<Utc>) -> Eve
             ],
         )),
         created_at: now,
-        level: level(c.status),
+        level: c.status.number(),
     }
 }
 
@@ -286,7 +286,7 @@ pub fn source<'a>(s: &'a SourceState, external_url: &'a str) -> Condition<'a> {
     Condition {
         dedup_key: dedup_key(&["source", &s.name]),
         severity: Severity::of(status),
-        level: level(status),
+        level: status.number(),
         silenced: false,
         hold: s.current.is_none() || (status == Status::Ok && s.growth_per_second.is_none()),
         seen: s.reads,
@@ -334,7 +334,7 @@ fn source_event(s: &SourceState, external_url: &str, now: DateTime<Utc>) -> Even
         custom_details: details,
         link: Some(format!("{external_url}/api/sources")),
         created_at: now,
-        level: level(status),
+        level: status.number(),
     }
 }
 
@@ -464,38 +464,15 @@ mod tests {
 
     #[test]
     fn a_column_key_is_the_dedup_key_of_its_parts() {
-        use crate::headroom::{Headroom, IntType, Width};
+        use crate::headroom::{IntType, Width};
         let long = "x".repeat(300);
         for (shard, schema, table, column) in [
             ("shard-01", "etsy", "activity_feed", "actor_id"),
             ("s", "we`ird", "t{table}", long.as_str()),
         ] {
             let id = crate::inventory::ColumnId::new(schema, table, column);
-            let measured = crate::measure::Measured {
-                id: id.clone(),
-                column_type: "int(11)".into(),
-                int_type: IntType::new(Width::Int, false),
-                kind: crate::measure::Kind::AutoIncrement,
-                source: None,
-                headroom: Headroom::new(1, 2_147_483_647),
-                type_mismatch: false,
-                feeder_max: None,
-                evidence: None,
-            };
-            let settings = crate::config::from_toml_str(
-                "[[shards]]\nname = \"s\"\nurl = \"mysql://u@h:3306/\"\n",
-                &|_| None,
-            )
-            .expect("settings");
-            let limits = settings.policy.default;
-            let c = ColumnReport::new(
-                shard.into(),
-                measured,
-                crate::growth::Forecast::NONE,
-                limits,
-                None,
-                Utc::now(),
-            );
+            let int = IntType::new(Width::Int, false);
+            let c = crate::measure::fixture::column(shard, id.clone(), int, 1).build();
             let want = dedup_key(&["column", shard, &id.to_string()]);
             assert_eq!(column_key(&c), want);
             assert!(want.len() <= DEDUP_KEY_LIMIT);
@@ -517,27 +494,16 @@ mod tests {
 
     #[test]
     fn an_inferred_mismatch_names_its_parent_and_the_rule_in_the_summary() {
-        use crate::headroom::{Headroom, IntType, Width};
-        let settings = crate::config::from_toml_str(
-            "[[shards]]\nname = \"s\"\nurl = \"mysql://u@h:3306/\"\n",
-            &|_| None,
-        )
-        .expect("settings");
-        let measured = crate::measure::Measured {
-            id: crate::inventory::ColumnId::new("gh", "stars", "repository_id"),
-            column_type: "int(11)".into(),
-            int_type: IntType::new(Width::Int, false),
-            kind: crate::measure::Kind::Inferred,
-            source: Some("gh.repositories.id".into()),
-            headroom: Headroom::new(2_147_483_700, 2_147_483_647),
-            type_mismatch: true,
-            feeder_max: None,
-            evidence: Some("rails: repository_id -> repositories.id".into()),
-        };
+        use crate::headroom::{IntType, Width};
+        let id = crate::inventory::ColumnId::new("gh", "stars", "repository_id");
+        let int = IntType::new(Width::Int, false);
+        let c = crate::measure::fixture::column("s", id, int, 2_147_483_700)
+            .kind(crate::measure::Kind::Inferred)
+            .source(Some("gh.repositories.id"))
+            .type_mismatch(true)
+            .evidence("rails: repository_id -> repositories.id")
+            .build();
         let now = Utc::now();
-        let policy = settings.policy.default;
-        let forecast = crate::growth::Forecast::NONE;
-        let c = ColumnReport::new("s".into(), measured, forecast, policy, None, now);
         let event = column_event(&c, "http://h", now);
         assert!(
             event.summary.ends_with(

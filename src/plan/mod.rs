@@ -803,8 +803,7 @@ pub fn to_read<'a>(entries: &'a [Entry<'_>]) -> Vec<&'a Widening> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::headroom::{Headroom, Width};
-    use crate::measure::Measured;
+    use crate::headroom::Width;
     use crate::state::Store;
     use chrono::Utc;
 
@@ -830,25 +829,12 @@ mod tests {
         mismatch: bool,
     ) -> ColumnReport {
         let p: Vec<&str> = name.split('.').collect();
-        let measured = Measured {
-            id: ColumnId::new(p[0], p[1], p[2]),
-            column_type: t.display_name().to_ascii_lowercase().into(),
-            int_type: t,
-            kind,
-            source: source.map(str::to_string),
-            headroom: Headroom::new(current, t.max()),
-            type_mismatch: mismatch,
-            feeder_max: None,
-            evidence: None,
-        };
-        ColumnReport::new(
-            shard.into(),
-            measured,
-            crate::growth::Forecast::NONE,
-            settings().policy.default,
-            None,
-            Utc::now(),
-        )
+        let id = ColumnId::new(p[0], p[1], p[2]);
+        crate::measure::fixture::column(shard, id, t, current)
+            .kind(kind)
+            .source(source)
+            .type_mismatch(mismatch)
+            .build()
     }
 
     /// Shard a: `users.id` (INT, 98 % used), `orders.user_id` and `notes.user_ref` (its

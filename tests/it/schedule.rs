@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use headroom::api::incidents;
 use headroom::metrics::Metrics;
 use headroom::pager::Pager;
 use headroom::poller::{delay_after, first_poll_offset};
@@ -393,11 +394,11 @@ CREATE TABLE app.orders (id TINYINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY
     let pager = Pager::new(&settings(&toml), Arc::new(Metrics::new()))
         .expect("pager")
         .expect("a notifier");
-    let open = |pager: &Pager| pager.incidents()[0]["open"].as_array().unwrap().len();
+    let open = |pager: &Pager| incidents::json(pager)[0]["open"].as_array().unwrap().len();
 
     poller.poll_once().await;
     pager.evaluate(&store.read(), Utc::now());
-    assert_eq!(open(&pager), 1, "{}", pager.incidents());
+    assert_eq!(open(&pager), 1, "{}", incidents::json(&pager));
 
     // Fixed; the next poll of `rare` sees it ok: one of the two ok polls in a row.
     servers[0]
@@ -405,7 +406,7 @@ CREATE TABLE app.orders (id TINYINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY
         .expect("alter");
     poller.poll_once().await;
     pager.evaluate(&store.read(), Utc::now());
-    assert_eq!(open(&pager), 1, "{}", pager.incidents());
+    assert_eq!(open(&pager), 1, "{}", incidents::json(&pager));
 
     // `often` finishes poll after poll (as it would on its own schedule) while `rare` is
     // not polled: every evaluation sees the same poll of `rare`.
@@ -414,12 +415,12 @@ CREATE TABLE app.orders (id TINYINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY
         pager.evaluate(&store.read(), Utc::now());
     }
     assert_eq!(store.read().shards[1].polls, 7);
-    assert_eq!(open(&pager), 1, "{}", pager.incidents());
+    assert_eq!(open(&pager), 1, "{}", incidents::json(&pager));
 
     // The next poll of `rare` is the second ok one in a row.
     poller.poll_once().await;
     pager.evaluate(&store.read(), Utc::now());
-    assert_eq!(open(&pager), 0, "{}", pager.incidents());
+    assert_eq!(open(&pager), 0, "{}", incidents::json(&pager));
     poller.close().await;
 }
 
@@ -449,7 +450,7 @@ CREATE TABLE app.orders (id TINYINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY
     );
     let app = spawn_app(settings(&toml)).await;
     let open = |app: &TestApp| {
-        app.pager().incidents()[0]["open"]
+        incidents::json(&app.pager())[0]["open"]
             .as_array()
             .map(|a| a.len())
             .unwrap_or(0)
@@ -488,7 +489,7 @@ CREATE TABLE app.orders (id TINYINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY
     .await;
     // Five evaluations later, with no further poll of `stalls`, its incident is open.
     assert_eq!(app.store.read().shards[0].polls, stalls_polls);
-    assert_eq!(open(&app), 1, "{}", app.pager().incidents());
+    assert_eq!(open(&app), 1, "{}", incidents::json(&app.pager()));
     servers[0].thaw();
     app.wait_until("the incident resolves", |app| {
         let resolved = open(app) == 0;

@@ -1,0 +1,226 @@
+//! From what a shard holds to what headroom reports: decides which integer columns are
+//! measured and how (auto-increment, reference to a source, foreign key), which columns to
+//! read MAX from, and resolves every column's `current`, following foreign-key chains.
+//! Pure: the poller does the reading and passes the values in.
+//!
+//! A column is measured as the first that applies:
+//! 1. `auto_increment`: it is its table's AUTO_INCREMENT column; current = AUTO_INCREMENT.
+//! 2. `foreign_key`: it is the child of a declared foreign key; current = the parent's
+//!    current (the parent measured by these same rules), or MAX(parent) by index dive when
+//!    the parent is not measured itself. A declared key is the server's own word on where
+//!    the values come from, so it outranks a name glob.
+//! 3. `reference`: a `[[references]]` rule matches it; current = the source's current, or
+//!    MAX(column) if larger, read only where the column leads a B-tree index.
+//! 4. `inferred`: [`crate::inference`] guessed its parent from names; measured as a foreign
+//!    key is, with the rule that matched as `evidence`.
+//!
+//! Other integer columns (counts, prices, flags) are not ID columns and are left out.
+//!
+//! # Layout
+//! - this file: the kinds, and the plan (which columns are measured, how, and which
+//!   `MAX()` values they need);
+//! - `resolve`: every planned column's `current`, along foreign-key chains;
+//! - `report`: the report step, and [`ColumnReport`], a measured column tied to its shard,
+//!   forecast and policy (its JSON is the API's, `crate::api`);
+//! - `dives`: a column's last dive, and which dives a set of columns needs;
+//! - `fixture`: column reports built by hand, for tests and benches.
+
+mod dives;
+#[doc(hidden)]
+pub mod fixture;
+mod report;
+mod resolve;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Serialize;
+
+use crate::config::ReferenceRule;
+use crate::inference::Inferred;
+use crate::inventory::{ColumnId, IntColumn, Inventory};
+
+pub use dives::{Dive, dives_of};
+pub use report::{ColumnReport, Moment, plan_path, report, report_dives};
+pub use resolve::{Measured, Unresolved, resolve};
+
+/// How a column's current value is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    AutoIncrement,
+    Reference,
+    ForeignKey,
+    /// An undeclared reference guessed from names ([`crate::inference`]).
+    Inferred,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [
+        Kind::AutoIncrement,
+        Kind::Reference,
+        Kind::ForeignKey,
+        Kind::Inferred,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Kind::AutoIncrement => "auto_increment",
+            Kind::Reference => "reference",
+            Kind::ForeignKey => "foreign_key",
+            Kind::Inferred => "inferred",
+        }
+    }
+}
+
+impl std::str::FromStr for Kind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Kind, String> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown kind {s:?}: expected auto_increment, reference, foreign_key or inferred")
+            })
+    }
+}
+
+/// A source's latest known value, as the shards' columns need it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceValue {
+    /// The highest ID handed out over all servers.
+    pub current: i128,
+    /// The maximum of the generating column's type.
+    pub max: u64,
+}
+
+#[derive(Debug, Clone)]
+enum Derivation {
+    Auto(i128),
+    Reference {
+        source: String,
+    },
+    ForeignKey {
+        parent: ColumnId,
+    },
+    /// A foreign key guessed from names, with the rule that matched.
+    Inferred {
+        parent: ColumnId,
+        evidence: String,
+    },
+}
+
+impl Derivation {
+    /// The parent column of a declared or inferred foreign key.
+    fn parent(&self) -> Option<&ColumnId> {
+        match self {
+            Derivation::ForeignKey { parent } | Derivation::Inferred { parent, .. } => Some(parent),
+            _ => None,
+        }
+    }
+}
+
+/// Which columns are measured and which MAX values must be read for them.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    entries: Vec<(IntColumn, Derivation)>,
+    /// Columns whose `MAX()` the poller reads; each leads a B-tree index.
+    pub dives: Vec<ColumnId>,
+    /// Integer types of every inventoried column, for parents that are not measured.
+    types: HashMap<ColumnId, u64>,
+}
+
+impl Plan {
+    /// How many columns will be measured.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Where each measured column stands in `entries`.
+    fn index(&self) -> HashMap<&ColumnId, usize> {
+        self.entries
+            .iter()
+            .enumerate()
+            .map(|(i, (c, _))| (&c.id, i))
+            .collect()
+    }
+}
+
+/// Decides how each column is measured, with no inferred references.
+pub fn plan(inventory: &Inventory, rules: &[ReferenceRule]) -> Plan {
+    plan_with(inventory, rules, &HashMap::new())
+}
+
+/// Decides how each column is measured; `inferred` (from [`crate::inference::infer`]) comes
+/// after declared keys and `[[references]]` rules.
+pub fn plan_with(
+    inventory: &Inventory,
+    rules: &[ReferenceRule],
+    inferred: &HashMap<ColumnId, Inferred>,
+) -> Plan {
+    let parents: HashMap<&ColumnId, &ColumnId> = inventory
+        .foreign_keys
+        .iter()
+        .map(|fk| (&fk.child, &fk.parent))
+        .collect();
+    let mut entries = Vec::new();
+    for col in &inventory.columns {
+        let id = &col.id;
+        let derivation = if let Some(next) = col.auto_increment {
+            Derivation::Auto(next)
+        } else if let Some(parent) = parents.get(id) {
+            Derivation::ForeignKey {
+                parent: (*parent).clone(),
+            }
+        } else if let Some(rule) = rules
+            .iter()
+            .find(|r| r.matches(&id.schema, &id.table, &id.column))
+        {
+            Derivation::Reference {
+                source: rule.source.clone(),
+            }
+        } else if let Some(guess) = inferred.get(id) {
+            Derivation::Inferred {
+                parent: guess.parent.clone(),
+                evidence: guess.evidence.clone(),
+            }
+        } else {
+            continue;
+        };
+        entries.push((col.clone(), derivation));
+    }
+
+    let measured: HashSet<&ColumnId> = entries.iter().map(|(c, _)| &c.id).collect();
+    let mut dives = Vec::new();
+    let mut seen = HashSet::new();
+    for (col, derivation) in &entries {
+        let dive = match (derivation, derivation.parent()) {
+            (Derivation::Auto(_), _) => None,
+            (_, Some(parent)) if measured.contains(parent) => None,
+            (_, Some(parent)) if inventory.leading.contains(parent) => Some(parent),
+            _ => Some(&col.id),
+        };
+        if let Some(id) = dive
+            && inventory.leading.contains(id)
+            && seen.insert(id.clone())
+        {
+            dives.push(id.clone());
+        }
+    }
+    let types = inventory
+        .columns
+        .iter()
+        .map(|c| (c.id.clone(), c.int_type.max()))
+        .collect();
+    Plan {
+        entries,
+        dives,
+        types,
+    }
+}

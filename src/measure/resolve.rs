@@ -1,0 +1,224 @@
+//! Resolution: every planned column's `current`, from the `MAX()` values read and the
+//! sources' latest values, following foreign-key chains (memoised, cycles cut), and why a
+//! column could not be resolved.
+
+use std::collections::{HashMap, HashSet};
+
+use super::{Derivation, Kind, Moment, Plan, SourceValue};
+use crate::headroom::{Headroom, IntType};
+use crate::inventory::ColumnId;
+use crate::inventory::column_type::{ColumnType, column_type};
+
+/// One measured column, before it is tied to a shard and a moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measured {
+    pub id: ColumnId,
+    pub column_type: ColumnType,
+    pub int_type: IntType,
+    pub kind: Kind,
+    /// The source name, or the parent as `schema.table.column`.
+    pub source: Option<String>,
+    pub headroom: Headroom,
+    /// The column cannot hold every value its source or parent can produce.
+    pub type_mismatch: bool,
+    /// The largest value its source's or parent's type holds, when known: what
+    /// `type_mismatch` compares with.
+    pub feeder_max: Option<u64>,
+    /// For `inferred`: the rule that named the parent; `None` for other kinds.
+    pub evidence: Option<String>,
+}
+
+/// A column that could not be measured this poll, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unresolved {
+    pub id: ColumnId,
+    pub reason: String,
+}
+
+/// Resolves every planned column from the MAX values read (`dives`; `None` for an empty
+/// table) and the sources' latest values.
+pub fn resolve(
+    plan: &Plan,
+    dives: &HashMap<ColumnId, Option<i128>>,
+    sources: &HashMap<String, SourceValue>,
+) -> (Vec<Measured>, Vec<Unresolved>) {
+    let (measured, unresolved) = resolve_with(plan, &DiveValue::read_now(dives), sources);
+    (measured.into_iter().map(|(m, _)| m).collect(), unresolved)
+}
+
+/// A `MAX()` value as resolution uses it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct DiveValue {
+    /// `None` for an empty table.
+    pub(super) max: Option<i128>,
+    /// When it was read, if at an earlier poll than this one.
+    pub(super) held: Option<Moment>,
+}
+
+impl DiveValue {
+    /// Each column's `MAX()` in `dives` (`None` for an empty table), all read at this poll.
+    pub(super) fn read_now(
+        dives: &HashMap<ColumnId, Option<i128>>,
+    ) -> impl Fn(&ColumnId) -> Option<DiveValue> + '_ {
+        |id| {
+            dives.get(id).map(|max| DiveValue {
+                max: *max,
+                held: None,
+            })
+        }
+    }
+}
+
+/// As [`resolve`], with each column's `MAX()` from `dive`, and, beside each measured column,
+/// when its `current` was read if that was at an earlier poll: when it is a `MAX()` held from
+/// an earlier dive (its own, or its parent's).
+pub(super) fn resolve_with(
+    plan: &Plan,
+    dive: &dyn Fn(&ColumnId) -> Option<DiveValue>,
+    sources: &HashMap<String, SourceValue>,
+) -> (Vec<(Measured, Option<Moment>)>, Vec<Unresolved>) {
+    let index = plan.index();
+    // Entry `i`'s value once known (`Some(None)`: known to be unknown).
+    let mut memo: Vec<Option<Option<Value>>> = vec![None; plan.entries.len()];
+    let mut measured = Vec::with_capacity(plan.entries.len());
+    let mut unresolved = Vec::new();
+    // One set for every walk, emptied before each: a column's walk allocates nothing.
+    let mut visiting = HashSet::new();
+    for (i, (col, derivation)) in plan.entries.iter().enumerate() {
+        visiting.clear();
+        let mut walk = Walk {
+            plan,
+            index: &index,
+            dive,
+            sources,
+            memo: &mut memo,
+            visiting: &mut visiting,
+        };
+        let Some(value) = walk.current_of(i) else {
+            unresolved.push(Unresolved {
+                id: col.id.clone(),
+                reason: reason(derivation, sources),
+            });
+            continue;
+        };
+        let max = col.int_type.max();
+        let evidence = match derivation {
+            Derivation::Inferred { evidence, .. } => Some(evidence.clone()),
+            _ => None,
+        };
+        let (kind, source, origin_max) = match derivation {
+            Derivation::Auto(_) => (Kind::AutoIncrement, None, None),
+            Derivation::Reference { source } => (
+                Kind::Reference,
+                Some(source.clone()),
+                sources.get(source).map(|s| s.max),
+            ),
+            Derivation::ForeignKey { parent } => (
+                Kind::ForeignKey,
+                Some(parent.to_string()),
+                plan.types.get(parent).copied(),
+            ),
+            Derivation::Inferred { parent, .. } => (
+                Kind::Inferred,
+                Some(parent.to_string()),
+                plan.types.get(parent).copied(),
+            ),
+        };
+        let m = Measured {
+            id: col.id.clone(),
+            column_type: column_type(&col.column_type),
+            int_type: col.int_type,
+            kind,
+            source,
+            headroom: Headroom::new(value.current, max),
+            type_mismatch: origin_max.is_some_and(|origin| max < origin),
+            feeder_max: origin_max,
+            evidence,
+        };
+        measured.push((m, value.held));
+    }
+    (measured, unresolved)
+}
+
+fn reason(derivation: &Derivation, sources: &HashMap<String, SourceValue>) -> String {
+    match derivation {
+        Derivation::Reference { source } if !sources.contains_key(source) => {
+            format!("source {source} has not been read yet and the column leads no index")
+        }
+        Derivation::ForeignKey { parent } | Derivation::Inferred { parent, .. } => {
+            format!("parent {parent} has no known value and neither column leads an index")
+        }
+        _ => "no value could be read".to_string(),
+    }
+}
+
+/// A column's current value, and when it was read if at an earlier poll.
+#[derive(Debug, Clone, Copy)]
+struct Value {
+    current: i128,
+    held: Option<Moment>,
+}
+
+impl Value {
+    fn of(dive: DiveValue) -> Value {
+        Value {
+            current: dive.max.unwrap_or(0),
+            held: dive.held,
+        }
+    }
+}
+
+/// One resolution's walk along foreign keys, with what it has found so far.
+struct Walk<'a, 'b> {
+    plan: &'a Plan,
+    index: &'b HashMap<&'a ColumnId, usize>,
+    dive: &'b dyn Fn(&ColumnId) -> Option<DiveValue>,
+    sources: &'b HashMap<String, SourceValue>,
+    memo: &'b mut [Option<Option<Value>>],
+    visiting: &'b mut HashSet<usize>,
+}
+
+impl Walk<'_, '_> {
+    /// The current value of entry `i`, following foreign keys; `None` when nothing is known.
+    /// A reference takes the larger of its source and its own `MAX()`, and was read when
+    /// the larger was.
+    fn current_of(&mut self, i: usize) -> Option<Value> {
+        if let Some(known) = self.memo[i] {
+            return known;
+        }
+        if !self.visiting.insert(i) {
+            // A cycle of foreign keys: nothing new to learn along it.
+            return None;
+        }
+        let (plan, read) = (self.plan, self.dive);
+        let (col, derivation) = &plan.entries[i];
+        let dive = |id: &ColumnId| read(id).map(Value::of);
+        let value = match derivation {
+            Derivation::Auto(next) => Some(Value {
+                current: *next,
+                held: None,
+            }),
+            Derivation::Reference { source } => {
+                let from_source = self.sources.get(source).map(|s| Value {
+                    current: s.current,
+                    held: None,
+                });
+                match (from_source, dive(&col.id)) {
+                    (Some(s), Some(d)) if d.current > s.current => Some(d),
+                    (Some(s), Some(_)) => Some(s),
+                    (s, d) => s.or(d),
+                }
+            }
+            Derivation::ForeignKey { parent } | Derivation::Inferred { parent, .. } => {
+                match self.index.get(parent) {
+                    Some(&p) => self.current_of(p),
+                    None => dive(parent),
+                }
+                .or_else(|| dive(&col.id))
+            }
+        };
+        self.visiting.remove(&i);
+        self.memo[i] = Some(value);
+        value
+    }
+}
