@@ -2,9 +2,11 @@
 //! engine ([`Engine::of`]); a [`Connector`] per server hands out [`Session`]s, and a
 //! session answers in plain data: a shard's [`Catalog`] (its inventory and how it treats an
 //! out-of-range value), the `MAX()` of columns ([`Session::dive`]), a ticket server's
-//! [`Reading`]. Each engine lives whole in its own module ([`crate::mysql`]); this enum
-//! over them is all the rest of the daemon sees, so that a second engine stands beside
-//! the first by adding a variant here and a module of its own (see docs/design.md).
+//! [`Reading`], what a plan needs ([`Session::plan_reads`]). An [`Engine`] writes a plan's
+//! statements in its own words ([`Engine::widen`]). Each engine lives whole in its own
+//! module ([`crate::mysql`]); these enums over them are all the rest of the daemon sees,
+//! so that a second engine stands beside the first by adding a variant here and a module
+//! of its own (see docs/design.md).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -14,6 +16,7 @@ use url::Url;
 use crate::db::DbError;
 use crate::inventory::{ColumnId, Inventory, InventoryError, SchemaFilter};
 use crate::mysql;
+use crate::plan::{Definition, ForeignKey, Found, Widening, Written};
 use crate::sources::{Reading, SourceError};
 
 /// The database engines headroom reads.
@@ -37,6 +40,28 @@ impl Engine {
     pub fn check_url(self, url: &Url) -> Result<(), String> {
         match self {
             Engine::Mysql => mysql::check_url(url),
+        }
+    }
+
+    /// A widening written out for this engine, its table on `host`:`port`: the statement
+    /// and the online schema change commands. Pure.
+    pub fn widen(self, w: &Widening, host: &str, port: u16, definition: &Definition) -> Written {
+        match self {
+            Engine::Mysql => mysql::plan::statements::widen(w, host, port, definition),
+        }
+    }
+
+    /// The statement that drops `fk` before its columns change type. Pure.
+    pub fn drop_foreign_key(self, fk: &ForeignKey) -> String {
+        match self {
+            Engine::Mysql => mysql::plan::statements::drop_foreign_key(fk),
+        }
+    }
+
+    /// The statement that adds `fk` again, whole, after its columns changed type. Pure.
+    pub fn add_foreign_key(self, fk: &ForeignKey) -> String {
+        match self {
+            Engine::Mysql => mysql::plan::statements::add_foreign_key(fk),
         }
     }
 }
@@ -151,6 +176,21 @@ impl Session<'_> {
     ) -> Result<Reading, SourceError> {
         match &mut self.inner {
             Sessions::Mysql(s) => mysql::ticket::read(s, database, table, timeout).await,
+        }
+    }
+
+    /// What a plan needs from this shard, named `shard`, for its `wanted` widenings, read
+    /// into `found`: each column's definition and table size, the foreign keys that hold
+    /// them, and the widened tables to write no statement for (see [`Found`]).
+    pub async fn plan_reads(
+        &mut self,
+        shard: &str,
+        wanted: &[&Widening],
+        timeout: Duration,
+        found: &mut Found,
+    ) -> Result<(), DbError> {
+        match &mut self.inner {
+            Sessions::Mysql(s) => mysql::plan::read(s, shard, wanted, timeout, found).await,
         }
     }
 
