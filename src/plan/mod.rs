@@ -507,7 +507,7 @@ pub fn write(settings: &Settings, entries: &[Entry<'_>], found: &Found) -> Vec<P
         .collect()
 }
 
-/// The widenings [`write`] writes out in full: those of the first entry of each group.
+/// The widenings [`write()`] writes out in full: those of the first entry of each group.
 pub fn to_read<'a>(entries: &'a [Entry<'_>]) -> Vec<&'a Widening> {
     let mut seen = HashSet::new();
     entries
