@@ -4,9 +4,10 @@
 //! narrow for the IDs it stores fails in development instead of in production.
 //!
 //! This file is the pure part: which configurations may be bumped ([`not_dev`]), what each
-//! counter is set to ([`plan`], [`next_above`]), the statement that sets it
-//! ([`alter_sql`]) and the report ([`render`]). Reading and writing the servers is in
-//! `bump/servers.rs` ([`run`]).
+//! counter is set to ([`plan`], [`next_above`]) and the report ([`render`]).
+//! `bump/servers.rs` ([`run`]) reads every server and then raises, through each server's
+//! engine ([`crate::engine::Writer`]); the sessions, statements and locks are the engine's
+//! (for MySQL and MariaDB, `mysql/bump.rs`).
 //!
 //! A counter is the table's AUTO_INCREMENT: the next value the server hands out. A server
 //! with `auto_increment_increment` = i and `auto_increment_offset` = o hands out only values
@@ -16,10 +17,11 @@
 //! counter already above the bound is left alone, never lowered, which makes a second run
 //! change nothing. On InnoDB an `ALTER TABLE ... AUTO_INCREMENT = n` below the counter does
 //! lower it (down to the largest ID stored, plus one), so with `--apply` each counter is
-//! read and raised under a write lock on its table ([`lock_sql`]): another session cannot
-//! raise it between the read and the ALTER only to have it set back down. A column whose type cannot hold any value of the series above the bound
-//! (an `INT` counter above 2147483647) is left alone and reported: raising it would only make
-//! every insert into its table fail, which `headroom lint` reports as a type problem instead.
+//! read and raised under a write lock on its table: another session cannot raise it between
+//! the read and the ALTER only to have it set back down. A column whose type cannot hold any
+//! value of the series above the bound (an `INT` counter above 2147483647) is left alone and
+//! reported: raising it would only make every insert into its table fail, which `headroom
+//! lint` reports as a type problem instead.
 
 mod servers;
 
@@ -27,9 +29,8 @@ use std::fmt::Write as _;
 
 use crate::config::{Environment, Settings};
 use crate::escape::escape;
-use crate::mysql as db;
 
-pub use servers::{Outcome, run};
+pub use servers::{Outcome, ServerError, run};
 
 /// The default bound: the maximum of a signed `INT`.
 pub const DEFAULT_ABOVE: u64 = 2_147_483_647;
@@ -91,21 +92,6 @@ pub fn plan(current: i128, above: u64, step: Step, max: u64) -> Action {
     } else {
         Action::Raise { to }
     }
-}
-
-/// The statement that sets a table's counter: names quoted by [`db::qualified`], the value
-/// an integer formatted here (ALTER TABLE takes no bound parameters), built in one pass.
-pub fn alter_sql(schema: &str, table: &str, to: u128) -> String {
-    format!(
-        "ALTER TABLE {} AUTO_INCREMENT = {to}",
-        db::qualified(schema, table)
-    )
-}
-
-/// The statement that locks a table against every other session while its counter is read
-/// and set (`UNLOCK TABLES` ends it): names quoted by [`db::qualified`], built in one pass.
-pub fn lock_sql(schema: &str, table: &str) -> String {
-    format!("LOCK TABLES {} WRITE", db::qualified(schema, table))
 }
 
 /// Every shard and source of `settings` that is not `environment = "dev"`, as the refusal
@@ -256,7 +242,6 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::mysql::sql_lexer::{Token, hostile_ident, skeleton, tokens};
 
     const INT_MAX: u64 = 2_147_483_647;
     const INT_UNSIGNED_MAX: u64 = 4_294_967_295;
@@ -502,32 +487,6 @@ environment = \"staging\"
                 }
                 Action::Failed { .. } => prop_assert!(false, "planned a failure"),
             }
-        }
-
-        /// The schema and table, whatever they hold, are each one quoted identifier, and the
-        /// value is one number.
-        #[test]
-        fn the_alter_names_exactly_its_table(
-            schema in hostile_ident(), table in hostile_ident(), to in any::<u64>()
-        ) {
-            let mut expected = skeleton("ALTER TABLE");
-            expected.push(Token::Ident(schema.clone()));
-            expected.push(Token::Punct('.'));
-            expected.push(Token::Ident(table.clone()));
-            expected.extend(skeleton("AUTO_INCREMENT ="));
-            expected.push(Token::Word(to.to_string()));
-            prop_assert_eq!(tokens(&alter_sql(&schema, &table, u128::from(to))), Ok(expected));
-        }
-
-        /// The lock names exactly one table, whatever its schema and name hold.
-        #[test]
-        fn the_lock_names_exactly_its_table(schema in hostile_ident(), table in hostile_ident()) {
-            let mut expected = skeleton("LOCK TABLES");
-            expected.push(Token::Ident(schema.clone()));
-            expected.push(Token::Punct('.'));
-            expected.push(Token::Ident(table.clone()));
-            expected.extend(skeleton("WRITE"));
-            prop_assert_eq!(tokens(&lock_sql(&schema, &table)), Ok(expected));
         }
     }
 }

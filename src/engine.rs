@@ -2,18 +2,22 @@
 //! engine ([`Engine::of`]); a [`Connector`] per server hands out [`Session`]s, and a
 //! session answers in plain data: a shard's [`Catalog`] (its inventory and how it treats an
 //! out-of-range value), the `MAX()` of columns ([`Session::dive`]), a ticket server's
-//! [`Reading`]. Each engine lives whole in its own module ([`crate::mysql`]); this enum
-//! over them is all the rest of the daemon sees, so that a second engine stands beside
-//! the first by adding a variant here and a module of its own (see docs/design.md).
+//! [`Reading`], what a plan needs ([`Session::plan_reads`]). An [`Engine`] writes a plan's
+//! statements in its own words ([`Engine::widen`]), and `headroom bump` reads and raises
+//! counters through a [`Writer`]. Each engine lives whole in its own module ([`crate::mysql`]); these enums over them are all the rest of the daemon sees,
+//! so that a second engine stands beside the first by adding a variant here and a module
+//! of its own (see docs/design.md).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use url::Url;
 
+use crate::bump::{Action, Counter, ServerError};
 use crate::db::DbError;
 use crate::inventory::{ColumnId, Inventory, InventoryError, SchemaFilter};
 use crate::mysql;
+use crate::plan::{Definition, ForeignKey, Found, Widening, Written};
 use crate::sources::{Reading, SourceError};
 
 /// The database engines headroom reads.
@@ -37,6 +41,28 @@ impl Engine {
     pub fn check_url(self, url: &Url) -> Result<(), String> {
         match self {
             Engine::Mysql => mysql::check_url(url),
+        }
+    }
+
+    /// A widening written out for this engine, its table on `host`:`port`: the statement
+    /// and the online schema change commands. Pure.
+    pub fn widen(self, w: &Widening, host: &str, port: u16, definition: &Definition) -> Written {
+        match self {
+            Engine::Mysql => mysql::plan::statements::widen(w, host, port, definition),
+        }
+    }
+
+    /// The statement that drops `fk` before its columns change type. Pure.
+    pub fn drop_foreign_key(self, fk: &ForeignKey) -> String {
+        match self {
+            Engine::Mysql => mysql::plan::statements::drop_foreign_key(fk),
+        }
+    }
+
+    /// The statement that adds `fk` again, whole, after its columns changed type. Pure.
+    pub fn add_foreign_key(self, fk: &ForeignKey) -> String {
+        match self {
+            Engine::Mysql => mysql::plan::statements::add_foreign_key(fk),
         }
     }
 }
@@ -72,6 +98,96 @@ enum Sessions<'a> {
     Mysql(mysql::Session<'a>),
 }
 
+/// A session that may write, for `headroom bump` only (every other session is read-only),
+/// and what bump asks of it: the counters, and one counter raised.
+///
+/// Bump meets the engine one server at a time, each through its own URL, rather than
+/// handing the whole run to the engine: what a run does around the sessions (the refusal,
+/// every server read before any is written, the report, the exit codes) is the same for
+/// every engine and stays in [`crate::bump`], and a fleet whose ticket servers and shards
+/// speak different engines needs nothing more.
+pub struct Writer {
+    inner: Writers,
+}
+
+enum Writers {
+    Mysql(mysql::bump::Writer),
+}
+
+impl Writer {
+    /// Connects to `url` (it holds no password) with `password`, each step bounded by
+    /// `timeout`.
+    pub async fn connect(
+        url: &Url,
+        password: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Writer, DbError> {
+        let inner = match Engine::of(url) {
+            Some(Engine::Mysql) => {
+                Writers::Mysql(mysql::bump::Writer::connect(url, password, timeout).await?)
+            }
+            None => return Err(unknown_scheme(url)),
+        };
+        Ok(Writer { inner })
+    }
+
+    /// The counter of the ticket table `database`.`table`, held by `server` (a name for
+    /// the report); `None` when the table is not found, has no auto-increment integer
+    /// column, or is not visible.
+    pub async fn ticket_counter(
+        &mut self,
+        server: String,
+        database: &str,
+        table: &str,
+        timeout: Duration,
+    ) -> Result<Option<Counter>, DbError> {
+        match &mut self.inner {
+            Writers::Mysql(w) => w.ticket_counter(server, database, table, timeout).await,
+        }
+    }
+
+    /// Every auto-increment counter of the schemas `filter` names, held by `server`.
+    pub async fn counters(
+        &mut self,
+        server: &str,
+        filter: &SchemaFilter,
+        timeout: Duration,
+    ) -> Result<Vec<Counter>, InventoryError> {
+        match &mut self.inner {
+            Writers::Mysql(w) => w.counters(server, filter, timeout).await,
+        }
+    }
+
+    /// Raises `counter` above `above` unless another session did since it was read, with
+    /// no other session able to move it meanwhile: the value it stood at and what was done.
+    pub async fn raise(
+        &mut self,
+        counter: &Counter,
+        above: u64,
+        timeout: Duration,
+    ) -> Result<(i128, Action), ServerError> {
+        match &mut self.inner {
+            Writers::Mysql(w) => w.raise(counter, above, timeout).await,
+        }
+    }
+
+    /// Closes the session cleanly, within `timeout`.
+    pub async fn close(self, timeout: Duration) {
+        match self.inner {
+            Writers::Mysql(w) => w.close(timeout).await,
+        }
+    }
+}
+
+/// The error for a URL whose scheme no engine speaks (the configuration refuses such a
+/// URL; this guards one built otherwise).
+fn unknown_scheme(url: &Url) -> DbError {
+    DbError::Decode {
+        what: "reading the server's URL".to_string(),
+        message: format!("scheme {:?} is none of {}", url.scheme(), Engine::SCHEMES),
+    }
+}
+
 impl Connector {
     /// Prepares connecting to `url` (it holds no password) with `password`, each step
     /// bounded by `query_timeout`.
@@ -84,12 +200,7 @@ impl Connector {
             Some(Engine::Mysql) => {
                 Connectors::Mysql(mysql::Connector::new(url, password, query_timeout)?)
             }
-            None => {
-                return Err(DbError::Decode {
-                    what: "reading the server's URL".to_string(),
-                    message: format!("scheme {:?} is none of {}", url.scheme(), Engine::SCHEMES),
-                });
-            }
+            None => return Err(unknown_scheme(url)),
         };
         Ok(Connector { inner })
     }
@@ -151,6 +262,21 @@ impl Session<'_> {
     ) -> Result<Reading, SourceError> {
         match &mut self.inner {
             Sessions::Mysql(s) => mysql::ticket::read(s, database, table, timeout).await,
+        }
+    }
+
+    /// What a plan needs from this shard, named `shard`, for its `wanted` widenings, read
+    /// into `found`: each column's definition and table size, the foreign keys that hold
+    /// them, and the widened tables to write no statement for (see [`Found`]).
+    pub async fn plan_reads(
+        &mut self,
+        shard: &str,
+        wanted: &[&Widening],
+        timeout: Duration,
+        found: &mut Found,
+    ) -> Result<(), DbError> {
+        match &mut self.inner {
+            Sessions::Mysql(s) => mysql::plan::read(s, shard, wanted, timeout, found).await,
         }
     }
 

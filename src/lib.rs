@@ -6,16 +6,17 @@
 //! acts on it.
 //! - [`config`]: settings from TOML and `HEADROOM__*` variables, validated all at once; one
 //!   reader per section.
-//! - [`engine`]: the one seam between the daemon and the database engines: an enum over
-//!   them picked by the URL's scheme; a `Connector` per server hands out `Session`s that
-//!   answer in plain data (a shard's catalog, `MAX()` dives, a ticket server's reading).
-//! - [`mysql`]: everything that speaks MySQL and MariaDB: connections and read-only
-//!   sessions, statements and identifier quoting, the information_schema readers, the
-//!   shard's strict mode (`sql_mode`), MAX dives, ticket servers.
-//! - [`db`]: what every engine shares: errors that never repeat what a server sent, the
-//!   one time bound on a step, and the per-shard session budget of HTTP requests.
-//! - [`inventory`]: what exists on a shard, as plain data whatever its engine (integer
-//!   columns, foreign keys, leading index columns, primary keys); nothing here speaks SQL.
+//! - [`engine`]: the one seam to the database engines: the URL's scheme picks one;
+//!   connectors and sessions answer in plain data (a shard's catalog, `MAX()` dives, ticket
+//!   readings, what a plan needs), a plan's statements are written in the engine's words,
+//!   and `bump` writes through its write sessions.
+//! - [`mysql`]: everything that speaks MySQL and MariaDB, and nothing else does: sessions,
+//!   queries, identifier quoting, the information_schema readers, strict mode, dives,
+//!   ticket servers, plan's definition and foreign-key reads and statements
+//!   (`mysql/plan/`), bump's counters, locks and ALTERs (`mysql/bump.rs`).
+//! - [`db`]: what every engine shares: the errors of a read (never what a server sent),
+//!   the one time bound on a step, and the per-shard session budget of requests.
+//! - [`inventory`]: what exists on a shard (columns, foreign keys, indexes), as plain data.
 //! - [`sources`]: ID generators (ticket servers), and whether a source's servers can hand
 //!   out the same ID (`collision`, pure).
 //! - [`dives`]: which columns a poll reads `MAX()` from (at-risk and new ones every poll, the
@@ -46,13 +47,15 @@
 //!   web configuration file.
 //! - [`cluster`]: which shards this replica owns when a fleet is split (`--member I/N`).
 //! - [`check`]: the one-shot `headroom check` report and its exit codes.
-//! - [`plan`]: `headroom plan`: the statements that widen the columns at warning or
-//!   worse or mismatched, and every column that must widen with them.
+//! - [`plan`]: `headroom plan`: the columns at warning or worse or mismatched, every
+//!   column that must widen with them and the type each takes (pure), read and written
+//!   through each shard's engine (the statements and the reads are in `mysql/plan/`).
 //! - [`lint`]: `headroom lint`, the CI gate: pure rules over one poll of every configured
 //!   shard (narrow, signed or disallowed ID types, shards without strict mode), and the
 //!   text, JSON and JUnit reports.
 //! - [`bump`]: `headroom bump`: raises a development fleet's counters above a bound (pure
-//!   planning; `bump/servers.rs` reads and writes).
+//!   planning and the report; `bump/servers.rs` reads every server, then raises, each
+//!   through its engine's write session; the MySQL statements are in `mysql/bump.rs`).
 //! - [`startup`]: `App::build` and `App::run`.
 //! - [`reload`]: a new configuration without a restart (SIGHUP, `POST /-/reload`): load,
 //!   compare, swap.

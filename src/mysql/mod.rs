@@ -2,12 +2,15 @@
 //! read-only sessions ([`connect`]), how statements are sent and cells read, identifier
 //! quoting and error classification ([`query`]), the information_schema readers of a
 //! shard's catalog ([`catalog`]), strict mode ([`sql_mode`]), `MAX()` dives ([`dives`]),
-//! and ticket servers ([`ticket`]). The rest of the daemon meets it through
-//! [`crate::engine`], which hands back plain data.
+//! ticket servers ([`ticket`]), what `headroom plan` reads and the statements it writes
+//! ([`plan`]), and `headroom bump`'s write sessions, counters and raises ([`bump`]). The
+//! rest of the daemon meets it through [`crate::engine`], which hands back plain data.
 
+pub mod bump;
 pub mod catalog;
 pub mod connect;
 pub mod dives;
+pub mod plan;
 pub mod query;
 pub mod sql_mode;
 pub mod ticket;

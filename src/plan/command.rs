@@ -326,43 +326,20 @@ pub fn sql(planned: &[Planned], shard: Option<&str>) -> Result<Sql, String> {
 
 #[cfg(test)]
 mod tests {
-    use chrono::Utc;
 
     use super::*;
-    use crate::headroom::{Headroom, IntType, Width};
+    use crate::headroom::{IntType, Width};
     use crate::inventory::ColumnId;
-    use crate::measure::{ColumnReport, Kind, Measured};
+    use crate::measure::ColumnReport;
     use crate::plan::{ColumnPlan, Step};
 
     /// A table named to end a `--` comment and start a statement of its own.
     const TABLE: &str = "or\\d`ers\n\u{1}DROP TABLE x; -- ";
 
     fn report(shard: &str, table: &str) -> ColumnReport {
-        let settings = crate::config::from_toml_str(
-            "[[shards]]\nname = \"a\"\nurl = \"mysql://u@db-a:3306/\"\n",
-            &|_| None,
-        )
-        .expect("settings");
+        let id = ColumnId::new("app", table, "id");
         let int = IntType::new(Width::Int, false);
-        let measured = Measured {
-            id: ColumnId::new("app", table, "id"),
-            column_type: "int(11)".into(),
-            int_type: int,
-            kind: Kind::AutoIncrement,
-            source: None,
-            headroom: Headroom::new(2_104_533_975, int.max()),
-            type_mismatch: false,
-            feeder_max: None,
-            evidence: None,
-        };
-        ColumnReport::new(
-            shard.into(),
-            measured,
-            crate::growth::Forecast::NONE,
-            settings.policy.default,
-            None,
-            Utc::now(),
-        )
+        crate::measure::fixture::column(shard, id, int, 2_104_533_975).build()
     }
 
     fn change(shard: &str, table: &str, statement: Option<&str>, note: Option<&str>) -> Change {

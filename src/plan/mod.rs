@@ -5,19 +5,25 @@
 //! `GET /api/columns/{shard}/{schema}/{table}/{column}`.
 //!
 //! # Layout
-//! - [`rule`]: the target type, the `MODIFY` text, the tool commands, the estimate. Pure.
+//! - `select.rs`: [`select`], what to widen and to what, in the plan's order. Pure.
 //! - [`related`]: which columns widen together, and the range a group needs. Pure.
-//! - [`definition`]: the reader of a column's definition and its table's size, and of the
-//!   foreign keys that hold it (KEY_COLUMN_USAGE says where, `SHOW CREATE TABLE` what).
-//! - [`show_create`]: the foreign keys in a `SHOW CREATE TABLE` text. Pure.
-//! - this file: [`select`] (pure: what to widen, to what), [`change`] (pure: one widening
-//!   written out), [`read`] (the definitions from the shards) and the `plan` command.
+//! - [`rule`]: the target type and the rebuild estimate. Pure.
+//! - `found.rs`: what is read at plan time, as plain data ([`Found`], [`Definition`],
+//!   [`TableSize`], [`ForeignKey`]).
+//! - this file: [`read`] (the loop over shards, each read through its engine's session,
+//!   [`crate::engine::Session::plan_reads`]), [`change`] and [`write()`] (pure: the widenings
+//!   written out, their statements in the shard's engine's words, [`Engine::widen`]).
+//! - [`command`]: the `plan` command and its text, JSON and SQL.
+//!
+//! The statements and the reads are the engine's: for MySQL and MariaDB, `mysql/plan/`.
 
 pub mod command;
-pub mod definition;
+#[cfg(test)]
+mod fixtures;
+mod found;
 pub mod related;
 pub mod rule;
-pub mod show_create;
+mod select;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -27,14 +33,14 @@ use serde::Serialize;
 
 use crate::config::{Endpoint, Settings};
 use crate::db::budget::{self, Budget, Busy};
-use crate::headroom::{IntType, Status};
+use crate::engine::{Connector, Engine};
+use crate::headroom::IntType;
 use crate::inventory::ColumnId;
-use crate::measure::{ColumnReport, Kind};
-use crate::mysql::Connector;
-use crate::policy::ColumnGlobs;
+use crate::measure::ColumnReport;
 use crate::state::Snapshot;
-use definition::{ForeignKey, TableSize};
-use rule::Definition;
+
+pub use found::{Definition, ForeignKey, Found, TableSize};
+pub use select::select;
 
 pub use crate::measure::plan_path as path;
 
@@ -87,119 +93,6 @@ impl Entry<'_> {
     }
 }
 
-/// The type maximum of what feeds `r`: its parent's (on the same shard, from `maxima`, by
-/// shard index and name) or its source's.
-fn origin(
-    snapshot: &Snapshot,
-    maxima: &HashMap<(usize, String), u64>,
-    shard: usize,
-    r: &ColumnReport,
-) -> Option<u64> {
-    if let Some(parent) = related::parent_of(r) {
-        return maxima.get(&(shard, parent.to_string())).copied();
-    }
-    let source = related::source_of(r)?;
-    snapshot
-        .sources
-        .iter()
-        .find(|s| s.name == source)
-        .and_then(|s| s.max)
-}
-
-fn reason(r: &ColumnReport) -> String {
-    let mut why = Vec::new();
-    if r.status >= Status::Warning {
-        why.push(format!(
-            "{}: {} of {} used",
-            r.status,
-            crate::headroom::percent(r.used_ratio),
-            r.int_type
-        ));
-    }
-    if r.type_mismatch {
-        let from = match r.kind {
-            Kind::Reference => "its source",
-            _ => "its parent",
-        };
-        why.push(format!(
-            "narrower than {from} {}",
-            r.source.as_deref().unwrap_or("")
-        ));
-    }
-    why.join("; ")
-}
-
-/// What needs widening and to what, ordered by exhaustion date (none last), then by used
-/// ratio (highest first): every column at warning or worse or mismatched whose
-/// `schema.table.column` matches `globs` (all when `None`). Pure.
-pub fn select<'a>(snapshot: &'a Snapshot, globs: Option<&ColumnGlobs>) -> Vec<Entry<'a>> {
-    let shards: Vec<&[ColumnReport]> = snapshot
-        .shards
-        .iter()
-        .map(|s| s.columns.as_slice())
-        .collect();
-    let maxima: HashMap<(usize, String), u64> = shards
-        .iter()
-        .enumerate()
-        .flat_map(|(s, cols)| cols.iter().map(move |c| ((s, c.name()), c.max)))
-        .collect();
-    let mut entries = Vec::new();
-    for (index, group) in related::groups(&shards).into_iter().enumerate() {
-        let members: Vec<&ColumnReport> = group.iter().map(|&(s, c)| &shards[s][c]).collect();
-        let need = related::need(
-            &group
-                .iter()
-                .map(|&(s, c)| (&shards[s][c], origin(snapshot, &maxima, s, &shards[s][c])))
-                .collect::<Vec<_>>(),
-        );
-        let widenings: Arc<[Widening]> = members
-            .iter()
-            .filter_map(|r| {
-                let to = rule::holding(r.int_type, need);
-                (to != r.int_type).then(|| Widening {
-                    shard: r.shard.to_string(),
-                    id: r.id.clone(),
-                    from: r.column_type.to_string(),
-                    to,
-                })
-            })
-            .collect();
-        for r in &members {
-            let wanted = r.status >= Status::Warning || r.type_mismatch;
-            if !wanted || globs.is_some_and(|g| !g.matches(&r.id.schema, &r.id.table, &r.id.column))
-            {
-                continue;
-            }
-            entries.push(Entry {
-                column: r,
-                target: rule::holding(r.int_type, need),
-                reason: reason(r),
-                widenings: Arc::clone(&widenings),
-                group: index,
-            });
-        }
-    }
-    entries.sort_by(|a, b| {
-        let (x, y) = (a.column, b.column);
-        match (x.exhausts_at(), y.exhausts_at()) {
-            (Some(p), Some(q)) => p.cmp(&q),
-            (Some(_), None) => std::cmp::Ordering::Less,
-            (None, Some(_)) => std::cmp::Ordering::Greater,
-            (None, None) => std::cmp::Ordering::Equal,
-        }
-        .then(y.used_ratio.total_cmp(&x.used_ratio))
-        .then_with(|| {
-            (&x.shard, &x.id.schema, &x.id.table, &x.id.column).cmp(&(
-                &y.shard,
-                &y.id.schema,
-                &y.id.table,
-                &y.id.column,
-            ))
-        })
-    });
-    entries
-}
-
 /// One widening written out: the statement, the commands, the table and its rebuild.
 #[derive(Debug, Clone, Serialize)]
 pub struct Change {
@@ -228,6 +121,20 @@ pub struct Change {
     /// Data and index bytes at `[plan] rebuild_mb_per_second`, rounded up.
     pub rebuild_seconds_estimate: Option<u64>,
     /// Why a statement is missing, or what to watch for.
+    pub note: Option<String>,
+}
+
+/// One widening as the shard's engine writes it ([`Engine::widen`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// The statement that widens the column (`ALTER TABLE … MODIFY COLUMN …`).
+    pub statement: String,
+    /// The `gh-ost` command; `None` where the tool does not apply.
+    pub gh_ost: Option<String>,
+    /// The `pt-online-schema-change` command; `None` where the tool does not apply or a
+    /// name cannot be written for it (`note` says why).
+    pub pt_online_schema_change: Option<String>,
+    /// What to watch for, if anything.
     pub note: Option<String>,
 }
 
@@ -267,54 +174,21 @@ pub fn change(
             Some("a generated column: write its MODIFY by hand, with its expression".to_string());
         return out;
     }
-    let (s, t, c) = (&w.id.schema, &w.id.table, &w.id.column);
-    let modify = rule::modify(c, w.to, definition);
-    let at = rule::Target {
-        host: &out.host,
-        port,
-        schema: s,
-        table: t,
+    // The scheme was checked when the configuration was read: this only guards a URL
+    // built some other way.
+    let Some(engine) = Engine::of(&endpoint.url) else {
+        out.note = Some(format!(
+            "no statement for a server of scheme {:?}",
+            endpoint.url.scheme()
+        ));
+        return out;
     };
-    out.gh_ost = Some(rule::gh_ost(&at, &modify));
-    out.pt_online_schema_change = rule::pt_online_schema_change(&at, &modify);
-    if out.pt_online_schema_change.is_none() {
-        out.note = Some(
-            "a name holds `,` or `=`, which a pt-online-schema-change DSN cannot carry".to_string(),
-        );
-    }
-    out.statement = Some(rule::alter(s, t, c, w.to, definition));
+    let written = engine.widen(w, &out.host, port, definition);
+    out.gh_ost = written.gh_ost;
+    out.pt_online_schema_change = written.pt_online_schema_change;
+    out.note = written.note;
+    out.statement = Some(written.statement);
     out
-}
-
-/// What is read at plan time: each widened column's definition and table size (`None`
-/// when the column is gone), every foreign key that holds a widened column, by shard, and
-/// the widened tables whose keys could not all be seen, with why.
-#[derive(Debug, Default)]
-pub struct Found {
-    /// By shard and column.
-    pub definitions: HashMap<(String, ColumnId), Option<(Definition, TableSize)>>,
-    /// By shard, each constraint once.
-    pub foreign_keys: HashMap<String, Vec<ForeignKey>>,
-    /// By shard, schema and table of a widened table: why a statement that changes it
-    /// could fail for what the monitoring user cannot see, so that none is written.
-    pub blocked: HashMap<(String, String, String), Vec<String>>,
-}
-
-impl Found {
-    fn block(&mut self, shard: &str, schema: &str, table: &str, why: String) {
-        let reasons = self
-            .blocked
-            .entry((shard.to_string(), schema.to_string(), table.to_string()))
-            .or_default();
-        if !reasons.contains(&why) {
-            reasons.push(why);
-        }
-    }
-}
-
-/// `schema.table.column`, for notes.
-fn column_name(schema: &str, table: &str, column: &str) -> String {
-    format!("{schema}.{table}.{column}")
 }
 
 /// Why [`read`] could not read what a plan needs.
@@ -329,18 +203,11 @@ pub enum ReadError {
 }
 
 /// Reads what every widening needs from its shard, each query under `poll.query_timeout`,
-/// one shard at a time; an error names the shard. With a `budget` (what HTTP requests
-/// read through), each shard's session is taken from it first, waiting at most
-/// [`budget::wait_for`]`(poll.query_timeout)`.
-///
-/// The foreign keys are read so that a user with only `SELECT` finds them: KEY_COLUMN_USAGE
-/// says which tables hold a key on a widened table (MariaDB shows such a user those rows,
-/// but not REFERENTIAL_CONSTRAINTS), and `SHOW CREATE TABLE` of each of them and of every
-/// widened table says what the keys are. A widened table is blocked (no statement written
-/// for its plan on that shard) when a table that holds one of its keys cannot be read, when
-/// KEY_COLUMN_USAGE names a key that `SHOW CREATE TABLE` does not show, or when the other
-/// side of a key is not widened with it and is not visible or would not match its new
-/// type: adding the key again would fail.
+/// one shard at a time, through the shard's engine ([`crate::engine::Session::plan_reads`]:
+/// each widened column's definition and table size, the foreign keys that hold it, and the
+/// widened tables a statement could fail on for what the monitoring user cannot see); an
+/// error names the shard. With a `budget` (what HTTP requests read through), each shard's
+/// session is taken from it first, waiting at most [`budget::wait_for`]`(poll.query_timeout)`.
 pub async fn read(
     settings: &Settings,
     widenings: &[&Widening],
@@ -348,7 +215,11 @@ pub async fn read(
 ) -> Result<Found, ReadError> {
     let mut found = Found::default();
     for shard in &settings.shards {
-        let wanted: Vec<&&Widening> = widenings.iter().filter(|w| w.shard == shard.name).collect();
+        let wanted: Vec<&Widening> = widenings
+            .iter()
+            .copied()
+            .filter(|w| w.shard == shard.name)
+            .collect();
         if wanted.is_empty() {
             continue;
         }
@@ -358,12 +229,6 @@ pub async fn read(
             Some(b) => Some(b.acquire(&shard.name, budget::wait_for(timeout)).await?),
             None => None,
         };
-        let connector = Connector::new(
-            &shard.endpoint.url,
-            shard.endpoint.expose_password(),
-            timeout,
-        )
-        .map_err(|e| ReadError::Shard(format!("shard {}: {e}", shard.name)))?;
         let report = |e: crate::db::DbError| {
             ReadError::Shard(format!(
                 "shard {}: {}",
@@ -371,175 +236,21 @@ pub async fn read(
                 crate::db::ErrorReport::from(&e).message
             ))
         };
-        let mut session = connector.acquire().await.map_err(report)?;
-        let mut tables: Vec<(String, String)> = Vec::new();
-        let mut seen = HashSet::new();
-        for w in &wanted {
-            let key = (w.shard.clone(), w.id.clone());
-            if let std::collections::hash_map::Entry::Vacant(slot) = found.definitions.entry(key) {
-                slot.insert(
-                    definition::read(&mut session, &w.id, timeout)
-                        .await
-                        .map_err(report)?,
-                );
-            }
-            if seen.insert((w.id.schema.as_str(), w.id.table.as_str())) {
-                tables.push((w.id.schema.clone(), w.id.table.clone()));
-            }
-        }
-        read_keys(
-            &mut session,
-            &shard.name,
-            &wanted,
-            &tables,
+        let connector = Connector::new(
+            &shard.endpoint.url,
+            shard.endpoint.expose_password(),
             timeout,
-            &mut found,
         )
-        .await
-        .map_err(report)?;
+        .map_err(|e| ReadError::Shard(format!("shard {}: {e}", shard.name)))?;
+        let mut session = connector.acquire().await.map_err(report)?;
+        session
+            .plan_reads(&shard.name, &wanted, timeout, &mut found)
+            .await
+            .map_err(report)?;
         session.release();
         connector.close(Duration::from_secs(1)).await;
     }
     Ok(found)
-}
-
-/// Reads the foreign keys that hold the `wanted` widenings of `shard` (in `tables`) into
-/// `found`, blocking a widened table where something a statement depends on cannot be
-/// seen (see [`read`]).
-async fn read_keys(
-    conn: &mut sqlx::mysql::MySqlConnection,
-    shard: &str,
-    wanted: &[&&Widening],
-    tables: &[(String, String)],
-    timeout: Duration,
-    found: &mut Found,
-) -> Result<(), crate::db::DbError> {
-    let targets: HashMap<(&str, &str, &str), IntType> = wanted
-        .iter()
-        .map(|w| {
-            (
-                (
-                    w.id.schema.as_str(),
-                    w.id.table.as_str(),
-                    w.id.column.as_str(),
-                ),
-                w.to,
-            )
-        })
-        .collect();
-    let widened =
-        |schema: &str, table: &str, column: &str| targets.get(&(schema, table, column)).copied();
-
-    // Where to look: every widened table, and every table KEY_COLUMN_USAGE names as
-    // holding a key on one.
-    let mut uses: HashSet<definition::KeyUse> = HashSet::new();
-    let mut candidates: HashSet<(String, String)> = tables.iter().cloned().collect();
-    for (schema, table) in tables {
-        for u in definition::referencing(conn, schema, table, timeout).await? {
-            candidates.insert((u.child.schema.clone(), u.child.table.clone()));
-            uses.insert(u);
-        }
-    }
-    let mut declared: HashMap<(String, String), Result<Vec<ForeignKey>, String>> = HashMap::new();
-    for (schema, table) in candidates {
-        let keys = definition::declared(conn, &schema, &table, timeout).await?;
-        declared.insert((schema, table), keys);
-    }
-    for (schema, table) in tables {
-        if let Some(Err(why)) = declared.get(&(schema.clone(), table.clone())) {
-            found.block(
-                shard,
-                schema,
-                table,
-                format!("the foreign keys of {schema}.{table} could not be read ({why})"),
-            );
-        }
-    }
-    // Each key KEY_COLUMN_USAGE shows on a widened column must be one read whole.
-    let mut uses: Vec<definition::KeyUse> = uses.into_iter().collect();
-    uses.sort_by(|a, b| {
-        let key = |u: &definition::KeyUse| {
-            (
-                u.child.schema.clone(),
-                u.child.table.clone(),
-                u.name.clone(),
-                u.child.column.clone(),
-            )
-        };
-        key(a).cmp(&key(b))
-    });
-    for u in &uses {
-        let (c, p) = (&u.child, &u.parent);
-        let holds = [
-            widened(&c.schema, &c.table, &c.column).map(|_| c),
-            widened(&p.schema, &p.table, &p.column).map(|_| p),
-        ];
-        let why = match declared.get(&(c.schema.clone(), c.table.clone())) {
-            Some(Ok(keys)) if keys.iter().any(|k| k.name == u.name) => continue,
-            Some(Err(why)) => format!(
-                "the foreign key {} of {}.{} could not be read ({why})",
-                u.name, c.schema, c.table
-            ),
-            _ => format!(
-                "KEY_COLUMN_USAGE names the foreign key {} of {}.{}, which SHOW CREATE \
-                 TABLE does not show",
-                u.name, c.schema, c.table
-            ),
-        };
-        for id in holds.into_iter().flatten() {
-            found.block(shard, &id.schema, &id.table, why.clone());
-        }
-    }
-    let mut keys: Vec<ForeignKey> = declared
-        .into_values()
-        .filter_map(Result::ok)
-        .flatten()
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    keys.sort_by(|a, b| (&a.schema, &a.table, &a.name).cmp(&(&b.schema, &b.table, &b.name)));
-    // A key whose one side widens and whose other does not is added again only if the
-    // other side already has the new type.
-    for fk in &keys {
-        for (c, p) in fk.columns.iter().zip(&fk.parent_columns) {
-            let child = widened(&fk.schema, &fk.table, c);
-            let parent = widened(&fk.parent_schema, &fk.parent_table, p);
-            let (to, side, other, at) = match (child, parent) {
-                (Some(to), None) => (
-                    to,
-                    "parent",
-                    ColumnId::new(&fk.parent_schema, &fk.parent_table, p),
-                    (&fk.schema, &fk.table),
-                ),
-                (None, Some(to)) => (
-                    to,
-                    "child",
-                    ColumnId::new(&fk.schema, &fk.table, c),
-                    (&fk.parent_schema, &fk.parent_table),
-                ),
-                _ => continue,
-            };
-            let other_name = column_name(&other.schema, &other.table, &other.column);
-            let why = match definition::read(conn, &other, timeout).await? {
-                None => format!(
-                    "the {side} {other_name} of foreign key {} is not visible to the \
-                     monitoring user: widen both by hand",
-                    fk.name
-                ),
-                Some((d, _)) if IntType::parse(&d.column_type) != Some(to) => format!(
-                    "the {side} {other_name} of foreign key {} is {}, not {}: widen both \
-                     by hand",
-                    fk.name,
-                    d.column_type,
-                    to.display_name()
-                ),
-                Some(_) => continue,
-            };
-            found.block(shard, at.0, at.1, why);
-        }
-    }
-    found.foreign_keys.insert(shard.to_string(), keys);
-    Ok(())
 }
 
 /// One statement of a plan, on its shard.
@@ -583,13 +294,14 @@ fn touched<'a>(found: &'a Found, shard: &str, widenings: &[&Widening]) -> Vec<&'
 }
 
 /// Every statement in the order it must run, shard by shard: the foreign keys that hold a
-/// widened column dropped, the columns widened, the keys added again; none on a `withheld`
-/// shard.
+/// widened column dropped, the columns widened, the keys added again, each as the shard's
+/// engine (`engine_of`) writes it; none on a `withheld` shard.
 fn steps(
     found: &Found,
     widenings: &[&Widening],
     changes: &[Change],
     withheld: &HashMap<&str, Vec<String>>,
+    engine_of: &dyn Fn(&str) -> Option<Engine>,
 ) -> Vec<Step> {
     let mut shards: Vec<&str> = Vec::new();
     for w in widenings {
@@ -599,12 +311,16 @@ fn steps(
     }
     let mut out = Vec::new();
     for shard in shards {
+        // Only a shard not configured has none, and it has neither changes nor keys.
+        let Some(engine) = engine_of(shard) else {
+            continue;
+        };
         let step = |statement: String| Step {
             shard: shard.to_string(),
             statement,
         };
         let fks = touched(found, shard, widenings);
-        out.extend(fks.iter().map(|fk| step(rule::drop_foreign_key(fk))));
+        out.extend(fks.iter().map(|fk| step(engine.drop_foreign_key(fk))));
         out.extend(
             changes
                 .iter()
@@ -612,7 +328,7 @@ fn steps(
                 .filter_map(|c| c.statement.clone())
                 .map(step),
         );
-        out.extend(fks.iter().map(|fk| step(rule::add_foreign_key(fk))));
+        out.extend(fks.iter().map(|fk| step(engine.add_foreign_key(fk))));
     }
     out
 }
@@ -705,7 +421,8 @@ pub fn write_one(settings: &Settings, e: &Entry<'_>, found: &Found) -> Planned {
             c.note = Some(format!("not written: {}", reasons.join("; ")));
         }
     }
-    let steps = steps(found, &ordered, &changes, &withheld);
+    let engine_of = |shard: &str| endpoint(shard).and_then(|e| Engine::of(&e.url));
+    let steps = steps(found, &ordered, &changes, &withheld, &engine_of);
     Planned {
         column: e.column.clone(),
         plan: ColumnPlan {
@@ -790,7 +507,7 @@ pub fn write(settings: &Settings, entries: &[Entry<'_>], found: &Found) -> Vec<P
         .collect()
 }
 
-/// The widenings [`write`] writes out in full: those of the first entry of each group.
+/// The widenings [`write()`] writes out in full: those of the first entry of each group.
 pub fn to_read<'a>(entries: &'a [Entry<'_>]) -> Vec<&'a Widening> {
     let mut seen = HashSet::new();
     entries
@@ -803,134 +520,7 @@ pub fn to_read<'a>(entries: &'a [Entry<'_>]) -> Vec<&'a Widening> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::headroom::Width;
-    use crate::state::Store;
-    use chrono::Utc;
-
-    fn settings() -> Settings {
-        crate::config::from_toml_str(
-            "[[shards]]\nname = \"a\"\nurl = \"mysql://u@db-a:3306/\"\n\
-             [[shards]]\nname = \"b\"\nurl = \"mysql://u@db-b:3307/\"\n\
-             [[sources]]\nname = \"tickets64\"\nkind = \"ticket_server\"\n\
-             servers = [\"mysql://u@t:3306/tickets\"]\ntable = \"Tickets64\"\n\
-             [[references]]\nsource = \"tickets64\"\ncolumns = [\"shop.*.treasury_id\"]\n",
-            &|_| None,
-        )
-        .expect("settings")
-    }
-
-    fn report(
-        shard: &str,
-        name: &str,
-        t: IntType,
-        kind: Kind,
-        source: Option<&str>,
-        current: i128,
-        mismatch: bool,
-    ) -> ColumnReport {
-        let p: Vec<&str> = name.split('.').collect();
-        let id = ColumnId::new(p[0], p[1], p[2]);
-        crate::measure::fixture::column(shard, id, t, current)
-            .kind(kind)
-            .source(source)
-            .type_mismatch(mismatch)
-            .build()
-    }
-
-    /// Shard a: `users.id` (INT, 98 % used), `orders.user_id` and `notes.user_ref` (its
-    /// foreign-key child, and grandchild), a mismatched reference column, and `tags.id`
-    /// (fine). Shard b: the same `users.id`, nearly empty.
-    fn snapshot(settings: &Settings) -> Snapshot {
-        let int = IntType::new(Width::Int, false);
-        let int_u = IntType::new(Width::Int, true);
-        let store = Store::new(settings);
-        let (fk, auto, reference) = (Kind::ForeignKey, Kind::AutoIncrement, Kind::Reference);
-        let a = vec![
-            report("a", "shop.users.id", int, auto, None, 2_104_533_975, false),
-            report(
-                "a",
-                "shop.orders.user_id",
-                int_u,
-                fk,
-                Some("shop.users.id"),
-                1,
-                false,
-            ),
-            report(
-                "a",
-                "shop.notes.user_ref",
-                int,
-                fk,
-                Some("shop.orders.user_id"),
-                1,
-                false,
-            ),
-            report(
-                "a",
-                "shop.likes.treasury_id",
-                int,
-                reference,
-                Some("tickets64"),
-                5,
-                true,
-            ),
-            report("a", "shop.tags.id", int, auto, None, 5, false),
-        ];
-        let b = vec![report("b", "shop.users.id", int, auto, None, 10, false)];
-        let now = Utc::now();
-        store.shard_succeeded("a", a, Vec::new(), Duration::from_millis(1), now);
-        store.shard_succeeded("b", b, Vec::new(), Duration::from_millis(1), now);
-        let mut snapshot = store.read().clone();
-        snapshot.sources[0].max = Some(u64::MAX);
-        snapshot
-    }
-
-    fn summary(e: &Entry<'_>) -> Vec<String> {
-        e.ordered()
-            .iter()
-            .map(|w| format!("{}/{} {}", w.shard, w.id, w.to))
-            .collect()
-    }
-
-    #[test]
-    fn a_column_running_out_widens_with_its_children_both_ways_and_on_every_shard() {
-        let settings = settings();
-        let snapshot = snapshot(&settings);
-        let entries = select(&snapshot, None);
-        let names: Vec<String> = entries.iter().map(|e| e.column.name()).collect();
-        assert_eq!(names, vec!["shop.users.id", "shop.likes.treasury_id"]);
-        let users = &entries[0];
-        assert_eq!(users.target, IntType::new(Width::Big, false));
-        assert_eq!(
-            summary(users),
-            vec![
-                "a/shop.users.id BIGINT",
-                "a/shop.orders.user_id BIGINT UNSIGNED",
-                "a/shop.notes.user_ref BIGINT",
-                "b/shop.users.id BIGINT",
-            ]
-        );
-        assert!(users.reason.starts_with("critical: 98"), "{}", users.reason);
-        let likes = &entries[1];
-        assert_eq!(likes.target, IntType::new(Width::Big, true));
-        assert_eq!(
-            summary(likes),
-            vec!["a/shop.likes.treasury_id BIGINT UNSIGNED"]
-        );
-        assert!(likes.reason.contains("narrower than its source tickets64"));
-    }
-
-    #[test]
-    fn a_column_glob_restricts_the_plan_but_not_what_widens_with_it() {
-        let settings = settings();
-        let snapshot = snapshot(&settings);
-        let globs = ColumnGlobs::new(&["shop.users.*".to_string()], &[]).expect("glob");
-        let entries = select(&snapshot, Some(&globs));
-        assert_eq!(entries.len(), 1);
-        assert_eq!(entries[0].widenings.len(), 4);
-        let globs = ColumnGlobs::new(&["other.*.*".to_string()], &[]).expect("glob");
-        assert!(select(&snapshot, Some(&globs)).is_empty());
-    }
+    use fixtures::{settings, snapshot};
 
     #[test]
     fn a_change_carries_the_statement_the_commands_and_the_estimate() {

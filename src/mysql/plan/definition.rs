@@ -1,19 +1,19 @@
-//! What a widening needs to know that a poll does not read: a column's full definition
-//! (information_schema.COLUMNS) and its table's size and engine (information_schema.TABLES),
-//! read at plan time, one column at a time, every name bound as a value; and the foreign
-//! keys that hold it: where they are from information_schema.KEY_COLUMN_USAGE, what they
-//! are (columns, parent, `ON DELETE`/`ON UPDATE`) from `SHOW CREATE TABLE`, both of which a
-//! user with only `SELECT` may read.
+//! What a widening needs to know that a poll does not read, on MySQL and MariaDB: a
+//! column's full definition (information_schema.COLUMNS) and its table's size and engine
+//! (information_schema.TABLES), read at plan time, one column at a time, every name bound
+//! as a value; and the foreign keys that hold it: where they are from
+//! information_schema.KEY_COLUMN_USAGE, what they are (columns, parent, `ON DELETE`/`ON
+//! UPDATE`) from `SHOW CREATE TABLE`, both of which a user with only `SELECT` may read.
+//! Called by [`super::read`] and [`super::keys`]; the data is the plan's ([`crate::plan`]).
 
 use std::time::Duration;
 
-use serde::Serialize;
 use sqlx::mysql::MySqlConnection;
 
-use super::rule::Definition;
 use crate::db::DbError;
 use crate::inventory::ColumnId;
 use crate::mysql::query as db;
+use crate::plan::{Definition, ForeignKey, TableSize};
 
 const COLUMN_SQL: &str = "\
 SELECT CAST(IS_NULLABLE AS CHAR), CAST(COLUMN_DEFAULT AS CHAR), CAST(EXTRA AS CHAR),
@@ -26,26 +26,6 @@ SELECT CAST(TABLE_ROWS AS CHAR), CAST(DATA_LENGTH AS CHAR), CAST(INDEX_LENGTH AS
        CAST(ENGINE AS CHAR)
 FROM information_schema.TABLES
 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?";
-
-/// A table's size as information_schema.TABLES estimates it.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
-pub struct TableSize {
-    /// `TABLE_ROWS`: exact for MyISAM, an estimate for InnoDB.
-    pub rows: u64,
-    /// `DATA_LENGTH`.
-    pub data_bytes: u64,
-    /// `INDEX_LENGTH`: a rebuild writes every index again.
-    pub index_bytes: u64,
-    /// `ENGINE`, e.g. `InnoDB`; empty when the server gives none.
-    pub engine: String,
-}
-
-impl TableSize {
-    /// Data and indexes: what a rebuild copies.
-    pub fn bytes(&self) -> u64 {
-        self.data_bytes.saturating_add(self.index_bytes)
-    }
-}
 
 fn count(value: Option<i128>) -> u64 {
     value.and_then(|v| u64::try_from(v).ok()).unwrap_or(0)
@@ -99,8 +79,6 @@ FROM information_schema.KEY_COLUMN_USAGE
 WHERE REFERENCED_TABLE_NAME IS NOT NULL
   AND ((TABLE_SCHEMA = ? AND TABLE_NAME = ?)
     OR (REFERENCED_TABLE_SCHEMA = ? AND REFERENCED_TABLE_NAME = ?))";
-
-pub use super::rule::ForeignKey;
 
 /// One column pair of a foreign key as KEY_COLUMN_USAGE names it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

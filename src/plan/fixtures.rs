@@ -1,0 +1,91 @@
+//! A fleet to plan, for the tests of [`super`]: two shards, a ticket source and a
+//! reference to it, with a column running out, its foreign-key children, a mismatched
+//! reference and a column that is fine.
+
+use std::time::Duration;
+
+use chrono::Utc;
+
+use crate::config::Settings;
+use crate::headroom::{IntType, Width};
+use crate::inventory::ColumnId;
+use crate::measure::{ColumnReport, Kind};
+use crate::state::{Snapshot, Store};
+
+pub(super) fn settings() -> Settings {
+    crate::config::from_toml_str(
+        "[[shards]]\nname = \"a\"\nurl = \"mysql://u@db-a:3306/\"\n\
+         [[shards]]\nname = \"b\"\nurl = \"mysql://u@db-b:3307/\"\n\
+         [[sources]]\nname = \"tickets64\"\nkind = \"ticket_server\"\n\
+         servers = [\"mysql://u@t:3306/tickets\"]\ntable = \"Tickets64\"\n\
+         [[references]]\nsource = \"tickets64\"\ncolumns = [\"shop.*.treasury_id\"]\n",
+        &|_| None,
+    )
+    .expect("settings")
+}
+
+pub(super) fn report(
+    shard: &str,
+    name: &str,
+    t: IntType,
+    kind: Kind,
+    source: Option<&str>,
+    current: i128,
+    mismatch: bool,
+) -> ColumnReport {
+    let p: Vec<&str> = name.split('.').collect();
+    let id = ColumnId::new(p[0], p[1], p[2]);
+    crate::measure::fixture::column(shard, id, t, current)
+        .kind(kind)
+        .source(source)
+        .type_mismatch(mismatch)
+        .build()
+}
+
+/// Shard a: `users.id` (INT, 98 % used), `orders.user_id` and `notes.user_ref` (its
+/// foreign-key child, and grandchild), a mismatched reference column, and `tags.id`
+/// (fine). Shard b: the same `users.id`, nearly empty.
+pub(super) fn snapshot(settings: &Settings) -> Snapshot {
+    let int = IntType::new(Width::Int, false);
+    let int_u = IntType::new(Width::Int, true);
+    let store = Store::new(settings);
+    let (fk, auto, reference) = (Kind::ForeignKey, Kind::AutoIncrement, Kind::Reference);
+    let a = vec![
+        report("a", "shop.users.id", int, auto, None, 2_104_533_975, false),
+        report(
+            "a",
+            "shop.orders.user_id",
+            int_u,
+            fk,
+            Some("shop.users.id"),
+            1,
+            false,
+        ),
+        report(
+            "a",
+            "shop.notes.user_ref",
+            int,
+            fk,
+            Some("shop.orders.user_id"),
+            1,
+            false,
+        ),
+        report(
+            "a",
+            "shop.likes.treasury_id",
+            int,
+            reference,
+            Some("tickets64"),
+            5,
+            true,
+        ),
+        report("a", "shop.tags.id", int, auto, None, 5, false),
+    ];
+    let b = vec![report("b", "shop.users.id", int, auto, None, 10, false)];
+    let now = Utc::now();
+    store.shard_succeeded("a", a, Vec::new(), Duration::from_millis(1), now);
+    store.shard_succeeded("b", b, Vec::new(), Duration::from_millis(1), now);
+    let mut snapshot = store.read().clone();
+    snapshot.sources[0].max = Some(u64::MAX);
+    snapshot
+}

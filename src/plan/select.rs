@@ -1,0 +1,179 @@
+//! What a plan widens, and to what: every column at warning or worse or narrower than what
+//! feeds it, its group (see [`super::related`]) and the type each member takes
+//! ([`super::rule::holding`]), in the order the plan lists them. Pure.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::{Entry, Widening, related, rule};
+use crate::headroom::Status;
+use crate::measure::{ColumnReport, Kind};
+use crate::policy::ColumnGlobs;
+use crate::state::Snapshot;
+
+/// The type maximum of what feeds `r`: its parent's (on the same shard, from `maxima`, by
+/// shard index and name) or its source's.
+fn origin(
+    snapshot: &Snapshot,
+    maxima: &HashMap<(usize, String), u64>,
+    shard: usize,
+    r: &ColumnReport,
+) -> Option<u64> {
+    if let Some(parent) = related::parent_of(r) {
+        return maxima.get(&(shard, parent.to_string())).copied();
+    }
+    let source = related::source_of(r)?;
+    snapshot
+        .sources
+        .iter()
+        .find(|s| s.name == source)
+        .and_then(|s| s.max)
+}
+
+fn reason(r: &ColumnReport) -> String {
+    let mut why = Vec::new();
+    if r.status >= Status::Warning {
+        why.push(format!(
+            "{}: {} of {} used",
+            r.status,
+            crate::headroom::percent(r.used_ratio),
+            r.int_type
+        ));
+    }
+    if r.type_mismatch {
+        let from = match r.kind {
+            Kind::Reference => "its source",
+            _ => "its parent",
+        };
+        why.push(format!(
+            "narrower than {from} {}",
+            r.source.as_deref().unwrap_or("")
+        ));
+    }
+    why.join("; ")
+}
+
+/// What needs widening and to what, ordered by exhaustion date (none last), then by used
+/// ratio (highest first): every column at warning or worse or mismatched whose
+/// `schema.table.column` matches `globs` (all when `None`). Pure.
+pub fn select<'a>(snapshot: &'a Snapshot, globs: Option<&ColumnGlobs>) -> Vec<Entry<'a>> {
+    let shards: Vec<&[ColumnReport]> = snapshot
+        .shards
+        .iter()
+        .map(|s| s.columns.as_slice())
+        .collect();
+    let maxima: HashMap<(usize, String), u64> = shards
+        .iter()
+        .enumerate()
+        .flat_map(|(s, cols)| cols.iter().map(move |c| ((s, c.name()), c.max)))
+        .collect();
+    let mut entries = Vec::new();
+    for (index, group) in related::groups(&shards).into_iter().enumerate() {
+        let members: Vec<&ColumnReport> = group.iter().map(|&(s, c)| &shards[s][c]).collect();
+        let need = related::need(
+            &group
+                .iter()
+                .map(|&(s, c)| (&shards[s][c], origin(snapshot, &maxima, s, &shards[s][c])))
+                .collect::<Vec<_>>(),
+        );
+        let widenings: Arc<[Widening]> = members
+            .iter()
+            .filter_map(|r| {
+                let to = rule::holding(r.int_type, need);
+                (to != r.int_type).then(|| Widening {
+                    shard: r.shard.to_string(),
+                    id: r.id.clone(),
+                    from: r.column_type.to_string(),
+                    to,
+                })
+            })
+            .collect();
+        for r in &members {
+            let wanted = r.status >= Status::Warning || r.type_mismatch;
+            if !wanted || globs.is_some_and(|g| !g.matches(&r.id.schema, &r.id.table, &r.id.column))
+            {
+                continue;
+            }
+            entries.push(Entry {
+                column: r,
+                target: rule::holding(r.int_type, need),
+                reason: reason(r),
+                widenings: Arc::clone(&widenings),
+                group: index,
+            });
+        }
+    }
+    entries.sort_by(|a, b| {
+        let (x, y) = (a.column, b.column);
+        match (x.exhausts_at(), y.exhausts_at()) {
+            (Some(p), Some(q)) => p.cmp(&q),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        }
+        .then(y.used_ratio.total_cmp(&x.used_ratio))
+        .then_with(|| {
+            (&x.shard, &x.id.schema, &x.id.table, &x.id.column).cmp(&(
+                &y.shard,
+                &y.id.schema,
+                &y.id.table,
+                &y.id.column,
+            ))
+        })
+    });
+    entries
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::headroom::{IntType, Width};
+    use crate::plan::fixtures::{settings, snapshot};
+
+    fn summary(e: &Entry<'_>) -> Vec<String> {
+        e.ordered()
+            .iter()
+            .map(|w| format!("{}/{} {}", w.shard, w.id, w.to))
+            .collect()
+    }
+
+    #[test]
+    fn a_column_running_out_widens_with_its_children_both_ways_and_on_every_shard() {
+        let settings = settings();
+        let snapshot = snapshot(&settings);
+        let entries = select(&snapshot, None);
+        let names: Vec<String> = entries.iter().map(|e| e.column.name()).collect();
+        assert_eq!(names, vec!["shop.users.id", "shop.likes.treasury_id"]);
+        let users = &entries[0];
+        assert_eq!(users.target, IntType::new(Width::Big, false));
+        assert_eq!(
+            summary(users),
+            vec![
+                "a/shop.users.id BIGINT",
+                "a/shop.orders.user_id BIGINT UNSIGNED",
+                "a/shop.notes.user_ref BIGINT",
+                "b/shop.users.id BIGINT",
+            ]
+        );
+        assert!(users.reason.starts_with("critical: 98"), "{}", users.reason);
+        let likes = &entries[1];
+        assert_eq!(likes.target, IntType::new(Width::Big, true));
+        assert_eq!(
+            summary(likes),
+            vec!["a/shop.likes.treasury_id BIGINT UNSIGNED"]
+        );
+        assert!(likes.reason.contains("narrower than its source tickets64"));
+    }
+
+    #[test]
+    fn a_column_glob_restricts_the_plan_but_not_what_widens_with_it() {
+        let settings = settings();
+        let snapshot = snapshot(&settings);
+        let globs = ColumnGlobs::new(&["shop.users.*".to_string()], &[]).expect("glob");
+        let entries = select(&snapshot, Some(&globs));
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].widenings.len(), 4);
+        let globs = ColumnGlobs::new(&["other.*.*".to_string()], &[]).expect("glob");
+        assert!(select(&snapshot, Some(&globs)).is_empty());
+    }
+}
