@@ -34,7 +34,6 @@ use std::time::{Duration, Instant};
 use std::sync::Arc;
 
 use headroom::inventory::{ColumnId, SchemaFilter};
-use headroom::metrics::Metrics;
 use headroom::mysql::catalog::{self, Statement};
 use headroom::mysql::dives as maxima;
 use headroom::mysql::{Connector, ServerVersion};
@@ -264,12 +263,7 @@ fn dive_poller(server: &MariaDb) -> (Poller, Store) {
     let settings =
         Arc::new(headroom::config::from_toml_str(&toml, &|_| None).expect("the bench's settings"));
     let store = Store::new(&settings);
-    let poller = Poller::one_shot(
-        Arc::clone(&settings),
-        store.clone(),
-        Arc::new(Metrics::new()),
-    )
-    .expect("a poller");
+    let poller = Poller::one_shot(Arc::clone(&settings), store.clone()).expect("a poller");
     (poller, store)
 }
 

@@ -20,7 +20,7 @@ use chrono::Utc;
 use headroom::config;
 use headroom::growth::Tracker;
 use headroom::headroom::{IntType, Width};
-use headroom::inventory::{ColumnId, ForeignKey, IntColumn, Inventory};
+use headroom::inventory::{Catalog, ColumnId, ForeignKey, IntColumn, Inventory};
 use headroom::measure::{self, ColumnReport, SourceValue};
 use headroom::metrics::Metrics;
 use headroom::pager::Pager;
@@ -256,13 +256,19 @@ fn main() {
 
     let inv = inventory(tables);
     let rss_before = rss();
-    let plan = timed("plan (one shard)", || {
-        measure::plan(&inv, &settings.references)
+    let catalog = Catalog {
+        inventory: inv.clone(),
+        mode: None,
+        strict: true,
+    };
+    let prepared = timed("prepare: inference and plan (one shard)", || {
+        measure::prepare(&catalog, &settings)
     });
+    let plan = &prepared.plan;
     let dives: HashMap<ColumnId, Option<i128>> =
         plan.dives.iter().map(|d| (d.clone(), Some(42))).collect();
     let (measured, unresolved) = timed("resolve (one shard)", || {
-        measure::resolve(&plan, &dives, &sources)
+        measure::resolve(plan, &dives, &sources)
     });
     assert!(unresolved.is_empty());
     let per_shard = measured.len();
@@ -283,10 +289,11 @@ fn main() {
             instant: Instant::now(),
             wall: Utc::now(),
         };
+        let dives = read_now(&dives, at);
         let mut step = || {
             measure::report(
                 "shard-00",
-                &plan,
+                &prepared,
                 &dives,
                 &sources,
                 &mut tracker,
@@ -295,11 +302,12 @@ fn main() {
             )
         };
         let label = format!("report round {round:>2} (one shard)");
-        (reports, _) = if round == 0 || round == 19 {
+        reports = if round == 0 || round == 19 {
             timed(&label, step)
         } else {
             step()
-        };
+        }
+        .columns;
     }
     println!(
         "{:<44} {:>10.0} B",
@@ -328,11 +336,6 @@ fn main() {
         "resident memory per column (state + plan)",
         rss_after.saturating_sub(rss_before) as f64 / total.max(1) as f64
     );
-    timed("publish metrics (all shards)", || {
-        for s in store.read().shards.iter() {
-            metrics.publish_shard(s, false);
-        }
-    });
     let text = timed("render /metrics", || metrics.render(&store.read()));
     let metrics = std::sync::Arc::new(metrics);
     let pager = Pager::new(&settings, std::sync::Arc::clone(&metrics))
@@ -474,14 +477,8 @@ fn metrics_figures(
         columns: config::MetricColumns::AtRisk,
         ..config::MetricsSettings::default()
     });
-    for s in calm.read().shards.iter() {
-        at_risk.publish_shard(s, false);
-    }
     let runs = if full { 5 } else { 1 };
     let every = Metrics::new();
-    for s in calm.read().shards.iter() {
-        every.publish_shard(s, false);
-    }
     let mut out = String::new();
     let took = median_ms(runs, || out = every.render(&calm.read()));
     println!(
@@ -604,25 +601,54 @@ fn weeks_of_history(count: usize) -> Vec<headroom::growth::SavedHistory> {
         .collect()
 }
 
-/// One shard's poll as the poller computes it once the shard is read: plan, resolve,
-/// growth and policy (`measure::report`), then the store and the shard's metrics.
+/// One shard's poll as the poller computes it once the shard is read: the pure step
+/// (`measure::prepare`, then `measure::report`: inference, plan, resolution, growth, policy,
+/// strict mode) and the store's one write. The metrics follow the store at each scrape.
 fn poll_shard(
     name: &str,
     inv: &Inventory,
     settings: &config::Settings,
     sources: &HashMap<String, SourceValue>,
     tracker: &mut Tracker<ColumnId>,
-    (store, metrics): (&Store, &Metrics),
+    store: &Store,
     at: measure::Moment,
 ) {
-    let plan = measure::plan(inv, &settings.references);
-    let dives: HashMap<ColumnId, Option<i128>> =
-        plan.dives.iter().map(|d| (d.clone(), Some(42))).collect();
-    let (reports, _) = measure::report(name, &plan, &dives, sources, tracker, &settings.policy, at);
-    store.shard_succeeded(name, reports, Vec::new(), Duration::from_millis(5), at.wall);
-    if let Some(state) = store.read().shards.iter().find(|s| s.name == name) {
-        metrics.publish_shard(state, false);
-    }
+    let catalog = Catalog {
+        inventory: inv.clone(),
+        mode: None,
+        strict: true,
+    };
+    let prepared = measure::prepare(&catalog, settings);
+    let dives = read_now(
+        &prepared
+            .plan
+            .dives
+            .iter()
+            .map(|d| (d.clone(), Some(42)))
+            .collect(),
+        at,
+    );
+    let result = measure::report(
+        name,
+        &prepared,
+        &dives,
+        sources,
+        tracker,
+        &settings.policy,
+        at,
+    );
+    store.shard_polled(name, Ok(result), Duration::from_millis(5), at.wall);
+}
+
+/// `values` as dives read at `at`.
+fn read_now(
+    values: &HashMap<ColumnId, Option<i128>>,
+    at: measure::Moment,
+) -> HashMap<ColumnId, measure::Dive> {
+    values
+        .iter()
+        .map(|(id, value)| (id.clone(), measure::Dive { value: *value, at }))
+        .collect()
 }
 
 /// The figures issue 9 names: bytes per column with a full week of history, and the CPU of
@@ -691,7 +717,7 @@ fn fleet_figures(full: bool) {
                     &settings,
                     sources,
                     tracker,
-                    (&store, &metrics),
+                    &store,
                     moment(round),
                 );
             }

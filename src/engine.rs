@@ -15,7 +15,8 @@ use url::Url;
 
 use crate::bump::{Action, Counter, ServerError};
 use crate::db::DbError;
-use crate::inventory::{ColumnId, Inventory, InventoryError, SchemaFilter};
+pub use crate::inventory::Catalog;
+use crate::inventory::{ColumnId, InventoryError, SchemaFilter};
 use crate::mysql;
 use crate::plan::{Definition, ForeignKey, Found, Widening, Written};
 use crate::sources::{Reading, SourceError};
@@ -65,18 +66,6 @@ impl Engine {
             Engine::Mysql => mysql::plan::statements::add_foreign_key(fk),
         }
     }
-}
-
-/// What one read of a shard's catalog finds.
-#[derive(Debug, Clone, Default)]
-pub struct Catalog {
-    pub inventory: Inventory,
-    /// The server's mode as it names it, for display: MySQL's `@@GLOBAL.sql_mode`; `None`
-    /// where the engine has no such setting.
-    pub mode: Option<String>,
-    /// Whether a value out of its column's range is refused (strict mode on MySQL) rather
-    /// than clamped to the type's maximum.
-    pub strict: bool,
 }
 
 /// Connections to one server of any engine. Building it never touches the network.

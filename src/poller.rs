@@ -28,11 +28,8 @@ use crate::db::{DbError, ErrorReport};
 use crate::dives::{self, Schedule};
 use crate::engine::Connector;
 use crate::growth::{self, Tracker};
-use crate::headroom::Headroom;
-use crate::inference;
 use crate::inventory::{ColumnId, InventoryError, SchemaFilter};
-use crate::measure::{self, ColumnReport};
-use crate::metrics::Metrics;
+use crate::measure::{self, ShardResult};
 use crate::sources::{self, SourceError};
 use crate::state::{Snapshot, Store};
 
@@ -62,10 +59,6 @@ impl PollError {
     }
 }
 
-/// What a successful shard poll found: its column reports, and the columns it could not
-/// measure, with the reason.
-type ShardRead = (Vec<ColumnReport>, Vec<String>);
-
 struct Shard {
     settings: ShardSettings,
     connector: Connector,
@@ -90,7 +83,6 @@ pub struct Poller {
     shards: Vec<Shard>,
     sources: Vec<Source>,
     store: Store,
-    metrics: Arc<Metrics>,
     /// Column histories per shard (a shard that fails keeps its histories untouched).
     growth: Arc<Mutex<HashMap<String, Tracker<ColumnId>>>>,
     /// Source histories.
@@ -102,12 +94,8 @@ pub struct Poller {
 impl Poller {
     /// The daemon's poller: as [`Poller::one_shot`], with the growth histories of the
     /// history file beside the state file restored, so that forecasts survive a restart.
-    pub fn new(
-        settings: Arc<Settings>,
-        store: Store,
-        metrics: Arc<Metrics>,
-    ) -> Result<Poller, DbError> {
-        let poller = Poller::one_shot(settings, store, metrics)?;
+    pub fn new(settings: Arc<Settings>, store: Store) -> Result<Poller, DbError> {
+        let poller = Poller::one_shot(settings, store)?;
         let (columns, sources) = growth::file::restore(
             &poller.history_path,
             poller.settings.shards.iter().map(|s| s.name.as_str()),
@@ -125,7 +113,7 @@ impl Poller {
     /// closed: what `check`, `plan` and `lint` judge.
     pub async fn snapshot_once(settings: Arc<Settings>) -> Result<Snapshot, DbError> {
         let store = Store::new(&settings);
-        let poller = Poller::one_shot(settings, store.clone(), Arc::new(Metrics::new()))?;
+        let poller = Poller::one_shot(settings, store.clone())?;
         poller.poll_once().await;
         poller.close().await;
         let snapshot = store.read().clone();
@@ -135,11 +123,7 @@ impl Poller {
     /// A poller that starts with no history and leaves the daemon's history file alone:
     /// `headroom check`, whose one poll judges by ratio only. Prepares a connector per
     /// server; nothing connects until the first poll.
-    pub fn one_shot(
-        settings: Arc<Settings>,
-        store: Store,
-        metrics: Arc<Metrics>,
-    ) -> Result<Poller, DbError> {
+    pub fn one_shot(settings: Arc<Settings>, store: Store) -> Result<Poller, DbError> {
         let timeout = settings.poll.query_timeout;
         let shards = settings
             .shards
@@ -181,7 +165,6 @@ impl Poller {
             shards,
             sources,
             store,
-            metrics,
             growth: Arc::new(Mutex::new(HashMap::new())),
             source_growth: Arc::new(Mutex::new(Tracker::default())),
             history_path,
@@ -415,65 +398,49 @@ impl Poller {
         );
     }
 
-    /// Reads every server of every source, then forecasts and publishes the sources.
+    /// Reads every server of every source, then assesses each source in one pure step
+    /// ([`sources::assess`]) and stores it in one call.
     async fn poll_sources(&self) {
-        let mut reads = Vec::new();
-        for source in &self.sources {
-            for server in &source.servers {
-                reads.push(self.poll_source_server(source, server));
-            }
-        }
-        futures::future::join_all(reads).await;
-        self.forecast_sources();
-        for source in self.store.read().sources.iter() {
-            self.metrics.publish_source(source);
-        }
-    }
-
-    /// Records every source's value in its history and stores the forecast and the
-    /// policy's verdict.
-    fn forecast_sources(&self) {
-        let values: Vec<(String, i128, u64)> = self
-            .store
-            .read()
-            .sources
-            .iter()
-            .filter_map(|s| Some((s.name.clone(), s.current?, s.max?)))
-            .collect();
-        let now = Instant::now();
-        let mut tracker = self.source_growth.lock().unwrap_or_else(|e| e.into_inner());
-        for (name, current, max) in values {
-            let forecast = tracker.record(now, name.clone(), current, max);
-            let status = self
-                .settings
-                .policy
-                .source_status(Headroom::new(current, max), &forecast);
-            self.store
-                .source_assessed(&name, forecast, status, Utc::now());
+        let rounds = self.sources.iter().map(|source| async move {
+            let reads = source
+                .servers
+                .iter()
+                .map(|server| self.read_source_server_logged(source, server));
+            (source, futures::future::join_all(reads).await)
+        });
+        let rounds = futures::future::join_all(rounds).await;
+        let at = measure::Moment {
+            instant: Instant::now(),
+            wall: Utc::now(),
+        };
+        let mut growth = lock(&self.source_growth);
+        for (source, reads) in rounds {
+            let Some(previous) = self.store.source(&source.settings.name) else {
+                continue;
+            };
+            let policy = &self.settings.policy;
+            let assessed = sources::assess::assess(&previous, reads, &mut growth, policy, at);
+            self.store.source_polled(assessed);
         }
     }
 
-    async fn poll_source_server(&self, source: &Source, server: &SourceServer) {
-        let name = &source.settings.name;
+    /// Reads one server of a source; a failure is logged and kept as its report.
+    async fn read_source_server_logged(
+        &self,
+        source: &Source,
+        server: &SourceServer,
+    ) -> sources::assess::ServerRead {
         let label = server.endpoint.label();
         let at = Utc::now();
-        let result = self.read_source_server(source, server).await;
-        let sequence = result
-            .as_ref()
-            .ok()
-            .map(|reading| (reading.sequence, reading.last_id));
-        let result = match result {
-            Ok(reading) => Ok((reading.highest, reading.int_type, reading.column_type)),
-            Err(e) => {
-                let report = e.report();
-                tracing::warn!(source = %name, server = %label, error = %report.message, class = report.class, code = ?report.code, "Source read failed");
-                Err(report)
-            }
-        };
-        self.store.source_server_read(name, &label, result, at);
-        if let Some((sequence, last_id)) = sequence {
-            self.store
-                .source_server_sequence(name, &label, sequence, last_id);
+        let result = self.read_source_server(source, server).await.map_err(|e| {
+            let report = e.report();
+            tracing::warn!(source = %source.settings.name, server = %label, error = %report.message, class = report.class, code = ?report.code, "Source read failed");
+            report
+        });
+        sources::assess::ServerRead {
+            server: label,
+            at,
+            result,
         }
     }
 
@@ -487,10 +454,10 @@ impl Poller {
         let read = self.read_source_server_unbounded(source, server);
         let result = match tokio::time::timeout(timeout, read).await {
             Ok(result) => result,
-            Err(_) => Err(SourceError::Db(DbError::Timeout {
-                what: "reading the ticket server".to_string(),
-                after: timeout,
-            })),
+            Err(_) => Err(SourceError::Db(DbError::timeout(
+                "reading the ticket server",
+                timeout,
+            ))),
         };
         // Not kept for the next read: each read opens a new session, so that its
         // auto_increment_increment and auto_increment_offset are what a new application
@@ -532,63 +499,52 @@ impl Poller {
     }
 
     /// Reads one shard, the whole poll bounded by `poll.shard_timeout`.
-    async fn read_shard_bounded(&self, shard: &Shard) -> Result<ShardRead, PollError> {
+    async fn read_shard_bounded(&self, shard: &Shard) -> Result<ShardResult, PollError> {
         let limit = self.settings.poll.shard_timeout;
         match tokio::time::timeout(limit, self.read_shard(shard)).await {
             Ok(result) => result,
             // The session went with the abandoned read: dropped, never reused.
-            Err(_) => Err(PollError::Db(DbError::Timeout {
-                what: "polling the shard".to_string(),
-                after: limit,
-            })),
+            Err(_) => Err(PollError::Db(DbError::timeout("polling the shard", limit))),
         }
     }
 
-    /// Stores a shard poll's outcome and publishes its metrics.
+    /// Stores a shard poll's outcome, in one call, and says when the columns it could not
+    /// measure change.
     fn record_shard(
         &self,
         shard: &Shard,
-        result: Result<ShardRead, PollError>,
+        result: Result<ShardResult, PollError>,
         took: Duration,
         at: chrono::DateTime<Utc>,
     ) {
         let name = &shard.settings.name;
-        let failed = match result {
-            Ok((reports, unresolved)) => {
-                tracing::debug!(shard = %name, columns = reports.len(), took_ms = took.as_millis() as u64, "Shard polled");
-                // Said when the set changes, not at every poll.
-                let before = self
-                    .store
-                    .read()
-                    .shards
-                    .iter()
-                    .find(|s| &s.name == name)
-                    .map(|s| s.unresolved.clone());
-                if before.as_ref() != Some(&unresolved) {
-                    for u in &unresolved {
-                        tracing::warn!(shard = %name, column = %u, "Column not measured");
-                    }
-                }
-                self.store
-                    .shard_succeeded(name, reports, unresolved, took, at);
-                false
+        let (outcome, unresolved) = match result {
+            Ok(result) => {
+                tracing::debug!(shard = %name, columns = result.columns.len(), took_ms = took.as_millis() as u64, "Shard polled");
+                let unresolved = result.unresolved.clone();
+                (Ok(result), Some(unresolved))
             }
             Err(e) => {
                 let report = e.report();
                 tracing::warn!(shard = %name, error = %report.message, class = report.class, code = ?report.code, "Shard poll failed");
-                self.store.shard_failed(name, report, took, at);
-                true
+                (Err(report), None)
             }
         };
-        let snapshot = self.store.read();
-        if let Some(state) = snapshot.shards.iter().find(|s| &s.name == name) {
-            self.metrics.publish_shard(state, failed);
+        let before = self.store.shard_polled(name, outcome, took, at);
+        // Said when the set changes, not at every poll.
+        if let Some(unresolved) = unresolved
+            && before != unresolved
+        {
+            for u in &unresolved {
+                tracing::warn!(shard = %name, column = %u, "Column not measured");
+            }
         }
     }
 
-    /// Reads one shard: inventory, the index dives due (see [`dives`]), then the pure
-    /// computation. A failed poll leaves the shard's dives as they were.
-    async fn read_shard(&self, shard: &Shard) -> Result<ShardRead, PollError> {
+    /// Reads one shard through the engine (its catalog, then the index dives due, see
+    /// [`dives`]), then the pure step ([`measure::prepare`], [`measure::report`]). A failed
+    /// poll leaves the shard's dives as they were.
+    async fn read_shard(&self, shard: &Shard) -> Result<ShardResult, PollError> {
         let timeout = self.settings.poll.query_timeout;
         let schedule = Schedule {
             interval: self.settings.poll.interval,
@@ -597,53 +553,47 @@ impl Poller {
         let mut session = shard.connector.acquire().await?;
         let read = async {
             let catalog = session.catalog(&shard.filter, timeout).await?;
-            let (inventory, strict_mode) = (catalog.inventory, catalog.strict);
-            self.store
-                .shard_sql_mode(&shard.settings.name, catalog.mode, strict_mode);
-            let settings = &self.settings;
-            let guessed = inference::infer(&inventory, &settings.inference, &settings.references);
-            let plan = measure::plan_with(&inventory, &settings.references, &guessed.parents);
-            let due = lock(&shard.dives).due(&plan.dives, Instant::now(), schedule);
+            let prepared = measure::prepare(&catalog, &self.settings);
+            drop(catalog);
+            let due = lock(&shard.dives).due(&prepared.plan.dives, Instant::now(), schedule);
             let values = session.dive(&due, timeout).await?;
-            Ok::<_, PollError>((plan, due, values, strict_mode, guessed.ambiguous))
+            Ok::<_, PollError>((prepared, due, values))
         }
         .await;
         // A failed session is dropped (closed), a good one kept for the next poll.
-        let (plan, due, values, strict_mode, ambiguous) = read?;
+        let (prepared, due, values) = read?;
         session.release();
-        self.store.shard_ambiguous(&shard.settings.name, ambiguous);
         let at = measure::Moment {
             instant: Instant::now(),
             wall: Utc::now(),
         };
-        tracing::debug!(shard = %shard.settings.name, dived = due.len(), of = plan.dives.len(), "Index dives read");
+        tracing::debug!(shard = %shard.settings.name, dived = due.len(), of = prepared.plan.dives.len(), "Index dives read");
         let sources = self.store.source_values();
         let mut ledger = lock(&shard.dives);
-        ledger.record(&plan.dives, &due, values, at);
-        let (mut reports, unresolved) = {
+        ledger.record(&prepared.plan.dives, &due, values, at);
+        let result = {
             let mut growth = lock(&self.growth);
             let tracker = growth.entry(shard.settings.name.clone()).or_default();
-            let policy = &self.settings.policy;
-            let name = &shard.settings.name;
-            let dives = ledger.dives();
-            measure::report_dives(name, &plan, dives, &sources, tracker, policy, at)
+            let (name, policy) = (&shard.settings.name, &self.settings.policy);
+            measure::report(
+                name,
+                &prepared,
+                ledger.dives(),
+                &sources,
+                tracker,
+                policy,
+                at,
+            )
         };
-        for report in &mut reports {
-            report.judge_strictness(Some(strict_mode));
-        }
         let policy = &self.settings.policy;
-        let at_risk = reports
+        let at_risk = result
+            .columns
             .iter()
             .filter(|r| dives::at_risk(r, policy))
             .map(|r| r.id.clone())
             .collect();
-        ledger.set_at_risk(measure::dives_of(&plan, &at_risk));
-        drop(ledger);
-        let unresolved = unresolved
-            .into_iter()
-            .map(|u| format!("{}: {}", u.id, u.reason))
-            .collect();
-        Ok((reports, unresolved))
+        ledger.set_at_risk(measure::dives_of(&prepared.plan, &at_risk));
+        Ok(result)
     }
 }
 

@@ -193,12 +193,8 @@ async fn prepare(
         }
         None => Vec::new(),
     };
-    let poller = Poller::one_shot(
-        Arc::clone(&settings),
-        parts.store.clone(),
-        Arc::clone(&parts.metrics),
-    )
-    .map_err(|e| vec![format!("cannot prepare database connections: {e}")])?;
+    let poller = Poller::one_shot(Arc::clone(&settings), parts.store.clone())
+        .map_err(|e| vec![format!("cannot prepare database connections: {e}")])?;
     Ok(Prepared {
         poller,
         notifiers,

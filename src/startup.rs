@@ -49,7 +49,7 @@ impl App {
             settings.shards.len(),
             settings.configured_shards.len(),
         );
-        let poller = Poller::new(Arc::clone(&settings), store.clone(), Arc::clone(&metrics))
+        let poller = Poller::new(Arc::clone(&settings), store.clone())
             .context("cannot prepare database connections")?;
         let pager = Pager::new(&settings, Arc::clone(&metrics))?.map(Arc::new);
         Ok(App {

@@ -15,10 +15,9 @@ use serde::Serialize;
 
 use crate::config::Settings;
 use crate::db::ErrorReport;
-use crate::growth::{Forecast, Jump};
-use crate::headroom::{Headroom, IntType, Status};
-use crate::measure::{ColumnReport, SourceValue};
-use crate::sources::collision::{self, Sequence};
+use crate::growth::Jump;
+use crate::headroom::{IntType, Status};
+use crate::measure::{ColumnReport, ShardResult, SourceValue};
 
 /// Shared, cheaply cloned handle on the state.
 #[derive(Clone)]
@@ -136,6 +135,28 @@ pub struct Removed {
     pub sources: Vec<String>,
     /// `(source, server)` pairs no longer configured, also of removed sources.
     pub servers: Vec<(String, String)>,
+}
+
+/// Records a successful poll's columns on `s`; returns the unresolved columns it replaced.
+fn succeeded(
+    s: &mut ShardState,
+    columns: Vec<ColumnReport>,
+    unresolved: Vec<String>,
+    took: Duration,
+    at: DateTime<Utc>,
+) -> Vec<String> {
+    s.polled = true;
+    s.up = true;
+    s.last_poll = Some(at);
+    s.last_success = Some(at);
+    s.last_error = None;
+    s.last_error_class = None;
+    s.last_error_code = None;
+    s.poll_duration_seconds = Some(took.as_secs_f64());
+    s.column_count = columns.len();
+    s.columns = Arc::new(columns);
+    s.polls += 1;
+    std::mem::replace(&mut s.unresolved, unresolved)
 }
 
 /// A shard never polled.
@@ -387,16 +408,48 @@ impl Store {
         }
     }
 
-    /// Records the ambiguous columns of `shard`'s latest inventory (published with the
-    /// poll's result, which follows).
-    pub fn shard_ambiguous(&self, shard: &str, ambiguous: Vec<crate::inference::Ambiguous>) {
+    /// Stores one finished poll of `shard`, successful or not, in one write, and publishes
+    /// it; returns the columns the shard's previous poll could not measure (for a caller
+    /// that says when that set changes). A failed poll keeps the last known columns.
+    pub fn shard_polled(
+        &self,
+        shard: &str,
+        outcome: Result<ShardResult, ErrorReport>,
+        took: Duration,
+        at: DateTime<Utc>,
+    ) -> Vec<String> {
         let mut snap = self.write();
+        let mut previous = Vec::new();
         if let Some(s) = snap.shards.iter_mut().find(|s| s.name == shard) {
-            s.ambiguous = ambiguous;
+            match outcome {
+                Ok(result) => {
+                    previous = succeeded(s, result.columns, result.unresolved, took, at);
+                    s.ambiguous = result.ambiguous;
+                    s.sql_mode = result.mode;
+                    s.strict_mode = Some(result.strict);
+                }
+                Err(error) => {
+                    previous = s.unresolved.clone();
+                    s.polled = true;
+                    s.up = false;
+                    s.last_poll = Some(at);
+                    s.last_error = Some(error.message);
+                    s.last_error_class = Some(error.class);
+                    s.last_error_code = error.code;
+                    s.poll_duration_seconds = Some(took.as_secs_f64());
+                    s.poll_errors += 1;
+                    s.polls += 1;
+                }
+            }
         }
+        drop(snap);
+        self.publish();
+        previous
     }
 
-    /// Records a successful poll of `shard`, replacing its columns.
+    /// Stores a successful poll of `shard` that found `columns`, leaving what else a poll
+    /// reads (mode, ambiguous guesses) as it was: for tests and benches, which build
+    /// columns by hand.
     pub fn shard_succeeded(
         &self,
         shard: &str,
@@ -407,159 +460,37 @@ impl Store {
     ) {
         let mut snap = self.write();
         if let Some(s) = snap.shards.iter_mut().find(|s| s.name == shard) {
-            s.polled = true;
-            s.up = true;
-            s.last_poll = Some(at);
-            s.last_success = Some(at);
-            s.last_error = None;
-            s.last_error_class = None;
-            s.last_error_code = None;
-            s.poll_duration_seconds = Some(took.as_secs_f64());
-            s.column_count = columns.len();
-            s.unresolved = unresolved;
-            s.columns = Arc::new(columns);
-            s.polls += 1;
+            succeeded(s, columns, unresolved, took, at);
         }
         drop(snap);
         self.publish();
     }
 
-    /// Records a failed poll of `shard`; its last known columns stay.
+    /// Stores a failed poll of `shard` (tests): [`Store::shard_polled`] with `error`.
     pub fn shard_failed(&self, shard: &str, error: ErrorReport, took: Duration, at: DateTime<Utc>) {
-        let mut snap = self.write();
-        if let Some(s) = snap.shards.iter_mut().find(|s| s.name == shard) {
-            s.polled = true;
-            s.up = false;
-            s.last_poll = Some(at);
-            s.last_error = Some(error.message);
-            s.last_error_class = Some(error.class);
-            s.last_error_code = error.code;
-            s.poll_duration_seconds = Some(took.as_secs_f64());
-            s.poll_errors += 1;
-            s.polls += 1;
-        }
-        drop(snap);
-        self.publish();
+        self.shard_polled(shard, Err(error), took, at);
     }
 
-    /// Records what one server of a source said (`Ok((current, type, column_type))`) or
-    /// why it could not be read, and recomputes the source's value over its servers: the
-    /// highest ID any server has handed out, and the widest generating type.
-    pub fn source_server_read(
-        &self,
-        source: &str,
-        server: &str,
-        result: Result<(i128, IntType, String), ErrorReport>,
-        at: DateTime<Utc>,
-    ) {
+    /// Stores a source as one round of reads left it ([`crate::sources::assess`]), in one
+    /// write. A round that started before a reload changed the source's servers is dropped:
+    /// the next round reads the new ones.
+    pub fn source_polled(&self, assessed: SourceState) {
         let mut snap = self.write();
-        let Some(src) = snap.sources.iter_mut().find(|s| s.name == source) else {
-            return;
-        };
-        if let Some(srv) = src.servers.iter_mut().find(|s| s.server == server) {
-            srv.polled = true;
-            match result {
-                Ok((current, int_type, column_type)) => {
-                    srv.up = true;
-                    srv.current = Some(current);
-                    srv.max = Some(int_type.max());
-                    srv.int_type = Some(int_type);
-                    srv.column_type = Some(column_type);
-                    srv.observed_at = Some(at);
-                    srv.last_error = None;
-                    srv.last_error_class = None;
-                    srv.last_error_code = None;
-                }
-                Err(error) => {
-                    srv.up = false;
-                    srv.last_error = Some(error.message);
-                    srv.last_error_class = Some(error.class);
-                    srv.last_error_code = error.code;
-                }
-            }
-        }
-        let widest = src
-            .servers
-            .iter()
-            .filter(|s| s.int_type.is_some())
-            .max_by_key(|s| s.max);
-        src.int_type = widest.and_then(|s| s.int_type);
-        src.column_type = widest.and_then(|s| s.column_type.clone());
-        src.max = widest.and_then(|s| s.max);
-        src.current = src.servers.iter().filter_map(|s| s.current).max();
-        if let (Some(current), Some(max)) = (src.current, src.max) {
-            let h = Headroom::new(current, max);
-            src.remaining = Some(h.remaining());
-            src.used_ratio = Some(h.used_ratio());
+        if let Some(src) = snap.sources.iter_mut().find(|s| s.name == assessed.name)
+            && src.servers.len() == assessed.servers.len()
+            && src
+                .servers
+                .iter()
+                .zip(&assessed.servers)
+                .all(|(a, b)| a.server == b.server && a.url == b.url)
+        {
+            *src = assessed;
         }
     }
 
-    /// Records a shard's mode as its poll read it (`@@GLOBAL.sql_mode` on MySQL), and
-    /// whether it is strict.
-    pub fn shard_sql_mode(&self, shard: &str, sql_mode: Option<String>, strict: bool) {
-        let mut snap = self.write();
-        if let Some(s) = snap.shards.iter_mut().find(|s| s.name == shard) {
-            s.strict_mode = Some(strict);
-            s.sql_mode = sql_mode;
-        }
-    }
-
-    /// Records the auto-increment step and start one server of a source reported, with the
-    /// last ID its table shows, and decides again whether the source's servers can collide,
-    /// over every server read so far (each with its latest values).
-    pub fn source_server_sequence(
-        &self,
-        source: &str,
-        server: &str,
-        sequence: Sequence,
-        last_id: Option<i128>,
-    ) {
-        let mut snap = self.write();
-        let Some(src) = snap.sources.iter_mut().find(|s| s.name == source) else {
-            return;
-        };
-        if let Some(srv) = src.servers.iter_mut().find(|s| s.server == server) {
-            srv.auto_increment_increment = Some(sequence.increment);
-            srv.auto_increment_offset = Some(sequence.offset);
-            srv.last_id = last_id;
-        }
-        let counters: Vec<collision::Counter<'_>> = src
-            .servers
-            .iter()
-            .filter_map(|s| {
-                Some(collision::Counter {
-                    server: &s.server,
-                    sequence: Sequence {
-                        increment: s.auto_increment_increment?,
-                        offset: s.auto_increment_offset?,
-                    },
-                    highest: s.last_id.unwrap_or(0),
-                })
-            })
-            .collect();
-        let reason = collision::risk(src.servers.len(), &counters);
-        src.collision_risk = reason.is_some();
-        src.collision_reason = reason;
-    }
-
-    /// Stores a source's forecast and the status the policy gave it.
-    pub fn source_assessed(
-        &self,
-        source: &str,
-        forecast: Forecast,
-        status: Status,
-        at: DateTime<Utc>,
-    ) {
-        let mut snap = self.write();
-        let Some(src) = snap.sources.iter_mut().find(|s| s.name == source) else {
-            return;
-        };
-        src.growth_per_second = forecast.growth_per_second;
-        src.seconds_to_exhaustion = forecast.seconds_to_exhaustion;
-        src.exhausts_at = forecast.exhausts_at(at);
-        src.last_jump = forecast.last_jump_at(at);
-        src.status = Some(status);
-        src.reads += 1;
+    /// A copy of source `name` as stored, for the next round's assessment.
+    pub fn source(&self, name: &str) -> Option<SourceState> {
+        self.read().sources.iter().find(|s| s.name == name).cloned()
     }
 
     /// The latest value of every source that has been read at least once.
@@ -588,66 +519,23 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::headroom::Width;
-
-    /// A store with one ticket source of two servers, `a:3306` and `b:3306`.
-    fn pair() -> Store {
-        let settings = crate::config::from_toml_str(
-            "[[shards]]\nname = \"s\"\nurl = \"mysql://u@h:3306/\"\n\
-             [[sources]]\nname = \"tickets\"\nkind = \"ticket_server\"\n\
-             servers = [\"mysql://u@a:3306/tickets\", \"mysql://u@b:3306/tickets\"]\ntable = \"Tickets64\"\n",
-            &|_| None,
-        )
-        .expect("settings");
-        Store::new(&settings)
-    }
-
-    fn read(store: &Store, server: &str, current: i128, sequence: (u64, u64), last: Option<i128>) {
-        let int_type = IntType::new(Width::Big, true);
-        let read = Ok((current, int_type, "bigint(20) unsigned".to_string()));
-        store.source_server_read("tickets", server, read, Utc::now());
-        let (increment, offset) = sequence;
-        store.source_server_sequence("tickets", server, Sequence { increment, offset }, last);
-    }
-
-    #[test]
-    fn a_fresh_pair_set_up_with_one_auto_increment_is_not_at_risk() {
-        // Both tables created with AUTO_INCREMENT=1000 and empty: `current` is the same
-        // estimate (1000 − 2) on both, which is no ID handed out by either.
-        let store = pair();
-        read(&store, "a:3306", 998, (2, 1), None);
-        read(&store, "b:3306", 998, (2, 2), None);
-        let snap = store.read();
-        assert!(!snap.sources[0].collision_risk);
-        assert_eq!(snap.sources[0].collision_reason, None);
-    }
-
-    #[test]
-    fn the_risk_is_decided_over_every_server_read_and_cleared_when_fixed() {
-        let store = pair();
-        read(&store, "a:3306", 1001, (2, 1), Some(1001));
-        assert!(!store.read().sources[0].collision_risk, "one server alone");
-        read(&store, "b:3306", 1001, (2, 1), Some(1001));
-        assert_eq!(
-            store.read().sources[0].collision_reason.as_deref(),
-            Some(
-                "a:3306 and b:3306 hand out the same IDs: the same auto_increment_offset modulo their auto_increment_increment 2 (1 and 1)"
-            )
-        );
-        // b is given offset 2 and hands out 1004.
-        read(&store, "b:3306", 1004, (2, 2), Some(1004));
-        let snap = store.read();
-        assert!(!snap.sources[0].collision_risk);
-        assert_eq!(snap.sources[0].servers[1].auto_increment_offset, Some(2));
-    }
 
     #[test]
     fn strict_mode_is_unknown_until_read() {
-        let store = pair();
+        let store = Store::new(&crate::config::testing::settings(""));
+        let name = store.read().shards[0].name.clone();
+        let polled = |mode: &str, strict: bool| {
+            let result = ShardResult {
+                mode: Some(mode.to_string()),
+                strict,
+                ..ShardResult::default()
+            };
+            store.shard_polled(&name, Ok(result), Duration::ZERO, Utc::now());
+        };
         assert_eq!(store.read().shards[0].strict_mode, None);
-        store.shard_sql_mode("s", Some("NO_ENGINE_SUBSTITUTION".to_string()), false);
+        polled("NO_ENGINE_SUBSTITUTION", false);
         assert_eq!(store.read().shards[0].strict_mode, Some(false));
-        store.shard_sql_mode("s", Some("STRICT_ALL_TABLES".to_string()), true);
+        polled("STRICT_ALL_TABLES", true);
         assert_eq!(store.read().shards[0].strict_mode, Some(true));
         assert_eq!(
             store.read().shards[0].sql_mode.as_deref(),

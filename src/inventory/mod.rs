@@ -141,6 +141,19 @@ pub struct ForeignKey {
     pub parent: ColumnId,
 }
 
+/// What one read of a shard's catalog finds.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    /// What exists on the shard.
+    pub inventory: Inventory,
+    /// The server's mode as it names it, for display: MySQL's `@@GLOBAL.sql_mode`; `None`
+    /// where the engine has no such setting.
+    pub mode: Option<String>,
+    /// Whether a value out of its column's range is refused (strict mode on MySQL) rather
+    /// than clamped to the type's maximum.
+    pub strict: bool,
+}
+
 /// Which schemas a poll looks at.
 #[derive(Debug, Clone)]
 pub enum SchemaFilter {

@@ -20,7 +20,7 @@
 //! - this file: the kinds, and the plan (which columns are measured, how, and which
 //!   `MAX()` values they need);
 //! - `resolve`: every planned column's `current`, along foreign-key chains;
-//! - `report`: the report step, and [`ColumnReport`], a measured column tied to its shard,
+//! - `report`: the report step ([`prepare`]'s second half), and [`ColumnReport`], a measured column tied to its shard,
 //!   forecast and policy (its JSON is the API's, `crate::api`);
 //! - `dives`: a column's last dive, and which dives a set of columns needs;
 //! - `fixture`: column reports built by hand, for tests and benches.
@@ -37,12 +37,14 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-use crate::config::ReferenceRule;
-use crate::inference::Inferred;
-use crate::inventory::{ColumnId, IntColumn, Inventory};
+use crate::config::{ReferenceRule, Settings};
+use crate::inference::{Ambiguous, Inferred};
+use crate::inventory::{Catalog, ColumnId, IntColumn, Inventory};
 
 pub use dives::{Dive, dives_of};
-pub use report::{ColumnReport, Moment, plan_path, report, report_dives};
+#[cfg(test)]
+use report::report_dives;
+pub use report::{ColumnReport, Moment, ShardResult, plan_path, report};
 pub use resolve::{Measured, Unresolved, resolve};
 
 /// How a column's current value is known.
@@ -149,6 +151,33 @@ impl Plan {
             .enumerate()
             .map(|(i, (c, _))| (&c.id, i))
             .collect()
+    }
+}
+
+/// A shard's catalog made ready to measure: its undeclared references guessed, the plan of
+/// what is measured and how, and what the catalog says of out-of-range values.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub plan: Plan,
+    /// Columns with more than one equally good guessed parent: listed, never guessed.
+    pub ambiguous: Vec<Ambiguous>,
+    /// The server's mode as it names it (`@@GLOBAL.sql_mode`), for display.
+    pub mode: Option<String>,
+    /// Whether an out-of-range value is refused rather than clamped (strict mode).
+    pub strict: bool,
+}
+
+/// The first half of a shard's pure step: guesses undeclared references
+/// ([`crate::inference::infer`]) and plans the measurement, which says which `MAX()` values
+/// the poll must read before [`report`] (the second half) can run.
+pub fn prepare(catalog: &Catalog, settings: &Settings) -> Prepared {
+    let inventory = &catalog.inventory;
+    let guessed = crate::inference::infer(inventory, &settings.inference, &settings.references);
+    Prepared {
+        plan: plan_with(inventory, &settings.references, &guessed.parents),
+        ambiguous: guessed.ambiguous,
+        mode: catalog.mode.clone(),
+        strict: catalog.strict,
     }
 }
 

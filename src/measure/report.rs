@@ -23,28 +23,56 @@ pub struct Moment {
     pub wall: DateTime<Utc>,
 }
 
-/// The one step from a shard's plan and the values read to its reports: resolves every
-/// column, records each in the shard's growth histories (`growth`; columns no longer
-/// measured leave it) and applies the policy (limits, silences). No I/O, and the time is
-/// given: the scale bench calls exactly this. Every `MAX()` in `dives` was read at `at`.
+/// What one successful poll of a shard found, as the store takes it in one call.
+#[derive(Debug, Clone, Default)]
+pub struct ShardResult {
+    pub columns: Vec<ColumnReport>,
+    /// Columns that could not be measured: `schema.table.column: reason`.
+    pub unresolved: Vec<String>,
+    /// Columns with more than one equally good guessed parent.
+    pub ambiguous: Vec<crate::inference::Ambiguous>,
+    /// The server's mode as read (`@@GLOBAL.sql_mode`).
+    pub mode: Option<String>,
+    /// Whether the shard refuses out-of-range values.
+    pub strict: bool,
+}
+
+/// The one pure step from what a shard poll read to what the store takes: resolves every
+/// column of the `prepared` plan with each column's last dive (`dives`, see
+/// [`crate::dives::Ledger`]; a dive read at an earlier poll keeps that moment as the
+/// column's `observed_at` and adds no growth sample, since a repeated value would bend the
+/// forecast flat), records each in the shard's growth histories (`growth`; columns no longer
+/// measured leave it), applies the policy (limits, silences) and the shard's strict mode,
+/// and carries the ambiguous guesses and the mode along. No I/O, and the time is given:
+/// the daemon and the scale bench call exactly this.
 pub fn report(
     shard: &str,
-    plan: &Plan,
-    dives: &HashMap<ColumnId, Option<i128>>,
+    prepared: &super::Prepared,
+    dives: &HashMap<ColumnId, Dive>,
     sources: &HashMap<String, SourceValue>,
     growth: &mut Tracker<ColumnId>,
     policy: &Policy,
     at: Moment,
-) -> (Vec<ColumnReport>, Vec<Unresolved>) {
-    let dive = DiveValue::read_now(dives);
-    report_with(shard, plan, &dive, sources, growth, policy, at)
+) -> ShardResult {
+    let (mut columns, unresolved) =
+        report_dives(shard, &prepared.plan, dives, sources, growth, policy, at);
+    for column in &mut columns {
+        column.judge_strictness(Some(prepared.strict));
+    }
+    ShardResult {
+        columns,
+        unresolved: unresolved
+            .into_iter()
+            .map(|u| format!("{}: {}", u.id, u.reason))
+            .collect(),
+        ambiguous: prepared.ambiguous.clone(),
+        mode: prepared.mode.clone(),
+        strict: prepared.strict,
+    }
 }
 
-/// As [`report`], with each column's last dive (see [`crate::dives::Ledger`]), read at
-/// this poll (`at`) or at an earlier one: a column whose `current` is a `MAX()` read earlier
-/// keeps that dive's moment as its `observed_at`, and its growth history gets no sample
-/// (a repeated value would bend the forecast flat). The poller calls this.
-pub fn report_dives(
+/// The columns of [`report`], before strict mode, with the columns not measured.
+pub(super) fn report_dives(
     shard: &str,
     plan: &Plan,
     dives: &HashMap<ColumnId, Dive>,

@@ -5,7 +5,7 @@ use prometheus::{GaugeVec, IntCounterVec, Registry};
 
 use super::{Metrics, counter, gauge, status_value};
 use crate::headroom::Status;
-use crate::state::{Removed, ShardState, SourceState};
+use crate::state::{Removed, ShardState, Snapshot, SourceState};
 
 /// Per source (and per server of a source).
 pub(super) struct SourceGauges {
@@ -190,16 +190,29 @@ impl Metrics {
         }
     }
 
-    /// Publishes a shard's state; `failed` adds one to its error counter. Its columns are
-    /// written from the state at each scrape (see [`Metrics::render`]).
-    pub fn publish_shard(&self, shard: &ShardState, failed: bool) {
-        let name = shard.name.as_str();
-        if failed {
-            self.shard.poll_errors.with_label_values(&[name]).inc();
-        } else {
-            // Make the counter visible at 0 before the first failure.
-            self.shard.poll_errors.with_label_values(&[name]).inc_by(0);
+    /// Sets the shard and source families from `snapshot`, at each scrape: the metrics
+    /// follow what the store publishes and no one pushes them. A shard is published once
+    /// polled, a source once one of its servers has been read, as before their first poll
+    /// nothing is known.
+    pub(super) fn observe(&self, snapshot: &Snapshot) {
+        for shard in snapshot.shards.iter().filter(|s| s.polled) {
+            self.publish_shard(shard);
         }
+        for source in &snapshot.sources {
+            if source.servers.iter().any(|s| s.polled) {
+                self.publish_source(source);
+            }
+        }
+    }
+
+    /// Publishes a shard's state; its error counter follows the state's count of failed
+    /// polls. Its columns are written from the state at each scrape (see
+    /// [`Metrics::render`]).
+    fn publish_shard(&self, shard: &ShardState) {
+        let name = shard.name.as_str();
+        let errors = self.shard.poll_errors.with_label_values(&[name]);
+        // Visible at 0 before the first failure; never lowered (a counter).
+        errors.inc_by(shard.poll_errors.saturating_sub(errors.get()));
         self.shard
             .up
             .with_label_values(&[name])
@@ -238,7 +251,7 @@ impl Metrics {
     }
 
     /// Publishes a source and its servers.
-    pub fn publish_source(&self, source: &SourceState) {
+    fn publish_source(&self, source: &SourceState) {
         let name = source.name.as_str();
         for server in &source.servers {
             let l = [name, server.server.as_str()];

@@ -210,6 +210,7 @@ impl Metrics {
     /// The text exposition format: the registry's families, then the column families
     /// written from `snapshot`.
     pub fn render(&self, snapshot: &Snapshot) -> String {
+        self.observe(snapshot);
         let mut buf = Vec::new();
         // Encoding gathered families into a Vec cannot fail.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);

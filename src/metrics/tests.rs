@@ -20,24 +20,13 @@ fn a_source_exports_its_status() {
     );
     let store = crate::state::Store::new(&settings);
     // 90 % of INT: critical by the default ratio thresholds.
-    store.source_server_read(
+    let int = crate::headroom::IntType::new(crate::headroom::Width::Int, false);
+    crate::sources::assess::round(
+        &store,
         "tickets",
-        "t:3306",
-        Ok((
-            1_932_735_283,
-            crate::headroom::IntType::new(crate::headroom::Width::Int, false),
-            "int(11)".to_string(),
-        )),
-        chrono::Utc::now(),
+        &[("t:3306", 1_932_735_283, int, (1, 1), None)],
     );
-    let forecast = crate::growth::Forecast::NONE;
-    let status = settings.policy.source_status(
-        crate::headroom::Headroom::new(1_932_735_283, 2_147_483_647),
-        &forecast,
-    );
-    store.source_assessed("tickets", forecast, status, chrono::Utc::now());
     let metrics = Metrics::new();
-    metrics.publish_source(&store.read().sources[0]);
     let text = metrics.render(&store.read());
     assert!(
         text.contains("headroom_source_status{source=\"tickets\"} 2\n"),
@@ -80,7 +69,6 @@ fn fleet(currents: &[i128]) -> (crate::state::Store, Snapshot) {
 
 fn rendered(settings: MetricsSettings, snapshot: &Snapshot) -> String {
     let metrics = Metrics::with_settings(settings);
-    metrics.publish_shard(&snapshot.shards[0], false);
     metrics.render(snapshot)
 }
 
@@ -186,15 +174,9 @@ fn a_reload_drops_the_series_of_what_it_removed_and_keeps_the_rest() {
     for name in ["s", "t"] {
         store.shard_succeeded(name, Vec::new(), Vec::new(), Default::default(), at);
     }
-    for server in ["a:1", "b:1"] {
-        let int = crate::headroom::IntType::new(crate::headroom::Width::Int, false);
-        store.source_server_read("tickets", server, Ok((5, int, "int".into())), at);
-    }
-    let snapshot = store.read().clone();
-    for shard in &snapshot.shards {
-        metrics.publish_shard(shard, false);
-    }
-    metrics.publish_source(&snapshot.sources[0]);
+    let int = crate::headroom::IntType::new(crate::headroom::Width::Int, false);
+    let read = |server| (server, 5, int, (1, 1), None);
+    crate::sources::assess::round(&store, "tickets", &[read("a:1"), read("b:1")]);
     let text = metrics.render(&store.read());
     assert!(
         text.contains("headroom_shard_up{shard=\"s\"} 1\n"),

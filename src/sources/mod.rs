@@ -1,8 +1,9 @@
 //! ID generators whose values other columns store. Each kind reads one server and reports
-//! the highest ID it has handed out; the store ([`crate::state::Store::source_server_read`])
-//! takes the highest over a source's servers. [`collision`] decides whether a source's
+//! the highest ID it has handed out; [`assess`] takes the highest over a source's servers
+//! and decides its status, and the store keeps the result. [`collision`] decides whether a source's
 //! servers can hand out the same ID.
 
+pub mod assess;
 pub mod collision;
 
 use crate::db::{DbError, ErrorReport};

@@ -344,7 +344,8 @@ fn every_key_the_parser_accepts_is_in_the_configuration_reference() {
 }
 
 /// Every family a headroom with one shard, one source and one notifier exports, each made
-/// to hold a sample through the same calls the poller and the pager make.
+/// to hold a sample: the shard and source through the state rendering reads, the rest
+/// through the calls the pager and a reload make.
 fn exported_metrics() -> BTreeSet<String> {
     let toml = "[metrics]\nused_ratio = true\n\
                 [[shards]]\nname = \"s\"\nurl = \"mysql://m@127.0.0.1:1/\"\n\
@@ -352,11 +353,14 @@ fn exported_metrics() -> BTreeSet<String> {
                 servers = [\"mysql://m@127.0.0.1:2/tickets\"]\ntable = \"Tickets64\"\n";
     let settings = config::from_toml_str(toml, &|_| None).expect("settings");
     let store = Store::new(&settings);
-    store.shard_sql_mode("s", Some("STRICT_TRANS_TABLES".to_string()), true);
-    store.shard_succeeded(
+    let result = headroom::measure::ShardResult {
+        mode: Some("STRICT_TRANS_TABLES".to_string()),
+        strict: true,
+        ..Default::default()
+    };
+    store.shard_polled(
         "s",
-        Vec::new(),
-        Vec::new(),
+        Ok(result),
         Duration::from_millis(5),
         chrono::Utc::now(),
     );
@@ -367,12 +371,9 @@ fn exported_metrics() -> BTreeSet<String> {
     metrics.pager_queue_depth("pagerduty", 0);
     metrics.state_file_used();
     metrics.state_saved(1.0);
-    let snapshot = store.read().clone();
-    for shard in &snapshot.shards {
-        metrics.publish_shard(shard, false);
-    }
-    for source in &snapshot.sources {
-        let mut source = source.clone();
+    // Rendering publishes what the snapshot holds: a source as a round of reads leaves it.
+    let mut snapshot = store.read().clone();
+    for source in &mut snapshot.sources {
         source.max = Some(4_294_967_295);
         source.remaining = Some(4_294_967_195);
         source.used_ratio = Some(0.0);
@@ -386,7 +387,6 @@ fn exported_metrics() -> BTreeSet<String> {
             server.auto_increment_increment = Some(1);
             server.auto_increment_offset = Some(1);
         }
-        metrics.publish_source(&source);
     }
     metrics
         .render(&snapshot)

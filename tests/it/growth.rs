@@ -229,7 +229,7 @@ CREATE TABLE app.events (id SMALLINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KE
     // The first poll of a new process on the same state path.
     let settings = std::sync::Arc::new(settings_with_env(&toml, &[("PD_KEY", KEY)]));
     let store = Store::new(&settings);
-    let poller = Poller::new(settings, store.clone(), Default::default()).expect("poller");
+    let poller = Poller::new(settings, store.clone()).expect("poller");
     poller.poll_once().await;
     poller.close().await;
     let after = events_growth(&store).expect("a forecast at the first poll");

@@ -134,12 +134,7 @@ fn private_dir() -> std::path::PathBuf {
 pub fn poller(toml: &str) -> (Poller, Store) {
     let settings = Arc::new(settings(toml));
     let store = Store::new(&settings);
-    let poller = Poller::new(
-        Arc::clone(&settings),
-        store.clone(),
-        Arc::new(Metrics::new()),
-    )
-    .expect("poller");
+    let poller = Poller::new(Arc::clone(&settings), store.clone()).expect("poller");
     (poller, store)
 }
 
