@@ -17,28 +17,32 @@
 //! - [`db`]: what every engine shares: the errors of a read (never what a server sent),
 //!   the one time bound on a step, and the per-shard session budget of requests.
 //! - [`inventory`]: what exists on a shard (columns, foreign keys, indexes), as plain data.
-//! - [`sources`]: ID generators (ticket servers), and whether a source's servers can hand
-//!   out the same ID (`collision`, pure).
+//! - [`sources`]: ID generators (ticket servers): a round of a source's readings assessed
+//!   in one pure step (`assess`: the highest ID over its servers, growth, status), and
+//!   whether its servers can hand out the same ID (`collision`, pure).
 //! - [`dives`]: which columns a poll reads `MAX()` from (at-risk and new ones every poll, the
 //!   others in turn within `poll.reread_within`), and each shard's last dives. Pure.
 //! - [`inference`]: undeclared references guessed from names (`kind = inferred`). Pure.
 //! - [`headroom`]: pure arithmetic: type maxima, remaining, ratio, status, percentages.
 //! - [`measure`]: which columns are measured and how (`measure/mod.rs`), their `current`
-//!   along FK chains (`resolve`), and [`measure::report`], the one pure step from what was
-//!   read to a shard's reports (`report`); dives a column needs (`dives`). Pure.
+//!   along FK chains (`resolve`), and the one pure step from what a shard poll read to what
+//!   the store takes: [`measure::prepare`] (inference and the plan), then
+//!   [`measure::report`] (reports, strict mode, ambiguity: a `ShardResult`); dives a column
+//!   needs (`dives`). Pure.
 //! - [`growth`]: bounded histories, steps, growth rates and time to exhaustion (pure), and
 //!   their file beside the state file.
 //! - [`policy`]: status from ratio and time thresholds, overrides, silences, column globs,
 //!   clamped columns on shards without strict mode. Pure.
-//! - [`poller`]: the poll loop: reads, calls the pure steps, stores.
-//! - [`state`]: the latest known state of shards, sources and columns; publishes each
-//!   finished shard poll on a `watch` channel.
+//! - [`poller`]: the poll loop, wiring only: reads through the engine, calls the pure
+//!   steps, hands each result to the store in one call. It knows neither metrics nor pager.
+//! - [`state`]: the latest known state of shards, sources and columns; only stores, and
+//!   publishes each finished shard poll on a `watch` channel.
 //! - [`select`]: the filters and orders of /api/columns and `check`, over a snapshot.
 //! - [`pager`]: subscribes to the polls: the conditions evaluated, incident lifecycle,
 //!   delivery (PagerDuty Events v2, webhook), the state file and its writer, reloads.
 //! - [`metrics`]: every Prometheus metric, in one place: the registry (`metrics/mod.rs`),
-//!   the shard and source families (`gauges`), the per-column families written at each
-//!   scrape (`columns`).
+//!   the shard and source families (`gauges`) and the per-column ones (`columns`), all
+//!   following the store's state at each scrape.
 //! - [`api`]: the axum router: /metrics, /api/columns, /api/shards, /api/sources,
 //!   /api/incidents, health; the JSON formats (a column row, `api/row.rs`, also of `check`
 //!   and `plan`; the pager's incidents, `api/incidents.rs`); one-column plans computed once
