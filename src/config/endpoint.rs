@@ -103,11 +103,11 @@ fn has_password(text: &str) -> bool {
 fn parse_url(text: &str) -> Result<(Url, Option<SecretString>), String> {
     let shown = redact_text(text);
     let mut url = Url::parse(text).map_err(|e| format!("{shown} is not a URL: {e}"))?;
-    let Some(engine) = crate::engine::Engine::of(&url) else {
+    let Some(engine) = crate::engine::kind::Engine::of(&url) else {
         return Err(format!(
             "{shown} has scheme {:?}: expected {}",
             url.scheme(),
-            crate::engine::Engine::SCHEMES
+            crate::engine::kind::Engine::SCHEMES
         ));
     };
     if url.host_str().is_none_or(str::is_empty) {

@@ -66,16 +66,8 @@ impl Writer {
         if let Some(password) = password {
             options = options.password(password);
         }
-        let mut conn = match tokio::time::timeout(timeout, options.connect()).await {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(error)) => return Err(connecting(error)),
-            Err(_) => {
-                return Err(DbError::Timeout {
-                    what: "connecting".to_string(),
-                    after: timeout,
-                });
-            }
-        };
+        let connect = async { options.connect().await.map_err(connecting) };
+        let mut conn = crate::db::within(timeout, "connecting", connect).await?;
         let server = ServerVersion::read(&mut conn, timeout).await?;
         if !server.mariadb && server.at_least((8, 0, 0)) {
             let set = sqlx::query("SET SESSION information_schema_stats_expiry = 0");

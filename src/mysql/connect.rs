@@ -14,6 +14,19 @@ use tokio::time::Instant;
 use super::query::{fetch_all, query_error, text};
 use crate::db::{self, DbError};
 
+/// The URL schemes of this engine.
+pub const SCHEMES: [&str; 2] = ["mysql", "mariadb"];
+
+/// Whether the driver accepts the options of `url` (`ssl-mode=...`, `charset=...`): checked
+/// when the configuration is read, so that a bad one is a problem with its key, not a
+/// failure at start. The message is the driver's, which never holds the password (the URL
+/// given has none).
+pub fn check_url(url: &url::Url) -> Result<(), String> {
+    MySqlConnectOptions::from_str(url.as_str())
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 /// How long a connection may sit idle between polls before it is closed instead of reused.
 const IDLE_LIMIT: Duration = Duration::from_secs(300);
 

@@ -18,20 +18,5 @@ pub mod ticket;
 #[cfg(test)]
 pub(crate) mod sql_lexer;
 
-use std::str::FromStr as _;
-
-pub use connect::{Connector, ServerVersion, Session};
+pub use connect::{Connector, SCHEMES, ServerVersion, Session};
 pub use query::{ident, qualified};
-
-/// The URL schemes of this engine.
-pub const SCHEMES: [&str; 2] = ["mysql", "mariadb"];
-
-/// Whether the driver accepts the options of `url` (`ssl-mode=...`, `charset=...`): checked
-/// when the configuration is read, so that a bad one is a problem with its key, not a
-/// failure at start. The message is the driver's, which never holds the password (the URL
-/// given has none).
-pub fn check_url(url: &url::Url) -> Result<(), String> {
-    sqlx::mysql::MySqlConnectOptions::from_str(url.as_str())
-        .map(|_| ())
-        .map_err(|e| e.to_string())
-}

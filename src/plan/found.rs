@@ -1,6 +1,7 @@
 //! What a plan reads from its shards, as plain data: a column's definition
 //! ([`Definition`]), its table's size ([`TableSize`]), the declared foreign keys that hold
-//! it ([`ForeignKey`]), and all of it by shard ([`Found`]). The plan serializes these as
+//! it ([`ForeignKey`]), and all of it by shard ([`Found`]); what a widening is ([`Widening`])
+//! and how an engine writes it ([`Written`]). The plan serializes these as
 //! they are; the engine's code fills them (for MySQL, `mysql/plan/`), through
 //! [`crate::engine::Session::plan_reads`].
 
@@ -8,6 +9,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+use crate::headroom::IntType;
 use crate::inventory::ColumnId;
 
 /// A column's definition as the catalog gives it (MySQL's information_schema.COLUMNS).
@@ -110,6 +112,33 @@ impl Found {
             reasons.push(why);
         }
     }
+}
+
+/// One column to widen: where it is, its type now and the type it takes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Widening {
+    /// The shard that holds it.
+    pub shard: String,
+    /// The column.
+    pub id: ColumnId,
+    /// Its COLUMN_TYPE now.
+    pub from: String,
+    /// The type it widens to.
+    pub to: IntType,
+}
+
+/// One widening as the shard's engine writes it ([`crate::engine::Engine::widen`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// The statement that widens the column (`ALTER TABLE … MODIFY COLUMN …`).
+    pub statement: String,
+    /// The `gh-ost` command; `None` where the tool does not apply.
+    pub gh_ost: Option<String>,
+    /// The `pt-online-schema-change` command; `None` where the tool does not apply or a
+    /// name cannot be written for it (`note` says why).
+    pub pt_online_schema_change: Option<String>,
+    /// What to watch for, if anything.
+    pub note: Option<String>,
 }
 
 #[cfg(test)]

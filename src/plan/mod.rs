@@ -20,7 +20,7 @@
 pub mod command;
 #[cfg(test)]
 mod fixtures;
-mod found;
+pub mod found;
 pub mod related;
 pub mod rule;
 mod select;
@@ -39,25 +39,12 @@ use crate::inventory::ColumnId;
 use crate::measure::ColumnReport;
 use crate::state::Snapshot;
 
-pub use found::{Definition, ForeignKey, Found, TableSize};
+pub use found::{Definition, ForeignKey, Found, TableSize, Widening, Written};
 pub use select::select;
 
 pub use crate::measure::plan_path as path;
 
 pub use crate::config::DEFAULT_REBUILD_MB_PER_SECOND;
-
-/// One column to widen: where it is, its type now and the type it takes.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Widening {
-    /// The shard that holds it.
-    pub shard: String,
-    /// The column.
-    pub id: ColumnId,
-    /// Its COLUMN_TYPE now.
-    pub from: String,
-    /// The type it widens to.
-    pub to: IntType,
-}
 
 /// One column that needs widening, and the widenings that do it.
 #[derive(Debug, Clone)]
@@ -121,20 +108,6 @@ pub struct Change {
     /// Data and index bytes at `[plan] rebuild_mb_per_second`, rounded up.
     pub rebuild_seconds_estimate: Option<u64>,
     /// Why a statement is missing, or what to watch for.
-    pub note: Option<String>,
-}
-
-/// One widening as the shard's engine writes it ([`Engine::widen`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Written {
-    /// The statement that widens the column (`ALTER TABLE … MODIFY COLUMN …`).
-    pub statement: String,
-    /// The `gh-ost` command; `None` where the tool does not apply.
-    pub gh_ost: Option<String>,
-    /// The `pt-online-schema-change` command; `None` where the tool does not apply or a
-    /// name cannot be written for it (`note` says why).
-    pub pt_online_schema_change: Option<String>,
-    /// What to watch for, if anything.
     pub note: Option<String>,
 }
 

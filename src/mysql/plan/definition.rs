@@ -13,7 +13,7 @@ use sqlx::mysql::MySqlConnection;
 use crate::db::DbError;
 use crate::inventory::ColumnId;
 use crate::mysql::query as db;
-use crate::plan::{Definition, ForeignKey, TableSize};
+use crate::plan::found::{Definition, ForeignKey, TableSize};
 
 const COLUMN_SQL: &str = "\
 SELECT CAST(IS_NULLABLE AS CHAR), CAST(COLUMN_DEFAULT AS CHAR), CAST(EXTRA AS CHAR),

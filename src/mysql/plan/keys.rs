@@ -17,7 +17,7 @@ use super::definition::{self, KeyUse};
 use crate::db::DbError;
 use crate::headroom::IntType;
 use crate::inventory::ColumnId;
-use crate::plan::{ForeignKey, Found, Widening};
+use crate::plan::found::{ForeignKey, Found, Widening};
 
 /// `schema.table.column`, for notes.
 fn column_name(schema: &str, table: &str, column: &str) -> String {

@@ -16,7 +16,7 @@ use std::time::Duration;
 use sqlx::mysql::MySqlConnection;
 
 use crate::db::DbError;
-use crate::plan::{Found, Widening};
+use crate::plan::found::{Found, Widening};
 
 /// Reads into `found` what the `wanted` widenings of `shard` need, on one session, each
 /// query under `timeout`: each column's definition and table size (once per column), then

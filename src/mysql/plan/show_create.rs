@@ -12,7 +12,7 @@
 //! and one whose clause does not read as MariaDB and MySQL write it is an error, never a
 //! guess.
 
-use crate::plan::ForeignKey;
+use crate::plan::found::ForeignKey;
 
 /// One token of a `CREATE TABLE` text.
 #[derive(Debug, Clone, PartialEq, Eq)]

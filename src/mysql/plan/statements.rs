@@ -15,7 +15,7 @@
 
 use crate::headroom::IntType;
 use crate::mysql::{ident, qualified};
-use crate::plan::{Definition, ForeignKey, Widening, Written};
+use crate::plan::found::{Definition, ForeignKey, Widening, Written};
 
 /// Whether the column is ZEROFILL (its `COLUMN_TYPE` says so): `MODIFY` must say it again.
 fn zerofill(definition: &Definition) -> bool {

@@ -8,6 +8,8 @@
 //! so that a second engine stands beside the first by adding a variant here and a module
 //! of its own (see docs/design.md).
 
+pub mod kind;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -18,33 +20,11 @@ use crate::db::DbError;
 pub use crate::inventory::Catalog;
 use crate::inventory::{ColumnId, InventoryError, SchemaFilter};
 use crate::mysql;
-use crate::plan::{Definition, ForeignKey, Found, Widening, Written};
+use crate::plan::found::{Definition, ForeignKey, Found, Widening, Written};
 use crate::sources::{Reading, SourceError};
-
-/// The database engines headroom reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Engine {
-    /// MySQL 5.7+ and MariaDB 10.3+: `mysql://` or `mariadb://`.
-    Mysql,
-}
+pub use kind::Engine;
 
 impl Engine {
-    /// The engine of `url`, from its scheme; `None` for a scheme no engine speaks.
-    pub fn of(url: &Url) -> Option<Engine> {
-        let scheme = url.scheme();
-        mysql::SCHEMES.contains(&scheme).then_some(Engine::Mysql)
-    }
-
-    /// The schemes headroom accepts, for messages.
-    pub const SCHEMES: &'static str = "mysql:// or mariadb://";
-
-    /// Whether the engine's driver accepts the options of `url` (which holds no password).
-    pub fn check_url(self, url: &Url) -> Result<(), String> {
-        match self {
-            Engine::Mysql => mysql::check_url(url),
-        }
-    }
-
     /// A widening written out for this engine, its table on `host`:`port`: the statement
     /// and the online schema change commands. Pure.
     pub fn widen(self, w: &Widening, host: &str, port: u16, definition: &Definition) -> Written {
