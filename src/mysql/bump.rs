@@ -12,10 +12,9 @@
 //! alone; without the lock it could move between the read and the ALTER, which would set
 //! it back down (a read after the ALTER cannot see what it overwrote).
 
-use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
+use sqlx::mysql::MySqlConnection;
 use sqlx::{ConnectOptions, Connection, Executor};
 use url::Url;
 
@@ -58,15 +57,13 @@ impl Writer {
         password: Option<&str>,
         timeout: Duration,
     ) -> Result<Writer, DbError> {
-        let connecting = |e| db::query_error("connecting", e);
-        let mut options = MySqlConnectOptions::from_str(url.as_str())
-            .map_err(connecting)?
-            // Statements hold names read from the databases: never log them above debug.
-            .disable_statement_logging();
-        if let Some(password) = password {
-            options = options.password(password);
-        }
-        let connect = async { options.connect().await.map_err(connecting) };
+        let options = super::connect::options(url, password)?;
+        let connect = async {
+            options
+                .connect()
+                .await
+                .map_err(|e| db::query_error("connecting", e))
+        };
         let mut conn = crate::db::within(timeout, "connecting", connect).await?;
         let server = ServerVersion::read(&mut conn, timeout).await?;
         if !server.mariadb && server.at_least((8, 0, 0)) {

@@ -27,6 +27,19 @@ pub fn check_url(url: &url::Url) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+/// The driver's options for `url` (which holds no password) with `password`: what every
+/// connection to a MySQL server starts from, read-only sessions and bump's alike.
+pub fn options(url: &url::Url, password: Option<&str>) -> Result<MySqlConnectOptions, DbError> {
+    let mut options = MySqlConnectOptions::from_str(url.as_str())
+        .map_err(|e| query_error("reading the server's URL", e))?
+        // Statements hold names read from the databases: never log them above debug.
+        .disable_statement_logging();
+    if let Some(password) = password {
+        options = options.password(password);
+    }
+    Ok(options)
+}
+
 /// How long a connection may sit idle between polls before it is closed instead of reused.
 const IDLE_LIMIT: Duration = Duration::from_secs(300);
 
@@ -83,15 +96,8 @@ impl Connector {
         password: Option<&str>,
         query_timeout: Duration,
     ) -> Result<Connector, DbError> {
-        let mut options = MySqlConnectOptions::from_str(url.as_str())
-            .map_err(|e| query_error("reading the server's URL", e))?
-            // Statements hold names read from the databases: never log them above debug.
-            .disable_statement_logging();
-        if let Some(password) = password {
-            options = options.password(password);
-        }
         Ok(Connector {
-            options,
+            options: options(url, password)?,
             timeout: query_timeout,
             idle: Mutex::new(None),
         })

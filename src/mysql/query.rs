@@ -141,8 +141,9 @@ pub fn qualified(schema: &str, table: &str) -> String {
 }
 
 /// Runs `sql` under `timeout` as one plain text query, for statements that differ at every
-/// call: a dive batch names different columns at every poll, so preparing it (sqlx prepares every `sqlx::query`, and caches it)
-/// would cost the server a second pass over the batch's tables, and the cache an eviction.
+/// call: a dive batch names different columns at every poll, so preparing it (sqlx
+/// prepares every `sqlx::query`, and caches it) would cost the server a second pass over
+/// the batch's tables, and the cache an eviction.
 pub async fn fetch_text(
     conn: &mut MySqlConnection,
     sql: String,
