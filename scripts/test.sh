@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh machine: installs what is missing (MariaDB binaries,
-# Prometheus and Alertmanager, hadolint), then format check, clippy, the alert rules'
-# checks and unit tests (promtool), the Alertmanager example (amtool), unit and integration
-# tests (throwaway MariaDB servers, a real Prometheus and Alertmanager; no running database
-# needed), the Dockerfile lint, and docker-compose.yml where `docker compose` exists.
+# The whole test suite, from a fresh machine: installs what is missing (MariaDB and
+# PostgreSQL binaries, Prometheus and Alertmanager, hadolint), then format check, clippy, the
+# alert rules' checks and unit tests (promtool), the Alertmanager example (amtool), unit and
+# integration tests (throwaway MariaDB servers and PostgreSQL clusters, a real Prometheus and
+# Alertmanager; no running database needed), the Dockerfile lint, and docker-compose.yml
+# where `docker compose` exists.
 # .ci/run calls this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,7 @@ cd "$(dirname "$0")/.."
 
 ensure_cargo
 ensure_mariadb
+ensure_postgres
 ensure_prometheus
 ensure_hadolint
 

@@ -1,5 +1,5 @@
-//! Throwaway servers for the test suite and the demo: MariaDB here, a PagerDuty stand-in in
-//! [`pagerduty`]. MariaDB: `mariadb-install-db` into a
+//! Throwaway servers for the test suite and the demo: MariaDB here, PostgreSQL clusters in
+//! [`postgres`], a PagerDuty stand-in in [`pagerduty`]. MariaDB: `mariadb-install-db` into a
 //! temporary directory, `mariadbd` on a free loopback port, killed when dropped (and, on
 //! Linux, when the process that started it dies). A crate of its own, a dev-dependency only:
 //! nothing here is compiled into the daemon.
@@ -8,6 +8,9 @@
 //! directory that holds them.
 
 pub mod pagerduty;
+pub mod postgres;
+
+pub use postgres::{PasswordAuth, Postgres, PostgresOptions};
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -24,6 +27,10 @@ pub enum SandboxError {
         "{0} not found: install the mariadb-server package (apt-get install mariadb-server) or set HEADROOM_MARIADB_BIN"
     )]
     Missing(&'static str),
+    #[error(
+        "{0} not found: install the postgresql and postgresql-client packages (apt-get install postgresql postgresql-client) or set HEADROOM_POSTGRES_BIN to a folder holding initdb and postgres"
+    )]
+    MissingPostgres(&'static str),
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -463,6 +470,17 @@ fn signal(child: &Child, sig: libc::c_int) {
         // because the child is not yet reaped, so the pid cannot have been reused.
         unsafe {
             libc::kill(pid, sig);
+        }
+    }
+}
+
+/// Sends `sig` to the process group `child` leads (a server started with its own group).
+fn signal_group(child: &Child, sig: libc::c_int) {
+    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+        // SAFETY: as in `signal`: the leader is not yet reaped, so its group id is still
+        // this server's.
+        unsafe {
+            libc::kill(-pid, sig);
         }
     }
 }
