@@ -14,6 +14,9 @@
 //!   queries, identifier quoting, the information_schema readers, strict mode, dives,
 //!   ticket servers, plan's definition and foreign-key reads and statements
 //!   (`mysql/plan/`), bump's counters, locks and ALTERs (`mysql/bump.rs`).
+//! - [`postgres`]: everything that speaks PostgreSQL: sessions bound to one database, queries,
+//!   identifier quoting, the databases a shard watches, one database's catalog (integer
+//!   columns, sequences and what they feed, foreign keys, indexes), dives and wraparound ages.
 //! - [`db`]: what every engine shares: the errors of a read (never what a server sent),
 //!   the one time bound on a step, and the per-shard session budget of requests.
 //! - [`inventory`]: what exists on a shard (columns, foreign keys, indexes), as plain data.
@@ -94,6 +97,7 @@ pub mod pager;
 pub mod plan;
 pub mod policy;
 pub mod poller;
+pub mod postgres;
 pub mod reload;
 pub mod select;
 pub mod shutdown;
