@@ -20,6 +20,7 @@ mod metrics;
 mod paging;
 mod plan;
 mod plan_load;
+mod postgres_readers;
 mod postgres_sandbox;
 mod reload;
 mod safety;

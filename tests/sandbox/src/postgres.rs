@@ -552,6 +552,12 @@ headroom.generation = '{generation}'
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
 
+    /// The server's whole log so far (its stderr): what a test reads to count the
+    /// statements a role sent once `log_statement = 'all'` is set for it.
+    pub fn server_log(&self) -> String {
+        std::fs::read_to_string(self.log()).unwrap_or_default()
+    }
+
     /// The TCP port (on 127.0.0.1).
     pub fn port(&self) -> u16 {
         self.port
