@@ -606,7 +606,12 @@ async fn dives_read_the_max_of_hostile_names_exactly_and_leave_out_gone_columns(
              INSERT INTO {table} VALUES (9223372036854775807, -2147483648), (-5, NULL);
              CREATE TABLE empty (id integer PRIMARY KEY);
              CREATE TABLE doomed (id integer PRIMARY KEY);
-             INSERT INTO doomed VALUES (1);",
+             INSERT INTO doomed VALUES (1);
+             CREATE TABLE parted (id bigint, at date NOT NULL) PARTITION BY RANGE (at);
+             CREATE TABLE parted_a PARTITION OF parted FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+             CREATE TABLE parted_b PARTITION OF parted FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+             CREATE INDEX ON parted (id);
+             INSERT INTO parted VALUES (3000000000, '2024-02-02'), (41, '2025-02-02');",
             schema = ident(HOSTILE_SCHEMA),
             column = ident(HOSTILE_COLUMN),
         ),
@@ -618,11 +623,12 @@ async fn dives_read_the_max_of_hostile_names_exactly_and_leave_out_gone_columns(
         hostile("{column}"),
         p("empty", "id"),
         p("doomed", "id"),
+        p("parted", "id"),
     ];
     let before = dives::read(&mut session, &wanted, TIMEOUT)
         .await
         .expect("dives");
-    assert_eq!(before.len(), 4);
+    assert_eq!(before.len(), 5);
     assert_eq!(
         before[&hostile(HOSTILE_COLUMN)],
         Some(9_223_372_036_854_775_807)
@@ -630,6 +636,8 @@ async fn dives_read_the_max_of_hostile_names_exactly_and_leave_out_gone_columns(
     assert_eq!(before[&hostile("{column}")], Some(-2_147_483_648));
     assert_eq!(before[&p("empty", "id")], None);
     assert_eq!(before[&p("doomed", "id")], Some(1));
+    // A partitioned table through its parent: over every partition.
+    assert_eq!(before[&p("parted", "id")], Some(3_000_000_000));
 
     exec(
         &pg,
@@ -641,12 +649,13 @@ async fn dives_read_the_max_of_hostile_names_exactly_and_leave_out_gone_columns(
     let after = dives::read(&mut session, &after_wanted, TIMEOUT)
         .await
         .expect("dives with gone columns");
-    assert_eq!(after.len(), 2);
+    assert_eq!(after.len(), 3);
     assert_eq!(
         after[&hostile(HOSTILE_COLUMN)],
         Some(9_223_372_036_854_775_807)
     );
     assert_eq!(after[&hostile("{column}")], Some(-2_147_483_648));
+    assert_eq!(after[&p("parted", "id")], Some(3_000_000_000));
     // The session survived the failed batch and is still usable.
     session.release();
     assert!(connector.acquire().await.is_ok());

@@ -5,6 +5,8 @@
 //! joins their rows in memory.
 //!
 //! Names are as the server writes them (case kept, nothing unquoted); integers are exact.
+//! The statements need PostgreSQL 11 or later (`pg_index.indnkeyatts`,
+//! `pg_constraint.conparentid`); an older server answers 42703, no such column.
 //! Every statement expects the session's `search_path` of `pg_catalog` first (see
 //! [`super::connect`]), so that the catalog's names are always the server's own.
 
