@@ -47,6 +47,9 @@
 //!   /api/incidents, health; the JSON formats (a column row, `api/row.rs`, also of `check`
 //!   and `plan`; the pager's incidents, `api/incidents.rs`); one-column plans computed once
 //!   per poll, within the per-shard session budget of requests ([`db::budget`]).
+//! - [`pages`]: the HTML pages beside the JSON (`/`, `/columns/...`, `/shards`, `/sources`,
+//!   `/incidents`): maud templates, server-drawn SVG charts, one stylesheet, a strict
+//!   Content-Security-Policy; read from the store like the JSON.
 //! - [`web`]: the HTTP edge: connection limits and timeouts, TLS and basic auth from the
 //!   web configuration file.
 //! - [`cluster`]: which shards this replica owns when a fleet is split (`--member I/N`).
@@ -91,6 +94,7 @@ pub mod measure;
 pub mod metrics;
 pub mod mysql;
 pub mod pager;
+pub mod pages;
 pub mod plan;
 pub mod policy;
 pub mod poller;

@@ -124,7 +124,7 @@ fn prefix_with_room(shard: &str, more: usize) -> String {
 /// The dedup key of a column's incident, `headroom/column/<shard>/<schema.table.column>`, as
 /// [`dedup_key`] writes it, built in one allocation: every column's is made at every
 /// evaluation.
-fn column_key(c: &ColumnReport) -> String {
+pub fn column_key(c: &ColumnReport) -> String {
     let id = &c.id;
     let mut key = prefix_with_room(
         &c.shard,
