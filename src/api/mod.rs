@@ -5,6 +5,7 @@
 //! prints one.
 
 pub mod columns;
+pub mod history;
 pub mod incidents;
 mod plan;
 pub mod plan_cache;
@@ -54,6 +55,14 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/columns/{shard}/{schema}/{table}/{column}",
             get(plan::handler),
+        )
+        .route(
+            "/api/columns/{shard}/{schema}/{table}/{column}/history",
+            get(history::handler),
+        )
+        .route(
+            "/columns/{shard}/{schema}/{table}/{column}",
+            get(pages::column::handler),
         )
         .route("/api/shards", get(shards))
         .route("/api/sources", get(sources))

@@ -15,6 +15,8 @@
 //! - `fleet`, `column`, `shards`, `sources`, `incidents`: one file per page;
 //! - `chart`: a column's history as SVG.
 
+pub mod chart;
+pub mod column;
 pub mod fleet;
 pub mod format;
 pub mod layout;

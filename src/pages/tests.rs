@@ -25,9 +25,13 @@ pub(super) const HOSTILE_TABLE: &str = "<script>alert(1)</script>";
 /// The hostile column: a right-to-left override, quotes and an escape sequence.
 pub(super) const HOSTILE_COLUMN: &str = "rl\u{202e}o\"'\u{1b}[31m";
 
-/// Shard `s`, polled, and shard `t`, never polled.
+/// Shard `s`, polled, and shard `t`, never polled, both on a port nothing listens on: a
+/// plan that reads them fails at once.
 fn settings() -> crate::config::Settings {
-    crate::config::testing::settings("[[shards]]\nname = \"t\"\nurl = \"mysql://u@h:3306/\"\n")
+    let toml = "[poll]\nquery_timeout = \"2s\"\n\
+                [[shards]]\nname = \"s\"\nurl = \"mysql://u@127.0.0.1:1/\"\n\
+                [[shards]]\nname = \"t\"\nurl = \"mysql://u@127.0.0.1:1/\"\n";
+    crate::config::from_toml_str(toml, &|_| None).expect("settings")
 }
 
 fn int() -> IntType {
@@ -413,4 +417,246 @@ async fn the_stylesheet_and_script_are_served_here_and_cached_for_a_year() {
     let got = get(app(store), "/static/headroom.css").await;
     assert_eq!(got.status, StatusCode::NOT_FOUND);
     assert_eq!(got.header(header::CONTENT_TYPE), "application/json");
+}
+
+/// [`columns`], with three samples a minute apart of `shop.orders.id` held in the store's
+/// histories, the last one its current value.
+fn store_with_history() -> Store {
+    let store = store_with(columns());
+    let id = ColumnId::new("shop", "orders", "id");
+    let mut tracker = crate::growth::Tracker::default();
+    let now = tokio::time::Instant::now();
+    for (ago, value) in [
+        (120, 1_999_988_000),
+        (60, 1_999_994_000),
+        (0, 2_000_000_000),
+    ] {
+        let at = now - Duration::from_secs(ago);
+        tracker.round(at, [(id.clone(), value, int().max())]);
+    }
+    store
+        .histories()
+        .lock()
+        .expect("histories")
+        .insert("s".to_string(), tracker);
+    store
+}
+
+#[tokio::test]
+async fn a_column_page_shows_the_numbers_of_api_columns_and_charts_its_history() {
+    let store = store_with_history();
+    let json = get(app(store.clone()), "/api/columns?table=orders").await;
+    let doc: serde_json::Value = serde_json::from_str(&json.body).expect("JSON");
+    let column = &doc["columns"][0];
+    let got = get(app(store), "/columns/s/shop/orders/id").await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert_eq!(got.header(header::CONTENT_TYPE), "text/html; charset=utf-8");
+    let body = &got.body;
+    for (attr, key) in [
+        ("data-current", "current"),
+        ("data-max", "max"),
+        ("data-remaining", "remaining"),
+    ] {
+        let at = body.find(&format!(" {attr}=")).expect(attr);
+        assert_eq!(
+            attribute(&body[at - 1..], attr),
+            Some(column[key].to_string().as_str()),
+            "{attr}"
+        );
+    }
+    assert!(body.contains("2,000,000,000"));
+    assert!(body.contains("147,483,647"), "remaining");
+    // The chart: three samples, the forecast to the maximum, which is far.
+    assert!(
+        body.contains("<polyline class=\"history\" points=\""),
+        "{body}"
+    );
+    assert!(body.contains("<line class=\"forecast\""));
+    assert!(body.contains("3 samples held"));
+    // Why: the thresholds it passed.
+    assert!(body.contains("93.1% of its type used"));
+    assert!(body.contains("from 85%"), "the critical ratio");
+    assert!(body.contains("Runs out in ~17 days at its growth rate"));
+    assert!(body.contains("within 14 days"));
+    assert!(
+        body.contains("Its shard&#39;s strict mode is not known yet")
+            || body.contains("Its shard's strict mode is not known yet")
+    );
+    assert!(body.contains("No notifier is configured"));
+    // Its JSON twins.
+    assert!(body.contains("href=\"/api/columns/s/shop/orders/id\""));
+    assert!(body.contains("href=\"/api/columns/s/shop/orders/id/history\""));
+    // The plan reads the shard, which refuses: the page says so and shows the rest.
+    assert!(
+        body.contains("No plan now: reading the column definitions: shard s: connecting"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn the_history_json_holds_the_samples_and_the_forecast() {
+    let got = get(
+        app(store_with_history()),
+        "/api/columns/s/shop/orders/id/history",
+    )
+    .await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert_eq!(got.header(header::CONTENT_TYPE), "application/json");
+    let doc: serde_json::Value = serde_json::from_str(&got.body).expect("JSON");
+    let values: Vec<u64> = doc["points"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .map(|p| p[1].as_u64().expect("a value"))
+        .collect();
+    assert_eq!(values, [1_999_988_000, 1_999_994_000, 2_000_000_000]);
+    let times: Vec<chrono::DateTime<chrono::FixedOffset>> = doc["points"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .map(|p| {
+            chrono::DateTime::parse_from_rfc3339(p[0].as_str().expect("a time")).expect("RFC 3339")
+        })
+        .collect();
+    // A minute apart, to the millisecond the history keeps.
+    let apart = (times[2] - times[0]).num_milliseconds();
+    assert!((119_999..=120_001).contains(&apart), "{apart} ms");
+    assert_eq!(doc["forecast"]["growth_per_second"], 100.0);
+    assert_eq!(doc["forecast"]["seconds_to_exhaustion"], 1_474_836);
+    assert_eq!(doc["forecast"]["from"][1], 2_000_000_000);
+    assert_eq!(doc["max"], 2_147_483_647u64);
+    assert_eq!(doc["last_jump"], serde_json::Value::Null);
+    // A column with no history held yet: no points, and no forecast until it grows.
+    let got = get(
+        app(store_with_history()),
+        "/api/columns/s/shop/users/id/history",
+    )
+    .await;
+    let doc: serde_json::Value = serde_json::from_str(&got.body).expect("JSON");
+    assert_eq!(doc["points"], serde_json::json!([]));
+    assert_eq!(doc["forecast"], serde_json::Value::Null);
+}
+
+#[tokio::test]
+async fn an_unknown_column_is_a_404_page_and_its_history_a_404_json_error() {
+    let store = store_with(columns());
+    let got = get(app(store.clone()), "/columns/s/shop/nope/id").await;
+    assert_eq!(got.status, StatusCode::NOT_FOUND);
+    assert_eq!(got.header(header::CONTENT_TYPE), "text/html; charset=utf-8");
+    assert!(
+        got.body
+            .contains("no ID column shop.nope.id is known on shard &quot;s&quot;")
+    );
+    let got = get(app(store.clone()), "/columns/t/shop/orders/id").await;
+    assert_eq!(got.status, StatusCode::NOT_FOUND, "a shard never polled");
+    let got = get(app(store), "/api/columns/s/shop/nope/id/history").await;
+    assert_eq!(got.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        got.body,
+        r#"{"error":"no ID column shop.nope.id is known on shard \"s\""}"#
+    );
+}
+
+#[tokio::test]
+async fn a_column_that_needs_no_widening_says_so_and_has_no_history_yet() {
+    let got = get(app(store_with(columns())), "/columns/s/shop/users/id").await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert!(
+        got.body.contains("No widening needed: INT holds it."),
+        "{}",
+        got.body
+    );
+    assert!(got.body.contains("No history held yet"));
+    assert!(
+        got.body
+            .contains("Not running out at its growth rate (not measured yet)")
+    );
+    assert!(got.body.contains("Not silenced."));
+}
+
+#[tokio::test]
+async fn a_hostile_column_page_shows_its_names_as_text() {
+    let path = crate::measure::page_path("s", "app", HOSTILE_TABLE, HOSTILE_COLUMN);
+    let got = get(app(store_with(columns())), &path).await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert!(!got.body.contains("<script>alert"));
+    assert!(!got.body.contains('\u{202e}'));
+    assert!(!got.body.contains('\u{1b}'));
+    assert!(
+        got.body
+            .contains("<bdi>&lt;script&gt;alert(1)&lt;/script&gt;</bdi>")
+    );
+}
+
+#[test]
+fn a_plan_shows_statements_and_commands_escaped_with_copy_buttons_that_copy_them_exactly() {
+    use super::column::{Plan, View, render};
+    use crate::plan::{Change, Step, TableSize};
+    let c = columns().swap_remove(3);
+    let statement = format!(
+        "ALTER TABLE `app`.`{HOSTILE_TABLE}` MODIFY COLUMN `{HOSTILE_COLUMN}` BIGINT UNSIGNED NOT NULL"
+    );
+    let mut planned = crate::plan::unplanned(&c);
+    planned.plan.target_type = "BIGINT UNSIGNED".to_string();
+    planned.plan.reason = "warning: 74.5% used".to_string();
+    planned.plan.changes = vec![Change {
+        shard: "s".to_string(),
+        schema: "app".to_string(),
+        table: HOSTILE_TABLE.to_string(),
+        column: HOSTILE_COLUMN.to_string(),
+        host: "127.0.0.1".to_string(),
+        port: 3306,
+        from_type: "int(11)".to_string(),
+        to_type: "BIGINT UNSIGNED".to_string(),
+        definition: None,
+        table_size: Some(TableSize {
+            rows: 1_000_000,
+            data_bytes: 50 << 20,
+            index_bytes: 10 << 20,
+            engine: "InnoDB".to_string(),
+        }),
+        statement: Some(statement.clone()),
+        gh_ost: Some("gh-ost --alter='MODIFY id BIGINT' --execute".to_string()),
+        pt_online_schema_change: Some(
+            "pt-online-schema-change --alter 'MODIFY id BIGINT'".to_string(),
+        ),
+        rebuilds: true,
+        rebuild_seconds_estimate: Some(120),
+        note: None,
+    }];
+    planned.plan.steps = vec![Step {
+        shard: "s".to_string(),
+        statement: statement.clone(),
+    }];
+    let view = View {
+        column: c,
+        samples: crate::growth::Samples::default(),
+        limits: crate::policy::Limits::default(),
+        strict_mode: Some(false),
+        sql_mode: Some("NO_ENGINE_SUBSTITUTION".to_string()),
+        incidents: Some(Vec::new()),
+        plan: Plan::Ready(Arc::new(planned)),
+    };
+    let html = render(&view, Utc::now()).into_string();
+    assert!(html.contains(
+        "<button class=\"copy\" type=\"button\" data-copy=\"plan-statements\" hidden>Copy</button>"
+    ));
+    // Shown with visible escapes; copied from a hidden twin that holds it exactly.
+    let exact = maud::html! { (format!("-- on shard s\n{statement}\n")) }.into_string();
+    assert!(html.contains(&format!("<pre id=\"plan-statements\" hidden>{exact}</pre>")));
+    let shown = maud::html! { (crate::escape::escape(&format!("-- on shard s\n{statement}\n"))) }
+        .into_string();
+    assert!(html.contains(&format!("<pre>{shown}</pre>")));
+    // Commands without hostile characters are shown once, as they are.
+    assert!(
+        html.contains(
+            "<pre id=\"plan-gh-ost-0\">gh-ost --alter='MODIFY id BIGINT' --execute</pre>"
+        )
+    );
+    assert!(html.contains("data-copy=\"plan-pt-osc-0\""));
+    assert!(html.contains(
+        "<td class=\"num\">1,000,000</td><td class=\"num\">60 MB</td><td>~2 minutes</td>"
+    ));
+    assert!(html.contains("Its shard is not in strict mode"));
+    assert!(html.contains("No open incident."));
 }
