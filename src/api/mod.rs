@@ -49,6 +49,9 @@ pub use crate::reload::SharedSettings;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(pages::fleet::handler))
+        .route("/shards", get(pages::shards::handler))
+        .route("/sources", get(pages::sources::handler))
+        .route("/incidents", get(pages::incidents::handler))
         .route("/static/{name}", get(pages::layout::asset))
         .route("/metrics", get(metrics))
         .route("/api/columns", get(columns::handler))

@@ -19,7 +19,10 @@ pub mod chart;
 pub mod column;
 pub mod fleet;
 pub mod format;
+pub mod incidents;
 pub mod layout;
+pub mod shards;
+pub mod sources;
 
 #[cfg(test)]
 mod tests;

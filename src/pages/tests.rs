@@ -660,3 +660,154 @@ fn a_plan_shows_statements_and_commands_escaped_with_copy_buttons_that_copy_them
     assert!(html.contains("Its shard is not in strict mode"));
     assert!(html.contains("No open incident."));
 }
+
+#[tokio::test]
+async fn the_shards_page_shows_up_down_never_polled_strict_mode_and_what_is_not_measured() {
+    let store = Store::new(&settings());
+    let result = crate::measure::ShardResult {
+        columns: columns(),
+        unresolved: vec!["app.t.x_id: its source tickets64 has not been read".to_string()],
+        ambiguous: vec![crate::inference::Ambiguous {
+            column: "app.stars.repo_id".to_string(),
+            candidates: vec!["a.repos.id".to_string(), "b.repos.id".to_string()],
+        }],
+        mode: Some("NO_ENGINE_SUBSTITUTION".to_string()),
+        strict: false,
+    };
+    store.shard_polled("s", Ok(result), Duration::from_millis(250), Utc::now());
+    let got = get(app(store.clone()), "/shards").await;
+    assert_eq!(got.status, StatusCode::OK);
+    let body = &got.body;
+    assert!(body.contains("2 shards: 1 up, 1 not polled yet, <span class=\"st st-warning\">1 without strict mode</span>."), "{body}");
+    assert!(body.contains("href=\"/api/shards\""), "its JSON twin");
+    assert!(body.contains("<span class=\"st st-warning\">no</span><br><span class=\"muted\">NO_ENGINE_SUBSTITUTION</span>"));
+    assert!(body.contains("<summary>1 columns</summary><ul><li><bdi>app.stars.repo_id</bdi>: <bdi>a.repos.id</bdi>, <bdi>b.repos.id</bdi></li></ul>"));
+    assert!(body.contains("app.t.x_id: its source tickets64 has not been read"));
+    assert!(body.contains("took 0.25 s"));
+    assert!(body.contains("href=\"/?shard=s\">4</a>"));
+    // Shard t fails: its error in headroom's words, its class and code.
+    store.shard_failed(
+        "t",
+        crate::db::ErrorReport {
+            message: "connecting: server error 1045 (28000): access denied".to_string(),
+            class: "access_denied",
+            code: Some(1045),
+        },
+        Duration::from_millis(5),
+        Utc::now(),
+    );
+    let got = get(app(store), "/shards").await;
+    assert!(got.body.contains("<span class=\"st st-critical\">down</span><br><bdi>connecting: server error 1045 (28000): access denied</bdi><br><span class=\"muted\">access_denied, error 1045, 0 failed polls in a row</span>"), "{}", got.body);
+}
+
+#[tokio::test]
+async fn the_sources_page_shows_a_source_its_collision_risk_and_its_servers() {
+    let toml = "[[shards]]\nname = \"s\"\nurl = \"mysql://u@127.0.0.1:1/\"\n\
+                [[sources]]\nname = \"tickets64\"\nkind = \"ticket_server\"\n\
+                servers = [\"mysql://u@127.0.0.1:1/tickets\", \"mysql://u@127.0.0.1:2/tickets\"]\n\
+                table = \"Tickets64\"\n";
+    let settings = crate::config::from_toml_str(toml, &|_| None).expect("settings");
+    let store = Store::new(&settings);
+    let empty = get(app(store.clone()), "/sources").await;
+    assert!(empty.body.contains("not read yet"));
+    let mut source = store.source("tickets64").expect("the source");
+    source.current = Some(2_147_234_949);
+    source.max = Some(9_223_372_036_854_775_807);
+    source.int_type = Some(IntType::new(Width::Big, false));
+    source.used_ratio = Some(2_147_234_949.0 / 9_223_372_036_854_775_807.0);
+    source.status = Some(crate::headroom::Status::Ok);
+    source.growth_per_second = Some(800.0);
+    source.collision_risk = true;
+    source.collision_reason = Some("both servers step by 1 from 1".to_string());
+    source.servers[0].polled = true;
+    source.servers[0].up = true;
+    source.servers[0].current = Some(2_147_234_949);
+    source.servers[0].auto_increment_increment = Some(1);
+    source.servers[0].auto_increment_offset = Some(1);
+    store.source_polled(source);
+    let got = get(app(store), "/sources").await;
+    let body = &got.body;
+    assert!(body.contains("<bdi>tickets64</bdi> <span class=\"st st-ok\">ok</span> <span class=\"st st-critical\">collision risk</span>"), "{body}");
+    assert!(body.contains("<dd data-current=\"2147234949\">2,147,234,949</dd>"));
+    assert!(
+        body.contains("BIGINT<span class=\"muted\"> (at most 9,223,372,036,854,775,807)</span>")
+    );
+    assert!(body.contains("69,120,000/day"));
+    assert!(body.contains(
+        "<span class=\"st st-critical\">possible</span>: <bdi>both servers step by 1 from 1</bdi>"
+    ));
+    assert!(
+        body.contains("<span class=\"muted\">not read yet</span>"),
+        "the second server"
+    );
+    assert!(body.contains("href=\"/api/sources\""));
+}
+
+#[test]
+fn the_incidents_page_links_a_column_incident_to_its_page_and_counts_what_is_undelivered() {
+    let store = store_with(columns());
+    let snapshot = store.read();
+    let orders = &snapshot.shards[0].columns[0];
+    let condition = crate::pager::event::column(orders, &snapshot.shards[0], "http://h:9187");
+    let event = (condition.build)(Utc::now());
+    let notifiers = [crate::pager::Incidents {
+        notifier: "pagerduty",
+        min_severity: crate::policy::Severity::Critical,
+        open: vec![event],
+        undelivered: 2,
+    }];
+    let html = super::incidents::render(&snapshot, Some(&notifiers), Utc::now()).into_string();
+    assert!(
+        html.contains("1 open; <span class=\"st st-critical\">2 events undelivered</span>"),
+        "{html}"
+    );
+    assert!(html.contains(
+        "<a href=\"/columns/s/shop/orders/id\"><bdi>s</bdi> · <bdi>shop.orders.id</bdi></a>"
+    ));
+    assert!(
+        html.contains("shop.orders.id on s: 93.1% of INT used"),
+        "{html}"
+    );
+    let none = super::incidents::render(&snapshot, None, Utc::now()).into_string();
+    assert!(none.contains("No notifier is configured"));
+}
+
+#[tokio::test]
+async fn every_page_links_to_the_others_and_is_sent_gzipped_when_asked() {
+    let store = store_with(columns());
+    for path in [
+        "/",
+        "/shards",
+        "/sources",
+        "/incidents",
+        "/columns/s/shop/users/id",
+    ] {
+        let got = get(app(store.clone()), path).await;
+        assert_eq!(got.status, StatusCode::OK, "{path}");
+        for link in [
+            "href=\"/\"",
+            "href=\"/shards\"",
+            "href=\"/sources\"",
+            "href=\"/incidents\"",
+        ] {
+            assert!(got.body.contains(link), "{path} lacks {link}");
+        }
+        let response = app(store.clone())
+            .oneshot(
+                Request::get(path)
+                    .header(header::ACCEPT_ENCODING, "gzip, deflate, br")
+                    .body(Body::empty())
+                    .expect("a request"),
+            )
+            .await
+            .expect("infallible");
+        assert_eq!(
+            response
+                .headers()
+                .get(header::CONTENT_ENCODING)
+                .map(|v| v.as_bytes()),
+            Some(&b"gzip"[..]),
+            "{path}"
+        );
+    }
+}
