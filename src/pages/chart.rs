@@ -137,7 +137,7 @@ pub fn chart(c: &ColumnReport, samples: &Samples) -> Markup {
             @if let Some(e) = exhausts {
                 @if reaches {
                     circle.end cx=(fmt(frame.x(e))) cy=(fmt(max_y)) r="4" {}
-                    text.max x=(fmt(frame.x(e) - 6.0)) y=(fmt(max_y + 16.0)) text-anchor="end" { "runs out " (e.format("%Y-%m-%d %H:%M UTC")) }
+                    text.max x=(fmt(frame.x(e) - 6.0)) y=(fmt(max_y - 6.0)) text-anchor="end" { "runs out " (e.format("%Y-%m-%d %H:%M UTC")) }
                 } @else {
                     text x=(RIGHT) y=(fmt(frame.y(end) + 16.0)) text-anchor="end" { "runs out " (e.format("%Y-%m-%d")) ", beyond the chart" }
                 }

@@ -276,7 +276,7 @@ fn incident(view: &View) -> Markup {
 /// control and bidi characters as visible escapes, copied exactly, from a hidden twin, when
 /// it holds any.
 fn copyable(id: &str, text: &str) -> Markup {
-    let shown = crate::escape::escape(text);
+    let shown = format::lines(text);
     html! {
         button.copy type="button" data-copy=(id) hidden { "Copy" }
         @if shown == text {
@@ -327,7 +327,7 @@ fn plan(plan: &Plan) -> Markup {
                             td { (ch.from_type) }
                             td { (ch.to_type) }
                             td.num { @if let Some(t) = &ch.table_size { (thousands(i128::from(t.rows))) } }
-                            td.num { @if let Some(t) = &ch.table_size { (thousands(i128::from(t.bytes() / 1_048_576))) " MB" } }
+                            td.num { @if let Some(t) = &ch.table_size { (format::bytes(t.bytes())) } }
                             td { @if let Some(s) = ch.rebuild_seconds_estimate { (humanize(s)) } @else if !ch.rebuilds { "none" } }
                             td { @if let Some(n) = &ch.note { (n) } }
                         }

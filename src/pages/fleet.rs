@@ -273,8 +273,7 @@ fn header(
                 @for st in Status::ALL.iter().rev() {
                     @let n = s.by_status[st.number() as usize];
                     @if n > 0 || *st != Status::Ok {
-                        a href={ "/?status=" (st.as_str()) } { (thousands(n as i128)) " " (status(*st)) }
-                        " "
+                        a.count href={ "/?status=" (st.as_str()) } { (thousands(n as i128)) " " (status(*st)) }
                     }
                 }
                 @if s.mismatched > 0 {

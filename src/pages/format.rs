@@ -64,6 +64,34 @@ pub fn relative(now: DateTime<Utc>, t: DateTime<Utc>) -> String {
     }
 }
 
+/// Text that holds names from a database, line by line: control and bidi characters as
+/// visible escapes, its own line breaks kept.
+pub fn lines(text: &str) -> String {
+    text.split('\n')
+        .map(crate::escape::escape)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Bytes as a person reads them: `512 B`, `96 KB`, `1.5 GB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KB", "MB", "GB", "TB", "PB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if value < 10.0 {
+        format!("{value:.1} {}", UNITS[unit])
+    } else {
+        format!("{value:.0} {}", UNITS[unit])
+    }
+}
+
 /// A name from a database, as text.
 pub fn name(text: &str) -> Markup {
     html! { bdi { (crate::escape::escape(text)) } }
@@ -83,11 +111,30 @@ pub fn status(s: Status) -> Markup {
 
 /// When a column runs out: its date and how far from `now`, or why there is none.
 pub fn runs_out(c: &ColumnReport, now: DateTime<Utc>) -> Markup {
-    match c.exhausts_at() {
-        Some(_) if c.seconds_to_exhaustion == Some(0) => html! { "already out" },
-        Some(at) => html! { (date(at)) br; span.muted { (relative(now, at)) } },
-        None if c.growth_per_second.is_none() => html! { span.muted { "growth not measured yet" } },
-        None => html! { span.muted { "not growing" } },
+    exhaustion(
+        c.seconds_to_exhaustion,
+        c.exhausts_at(),
+        c.growth_per_second,
+        now,
+    )
+}
+
+/// When something runs out, from its forecast: the date and how far from `now`; only how
+/// far when that is past any date (a BIGINT growing slowly); or why there is none.
+pub fn exhaustion(
+    seconds: Option<u64>,
+    at: Option<DateTime<Utc>>,
+    growth_per_second: Option<f64>,
+    now: DateTime<Utc>,
+) -> Markup {
+    match (seconds, at) {
+        (Some(0), _) => html! { "already out" },
+        (Some(_), Some(at)) => html! { (date(at)) br; span.muted { (relative(now, at)) } },
+        (Some(s), None) => html! { "in " (humanize(s)) },
+        (None, _) if growth_per_second.is_none() => {
+            html! { span.muted { "growth not measured yet" } }
+        }
+        (None, _) => html! { span.muted { "not growing" } },
     }
 }
 
@@ -126,6 +173,20 @@ mod tests {
         assert_eq!(per_day(Some(800.0)), "69,120,000/day");
         assert_eq!(per_day(Some(0.0)), "0/day");
         assert_eq!(per_day(Some(1.0 / 172_800.0)), "0.50/day");
+    }
+
+    #[test]
+    fn sizes_are_in_the_unit_that_reads_best() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(98_304), "96 KB");
+        assert_eq!(bytes(60 << 20), "60 MB");
+        assert_eq!(bytes(3 << 29), "1.5 GB");
+    }
+
+    #[test]
+    fn text_of_several_lines_keeps_its_line_breaks_and_escapes_the_rest() {
+        assert_eq!(lines("a\nb"), "a\nb");
+        assert_eq!(lines("a\u{202e}\nb\tc"), "a\\u{202e}\nb\\tc");
     }
 
     #[test]

@@ -103,7 +103,7 @@ fn row(s: &ShardState, now: DateTime<Utc>) -> Markup {
                     Some(false) => { span.st.st-warning { "no" } }
                     None => { span.muted { "not known yet" } }
                 }
-                @if let Some(mode) = &s.sql_mode { br; span.muted { (mode) } }
+                @if let Some(mode) = &s.sql_mode { br; span.muted.mode { (mode) } }
             }
             td {
                 @if s.ambiguous.is_empty() { span.muted { "none" } } @else {

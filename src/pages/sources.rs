@@ -61,12 +61,7 @@ fn source(s: &SourceState, now: DateTime<Utc>) -> Markup {
                 }
                 dt { "Growth" } dd { (format::per_day(s.growth_per_second)) }
                 dt { "Runs out" } dd {
-                    @match s.exhausts_at {
-                        Some(at) if s.seconds_to_exhaustion == Some(0) => { "already out" (format::date(at)) }
-                        Some(at) => { (format::date(at)) " " span.muted { (format::relative(now, at)) } }
-                        None if s.growth_per_second.is_none() => { span.muted { "growth not measured yet" } }
-                        None => { span.muted { "not growing" } }
-                    }
+                    (format::exhaustion(s.seconds_to_exhaustion, s.exhausts_at, s.growth_per_second, now))
                 }
                 @if let Some(j) = &s.last_jump {
                     dt { "Step" } dd { (thousands(i128::from(j.from))) " → " (thousands(i128::from(j.to))) " at " (format::date(j.at)) ", kept out of the rate" }

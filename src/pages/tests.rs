@@ -644,8 +644,9 @@ fn a_plan_shows_statements_and_commands_escaped_with_copy_buttons_that_copy_them
     // Shown with visible escapes; copied from a hidden twin that holds it exactly.
     let exact = maud::html! { (format!("-- on shard s\n{statement}\n")) }.into_string();
     assert!(html.contains(&format!("<pre id=\"plan-statements\" hidden>{exact}</pre>")));
-    let shown = maud::html! { (crate::escape::escape(&format!("-- on shard s\n{statement}\n"))) }
+    let shown = maud::html! { (super::format::lines(&format!("-- on shard s\n{statement}\n"))) }
         .into_string();
+    assert!(shown.contains("\\u{202e}"), "{shown}");
     assert!(html.contains(&format!("<pre>{shown}</pre>")));
     // Commands without hostile characters are shown once, as they are.
     assert!(
@@ -680,7 +681,7 @@ async fn the_shards_page_shows_up_down_never_polled_strict_mode_and_what_is_not_
     let body = &got.body;
     assert!(body.contains("2 shards: 1 up, 1 not polled yet, <span class=\"st st-warning\">1 without strict mode</span>."), "{body}");
     assert!(body.contains("href=\"/api/shards\""), "its JSON twin");
-    assert!(body.contains("<span class=\"st st-warning\">no</span><br><span class=\"muted\">NO_ENGINE_SUBSTITUTION</span>"));
+    assert!(body.contains("<span class=\"st st-warning\">no</span><br><span class=\"muted mode\">NO_ENGINE_SUBSTITUTION</span>"));
     assert!(body.contains("<summary>1 columns</summary><ul><li><bdi>app.stars.repo_id</bdi>: <bdi>a.repos.id</bdi>, <bdi>b.repos.id</bdi></li></ul>"));
     assert!(body.contains("app.t.x_id: its source tickets64 has not been read"));
     assert!(body.contains("took 0.25 s"));
