@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what is missing (MariaDB binaries,
-# Prometheus and Alertmanager, hadolint), then format check, clippy, the alert rules'
-# checks and unit tests (promtool), the Alertmanager example (amtool), unit and integration
-# tests (throwaway MariaDB servers, a real Prometheus and Alertmanager; no running database
-# needed), the Dockerfile lint, and docker-compose.yml where `docker compose` exists.
+# Prometheus and Alertmanager, hadolint, chromium), then format check, clippy, the alert
+# rules' checks and unit tests (promtool), the Alertmanager example (amtool), unit and
+# integration tests (throwaway MariaDB servers, a real Prometheus and Alertmanager, the pages
+# in headless chromium; no running database needed), the Dockerfile lint, and
+# docker-compose.yml where `docker compose` exists.
 # .ci/run calls this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,7 @@ ensure_cargo
 ensure_mariadb
 ensure_prometheus
 ensure_hadolint
+ensure_chromium
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -4,8 +4,8 @@
 //! the classes are the stylesheet's.
 //!
 //! The time axis runs from the oldest sample to the exhaustion date when that is near
-//! (within three times the span of the history, or a day); otherwise the forecast is drawn
-//! as far as the history spans again and the date is written beside it. The value axis runs
+//! (within three times the span of the history); otherwise the forecast is drawn as far as
+//! the history spans again and the date is written beside it. The value axis runs
 //! from the lowest sample to the type maximum when the line reaches it, so that the
 //! approach to the maximum is what the chart shows.
 
@@ -58,13 +58,15 @@ pub fn chart(c: &ColumnReport, samples: &Samples) -> Markup {
     let span = now - first;
     let growth = c.growth_per_second.filter(|g| *g > 0.0);
     let exhausts = c.exhausts_at().filter(|e| *e > now && growth.is_some());
-    let near = |e: DateTime<Utc>| e - now <= (span * 3).max(TimeDelta::days(1));
+    // The forecast takes at most three quarters of the width: the history stays readable.
+    let near = |e: DateTime<Utc>| e - now <= span * 3;
     let reaches = exhausts.is_some_and(near);
     let to = match exhausts {
         Some(e) if reaches => e,
-        Some(_) => now + span.max(TimeDelta::hours(1)),
+        Some(_) if span > TimeDelta::zero() => now + span,
+        Some(_) => now + TimeDelta::minutes(1),
         None if span > TimeDelta::zero() => now + span / 10,
-        None => now + TimeDelta::hours(1),
+        None => now + TimeDelta::minutes(1),
     };
     let projected = |t: DateTime<Utc>| {
         let seconds = (t - c.observed_at).num_milliseconds() as f64 / 1000.0;
@@ -139,7 +141,7 @@ pub fn chart(c: &ColumnReport, samples: &Samples) -> Markup {
                     circle.end cx=(fmt(frame.x(e))) cy=(fmt(max_y)) r="4" {}
                     text.max x=(fmt(frame.x(e) - 6.0)) y=(fmt(max_y - 6.0)) text-anchor="end" { "runs out " (e.format("%Y-%m-%d %H:%M UTC")) }
                 } @else {
-                    text x=(RIGHT) y=(fmt(frame.y(end) + 16.0)) text-anchor="end" { "runs out " (e.format("%Y-%m-%d")) ", beyond the chart" }
+                    text x=(RIGHT) y=(BOTTOM - 6.0) text-anchor="end" { "runs out " (e.format("%Y-%m-%d")) ", beyond the chart" }
                 }
             }
             @if samples.points.is_empty() {
@@ -187,7 +189,7 @@ mod tests {
             2_147_000_000,
             Forecast {
                 growth_per_second: Some(800.0),
-                seconds_to_exhaustion: Some(604),
+                seconds_to_exhaustion: Some(300),
                 last_jump: None,
             },
         );
