@@ -201,12 +201,17 @@ impl Poller {
     /// its generation has ended: the growth histories of the shards and sources that stay
     /// are handed over in memory, the others dropped. A shard that stays also keeps its
     /// schedule and backoff (they are in the store); `previous` keeps its connections, to
-    /// close.
+    /// close. Two pollers of one store share the column histories: they stay in place (a
+    /// request never sees them empty), less the shards removed.
     pub fn take_over(&self, previous: &Poller) {
-        let mut columns =
-            std::mem::take(&mut *previous.growth.lock().unwrap_or_else(|e| e.into_inner()));
-        columns.retain(|name, _| self.settings.shards.iter().any(|s| &s.name == name));
-        *self.growth.lock().unwrap_or_else(|e| e.into_inner()) = columns;
+        let stays = |name: &String| self.settings.shards.iter().any(|s| &s.name == name);
+        if Arc::ptr_eq(&self.growth, &previous.growth) {
+            lock(&self.growth).retain(|name, _| stays(name));
+        } else {
+            let mut columns = std::mem::take(&mut *lock(&previous.growth));
+            columns.retain(|name, _| stays(name));
+            *lock(&self.growth) = columns;
+        }
         let mut sources = std::mem::take(
             &mut *previous
                 .source_growth

@@ -1,8 +1,8 @@
-//! The HTTP surface: `/metrics`, the JSON API under `/api`, and the health endpoints.
-//! Handlers only read the [`Store`]; only the one-column plan reads a column's definition
-//! from its shard, on demand, through [`plan_cache`] (once per poll, within the per-shard
-//! session budget). The JSON of a column row is written in `row`, for every command that
-//! prints one.
+//! The HTTP surface: the pages ([`crate::pages`]), `/metrics`, the JSON API under `/api`,
+//! and the health endpoints. Handlers only read the [`Store`]; only the one-column plan
+//! reads a column's definition from its shard, on demand, through [`plan_cache`] (once per
+//! poll, within the per-shard session budget). The JSON of a column row is written in
+//! `row`, for every command that prints one; a column's history in `history`.
 
 pub mod columns;
 pub mod history;

@@ -81,19 +81,10 @@ pub async fn handler(
     };
     let settings = Arc::clone(&state.settings.read().unwrap_or_else(|e| e.into_inner()));
     let limits = settings.policy.limits(&schema, &table, &id.column);
-    let incidents = state.pager.as_ref().map(|pager| {
-        let key = crate::pager::event::column_key(&column);
-        pager
-            .incidents()
-            .into_iter()
-            .flat_map(|n| {
-                n.open
-                    .into_iter()
-                    .filter(|e| e.dedup_key == key)
-                    .map(move |e| (n.notifier, e))
-            })
-            .collect()
-    });
+    let incidents = state
+        .pager
+        .as_ref()
+        .map(|pager| pager.incident(&crate::pager::event::column_key(&column)));
     let asked = state.plans.get(&state.store, settings, &shard, &id);
     let plan = match tokio::time::timeout(PLAN_WAIT, asked).await {
         Ok(Ok(planned)) => Plan::Ready(planned),

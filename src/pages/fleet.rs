@@ -17,7 +17,7 @@ use crate::api::AppState;
 use crate::escape::escape;
 use crate::headroom::Status;
 use crate::measure::{ColumnReport, Kind};
-use crate::pager::Incidents;
+use crate::pager::IncidentCounts;
 use crate::select::{ColumnQuery, Sort, select};
 use crate::state::Snapshot;
 
@@ -115,7 +115,7 @@ pub async fn handler(State(state): State<AppState>, RawQuery(raw): RawQuery) -> 
             );
         }
     };
-    let incidents = state.pager.as_ref().map(|p| p.incidents());
+    let incidents = state.pager.as_ref().map(|p| p.incident_counts());
     let markup = render(
         &state.store.read(),
         incidents.as_deref(),
@@ -174,7 +174,7 @@ fn summarize(snapshot: &Snapshot) -> Summary<'_> {
 /// The whole page, as of `now`. Pure: the tests call it with a snapshot built by hand.
 pub fn render(
     snapshot: &Snapshot,
-    incidents: Option<&[Incidents]>,
+    incidents: Option<&[IncidentCounts]>,
     filters: &Filters,
     now: DateTime<Utc>,
 ) -> Markup {
@@ -257,7 +257,7 @@ fn twin_link(filters: &Filters) -> String {
 fn header(
     snapshot: &Snapshot,
     s: &Summary<'_>,
-    incidents: Option<&[Incidents]>,
+    incidents: Option<&[IncidentCounts]>,
     now: DateTime<Utc>,
 ) -> Markup {
     let sources_at_risk = snapshot
@@ -311,7 +311,7 @@ fn header(
                 h2 { "Open incidents" }
                 @match incidents {
                     Some(notifiers) => {
-                        @let open: usize = notifiers.iter().map(|n| n.open.len()).sum();
+                        @let open: usize = notifiers.iter().map(|n| n.open).sum();
                         @let undelivered: usize = notifiers.iter().map(|n| n.undelivered).sum();
                         div.big { a href="/incidents" { (open) } }
                         @if undelivered > 0 { span.st.st-critical { (undelivered) " undelivered" } }

@@ -1,6 +1,6 @@
-//! `GET /incidents`: every notifier's open incidents and undelivered events, as
-//! `/api/incidents` has them, each incident linked to the page of what it is about (a
-//! column, the sources, the shards).
+//! `GET /incidents`: every notifier's open incidents (the worst first, at most
+//! [`MAX_LISTED`]) and undelivered events, as `/api/incidents` has them, each incident
+//! linked to the page of what it is about (a column, the sources, the shards).
 
 use std::collections::{HashMap, HashSet};
 
@@ -17,9 +17,21 @@ use crate::pager::Incidents;
 use crate::pager::event::{Event, column_key};
 use crate::state::Snapshot;
 
+/// The most incidents listed per notifier: beyond it the page says how many more there are
+/// (all of them are in `/api/incidents`).
+pub const MAX_LISTED: usize = 1000;
+
 /// `GET /incidents`.
 pub async fn handler(State(state): State<AppState>) -> Response {
-    let incidents = state.pager.as_ref().map(|p| p.incidents());
+    let incidents = state.pager.as_ref().map(|p| {
+        let mut notifiers = p.incidents();
+        for n in &mut notifiers {
+            // The worst first, then the oldest.
+            n.open
+                .sort_by(|a, b| b.level.cmp(&a.level).then(a.created_at.cmp(&b.created_at)));
+        }
+        notifiers
+    });
     let markup = render(&state.store.read(), incidents.as_deref(), Utc::now());
     layout::respond(StatusCode::OK, markup)
 }
@@ -68,8 +80,11 @@ pub fn render(snapshot: &Snapshot, notifiers: Option<&[Incidents]>, now: DateTim
                             div.scroll {
                                 table {
                                     thead { tr { th { "Severity" } th { "About" } th { "Summary" } th { "Since" } } }
-                                    tbody { @for e in &n.open { (row(e, &pages, now)) } }
+                                    tbody { @for e in n.open.iter().take(MAX_LISTED) { (row(e, &pages, now)) } }
                                 }
+                            }
+                            @if n.open.len() > MAX_LISTED {
+                                p.muted { "And " (n.open.len() - MAX_LISTED) " more: every one is in " a href="/api/incidents" { "/api/incidents" } "." }
                             }
                         }
                     }

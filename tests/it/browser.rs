@@ -208,9 +208,18 @@ async fn chromium_shows_the_fleet_and_a_column_chart_with_hostile_names_as_text_
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser");
     std::fs::create_dir_all(&shots).expect("the screenshot directory");
 
-    // The fleet page, rendered.
+    // The fleet page, rendered, with the numbers of /api/columns.
+    let (_, doc) = app.get_json("/api/columns?table=orders").await;
+    let orders = &doc["columns"][0];
     let fleet = browse(&binary, &["--dump-dom".to_string()], &app.url("/")).await;
     let dom = &fleet.stdout;
+    assert!(
+        dom.contains(&format!(
+            "data-current=\"{}\" data-max=\"{}\"",
+            orders["current"], orders["max"]
+        )),
+        "{orders} in {dom}"
+    );
     assert!(
         dom.contains("data-table=\"orders\""),
         "the critical column is listed: {dom}"
