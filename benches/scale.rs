@@ -396,7 +396,136 @@ fn main() {
     drop(json);
 
     metrics_figures(&settings, &store, &text, total, full);
+    pages_at_scale(&settings, &store, pager);
     api_at_scale(&reports, if full { 40 } else { 2 });
+}
+
+/// The pages over the fleet above, as `fleet` (every column at warning, every incident
+/// open) and calmed (one column in 200 at risk): `/` (the header over every column, the 100
+/// at risk that run out first), its every-column view, and a column's page with a week of
+/// history, the first view after a poll (its plan computed) and later ones (its plan kept),
+/// each served through the router as a request is; their time (median of 5) and weight, as
+/// sent and gzipped.
+fn pages_at_scale(settings: &config::Settings, store: &Store, pager: Pager) {
+    pages_of("every column at risk", settings, store, Some(pager));
+    pages_of(
+        "0.5 % at risk",
+        settings,
+        &calm_fleet(settings, store),
+        None,
+    );
+}
+
+fn pages_of(fleet: &str, settings: &config::Settings, store: &Store, pager: Option<Pager>) {
+    use axum::body::Body;
+    use axum::http::{Request, header};
+    use tower::ServiceExt as _;
+    println!("pages, {fleet}:");
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let state = headroom::api::AppState {
+        store: store.clone(),
+        metrics: std::sync::Arc::new(Metrics::new()),
+        pager: pager.map(std::sync::Arc::new),
+        reload: None,
+        settings: std::sync::Arc::new(std::sync::RwLock::new(std::sync::Arc::new(
+            settings.clone(),
+        ))),
+        plans: std::sync::Arc::new(headroom::api::plan_cache::Plans::new()),
+    };
+    let router = headroom::api::router(state);
+    // The column shown: the first of the first shard, with a week of history.
+    let column = store.read().shards[0].columns[0].clone();
+    let saved = weeks_of_history(1).remove(0);
+    let mut tracker: Tracker<ColumnId> = Tracker::default();
+    // Saved as of Unix time 0 (see `weeks_of_history`): restored as of the same.
+    tracker.restore([(column.id.clone(), saved)], Instant::now(), 0);
+    store
+        .histories()
+        .lock()
+        .expect("histories")
+        .insert(column.shard.to_string(), tracker);
+    let get = |uri: &str, gzip: bool| {
+        let mut request = Request::get(uri);
+        if gzip {
+            request = request.header(header::ACCEPT_ENCODING, "gzip");
+        }
+        let request = request.body(Body::empty()).expect("a request");
+        runtime.block_on(async {
+            let response = router.clone().oneshot(request).await.expect("infallible");
+            let status = response.status();
+            let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .expect("the body");
+            assert_eq!(status, 200, "{uri}: {}", String::from_utf8_lossy(&body));
+            body.len()
+        })
+    };
+    let page = column.page_url();
+    // The plan of its column, computed once per poll: the first view pays for it.
+    let started = std::time::Instant::now();
+    get(&page, false);
+    println!(
+        "  {:<42} {:>10.2} ms",
+        "column page, first view (plan computed)",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    for (label, uri) in [
+        ("/", "/"),
+        (
+            "/?status=ok,warning,critical,exhausted",
+            "/?status=ok,warning,critical,exhausted",
+        ),
+        ("column page (plan kept, a week of history)", page.as_str()),
+    ] {
+        let mut size = 0;
+        let took = median_ms(5, || size = get(uri, false));
+        let gzipped = get(uri, true);
+        println!("  {label:<42} {took:>10.2} ms");
+        println!(
+            "  {:<42} {:>10.1} KB",
+            "  weight as sent",
+            size as f64 / 1024.0
+        );
+        println!(
+            "  {:<42} {:>10.1} KB",
+            "  weight gzipped",
+            gzipped as f64 / 1024.0
+        );
+    }
+}
+
+/// The fleet of `store` calmed: the same columns, all ok but one in 200 (warning).
+fn calm_fleet(settings: &config::Settings, store: &Store) -> Store {
+    let calm = Store::new(settings);
+    let at = Utc::now();
+    let mut n = 0usize;
+    for shard in store.read().shards.iter() {
+        let columns: Vec<ColumnReport> = shard
+            .columns
+            .iter()
+            .cloned()
+            .map(|mut c| {
+                n += 1;
+                let risky = n.is_multiple_of(200);
+                c.status = if risky {
+                    headroom::headroom::Status::Warning
+                } else {
+                    headroom::headroom::Status::Ok
+                };
+                c.time_status = headroom::headroom::Status::Ok;
+                c.type_mismatch = false;
+                c
+            })
+            .collect();
+        calm.shard_succeeded(
+            &shard.name,
+            columns,
+            Vec::new(),
+            Duration::from_millis(5),
+            at,
+        );
+    }
+    calm
 }
 
 /// What `/metrics` costs a Prometheus: the default (every column) as rendered above and
@@ -443,36 +572,7 @@ fn metrics_figures(
     {
         println!("  e.g. {line}");
     }
-    // The calm fleet: the same columns, all ok but one in 200 (warning).
-    let calm = Store::new(settings);
-    let at = Utc::now();
-    let mut n = 0usize;
-    for shard in store.read().shards.iter() {
-        let columns: Vec<ColumnReport> = shard
-            .columns
-            .iter()
-            .cloned()
-            .map(|mut c| {
-                n += 1;
-                let risky = n.is_multiple_of(200);
-                c.status = if risky {
-                    headroom::headroom::Status::Warning
-                } else {
-                    headroom::headroom::Status::Ok
-                };
-                c.time_status = headroom::headroom::Status::Ok;
-                c.type_mismatch = false;
-                c
-            })
-            .collect();
-        calm.shard_succeeded(
-            &shard.name,
-            columns,
-            Vec::new(),
-            Duration::from_millis(5),
-            at,
-        );
-    }
+    let calm = calm_fleet(settings, store);
     let at_risk = Metrics::with_settings(config::MetricsSettings {
         columns: config::MetricColumns::AtRisk,
         ..config::MetricsSettings::default()

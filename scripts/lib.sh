@@ -84,3 +84,10 @@ ensure_prometheus() {
     apt_install "${missing[@]}"
   fi
 }
+
+# Debian's chromium, for the test that loads the pages in a real browser (headless). Where
+# it cannot be installed the suite goes on: that test says it was skipped.
+ensure_chromium() {
+  if [ -x /usr/bin/chromium ] || command -v chromium >/dev/null 2>&1; then return; fi
+  (apt_install chromium) || echo "chromium not installed: the browser test will be skipped"
+}

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what is missing (MariaDB and
-# PostgreSQL binaries, Prometheus and Alertmanager, hadolint), then format check, clippy, the
-# alert rules' checks and unit tests (promtool), the Alertmanager example (amtool), unit and
-# integration tests (throwaway MariaDB servers and PostgreSQL clusters, a real Prometheus and
-# Alertmanager; no running database needed), the Dockerfile lint, and docker-compose.yml
-# where `docker compose` exists.
+# PostgreSQL binaries, Prometheus and Alertmanager, hadolint, chromium), then format check,
+# clippy, the alert rules' checks and unit tests (promtool), the Alertmanager example
+# (amtool), unit and integration tests (throwaway MariaDB servers and PostgreSQL clusters, a
+# real Prometheus and Alertmanager, the pages in headless chromium; no running database
+# needed), the Dockerfile lint, and docker-compose.yml where `docker compose` exists.
 # .ci/run calls this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +16,7 @@ ensure_mariadb
 ensure_postgres
 ensure_prometheus
 ensure_hadolint
+ensure_chromium
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

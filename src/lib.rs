@@ -39,17 +39,22 @@
 //! - [`poller`]: the poll loop, wiring only: reads through the engine, calls the pure
 //!   steps, hands each result to the store in one call. It knows neither metrics nor pager.
 //! - [`state`]: the latest known state of shards, sources and columns; only stores, and
-//!   publishes each finished shard poll on a `watch` channel.
+//!   publishes each finished shard poll on a `watch` channel; holds the handle of the
+//!   poller's growth histories, for requests to read.
 //! - [`select`]: the filters and orders of /api/columns and `check`, over a snapshot.
 //! - [`pager`]: subscribes to the polls: the conditions evaluated, incident lifecycle,
 //!   delivery (PagerDuty Events v2, webhook), the state file and its writer, reloads.
 //! - [`metrics`]: every Prometheus metric, in one place: the registry (`metrics/mod.rs`),
 //!   the shard and source families (`gauges`) and the per-column ones (`columns`), all
 //!   following the store's state at each scrape.
-//! - [`api`]: the axum router: /metrics, /api/columns, /api/shards, /api/sources,
-//!   /api/incidents, health; the JSON formats (a column row, `api/row.rs`, also of `check`
-//!   and `plan`; the pager's incidents, `api/incidents.rs`); one-column plans computed once
-//!   per poll, within the per-shard session budget of requests ([`db::budget`]).
+//! - [`api`]: the axum router: the pages, /metrics, /api/columns, /api/shards,
+//!   /api/sources, /api/incidents, health; the JSON formats (a column row, `api/row.rs`, also
+//!   of `check` and `plan`; the pager's incidents, `api/incidents.rs`; a column's history,
+//!   `api/history.rs`); one-column plans computed once per poll, within the per-shard
+//!   session budget of requests ([`db::budget`]).
+//! - [`pages`]: the HTML pages beside the JSON (`/`, `/columns/...`, `/shards`, `/sources`,
+//!   `/incidents`): maud templates, server-drawn SVG charts, one stylesheet, a strict
+//!   Content-Security-Policy; read from the store like the JSON.
 //! - [`web`]: the HTTP edge: connection limits and timeouts, TLS and basic auth from the
 //!   web configuration file.
 //! - [`cluster`]: which shards this replica owns when a fleet is split (`--member I/N`).
@@ -94,6 +99,7 @@ pub mod measure;
 pub mod metrics;
 pub mod mysql;
 pub mod pager;
+pub mod pages;
 pub mod plan;
 pub mod policy;
 pub mod poller;

@@ -12,7 +12,6 @@
 //! not raised, and a poll that runs long delays only that shard's next one (polls never
 //! overlap on one shard).
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,7 +27,7 @@ use crate::db::{DbError, ErrorReport};
 use crate::dives::{self, Schedule};
 use crate::engine::Connector;
 use crate::growth::{self, Tracker};
-use crate::inventory::{ColumnId, InventoryError, SchemaFilter};
+use crate::inventory::{InventoryError, SchemaFilter};
 use crate::measure::{self, ShardResult};
 use crate::sources::{self, SourceError};
 use crate::state::{Snapshot, Store};
@@ -83,8 +82,10 @@ pub struct Poller {
     shards: Vec<Shard>,
     sources: Vec<Source>,
     store: Store,
-    /// Column histories per shard (a shard that fails keeps its histories untouched).
-    growth: Arc<Mutex<HashMap<String, Tracker<ColumnId>>>>,
+    /// Column histories per shard (a shard that fails keeps its histories untouched): the
+    /// store's ([`Store::histories`]), so that requests read them and a poller made for a
+    /// reload records into the same ones.
+    growth: growth::ColumnHistories,
     /// Source histories.
     source_growth: Arc<Mutex<Tracker<String>>>,
     /// Where the histories are saved, so that forecasts survive a restart.
@@ -161,11 +162,12 @@ impl Poller {
             })
             .collect::<Result<_, DbError>>()?;
         let history_path = growth::file::path_for(&settings.state_path);
+        let growth = Arc::clone(store.histories());
         Ok(Poller {
             shards,
             sources,
             store,
-            growth: Arc::new(Mutex::new(HashMap::new())),
+            growth,
             source_growth: Arc::new(Mutex::new(Tracker::default())),
             history_path,
             settings,
@@ -199,12 +201,17 @@ impl Poller {
     /// its generation has ended: the growth histories of the shards and sources that stay
     /// are handed over in memory, the others dropped. A shard that stays also keeps its
     /// schedule and backoff (they are in the store); `previous` keeps its connections, to
-    /// close.
+    /// close. Two pollers of one store share the column histories: they stay in place (a
+    /// request never sees them empty), less the shards removed.
     pub fn take_over(&self, previous: &Poller) {
-        let mut columns =
-            std::mem::take(&mut *previous.growth.lock().unwrap_or_else(|e| e.into_inner()));
-        columns.retain(|name, _| self.settings.shards.iter().any(|s| &s.name == name));
-        *self.growth.lock().unwrap_or_else(|e| e.into_inner()) = columns;
+        let stays = |name: &String| self.settings.shards.iter().any(|s| &s.name == name);
+        if Arc::ptr_eq(&self.growth, &previous.growth) {
+            lock(&self.growth).retain(|name, _| stays(name));
+        } else {
+            let mut columns = std::mem::take(&mut *lock(&previous.growth));
+            columns.retain(|name, _| stays(name));
+            *lock(&self.growth) = columns;
+        }
         let mut sources = std::mem::take(
             &mut *previous
                 .source_growth

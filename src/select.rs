@@ -32,6 +32,9 @@ pub struct ColumnQuery {
     /// Any of these statuses (`status=critical,exhausted`).
     pub statuses: Option<HashSet<Status>>,
     pub min_ratio: Option<f64>,
+    /// Only the columns at risk: not `ok` (by ratio or by time), or narrower than what
+    /// feeds them (the fleet page's list when no status is asked for).
+    pub at_risk: bool,
     pub sort: Sort,
     /// Skip that many after sorting (`total` still counts them).
     pub offset: usize,
@@ -56,7 +59,14 @@ impl ColumnQuery {
             && self.kinds.as_ref().is_none_or(|k| k.contains(&c.kind))
             && self.statuses.as_ref().is_none_or(|s| s.contains(&c.status))
             && self.min_ratio.is_none_or(|r| c.used_ratio >= r)
+            && (!self.at_risk || at_risk(c))
     }
+}
+
+/// Whether `c` is at risk: its status is not `ok` (its ratio, or it runs out within
+/// `warning_within`), or its type is narrower than what feeds it.
+pub fn at_risk(c: &ColumnReport) -> bool {
+    c.status != Status::Ok || c.type_mismatch
 }
 
 /// The columns of every shard that `query` keeps, in its order, from its offset up to its

@@ -2,6 +2,9 @@
 //! read and what the API, the metrics and `check` read. A shard that fails keeps its last
 //! known columns (each with its `observed_at`); a source that fails keeps its last value.
 //!
+//! The columns' growth histories are the poller's, recorded at each poll; the store holds
+//! their handle ([`Store::histories`]) so that a request can read a column's samples.
+//!
 //! Each finished shard poll is published on a `watch` channel ([`Store::subscribe`]): the
 //! pager, and anything else that acts on news, waits there instead of being called by the
 //! poller.
@@ -15,7 +18,7 @@ use serde::Serialize;
 
 use crate::config::Settings;
 use crate::db::ErrorReport;
-use crate::growth::Jump;
+use crate::growth::{ColumnHistories, Jump};
 use crate::headroom::{IntType, Status};
 use crate::measure::{ColumnReport, ShardResult, SourceValue};
 
@@ -25,6 +28,10 @@ pub struct Store {
     inner: Arc<RwLock<Snapshot>>,
     /// Counts finished shard polls; subscribers wake on each.
     published: Arc<tokio::sync::watch::Sender<u64>>,
+    /// The columns' growth histories: the poller's working memory, which it records into
+    /// (every poller made on this store shares them, so a reload keeps them in place);
+    /// held here so that a request can read a column's samples.
+    histories: ColumnHistories,
 }
 
 /// Everything known at one moment.
@@ -300,7 +307,14 @@ impl Store {
         Store {
             inner: Arc::new(RwLock::new(Snapshot { shards, sources })),
             published: Arc::new(tokio::sync::watch::Sender::new(0)),
+            histories: ColumnHistories::default(),
         }
+    }
+
+    /// The columns' growth histories, per shard: what the poller records into, and what a
+    /// column's chart reads. Lock it briefly: a shard's report step waits for it.
+    pub fn histories(&self) -> &ColumnHistories {
+        &self.histories
     }
 
     /// Takes a new configuration's shards and sources, in its order: a shard or a source

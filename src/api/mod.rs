@@ -1,10 +1,11 @@
-//! The HTTP surface: `/metrics`, the JSON API under `/api`, and the health endpoints.
-//! Handlers only read the [`Store`]; only the one-column plan reads a column's definition
-//! from its shard, on demand, through [`plan_cache`] (once per poll, within the per-shard
-//! session budget). The JSON of a column row is written in `row`, for every command that
-//! prints one.
+//! The HTTP surface: the pages ([`crate::pages`]), `/metrics`, the JSON API under `/api`,
+//! and the health endpoints. Handlers only read the [`Store`]; only the one-column plan
+//! reads a column's definition from its shard, on demand, through [`plan_cache`] (once per
+//! poll, within the per-shard session budget). The JSON of a column row is written in
+//! `row`, for every command that prints one; a column's history in `history`.
 
-mod columns;
+pub mod columns;
+pub mod history;
 pub mod incidents;
 mod plan;
 pub mod plan_cache;
@@ -23,6 +24,7 @@ use tower_http::compression::CompressionLayer;
 
 use crate::metrics::Metrics;
 use crate::pager::Pager;
+use crate::pages;
 use crate::reload;
 use crate::state::Store;
 
@@ -46,11 +48,24 @@ pub use crate::reload::SharedSettings;
 /// The router with every route.
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/", get(pages::fleet::handler))
+        .route("/shards", get(pages::shards::handler))
+        .route("/sources", get(pages::sources::handler))
+        .route("/incidents", get(pages::incidents::handler))
+        .route("/static/{name}", get(pages::layout::asset))
         .route("/metrics", get(metrics))
         .route("/api/columns", get(columns::handler))
         .route(
             "/api/columns/{shard}/{schema}/{table}/{column}",
             get(plan::handler),
+        )
+        .route(
+            "/api/columns/{shard}/{schema}/{table}/{column}/history",
+            get(history::handler),
+        )
+        .route(
+            "/columns/{shard}/{schema}/{table}/{column}",
+            get(pages::column::handler),
         )
         .route("/api/shards", get(shards))
         .route("/api/sources", get(sources))
@@ -77,18 +92,19 @@ pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response 
 /// The longest error body of another kind that is carried into the JSON error.
 const FOREIGN_ERROR_LIMIT: usize = 4096;
 
-/// Every error answer as `{"error": ...}` with `application/json`: the handlers' own are
-/// already, and this rewrites the rest, the framework's rejections of a path, a query, a
+/// Every error answer as `{"error": ...}` with `application/json` (a page's as a page): the
+/// handlers' own are already, and this rewrites the rest, the framework's rejections of a path, a query, a
 /// method or a body (their text becomes the message, or the status's reason when they have
 /// none).
 async fn json_errors(response: Response) -> Response {
     let status = response.status();
-    let is_json = response
+    // A page's error is a page (text/html), for the person reading it.
+    let is_ours = response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
+    if !(status.is_client_error() || status.is_server_error()) || is_ours {
         return response;
     }
     let (parts, body) = response.into_parts();
@@ -218,7 +234,7 @@ async fn reload_get() -> Response {
 async fn not_found() -> Response {
     error(
         StatusCode::NOT_FOUND,
-        "no such endpoint: try /metrics, /api/columns, /api/shards, /api/sources, /api/incidents, /healthz or /readyz",
+        "no such endpoint: try the pages /, /columns/{shard}/{schema}/{table}/{column}, /shards, /sources and /incidents, or /metrics, /api/columns, /api/shards, /api/sources, /api/incidents, /healthz or /readyz",
     )
 }
 

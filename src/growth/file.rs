@@ -349,6 +349,7 @@ mod tests {
                 b: None,
                 d: vec![-5, 1],
                 j: None,
+                x: None,
                 p: None,
             },
             // An odd number of deltas.
@@ -358,6 +359,7 @@ mod tests {
                 b: None,
                 d: vec![5],
                 j: None,
+                x: None,
                 p: None,
             },
             // A value past u64.
@@ -367,6 +369,7 @@ mod tests {
                 b: None,
                 d: vec![5, 1],
                 j: None,
+                x: None,
                 p: None,
             },
             // From the future.
@@ -376,6 +379,7 @@ mod tests {
                 b: None,
                 d: vec![],
                 j: None,
+                x: None,
                 p: None,
             },
         ];

@@ -41,6 +41,10 @@ pub(super) struct Step {
     /// The value before and after it.
     pub(super) from: u64,
     pub(super) to: u64,
+    /// By how much the samples before it are held moved up (what the rate did not
+    /// predict), so that they can be shown as read; 0 when not known (a history saved
+    /// before it was kept).
+    pub(super) excess: u64,
 }
 
 /// The newest step while it is provisional: what re-admitting it as growth needs.
@@ -346,6 +350,7 @@ impl Work {
             at_ms,
             from: last.value,
             to: value,
+            excess,
         });
     }
 

@@ -14,6 +14,8 @@
 //!   [`Tracker`] of many histories;
 //! - `history`: one value's [`History`] and the rules of a record: a reset, a step kept
 //!   out of the rate, one sample per bucket past the raw window;
+//! - `samples`: a history's samples as a person reads them (wall-clock times, values as
+//!   read), for the column page and its JSON;
 //! - `codec`: the compact bytes of its samples (delta of delta, zigzag varints);
 //! - `rate`: the growth rate, the faster of two least-squares slopes;
 //! - `saved`: a history's saved form ([`SavedHistory`]), with wall-clock times;
@@ -33,12 +35,20 @@ mod history;
 mod rate;
 #[cfg(test)]
 mod reference;
+mod samples;
 mod saved;
 #[cfg(test)]
 mod test_series;
 
 pub use history::History;
+pub use samples::Samples;
 pub use saved::SavedHistory;
+
+/// Every shard's column histories, by shard name: the poller records into them at each
+/// poll; the store holds the handle ([`crate::state::Store::histories`]), so that a request
+/// can read a column's samples and a reload hands them to the next poller in place.
+pub type ColumnHistories =
+    std::sync::Arc<std::sync::Mutex<HashMap<String, Tracker<crate::inventory::ColumnId>>>>;
 
 /// Every sample younger than this is kept.
 pub const RAW_WINDOW: Duration = Duration::from_secs(30 * 60);
@@ -230,6 +240,11 @@ impl<K: std::hash::Hash + Eq + Clone> Tracker<K> {
                 self.histories.insert(key, history);
             }
         }
+    }
+
+    /// The history held under `key`.
+    pub fn get(&self, key: &K) -> Option<&History> {
+        self.histories.get(key)
     }
 
     /// Number of histories held.

@@ -29,6 +29,10 @@ pub struct SavedHistory {
     /// The last jump: `[unix ms, from, to]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub j: Option<(i64, u64, u64)>,
+    /// The last jump's excess: by how much the samples before it are held moved up
+    /// (absent in files written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x: Option<u64>,
     /// The step still provisional: `[excess, rate before it, rate over it]` (IDs a second).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p: Option<(u64, f64, f64)>,
@@ -54,6 +58,7 @@ impl History {
             j: steps
                 .and_then(|s| s.last_jump)
                 .map(|j| (wall(j.at_ms), j.from, j.to)),
+            x: steps.and_then(|s| s.last_jump).map(|j| j.excess),
             // Saved without the step before it: re-admitted after a restart, it leaves
             // `last_jump` empty rather than back at the one before.
             p: steps
@@ -108,6 +113,7 @@ impl History {
                     at_ms: relative(at)?,
                     from,
                     to,
+                    excess: saved.x.unwrap_or(0),
                 })
             })
             .filter(|j| j.at_ms >= keep_from);

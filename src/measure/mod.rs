@@ -44,7 +44,7 @@ use crate::inventory::{Catalog, ColumnId, IntColumn, Inventory};
 pub use dives::{Dive, dives_of};
 #[cfg(test)]
 use report::report_dives;
-pub use report::{ColumnReport, Moment, ShardResult, plan_path, report};
+pub use report::{ColumnReport, Moment, ShardResult, page_path, plan_path, report};
 pub use resolve::{Measured, Unresolved, resolve};
 
 /// How a column's current value is known.

@@ -139,9 +139,15 @@ const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
 /// `/api/columns/{shard}/{schema}/{table}/{column}`, each name percent-encoded: the column
 /// with its plan.
 pub fn plan_path(shard: &str, schema: &str, table: &str, column: &str) -> String {
+    format!("/api{}", page_path(shard, schema, table, column))
+}
+
+/// `/columns/{shard}/{schema}/{table}/{column}`, each name percent-encoded: the column's
+/// page.
+pub fn page_path(shard: &str, schema: &str, table: &str, column: &str) -> String {
     let seg = |s: &str| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string();
     format!(
-        "/api/columns/{}/{}/{}/{}",
+        "/columns/{}/{}/{}/{}",
         seg(shard),
         seg(schema),
         seg(table),
@@ -272,6 +278,17 @@ impl ColumnReport {
     /// names percent-encoded), relative to the API's address.
     pub fn plan_url(&self) -> String {
         plan_path(
+            &self.shard,
+            &self.id.schema,
+            &self.id.table,
+            &self.id.column,
+        )
+    }
+
+    /// This column's page (`/columns/{shard}/{schema}/{table}/{column}`, names
+    /// percent-encoded), relative to the daemon's address.
+    pub fn page_url(&self) -> String {
+        page_path(
             &self.shard,
             &self.id.schema,
             &self.id.table,

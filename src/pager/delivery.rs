@@ -26,19 +26,21 @@ pub enum Outcome {
     Retry(String, Option<Duration>),
 }
 
-/// The links of a trigger: the condition in headroom, and for a column its widening plan.
+/// The links of a trigger: the condition in headroom, and for a column its widening plan
+/// and its page.
 fn links(event: &Event) -> Vec<serde_json::Value> {
     let mut out: Vec<serde_json::Value> = event
         .link
         .iter()
         .map(|href| json!({ "href": href, "text": "This condition in headroom" }))
         .collect();
-    if let Some(href) = event
-        .custom_details
-        .get("plan_url")
-        .and_then(|v| v.as_str())
-    {
-        out.push(json!({ "href": href, "text": "The plan that widens this column" }));
+    for (key, text) in [
+        ("plan_url", "The plan that widens this column"),
+        ("page_url", "This column's page"),
+    ] {
+        if let Some(href) = event.custom_details.get(key).and_then(|v| v.as_str()) {
+            out.push(json!({ "href": href, "text": text }));
+        }
     }
     out
 }

@@ -124,7 +124,7 @@ fn prefix_with_room(shard: &str, more: usize) -> String {
 /// The dedup key of a column's incident, `headroom/column/<shard>/<schema.table.column>`, as
 /// [`dedup_key`] writes it, built in one allocation: every column's is made at every
 /// evaluation.
-fn column_key(c: &ColumnReport) -> String {
+pub fn column_key(c: &ColumnReport) -> String {
     let id = &c.id;
     let mut key = prefix_with_room(
         &c.shard,
@@ -254,6 +254,7 @@ fn column_event(c: &ColumnReport, external_url: &str, now: DateTime<Utc>) -> Eve
         "reason": c.reason(),
         "what_to_do": if c.clamped { CLAMPED_WHAT_TO_DO } else { WHAT_TO_DO },
         "plan_url": format!("{external_url}{}", c.plan_url()),
+        "page_url": format!("{external_url}{}", c.page_url()),
     });
     let severity = Severity::of(c.status).unwrap_or(Severity::Warning);
     Event {
@@ -514,6 +515,53 @@ mod tests {
         );
         assert_eq!(event.custom_details["kind"], "inferred");
         assert_eq!(event.custom_details["parent"], "gh.repositories.id");
+    }
+
+    #[test]
+    fn a_column_page_links_to_the_columns_page_beside_its_json() {
+        use crate::headroom::{IntType, Width};
+        let id = crate::inventory::ColumnId::new("etsy", "t{x}", "actor id");
+        let int = IntType::new(Width::Int, false);
+        let c = crate::measure::fixture::column("shard-01", id, int, 2_147_000_000).build();
+        let event = column_event(&c, "https://headroom.example", Utc::now());
+        assert_eq!(
+            event.custom_details["page_url"],
+            "https://headroom.example/columns/shard-01/etsy/t%7Bx%7D/actor%20id"
+        );
+        assert_eq!(
+            event.custom_details["plan_url"],
+            "https://headroom.example/api/columns/shard-01/etsy/t%7Bx%7D/actor%20id"
+        );
+        let body =
+            super::super::delivery::pagerduty_body(&event, "key", "https://headroom.example");
+        let links: Vec<(&str, &str)> = body["links"]
+            .as_array()
+            .expect("links")
+            .iter()
+            .map(|l| {
+                (
+                    l["href"].as_str().unwrap_or(""),
+                    l["text"].as_str().unwrap_or(""),
+                )
+            })
+            .collect();
+        assert_eq!(
+            links,
+            [
+                (
+                    "https://headroom.example/api/columns?shard=shard-01&schema=etsy&table=t%7Bx%7D&column=actor+id",
+                    "This condition in headroom"
+                ),
+                (
+                    "https://headroom.example/api/columns/shard-01/etsy/t%7Bx%7D/actor%20id",
+                    "The plan that widens this column"
+                ),
+                (
+                    "https://headroom.example/columns/shard-01/etsy/t%7Bx%7D/actor%20id",
+                    "This column's page"
+                ),
+            ]
+        );
     }
 
     #[test]

@@ -433,3 +433,31 @@ fn each_notifier_names_itself_in_its_user_agent() {
         format!("headroom/{} (pagerduty)", env!("CARGO_PKG_VERSION"))
     );
 }
+
+#[test]
+fn incidents_are_counted_and_found_by_key_without_copying_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pager, store, _) = pager_in(dir.path());
+    assert_eq!(
+        pager.incident_counts(),
+        [IncidentCounts {
+            notifier: "webhook",
+            open: 0,
+            undelivered: 0
+        }]
+    );
+    both_blind(&pager, &store);
+    assert_eq!(
+        pager.incident_counts(),
+        [IncidentCounts {
+            notifier: "webhook",
+            open: 2,
+            undelivered: 2
+        }]
+    );
+    let found = pager.incident("headroom/blind/s1");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].0, "webhook");
+    assert_eq!(found[0].1.dedup_key, "headroom/blind/s1");
+    assert!(pager.incident("headroom/blind/s3").is_empty());
+}

@@ -2,6 +2,7 @@
 //! a real headroom on a free port, and assertions on exact values.
 
 mod api;
+mod browser;
 mod bump;
 mod cli;
 mod cluster;

@@ -139,6 +139,14 @@ async fn one_trigger_per_critical_column_and_one_resolve_after_an_alter_to_bigin
         trigger["links"][1]["href"], "https://headroom.example/api/columns/s1/app/orders/id",
         "the column's widening plan"
     );
+    assert_eq!(
+        trigger["links"][2]["href"], "https://headroom.example/columns/s1/app/orders/id",
+        "the column's page"
+    );
+    assert_eq!(
+        payload["custom_details"]["page_url"],
+        "https://headroom.example/columns/s1/app/orders/id"
+    );
 
     let (_, incidents) = app.get_json("/api/incidents").await;
     let pd = &incidents["notifiers"][0];

@@ -197,6 +197,10 @@ async fn a_reload_adds_and_removes_shards_and_those_that_stay_keep_their_state()
     }
     polls_of(&app, "gone", 1).await;
     assert!(app.metrics_text().contains("shard=\"gone\""));
+    let history = "/api/columns/keep/keep/orders/id/history";
+    let (_, before) = app.get_json(history).await;
+    let held = before["points"].as_array().map_or(0, Vec::len);
+    assert!(held >= 2, "{before}");
 
     write(
         &path,
@@ -211,6 +215,19 @@ async fn a_reload_adds_and_removes_shards_and_those_that_stay_keep_their_state()
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "reloaded");
     assert_eq!(shard_names(&app), ["keep", "added"]);
+    // The histories stayed in place, readable from a request; the removed shard's went.
+    let (_, after) = app.get_json(history).await;
+    assert!(
+        after["points"].as_array().map_or(0, Vec::len) >= held,
+        "{before} then {after}"
+    );
+    assert!(
+        !app.store
+            .histories()
+            .lock()
+            .expect("histories")
+            .contains_key("gone")
+    );
 
     // The first poll of `keep` under the new configuration still forecasts: its history
     // was handed over (a fresh one has a single sample and no rate).

@@ -121,7 +121,9 @@ fn print_help(
     shard: &MariaDb,
 ) {
     println!();
-    println!("headroom is watching the demo cluster. Open:");
+    println!("headroom is watching the demo cluster. Open in a browser:");
+    println!("  http://{addr}/");
+    println!("or the JSON and metrics behind it:");
     println!("  http://{addr}/api/columns?status=warning,critical,exhausted");
     println!("  http://{addr}/api/columns");
     println!("  http://{addr}/api/shards");
@@ -175,11 +177,18 @@ async fn print_pages(receiver: Receiver, shutdown: CancellationToken) {
         for e in events.iter().skip(shown) {
             let action = e["event_action"].as_str().unwrap_or("?");
             let text = match action {
-                "trigger" => format!(
-                    "{}: {}",
-                    e["payload"]["severity"].as_str().unwrap_or("?"),
-                    e["payload"]["summary"].as_str().unwrap_or("")
-                ),
+                "trigger" => {
+                    let mut text = format!(
+                        "{}: {}",
+                        e["payload"]["severity"].as_str().unwrap_or("?"),
+                        e["payload"]["summary"].as_str().unwrap_or("")
+                    );
+                    // A column's page links to where to look.
+                    if let Some(page) = e["payload"]["custom_details"]["page_url"].as_str() {
+                        text.push_str(&format!("\n              {page}"));
+                    }
+                    text
+                }
                 _ => e["dedup_key"].as_str().unwrap_or("").to_string(),
             };
             println!("PAGE {action:<8} {text}");

@@ -1,0 +1,347 @@
+//! `GET /columns/{shard}/{schema}/{table}/{column}` (names percent-encoded, as `plan_url`):
+//! one column. Its numbers (those of `/api/columns`), a chart of the history the daemon
+//! holds with the forecast, why it is at risk (thresholds, type mismatch, the evidence of an
+//! inferred parent, the shard's strict mode), its incident and silence, and its widening
+//! plan with copy buttons. The plan comes from the plan endpoint's cache, within its
+//! per-shard session budget; the page waits for it at most [`PLAN_WAIT`], then says it is
+//! being computed (the computation goes on, and the next view shows it).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use chrono::{DateTime, Utc};
+use maud::{Markup, html};
+
+use super::chart::chart;
+use super::format::{self, column_name, name, rfc3339, status, thousands, used_bar};
+use super::layout::{self, Nav};
+use crate::api::AppState;
+use crate::api::plan_cache::Failure;
+use crate::growth::{Samples, humanize};
+use crate::headroom::{Ppm, Status};
+use crate::inventory::ColumnId;
+use crate::measure::{ColumnReport, Kind};
+use crate::pager::event::Event;
+use crate::plan::Planned;
+use crate::policy::Limits;
+
+/// How long a view waits for a plan being computed before it shows the rest.
+pub const PLAN_WAIT: Duration = Duration::from_secs(2);
+
+/// Where the plan stands.
+#[derive(Debug, Clone)]
+pub enum Plan {
+    Ready(Arc<Planned>),
+    /// Still being computed after [`PLAN_WAIT`].
+    Pending,
+    /// Why there is none now (a shard busy or unreadable).
+    Failed(String),
+}
+
+/// Everything the page shows, gathered from the state; [`render`] is pure.
+#[derive(Debug, Clone)]
+pub struct View {
+    pub column: ColumnReport,
+    pub samples: Samples,
+    /// The limits that decide its status.
+    pub limits: Limits,
+    /// Its shard's strict mode and `sql_mode`, as last read.
+    pub strict_mode: Option<bool>,
+    pub sql_mode: Option<String>,
+    /// Its open incident per notifier; `None` without notifiers.
+    pub incidents: Option<Vec<(&'static str, Event)>>,
+    pub plan: Plan,
+}
+
+/// `GET /columns/{shard}/{schema}/{table}/{column}`.
+pub async fn handler(
+    State(state): State<AppState>,
+    Path((shard, schema, table, column)): Path<(String, String, String, String)>,
+) -> Response {
+    let id = ColumnId::new(&schema, &table, &column);
+    let twin = crate::measure::plan_path(&shard, &schema, &table, &column);
+    let (column, samples) = match crate::api::history::column_and_samples(&state.store, &shard, &id)
+    {
+        Ok(found) => found,
+        Err(message) => {
+            return layout::problem(StatusCode::NOT_FOUND, Nav::Column, "/api/columns", &message);
+        }
+    };
+    let (strict_mode, sql_mode) = {
+        let snapshot = state.store.read();
+        snapshot
+            .shards
+            .iter()
+            .find(|s| s.name == shard)
+            .map(|s| (s.strict_mode, s.sql_mode.clone()))
+            .unwrap_or_default()
+    };
+    let settings = Arc::clone(&state.settings.read().unwrap_or_else(|e| e.into_inner()));
+    let limits = settings.policy.limits(&schema, &table, &id.column);
+    let incidents = state
+        .pager
+        .as_ref()
+        .map(|pager| pager.incident(&crate::pager::event::column_key(&column)));
+    let asked = state.plans.get(&state.store, settings, &shard, &id);
+    let plan = match tokio::time::timeout(PLAN_WAIT, asked).await {
+        Ok(Ok(planned)) => Plan::Ready(planned),
+        Ok(Err(Failure::NotFound(message))) => {
+            return layout::problem(StatusCode::NOT_FOUND, Nav::Column, &twin, &message);
+        }
+        Ok(Err(failure)) => Plan::Failed(failure.to_string()),
+        Err(_) => Plan::Pending,
+    };
+    let view = View {
+        column,
+        samples,
+        limits,
+        strict_mode,
+        sql_mode,
+        incidents,
+        plan,
+    };
+    layout::respond(StatusCode::OK, render(&view, Utc::now()))
+}
+
+/// The whole page, as of `now`.
+pub fn render(view: &View, now: DateTime<Utc>) -> Markup {
+    let c = &view.column;
+    let twin = c.plan_url();
+    let history = format!("{twin}/history");
+    let title = format!(
+        "{} · {}",
+        crate::escape::escape(&c.shard),
+        crate::escape::escape(&c.id.to_string())
+    );
+    let body = html! {
+        h1 { (column_name(c)) " " (status(c.status)) }
+        p.muted {
+            "The same numbers as JSON: " a href=(twin) { "the column with its plan" }
+            ", " a href=(history) { "its history" } "."
+        }
+        (facts(c, now))
+        h2 { "History" }
+        (chart(c, &view.samples))
+        p.muted {
+            (view.samples.points.len()) " samples held (the last 30 minutes as read, one an hour before, back a week)."
+            @if let Some(j) = &view.samples.last_jump {
+                " A step at " (format::date(j.at)) ", from " (thousands(i128::from(j.from)))
+                " to " (thousands(i128::from(j.to))) ", is kept out of the growth rate."
+            }
+        }
+        h2 { "Why" }
+        (why(view))
+        h2 { "Incident and silence" }
+        (incident(view))
+        h2 id="plan" { "Widening plan" }
+        (plan(&view.plan))
+    };
+    layout::page(&title, Nav::Column, &twin, body)
+}
+
+/// The column's numbers.
+fn facts(c: &ColumnReport, now: DateTime<Utc>) -> Markup {
+    html! {
+        dl.facts {
+            dt { "Type" } dd { (c.int_type.display_name()) " " span.muted { "(" (c.column_type) ")" } }
+            dt { "Kind" } dd {
+                (c.kind.as_str())
+                @if let Some(parent) = c.parent() { ", parent " (name(parent)) }
+                @else if let Some(source) = &c.source { ", from " (name(source)) }
+            }
+            dt { "Current" } dd data-current=(c.current) { (thousands(c.current)) }
+            dt { "Maximum" } dd data-max=(c.max) { (thousands(i128::from(c.max))) }
+            dt { "Remaining" } dd data-remaining=(c.remaining()) { (thousands(c.remaining())) }
+            dt { "Used" } dd data-ratio=(c.used_ratio) { (used_bar(c.used_ratio, c.status)) }
+            dt { "Growth" } dd data-growth=(c.growth_per_second.map(|g| g.to_string()).unwrap_or_default()) {
+                (format::per_day(c.growth_per_second))
+                @if let Some(g) = c.growth_per_second { span.muted { " (" (format!("{g:.3}")) " a second)" } }
+            }
+            dt { "Runs out" } dd data-exhausts-at=(c.exhausts_at().map(rfc3339).unwrap_or_default()) {
+                (format::runs_out(c, now))
+            }
+            dt { "Read" } dd { (format::date(c.observed_at)) " " span.muted { "(" (format::relative(now, c.observed_at)) ")" } }
+        }
+    }
+}
+
+/// A ratio threshold as a percentage: `85%`, `99.5%`.
+fn ppm(p: Ppm) -> String {
+    let percent = f64::from(p.get()) / 10_000.0;
+    format!("{}%", (percent * 10_000.0).round() / 10_000.0)
+}
+
+/// Why the column is (or is not) at risk.
+fn why(view: &View) -> Markup {
+    let c = &view.column;
+    let l = &view.limits;
+    let ratio = crate::headroom::percent(c.used_ratio);
+    let within = |d: Duration| humanize(d.as_secs()).trim_start_matches('~').to_string();
+    html! {
+        ul.why {
+            li {
+                (ratio) " of its type used: "
+                @if c.current > i128::from(c.max) {
+                    "past its maximum, " (status(Status::Exhausted)) "."
+                } @else {
+                    (status(Status::Warning)) " from " (ppm(l.ratio.warning)) ", "
+                    (status(Status::Critical)) " from " (ppm(l.ratio.critical)) "."
+                }
+            }
+            li {
+                @match c.seconds_to_exhaustion {
+                    Some(s) => { "Runs out in " (humanize(s)) " at its growth rate: " }
+                    None => { "Not running out at its growth rate (" (if c.growth_per_second.is_none() { "not measured yet" } else { "not growing" }) "): " }
+                }
+                (status(Status::Warning)) " within " (within(l.warning_within)) ", "
+                (status(Status::Critical)) " within " (within(l.critical_within)) "."
+            }
+            @if c.type_mismatch {
+                li {
+                    span.st.st-warning { "Narrower than what feeds it" } ": "
+                    @match (c.parent(), &c.source) {
+                        (Some(parent), _) => { "its parent " (name(parent)) }
+                        (None, Some(source)) => { (name(source)) }
+                        (None, None) => { "its source" }
+                    }
+                    @if let Some(m) = c.feeder_max() { " holds up to " (thousands(i128::from(m))) }
+                    ", and this column only up to " (thousands(i128::from(c.max))) "."
+                }
+            }
+            @if c.kind == Kind::Inferred {
+                li {
+                    "Its parent is inferred from names, not declared: "
+                    @if let Some(evidence) = &c.evidence { (name(evidence)) } @else { "no rule recorded" } "."
+                }
+            }
+            li {
+                @match view.strict_mode {
+                    Some(true) => { "Its shard is in strict mode: a value past the maximum is refused, not stored." }
+                    Some(false) => {
+                        span.st.st-critical { "Its shard is not in strict mode" }
+                        " (sql_mode " (view.sql_mode.as_deref().unwrap_or("")) "): a value past the maximum is stored as the maximum, silently."
+                    }
+                    None => { "Its shard's strict mode is not known yet." }
+                }
+            }
+            @if c.clamped {
+                li { (status(Status::Exhausted)) ": " (crate::policy::CLAMPED_REASON) "." }
+            }
+            @if let Some(j) = &c.last_jump {
+                li { "A step from " (thousands(i128::from(j.from))) " to " (thousands(i128::from(j.to))) " at " (format::date(j.at)) " is not counted as growth." }
+            }
+        }
+    }
+}
+
+/// The column's open incidents and its silence.
+fn incident(view: &View) -> Markup {
+    let c = &view.column;
+    html! {
+        @match &view.incidents {
+            None => { p.muted { "No notifier is configured: nothing pages." } }
+            Some(open) if open.is_empty() => { p { "No open incident." } }
+            Some(open) => {
+                ul {
+                    @for (notifier, e) in open {
+                        li {
+                            (notifier) ": " strong { (e.severity.as_str()) } ", since " (format::date(e.created_at))
+                            br; span.muted { (e.summary) }
+                        }
+                    }
+                }
+                p { a href="/incidents" { "Every incident" } }
+            }
+        }
+        @match &c.silenced {
+            Some(s) => { p { "Silenced until " (format::date(s.until)) ": " (s.reason) " (measured and shown, not paged)." } }
+            None => { p.muted { "Not silenced." } }
+        }
+    }
+}
+
+/// Text that runs as is (a statement, a command) shown with a copy button: shown with
+/// control and bidi characters as visible escapes, copied exactly, from a hidden twin, when
+/// it holds any.
+fn copyable(id: &str, text: &str) -> Markup {
+    let shown = format::lines(text);
+    html! {
+        button.copy type="button" data-copy=(id) hidden { "Copy" }
+        @if shown == text {
+            pre id=(id) { (text) }
+        } @else {
+            pre { (shown) }
+            pre id=(id) hidden { (text) }
+            p.muted { "A name in it holds control or bidi characters: shown escaped above, copied exactly." }
+        }
+    }
+}
+
+/// The widening plan.
+fn plan(plan: &Plan) -> Markup {
+    let planned = match plan {
+        Plan::Pending => {
+            return html! { p.muted { "The plan is being computed (its shard's definitions are read once per poll): reload in a moment." } };
+        }
+        Plan::Failed(why) => return html! { p.problem { "No plan now: " (why) } },
+        Plan::Ready(planned) => planned,
+    };
+    let p = &planned.plan;
+    if p.changes.is_empty() {
+        return html! { p { "No widening needed: " (p.target_type) " holds it." } };
+    }
+    let statements: String = {
+        let mut out = String::new();
+        let mut shard = "";
+        for step in &p.steps {
+            if step.shard != shard {
+                shard = &step.shard;
+                out.push_str(&format!("-- on shard {shard}\n"));
+            }
+            out.push_str(&step.statement);
+            out.push('\n');
+        }
+        out
+    };
+    html! {
+        p { "Widen to " strong { (p.target_type) } ": " (p.reason) }
+        div.scroll {
+            table {
+                thead { tr { th { "Column" } th { "From" } th { "To" } th.num { "Rows" } th.num { "Data and indexes" } th { "Rebuild" } th { "Note" } } }
+                tbody {
+                    @for ch in &p.changes {
+                        tr {
+                            td.name { (name(&ch.shard)) " · " (name(&ch.schema)) "." (name(&ch.table)) "." (name(&ch.column)) }
+                            td { (ch.from_type) }
+                            td { (ch.to_type) }
+                            td.num { @if let Some(t) = &ch.table_size { (thousands(i128::from(t.rows))) } }
+                            td.num { @if let Some(t) = &ch.table_size { (format::bytes(t.bytes())) } }
+                            td { @if let Some(s) = ch.rebuild_seconds_estimate { (humanize(s)) } @else if !ch.rebuilds { "none" } }
+                            td { @if let Some(n) = &ch.note { (n) } }
+                        }
+                    }
+                }
+            }
+        }
+        @if !p.steps.is_empty() {
+            h2 { "Statements, in order" }
+            (copyable("plan-statements", &statements))
+        }
+        @for (i, ch) in p.changes.iter().enumerate() {
+            @if let Some(cmd) = &ch.gh_ost {
+                h2 { "gh-ost: " (name(&ch.shard)) " · " (name(&ch.table)) }
+                (copyable(&format!("plan-gh-ost-{i}"), cmd))
+            }
+            @if let Some(cmd) = &ch.pt_online_schema_change {
+                h2 { "pt-online-schema-change: " (name(&ch.shard)) " · " (name(&ch.table)) }
+                (copyable(&format!("plan-pt-osc-{i}"), cmd))
+            }
+        }
+        @if !p.foreign_keys.is_empty() {
+            p.muted { (p.foreign_keys.len()) " foreign keys hold a widened column: the statements drop them first and add them again after." }
+        }
+    }
+}
