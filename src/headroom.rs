@@ -47,14 +47,20 @@ impl Width {
     /// Parses information_schema's DATA_TYPE (`int`, `bigint`, ...); `integer` is accepted
     /// as the synonym some servers print.
     pub fn from_data_type(data_type: &str) -> Option<Width> {
-        match data_type.trim().to_ascii_lowercase().as_str() {
-            "tinyint" => Some(Width::Tiny),
-            "smallint" => Some(Width::Small),
-            "mediumint" => Some(Width::Medium),
-            "int" | "integer" => Some(Width::Int),
-            "bigint" => Some(Width::Big),
-            _ => None,
-        }
+        // Compared whatever the case, without a lower-case copy: every column of every
+        // poll is read through here.
+        let data_type = data_type.trim();
+        [
+            ("tinyint", Width::Tiny),
+            ("smallint", Width::Small),
+            ("mediumint", Width::Medium),
+            ("int", Width::Int),
+            ("integer", Width::Int),
+            ("bigint", Width::Big),
+        ]
+        .into_iter()
+        .find(|(name, _)| data_type.eq_ignore_ascii_case(name))
+        .map(|(_, width)| width)
     }
 }
 
@@ -91,8 +97,13 @@ impl IntType {
     /// `int(10) unsigned zerofill`. MySQL 8.0.19+ drops the display width; both forms work.
     pub fn from_information_schema(data_type: &str, column_type: &str) -> Option<IntType> {
         let width = Width::from_data_type(data_type)?;
-        let lower = column_type.to_ascii_lowercase();
-        let unsigned = lower.contains("unsigned") || lower.contains("zerofill");
+        let has = |word: &str| {
+            column_type
+                .as_bytes()
+                .windows(word.len())
+                .any(|w| w.eq_ignore_ascii_case(word.as_bytes()))
+        };
+        let unsigned = has("unsigned") || has("zerofill");
         Some(IntType { width, unsigned })
     }
 

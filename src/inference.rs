@@ -21,12 +21,13 @@
 //! flags, prices ([`looks_like_a_value`]). The built-in rules only match names ending in an
 //! id-like word, so `count`, `is_active` or `price` cannot match them either.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
 use crate::config::ReferenceRule;
-use crate::inventory::{ColumnId, IntColumn, Inventory};
+use crate::inventory::{ColumnId, IntColumn, Inventory, Name, NameRef};
 
 use crate::config::template::{Piece, pieces};
 pub use crate::config::template::{Settings, Template};
@@ -60,16 +61,32 @@ pub struct Inference {
 
 /// Names of counters, flags, amounts and prices: never a reference, whatever a rule says.
 pub fn looks_like_a_value(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
+    // Compared whatever the ASCII case, without a lower-case copy: every column of every
+    // poll is asked.
+    let name = name.as_bytes();
+    let starts =
+        |p: &str| name.len() >= p.len() && name[..p.len()].eq_ignore_ascii_case(p.as_bytes());
+    let ends = |s: &str| {
+        name.len() >= s.len() && name[name.len() - s.len()..].eq_ignore_ascii_case(s.as_bytes())
+    };
     ["is_", "has_", "can_", "num_", "n_"]
         .iter()
-        .any(|p| name.starts_with(p))
+        .any(|p| starts(p))
         || [
             "count", "price", "amount", "total", "qty", "quantity", "flag", "flags", "cents",
             "size", "bytes", "version",
         ]
         .iter()
-        .any(|s| name == *s || name.strip_suffix(s).is_some_and(|head| head.ends_with('_')))
+        .any(|s| ends(s) && (name.len() == s.len() || name[name.len() - s.len() - 1] == b'_'))
+}
+
+/// `text` in ASCII lower case, copied only when it has an upper-case letter.
+fn lower(text: &str) -> Cow<'_, str> {
+    if text.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(text.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(text)
+    }
 }
 
 /// Regular English plural of a lower-case singular noun.
@@ -99,16 +116,19 @@ struct Candidate {
     evidence: String,
 }
 
-/// What the inventory offers as parents.
+/// What the inventory offers as parents. Names are held as the inventory holds them when
+/// they are already in lower case, copied otherwise.
 struct Tables<'a> {
     /// Integer columns by id.
     columns: HashMap<&'a ColumnId, &'a IntColumn>,
     /// Single-column integer primary keys by lower-case key name.
-    by_key: HashMap<String, Vec<ColumnId>>,
-    /// Tables with an integer primary key by lower-case `(schema, table)`.
-    by_table: HashMap<(String, String), ColumnId>,
+    by_key: HashMap<Cow<'a, str>, Vec<ColumnId>>,
+    /// Tables with an integer primary key by lower-case schema, then lower-case table.
+    by_table: HashMap<Cow<'a, str>, HashMap<Cow<'a, str>, ColumnId>>,
     /// The same keys by lower-case table name alone, over every schema.
-    by_table_name: HashMap<String, Vec<ColumnId>>,
+    by_table_name: HashMap<Cow<'a, str>, Vec<ColumnId>>,
+    /// The keys of `by_table`: a column is its table's key when it is one of them.
+    keys: HashSet<ColumnId>,
     /// Integer columns by lower-case `(schema, table, column)`.
     by_name: HashMap<(String, String, String), &'a ColumnId>,
     /// Declared foreign keys' children.
@@ -120,26 +140,27 @@ impl<'a> Tables<'a> {
     fn new(inventory: &'a Inventory, templates: bool) -> Tables<'a> {
         let columns: HashMap<&ColumnId, &IntColumn> =
             inventory.columns.iter().map(|c| (&c.id, c)).collect();
-        let mut by_key: HashMap<String, Vec<ColumnId>> = HashMap::new();
-        let mut by_table = HashMap::new();
-        let mut by_table_name: HashMap<String, Vec<ColumnId>> = HashMap::new();
+        let mut by_key: HashMap<Cow<str>, Vec<ColumnId>> = HashMap::new();
+        let mut by_table: HashMap<Cow<str>, HashMap<Cow<str>, ColumnId>> = HashMap::new();
+        let mut by_table_name: HashMap<Cow<str>, Vec<ColumnId>> = HashMap::new();
         let mut keys: Vec<_> = inventory.primary_keys.iter().collect();
         keys.sort();
         for ((schema, table), column) in keys {
-            let id = ColumnId::new(schema, table, column);
-            if !columns.contains_key(&id) {
+            // The inventory's own id of the key, when it is an integer column.
+            let key = NameRef::new(schema, table, column);
+            let Some((id, _)) = columns.get_key_value(&key as &dyn Name) else {
                 continue;
-            }
-            by_key
-                .entry(column.to_ascii_lowercase())
-                .or_default()
-                .push(id.clone());
+            };
+            let id = (*id).clone();
+            by_key.entry(lower(column)).or_default().push(id.clone());
             by_table_name
-                .entry(table.to_ascii_lowercase())
+                .entry(lower(table))
                 .or_default()
                 .push(id.clone());
-            let lower = (schema.to_ascii_lowercase(), table.to_ascii_lowercase());
-            by_table.insert(lower, id);
+            by_table
+                .entry(lower(schema))
+                .or_default()
+                .insert(lower(table), id);
         }
         let by_name = if templates {
             columns.keys().map(|c| (lowered(c), *c)).collect()
@@ -147,11 +168,16 @@ impl<'a> Tables<'a> {
             HashMap::new()
         };
         let children = inventory.foreign_keys.iter().map(|fk| &fk.child).collect();
+        let keys = by_table
+            .values()
+            .flat_map(|t| t.values().cloned())
+            .collect();
         Tables {
             columns,
             by_key,
             by_table,
             by_table_name,
+            keys,
             by_name,
             children,
         }
@@ -167,17 +193,15 @@ impl<'a> Tables<'a> {
         self.by_name.get(&key).copied()
     }
 
+    /// Whether `id` is the key `by_table` holds for its table. Each key is held under its
+    /// own table's name, so that is whether it is among the keys held (one hash of a hash).
     fn primary_key_of(&self, id: &ColumnId) -> bool {
-        let key = (
-            id.schema.to_ascii_lowercase(),
-            id.table.to_ascii_lowercase(),
-        );
-        self.by_table.get(&key) == Some(id)
+        self.keys.contains(id)
     }
 
     fn schemas(&self) -> Vec<String> {
         let mut all: Vec<String> = self.by_name.keys().map(|(s, _, _)| s.clone()).collect();
-        all.extend(self.by_table.keys().map(|(s, _)| s.clone()));
+        all.extend(self.by_table.keys().map(|s| s.to_string()));
         all.sort();
         all.dedup();
         all
@@ -198,10 +222,11 @@ pub fn infer(
     let schemas = tables.schemas();
     for col in &inventory.columns {
         let id = &col.id;
+        // The cheapest tests first.
         let excluded = col.auto_increment.is_some()
             || tables.children.contains(id)
-            || tables.primary_key_of(id)
             || looks_like_a_value(&id.column)
+            || tables.primary_key_of(id)
             || references
                 .iter()
                 .any(|r| r.matches(&id.schema, &id.table, &id.column));
@@ -242,9 +267,18 @@ fn candidates(
     tables: &Tables,
     schemas: &[String],
 ) -> Vec<Candidate> {
-    let name = id.column.to_ascii_lowercase();
+    let ends_in_id = |name: &str| {
+        let name = name.as_bytes();
+        name.len() >= 2 && name[name.len() - 2..].eq_ignore_ascii_case(b"id")
+    };
+    // Most columns end in no id-like word: no rule to try, nothing to copy.
+    if settings.rules.is_empty() && !ends_in_id(&id.column) {
+        return Vec::new();
+    }
+    let name = lower(&id.column);
+    let name = name.as_ref();
     for (i, template) in settings.rules.iter().enumerate() {
-        let found = by_template(id, &name, i, template, tables, schemas);
+        let found = by_template(id, name, i, template, tables, schemas);
         if !found.is_empty() {
             return found;
         }
@@ -252,14 +286,12 @@ fn candidates(
     if !name.ends_with("id") {
         return Vec::new();
     }
-    let mut tails = vec![(String::new(), name.as_str())];
-    for (i, _) in name.match_indices('_') {
-        if i > 0 && i + 1 < name.len() {
-            tails.push((name[..=i].to_string(), &name[i + 1..]));
-        }
-    }
-    for (prefix, tail) in tails {
-        let found = built_in(id, &prefix, tail, tables);
+    let shorter = name
+        .match_indices('_')
+        .filter(|(i, _)| *i > 0 && i + 1 < name.len())
+        .map(|(i, _)| (&name[..=i], &name[i + 1..]));
+    for (prefix, tail) in std::iter::once(("", name)).chain(shorter) {
+        let found = built_in(id, prefix, tail, tables);
         if !found.is_empty() {
             return found;
         }
@@ -269,10 +301,12 @@ fn candidates(
 
 /// The built-in rules on one tail of the name (`prefix` is what was cut off).
 fn built_in(id: &ColumnId, prefix: &str, tail: &str, tables: &Tables) -> Vec<Candidate> {
-    let role = if prefix.is_empty() {
-        String::new()
-    } else {
-        format!("role prefix {prefix}, ")
+    let role = || {
+        if prefix.is_empty() {
+            String::new()
+        } else {
+            format!("role prefix {prefix}, ")
+        }
     };
     let mut out = Vec::new();
     if tail.len() > 2 {
@@ -280,7 +314,7 @@ fn built_in(id: &ColumnId, prefix: &str, tail: &str, tables: &Tables) -> Vec<Can
             if key != id && (key.table != id.table || !prefix.is_empty()) {
                 out.push(Candidate {
                     parent: key.clone(),
-                    evidence: format!("{role}name equals the primary key of {}", key.table),
+                    evidence: format!("{}name equals the primary key of {}", role(), key.table),
                 });
             }
         }
@@ -289,12 +323,17 @@ fn built_in(id: &ColumnId, prefix: &str, tail: &str, tables: &Tables) -> Vec<Can
         && !singular.is_empty()
     {
         let plural = plural(singular);
-        for key in tables.by_table_name.get(&plural).into_iter().flatten() {
+        for key in tables
+            .by_table_name
+            .get(plural.as_str())
+            .into_iter()
+            .flatten()
+        {
             let already = out.iter().any(|c| &c.parent == key);
             if key.column.eq_ignore_ascii_case("id") && key != id && !already {
                 out.push(Candidate {
                     parent: key.clone(),
-                    evidence: format!("{role}rails: {tail} -> {}.id", key.table),
+                    evidence: format!("{}rails: {tail} -> {}.id", role(), key.table),
                 });
             }
         }

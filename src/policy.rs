@@ -192,7 +192,10 @@ impl ColumnGlobs {
                 }
                 name.push_str(part);
             }
-            self.include.is_match(name.as_str()) && !self.exclude.is_match(name.as_str())
+            // One candidate for both sets, and none at all for an empty one.
+            let candidate = globset::Candidate::new(name.as_str());
+            self.include.is_match_candidate(&candidate)
+                && (self.exclude.is_empty() || !self.exclude.is_match_candidate(&candidate))
         })
     }
 }

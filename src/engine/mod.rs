@@ -199,7 +199,7 @@ impl Session<'_> {
     ) -> Result<Catalog, InventoryError> {
         match &mut self.inner {
             Sessions::Mysql(s) => {
-                let inventory = mysql::catalog::read(s, filter, timeout).await?;
+                let inventory = s.catalog(filter, timeout).await?;
                 let sql_mode = mysql::sql_mode::read(s, timeout).await?;
                 Ok(Catalog {
                     inventory,

@@ -24,6 +24,7 @@
 //!   against, and the series both are fed.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -196,21 +197,14 @@ impl<K: std::hash::Hash + Eq + Clone> Tracker<K> {
         let values = values.into_iter();
         let mut out = Vec::with_capacity(values.size_hint().0);
         for (key, value, max, read_at) in values {
-            let (key, history) = match self.histories.get_key_value(&key) {
-                Some((held, _)) => {
-                    let held = held.clone();
-                    let history = self.histories.get_mut(&held);
-                    (held, history)
-                }
-                None => {
-                    let history = History::new(now.min(read_at));
-                    (
-                        key.clone(),
-                        Some(self.histories.entry(key).or_insert(history)),
-                    )
+            // One look-up per key; an entry already held keeps its key.
+            let (key, history) = match self.histories.entry(key) {
+                Entry::Occupied(held) => (held.key().clone(), held.into_mut()),
+                Entry::Vacant(new) => {
+                    let key = new.key().clone();
+                    (key, new.insert(History::new(now.min(read_at))))
                 }
             };
-            let Some(history) = history else { continue };
             history.round = round;
             let forecast = history.record_newer_and_forecast(read_at, value, max, read_at == now);
             out.push((key, forecast));

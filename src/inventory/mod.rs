@@ -53,6 +53,81 @@ impl ColumnId {
     }
 }
 
+/// A column's name found in a set or map of [`ColumnId`]s (or `&ColumnId`s) without making
+/// one, which allocates: `set.get(&NameRef::new(schema, table, column) as &dyn Name)`. Readers
+/// use it to share the [`ColumnId`] already made for a name instead of making another.
+pub trait Name {
+    /// `schema`, `table` and `column`.
+    fn parts(&self) -> (&str, &str, &str);
+    /// The hash a [`ColumnId`] of the same name holds.
+    fn name_hash(&self) -> u64;
+}
+
+/// A name as borrowed parts, hashed as a [`ColumnId`] of that name is: a key to look one up.
+#[derive(Debug, Clone, Copy)]
+pub struct NameRef<'a> {
+    parts: (&'a str, &'a str, &'a str),
+    hash: u64,
+}
+
+impl<'a> NameRef<'a> {
+    pub fn new(schema: &'a str, table: &'a str, column: &'a str) -> NameRef<'a> {
+        let parts = (schema, table, column);
+        // The parts hash as a `ColumnName`'s fields do, in order: the same hash.
+        NameRef {
+            parts,
+            hash: name_hasher().hash_one(parts),
+        }
+    }
+}
+
+impl Name for NameRef<'_> {
+    fn parts(&self) -> (&str, &str, &str) {
+        self.parts
+    }
+
+    fn name_hash(&self) -> u64 {
+        self.hash
+    }
+}
+
+impl Name for ColumnId {
+    fn parts(&self) -> (&str, &str, &str) {
+        (&self.schema, &self.table, &self.column)
+    }
+
+    fn name_hash(&self) -> u64 {
+        self.0.hash
+    }
+}
+
+impl<'a> std::borrow::Borrow<dyn Name + 'a> for ColumnId {
+    fn borrow(&self) -> &(dyn Name + 'a) {
+        self
+    }
+}
+
+impl<'a> std::borrow::Borrow<dyn Name + 'a> for &ColumnId {
+    fn borrow(&self) -> &(dyn Name + 'a) {
+        *self
+    }
+}
+
+impl std::hash::Hash for dyn Name + '_ {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // As `ColumnId` hashes.
+        state.write_u64(self.name_hash());
+    }
+}
+
+impl PartialEq for dyn Name + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.name_hash() == other.name_hash() && self.parts() == other.parts()
+    }
+}
+
+impl Eq for dyn Name + '_ {}
+
 /// The keyed hasher of every [`ColumnId`], its key random, drawn once per process.
 fn name_hasher() -> &'static std::hash::RandomState {
     static HASHER: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
@@ -227,6 +302,23 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&b).ok().as_deref(),
             Some(r#"{"schema":"shop","table":"orders","column":"item_id"}"#)
+        );
+    }
+
+    #[test]
+    fn a_column_id_is_found_by_its_name_as_borrowed_parts() {
+        let a = ColumnId::new("shop", "orders", "id");
+        let b = ColumnId::new("shop", "orders", "item_id");
+        let set: HashSet<ColumnId> = [a.clone(), b.clone()].into();
+        let found = set.get(&NameRef::new("shop", "orders", "item_id") as &dyn Name);
+        assert!(found.is_some_and(|f| Arc::ptr_eq(&f.0, &b.0)));
+        assert!(!set.contains(&NameRef::new("shop", "orders", "ID") as &dyn Name));
+        // The parts stay apart here too.
+        assert!(!set.contains(&NameRef::new("shop", "ordersi", "d") as &dyn Name));
+        let by_ref: HashMap<&ColumnId, usize> = [(&a, 0), (&b, 1)].into();
+        assert_eq!(
+            by_ref.get(&NameRef::new("shop", "orders", "id") as &dyn Name),
+            Some(&0)
         );
     }
 }

@@ -34,12 +34,15 @@ mod resolve;
 mod tests;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::config::{ReferenceRule, Settings};
+use crate::headroom::IntType;
 use crate::inference::{Ambiguous, Inferred};
-use crate::inventory::{Catalog, ColumnId, IntColumn, Inventory};
+use crate::inventory::column_type::{ColumnType, column_type};
+use crate::inventory::{Catalog, ColumnId, Inventory};
 
 pub use dives::{Dive, dives_of};
 #[cfg(test)]
@@ -102,7 +105,8 @@ pub struct SourceValue {
 enum Derivation {
     Auto(i128),
     Reference {
-        source: String,
+        /// Shared by every column of the rule.
+        source: Arc<str>,
     },
     ForeignKey {
         parent: ColumnId,
@@ -124,13 +128,23 @@ impl Derivation {
     }
 }
 
+/// A measured column as the plan holds it.
+#[derive(Debug, Clone)]
+struct Planned {
+    id: ColumnId,
+    /// As information_schema writes it, held as a report holds it.
+    column_type: ColumnType,
+    int_type: IntType,
+}
+
 /// Which columns are measured and which MAX values must be read for them.
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
-    entries: Vec<(IntColumn, Derivation)>,
+    entries: Vec<(Planned, Derivation)>,
     /// Columns whose `MAX()` the poller reads; each leads a B-tree index.
     pub dives: Vec<ColumnId>,
-    /// Integer types of every inventoried column, for parents that are not measured.
+    /// The largest value of the type of every parent of a foreign key, declared or inferred,
+    /// that the inventory lists: for parents that are not measured.
     types: HashMap<ColumnId, u64>,
 }
 
@@ -198,6 +212,8 @@ pub fn plan_with(
         .iter()
         .map(|fk| (&fk.child, &fk.parent))
         .collect();
+    // Each rule's source named once, shared by the columns it covers.
+    let sources: Vec<Arc<str>> = rules.iter().map(|r| Arc::from(r.source.as_str())).collect();
     let mut entries = Vec::new();
     for col in &inventory.columns {
         let id = &col.id;
@@ -209,10 +225,10 @@ pub fn plan_with(
             }
         } else if let Some(rule) = rules
             .iter()
-            .find(|r| r.matches(&id.schema, &id.table, &id.column))
+            .position(|r| r.matches(&id.schema, &id.table, &id.column))
         {
             Derivation::Reference {
-                source: rule.source.clone(),
+                source: Arc::clone(&sources[rule]),
             }
         } else if let Some(guess) = inferred.get(id) {
             Derivation::Inferred {
@@ -222,10 +238,21 @@ pub fn plan_with(
         } else {
             continue;
         };
-        entries.push((col.clone(), derivation));
+        let planned = Planned {
+            id: id.clone(),
+            column_type: column_type(&col.column_type),
+            int_type: col.int_type,
+        };
+        entries.push((planned, derivation));
     }
 
-    let measured: HashSet<&ColumnId> = entries.iter().map(|(c, _)| &c.id).collect();
+    // Parents, measured or not: only columns with a parent look here.
+    let wanted: HashSet<&ColumnId> = entries.iter().filter_map(|(_, d)| d.parent()).collect();
+    let measured: HashSet<&ColumnId> = if wanted.is_empty() {
+        HashSet::new()
+    } else {
+        entries.iter().map(|(c, _)| &c.id).collect()
+    };
     let mut dives = Vec::new();
     let mut seen = HashSet::new();
     for (col, derivation) in &entries {
@@ -237,7 +264,7 @@ pub fn plan_with(
         };
         if let Some(id) = dive
             && inventory.leading.contains(id)
-            && seen.insert(id.clone())
+            && seen.insert(id)
         {
             dives.push(id.clone());
         }
@@ -245,6 +272,7 @@ pub fn plan_with(
     let types = inventory
         .columns
         .iter()
+        .filter(|c| wanted.contains(&c.id))
         .map(|c| (c.id.clone(), c.int_type.max()))
         .collect();
     Plan {

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use super::{Derivation, Kind, Moment, Plan, SourceValue};
 use crate::headroom::{Headroom, IntType};
 use crate::inventory::ColumnId;
-use crate::inventory::column_type::{ColumnType, column_type};
+use crate::inventory::column_type::ColumnType;
 
 /// One measured column, before it is tied to a shard and a moment.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,7 +77,12 @@ pub(super) fn resolve_with(
     dive: &dyn Fn(&ColumnId) -> Option<DiveValue>,
     sources: &HashMap<String, SourceValue>,
 ) -> (Vec<(Measured, Option<Moment>)>, Vec<Unresolved>) {
-    let index = plan.index();
+    // Only a column with a parent looks a column up in it: none, none to build.
+    let index = if plan.entries.iter().any(|(_, d)| d.parent().is_some()) {
+        plan.index()
+    } else {
+        HashMap::new()
+    };
     // Entry `i`'s value once known (`Some(None)`: known to be unknown).
     let mut memo: Vec<Option<Option<Value>>> = vec![None; plan.entries.len()];
     let mut measured = Vec::with_capacity(plan.entries.len());
@@ -110,8 +115,8 @@ pub(super) fn resolve_with(
             Derivation::Auto(_) => (Kind::AutoIncrement, None, None),
             Derivation::Reference { source } => (
                 Kind::Reference,
-                Some(source.clone()),
-                sources.get(source).map(|s| s.max),
+                Some(source.to_string()),
+                sources.get(source.as_ref()).map(|s| s.max),
             ),
             Derivation::ForeignKey { parent } => (
                 Kind::ForeignKey,
@@ -126,7 +131,7 @@ pub(super) fn resolve_with(
         };
         let m = Measured {
             id: col.id.clone(),
-            column_type: column_type(&col.column_type),
+            column_type: col.column_type.clone(),
             int_type: col.int_type,
             kind,
             source,
@@ -142,7 +147,7 @@ pub(super) fn resolve_with(
 
 fn reason(derivation: &Derivation, sources: &HashMap<String, SourceValue>) -> String {
     match derivation {
-        Derivation::Reference { source } if !sources.contains_key(source) => {
+        Derivation::Reference { source } if !sources.contains_key(source.as_ref()) => {
             format!("source {source} has not been read yet and the column leads no index")
         }
         Derivation::ForeignKey { parent } | Derivation::Inferred { parent, .. } => {
@@ -199,7 +204,7 @@ impl Walk<'_, '_> {
                 held: None,
             }),
             Derivation::Reference { source } => {
-                let from_source = self.sources.get(source).map(|s| Value {
+                let from_source = self.sources.get(source.as_ref()).map(|s| Value {
                     current: s.current,
                     held: None,
                 });

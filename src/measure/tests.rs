@@ -3,7 +3,7 @@
 use super::*;
 use crate::growth::Tracker;
 use crate::headroom::{IntType, Width};
-use crate::inventory::ForeignKey;
+use crate::inventory::{ForeignKey, IntColumn};
 use crate::policy::Policy;
 
 fn col(id: &str, width: Width, unsigned: bool, auto: Option<i128>) -> IntColumn {

@@ -3,6 +3,7 @@
 //! read-only session set up on every new connection, its statements limited server-side
 //! by `query_timeout`.
 
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -11,8 +12,10 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
 use sqlx::{ConnectOptions, Connection, Executor};
 use tokio::time::Instant;
 
+use super::catalog;
 use super::query::{fetch_all, query_error, text};
 use crate::db::{self, DbError};
+use crate::inventory::{ColumnId, Inventory, InventoryError, SchemaFilter};
 
 /// The URL schemes of this engine.
 pub const SCHEMES: [&str; 2] = ["mysql", "mariadb"];
@@ -51,6 +54,11 @@ pub struct Connector {
     timeout: Duration,
     /// The connection kept between polls, and since when it has been idle.
     idle: Mutex<Option<(MySqlConnection, Instant)>>,
+    /// The integer columns of the last catalog read through [`Session::catalog`], whose
+    /// [`ColumnId`]s the next read shares: a steady shard makes no new name, and its names
+    /// compare equal to the histories' at once. A failed read leaves none: the next makes
+    /// its names anew.
+    names: Mutex<HashSet<ColumnId>>,
 }
 
 /// A connection in use. [`Session::release`] keeps it for the next poll; dropping it
@@ -79,6 +87,22 @@ impl std::ops::DerefMut for Session<'_> {
 }
 
 impl Session<'_> {
+    /// The shard's inventory, as [`catalog::read`] reads it, sharing the [`ColumnId`]s of
+    /// the last inventory read through this session's connector; its own are shared by the
+    /// next.
+    pub async fn catalog(
+        &mut self,
+        filter: &SchemaFilter,
+        timeout: Duration,
+    ) -> Result<Inventory, InventoryError> {
+        let home = self.home;
+        let last = std::mem::take(&mut *home.names.lock().unwrap_or_else(|e| e.into_inner()));
+        let (inventory, names) = catalog::read_sharing(self, filter, timeout, &last).await?;
+        drop(last);
+        *home.names.lock().unwrap_or_else(|e| e.into_inner()) = names;
+        Ok(inventory)
+    }
+
     /// Keeps the connection for the next poll (after every query succeeded).
     pub fn release(mut self) {
         if let Some(conn) = self.conn.take() {
@@ -100,6 +124,7 @@ impl Connector {
             options: options(url, password)?,
             timeout: query_timeout,
             idle: Mutex::new(None),
+            names: Mutex::new(HashSet::new()),
         })
     }
 
@@ -148,7 +173,8 @@ impl Connector {
     }
 }
 
-const VERSION_SQL: &str = "SELECT CAST(VERSION() AS CHAR)";
+/// The server's version, as every new session and every catalog read asks it.
+pub const VERSION_SQL: &str = "SELECT CAST(VERSION() AS CHAR)";
 
 /// A server's product and version, from `SELECT VERSION()` (e.g. `10.11.6-MariaDB-0+deb12u1`
 /// or `8.0.36`): what decides which session settings and information_schema columns exist.

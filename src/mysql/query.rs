@@ -163,15 +163,30 @@ pub async fn fetch_text(
 /// A text cell (information_schema columns are read through `CAST(... AS CHAR)`, which
 /// decodes the same on MySQL 5.7, 8 and MariaDB).
 pub fn text(row: &MySqlRow, index: usize, what: &str) -> Result<String, DbError> {
-    opt_text(row, index, what)?.ok_or_else(|| DbError::Decode {
+    str_cell(row, index, what).map(str::to_string)
+}
+
+/// A nullable text cell.
+pub fn opt_text(row: &MySqlRow, index: usize, what: &str) -> Result<Option<String>, DbError> {
+    opt_str(row, index, what).map(|s| s.map(str::to_string))
+}
+
+/// A text cell as the row holds it, not copied: what a reader that keeps only part of a
+/// row, or compares a cell, reads (a catalog holds a hundred thousand cells).
+pub fn str_cell<'r>(row: &'r MySqlRow, index: usize, what: &str) -> Result<&'r str, DbError> {
+    opt_str(row, index, what)?.ok_or_else(|| DbError::Decode {
         what: what.to_string(),
         message: format!("column {index} is NULL"),
     })
 }
 
-/// A nullable text cell.
-pub fn opt_text(row: &MySqlRow, index: usize, what: &str) -> Result<Option<String>, DbError> {
-    row.try_get::<Option<String>, _>(index)
+/// A nullable text cell as the row holds it, not copied.
+pub fn opt_str<'r>(
+    row: &'r MySqlRow,
+    index: usize,
+    what: &str,
+) -> Result<Option<&'r str>, DbError> {
+    row.try_get::<Option<&str>, _>(index)
         .map_err(|e| DbError::Decode {
             what: what.to_string(),
             message: e.to_string(),
@@ -180,17 +195,17 @@ pub fn opt_text(row: &MySqlRow, index: usize, what: &str) -> Result<Option<Strin
 
 /// A nullable integer cell read as text, so that any width and sign decodes exactly.
 pub fn opt_int(row: &MySqlRow, index: usize, what: &str) -> Result<Option<i128>, DbError> {
-    match opt_text(row, index, what)? {
-        None => Ok(None),
-        Some(s) => s
-            .trim()
-            .parse::<i128>()
-            .map(Some)
-            .map_err(|_| DbError::Decode {
-                what: what.to_string(),
-                message: format!("{s:?} is not an integer"),
-            }),
-    }
+    opt_str(row, index, what)?
+        .map(|s| parse_int(s, what))
+        .transpose()
+}
+
+/// An integer written as text (surrounding blanks allowed), exactly.
+pub fn parse_int(text: &str, what: &str) -> Result<i128, DbError> {
+    text.trim().parse::<i128>().map_err(|_| DbError::Decode {
+        what: what.to_string(),
+        message: format!("{text:?} is not an integer"),
+    })
 }
 
 /// `?, ?, ?` for an `IN (...)` list of `n` bind parameters.

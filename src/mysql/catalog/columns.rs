@@ -6,10 +6,9 @@
 //! tables × tables (1,000 tables 0.44 s, 4,000 tables 6.1 s). Each plain query costs what
 //! reading its own table costs; the join below is one hash lookup per column.
 
-use std::collections::HashMap;
-use std::time::Duration;
+use std::collections::{HashMap, HashSet};
 
-use sqlx::mysql::MySqlConnection;
+use sqlx::mysql::MySqlRow;
 
 use super::Statement;
 use crate::db::DbError;
@@ -44,86 +43,114 @@ WHERE TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED')
     )
 }
 
-/// The COLUMNS statement as [`read`] sends it.
+/// The COLUMNS statement as [`super::read`] sends it.
 pub(super) fn columns_statement(filter: &SchemaFilter) -> Statement {
     Statement::new("COLUMNS", columns_sql, "TABLE_SCHEMA", filter)
 }
 
-/// The TABLES statement as [`read`] sends it.
+/// The TABLES statement as [`super::read`] sends it.
 pub(super) fn tables_statement(filter: &SchemaFilter) -> Statement {
     Statement::new("TABLES", tables_sql, "TABLE_SCHEMA", filter)
 }
 
-/// One row of the COLUMNS query, before its table is known.
+/// One row of the COLUMNS query, before its table is known: an integer column, its type
+/// already parsed (a row of any other type is never kept).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct ColumnRow {
     pub id: ColumnId,
-    pub data_type: String,
     pub column_type: String,
-    /// `EXTRA`, where `auto_increment` marks the table's auto-increment column.
-    pub extra: String,
+    pub int_type: IntType,
+    /// Whether `EXTRA` names `auto_increment`: the table's auto-increment column.
+    pub auto: bool,
+}
+
+impl ColumnRow {
+    /// The row of `id` with these `DATA_TYPE`, `COLUMN_TYPE` and `EXTRA`; `None` when the
+    /// type is not an integer type headroom knows.
+    pub(super) fn new(
+        id: ColumnId,
+        data_type: &str,
+        column_type: &str,
+        extra: &str,
+    ) -> Option<ColumnRow> {
+        let int_type = IntType::from_information_schema(data_type, column_type)?;
+        Some(ColumnRow {
+            id,
+            column_type: column_type.to_string(),
+            int_type,
+            auto: contains_ignoring_ascii_case(extra, "auto_increment"),
+        })
+    }
+}
+
+/// Whether `haystack` holds `needle` (ASCII lower case), whatever the ASCII case.
+fn contains_ignoring_ascii_case(haystack: &str, needle: &str) -> bool {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 /// Tables that hold rows, by schema then name, with their AUTO_INCREMENT (NULL for
-/// engines without one, and for tables without an auto-increment column).
-pub(super) type Tables = HashMap<String, HashMap<String, Option<i128>>>;
+/// engines without one, and for tables without an auto-increment column); the names as
+/// the rows of the TABLES query hold them.
+pub(super) type Tables<'r> = HashMap<&'r str, HashMap<&'r str, Option<i128>>>;
 
 /// The columns of tables listed in `tables`, in `columns`' order; a column whose table is
-/// not there (a view, or a table created or dropped between the two queries) is left out,
-/// and so is a column whose type is not an integer type headroom knows.
+/// not there (a view, or a table created or dropped between the two queries) is left out.
 pub(super) fn join(columns: Vec<ColumnRow>, tables: &Tables) -> Vec<IntColumn> {
     let mut out = Vec::with_capacity(columns.len());
     for row in columns {
         let Some(counter) = tables
-            .get(&row.id.schema)
-            .and_then(|t| t.get(&row.id.table))
+            .get(row.id.schema.as_str())
+            .and_then(|t| t.get(row.id.table.as_str()))
         else {
             continue;
         };
-        let Some(int_type) = IntType::from_information_schema(&row.data_type, &row.column_type)
-        else {
-            continue;
-        };
-        let is_auto = row.extra.to_ascii_lowercase().contains("auto_increment");
         out.push(IntColumn {
             id: row.id,
             column_type: row.column_type,
-            int_type,
+            int_type: row.int_type,
             // A fresh table reports AUTO_INCREMENT 1; a NULL counter (some engines) is 1 too.
-            auto_increment: is_auto.then(|| counter.unwrap_or(1)),
+            auto_increment: row.auto.then(|| counter.unwrap_or(1)),
         });
     }
     out
 }
 
-pub(super) async fn read(
-    conn: &mut MySqlConnection,
-    filter: &SchemaFilter,
-    timeout: Duration,
-) -> Result<Vec<IntColumn>, DbError> {
-    let what = "reading information_schema.COLUMNS";
-    let rows = super::fetch(conn, columns_statement(filter), timeout, what).await?;
-    let mut columns = Vec::with_capacity(rows.len());
-    for row in &rows {
-        columns.push(ColumnRow {
-            id: ColumnId::from_parts(
-                db::text(row, 0, what)?,
-                db::text(row, 1, what)?,
-                db::text(row, 2, what)?,
-            ),
-            data_type: db::text(row, 3, what)?,
-            column_type: db::text(row, 4, what)?,
-            extra: db::opt_text(row, 5, what)?.unwrap_or_default(),
-        });
-    }
-    drop(rows);
+/// What reading the COLUMNS query is called in errors.
+pub(super) const COLUMNS: &str = "reading information_schema.COLUMNS";
+/// What reading the TABLES query is called in errors.
+pub(super) const TABLES: &str = "reading information_schema.TABLES";
 
-    let what = "reading information_schema.TABLES";
-    let rows = super::fetch(conn, tables_statement(filter), timeout, what).await?;
+/// The integer columns of the COLUMNS query's rows, in order, each sharing its name's
+/// [`ColumnId`] in `last` when there.
+pub(super) fn decode_columns(
+    rows: &[MySqlRow],
+    last: &HashSet<ColumnId>,
+) -> Result<Vec<ColumnRow>, DbError> {
+    let what = COLUMNS;
+    let mut columns = Vec::with_capacity(rows.len());
+    for row in rows {
+        let id = super::share(last, row, 0, what)?;
+        let data_type = db::str_cell(row, 3, what)?;
+        let column_type = db::str_cell(row, 4, what)?;
+        let extra = db::opt_str(row, 5, what)?.unwrap_or_default();
+        columns.extend(ColumnRow::new(id, data_type, column_type, extra));
+    }
+    Ok(columns)
+}
+
+/// `columns` joined with the TABLES query's rows (see [`join`]).
+pub(super) fn decode_tables(
+    rows: &[MySqlRow],
+    columns: Vec<ColumnRow>,
+) -> Result<Vec<IntColumn>, DbError> {
+    let what = TABLES;
     let mut tables = Tables::new();
-    for row in &rows {
-        let schema = db::text(row, 0, what)?;
-        let table = db::text(row, 1, what)?;
+    for row in rows {
+        let schema = db::str_cell(row, 0, what)?;
+        let table = db::str_cell(row, 1, what)?;
         let counter = db::opt_int(row, 2, what)?;
         tables.entry(schema).or_default().insert(table, counter);
     }
@@ -136,24 +163,20 @@ mod tests {
     use crate::headroom::Width;
 
     fn row(table: &str, column: &str, column_type: &str, extra: &str) -> ColumnRow {
-        ColumnRow {
-            id: ColumnId::new("s", table, column),
-            data_type: column_type
-                .split(['(', ' '])
-                .next()
-                .unwrap_or_default()
-                .to_string(),
-            column_type: column_type.to_string(),
-            extra: extra.to_string(),
-        }
+        let data_type = column_type.split(['(', ' ']).next().unwrap_or_default();
+        ColumnRow::new(
+            ColumnId::new("s", table, column),
+            data_type,
+            column_type,
+            extra,
+        )
+        .unwrap_or_else(|| panic!("{column_type} is an integer type"))
     }
 
-    fn tables(list: &[(&str, &str, Option<i128>)]) -> Tables {
+    fn tables<'a>(list: &[(&'a str, &'a str, Option<i128>)]) -> Tables<'a> {
         let mut out = Tables::new();
         for (schema, table, counter) in list {
-            out.entry(schema.to_string())
-                .or_default()
-                .insert(table.to_string(), *counter);
+            out.entry(*schema).or_default().insert(*table, *counter);
         }
         out
     }

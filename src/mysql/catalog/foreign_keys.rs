@@ -1,13 +1,10 @@
 //! Declared foreign keys (information_schema.KEY_COLUMN_USAGE), one row per column pair.
 
-use std::time::Duration;
+use sqlx::mysql::MySqlRow;
 
-use sqlx::mysql::MySqlConnection;
-
-use super::Statement;
+use super::{Known, Statement};
 use crate::db::DbError;
-use crate::inventory::{ColumnId, ForeignKey, SchemaFilter};
-use crate::mysql::query as db;
+use crate::inventory::{ForeignKey, SchemaFilter};
 
 /// The query, around `filter`, a condition on the child's TABLE_SCHEMA; the parent may live
 /// anywhere.
@@ -23,31 +20,21 @@ WHERE REFERENCED_TABLE_NAME IS NOT NULL AND REFERENCED_COLUMN_NAME IS NOT NULL
     )
 }
 
-/// The statement as [`read`] sends it.
+/// The statement as [`super::read`] sends it.
 pub(super) fn statement(filter: &SchemaFilter) -> Statement {
     Statement::new("KEY_COLUMN_USAGE", foreign_keys_sql, "TABLE_SCHEMA", filter)
 }
 
-pub(super) async fn read(
-    conn: &mut MySqlConnection,
-    filter: &SchemaFilter,
-    timeout: Duration,
-) -> Result<Vec<ForeignKey>, DbError> {
-    let what = "reading information_schema.KEY_COLUMN_USAGE";
-    let rows = super::fetch(conn, statement(filter), timeout, what).await?;
+/// What reading the KEY_COLUMN_USAGE query is called in errors.
+pub(super) const WHAT: &str = "reading information_schema.KEY_COLUMN_USAGE";
+
+/// The foreign keys of the KEY_COLUMN_USAGE query's rows.
+pub(super) fn decode(rows: &[MySqlRow], known: &Known) -> Result<Vec<ForeignKey>, DbError> {
     rows.iter()
         .map(|row| {
             Ok(ForeignKey {
-                child: ColumnId::from_parts(
-                    db::text(row, 0, what)?,
-                    db::text(row, 1, what)?,
-                    db::text(row, 2, what)?,
-                ),
-                parent: ColumnId::from_parts(
-                    db::text(row, 3, what)?,
-                    db::text(row, 4, what)?,
-                    db::text(row, 5, what)?,
-                ),
+                child: known.id(row, 0, WHAT)?,
+                parent: known.id(row, 3, WHAT)?,
             })
         })
         .collect()

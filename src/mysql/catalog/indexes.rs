@@ -4,11 +4,10 @@
 //! table's single-column primary key is known (reference inference needs it).
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
 
-use sqlx::mysql::MySqlConnection;
+use sqlx::mysql::MySqlRow;
 
-use super::Statement;
+use super::{Known, Statement};
 use crate::db::DbError;
 use crate::inventory::{ColumnId, SchemaFilter};
 use crate::mysql::ServerVersion;
@@ -44,7 +43,7 @@ fn usable(server: ServerVersion) -> &'static str {
     }
 }
 
-/// The statement as [`read`] sends it to a server of version `server`.
+/// The statement as [`super::read`] sends it to a server of version `server`.
 pub(super) fn statement(filter: &SchemaFilter, server: ServerVersion) -> Statement {
     let sql = |condition: &str| leading_sql(usable(server), condition);
     Statement::new("STATISTICS", sql, "TABLE_SCHEMA", filter)
@@ -53,26 +52,20 @@ pub(super) fn statement(filter: &SchemaFilter, server: ServerVersion) -> Stateme
 /// Leading columns, and each table's primary key when it has exactly one column.
 pub(super) type Indexes = (HashSet<ColumnId>, HashMap<(String, String), String>);
 
-pub(super) async fn read(
-    conn: &mut MySqlConnection,
-    filter: &SchemaFilter,
-    server: ServerVersion,
-    timeout: Duration,
-) -> Result<Indexes, DbError> {
-    let what = "reading information_schema.STATISTICS";
-    let rows = super::fetch(conn, statement(filter, server), timeout, what).await?;
+/// What reading the STATISTICS query is called in errors.
+pub(super) const WHAT: &str = "reading information_schema.STATISTICS";
+
+/// The leading columns and single-column primary keys of the STATISTICS query's rows.
+pub(super) fn decode(rows: &[MySqlRow], known: &Known) -> Result<Indexes, DbError> {
+    let what = WHAT;
     let mut leading = HashSet::new();
     let mut primary: Vec<ColumnId> = Vec::new();
-    for row in &rows {
-        let id = ColumnId::from_parts(
-            db::text(row, 0, what)?,
-            db::text(row, 1, what)?,
-            db::text(row, 2, what)?,
-        );
-        if db::opt_text(row, 3, what)?.as_deref() == Some("1") {
+    for row in rows {
+        let id = known.id(row, 0, what)?;
+        if db::opt_str(row, 3, what)? == Some("1") {
             primary.push(id.clone());
         }
-        if db::opt_text(row, 4, what)?.as_deref() == Some("1") {
+        if db::opt_str(row, 4, what)? == Some("1") {
             leading.insert(id);
         }
     }
@@ -82,17 +75,20 @@ pub(super) async fn read(
 /// The primary keys made of one column, by `(schema, table)`, from every primary-key
 /// column listed (a table whose key has several columns is left out).
 pub(super) fn single_column_keys(primary: Vec<ColumnId>) -> HashMap<(String, String), String> {
-    let mut count: HashMap<(String, String), (usize, String)> = HashMap::new();
-    for id in primary {
+    // Counted on the names as `primary` holds them; only the keys kept are copied.
+    let mut count: HashMap<(&str, &str), (usize, &str)> = HashMap::with_capacity(primary.len());
+    for id in &primary {
         let entry = count
-            .entry((id.schema.clone(), id.table.clone()))
-            .or_insert((0, id.column.clone()));
+            .entry((id.schema.as_str(), id.table.as_str()))
+            .or_insert((0, id.column.as_str()));
         entry.0 += 1;
     }
     count
         .into_iter()
         .filter(|(_, (n, _))| *n == 1)
-        .map(|(table, (_, column))| (table, column))
+        .map(|((schema, table), (_, column))| {
+            ((schema.to_string(), table.to_string()), column.to_string())
+        })
         .collect()
 }
 
