@@ -3,7 +3,8 @@
 # if missing and, where it can, Debian's prometheus-mysqld-exporter (the reference they are
 # compared with; skipped with a note when it cannot be installed), then runs
 #   scripts/bench.sh [TABLES]                        # one shard of TABLES tables (5000):
-#                                                    # the inventory against its floor
+#                                                    # the inventory and the whole poll
+#                                                    # against their floor
 #   scripts/bench.sh fleet [SHARDS TABLES SERVERS]   # a fleet (200 x 250 on 4 servers):
 #                                                    # a real headroom end to end
 # Both build throwaway mariadbd servers and print figures with their ratios.
