@@ -16,6 +16,7 @@ fn int(id: ColumnId, auto: bool) -> IntColumn {
         column_type: "bigint(20)".into(),
         int_type: IntType::new(Width::Big, false),
         auto_increment: auto.then_some(1),
+        sequence: None,
     }
 }
 

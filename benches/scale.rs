@@ -113,6 +113,7 @@ fn inventory(tables: usize) -> Inventory {
             column_type: "int(11)".into(),
             int_type: int(false),
             auto_increment: Some(1_000_000 + t as i128),
+            sequence: None,
         });
         for c in ["user_id", "shop_id"] {
             inv.columns.push(IntColumn {
@@ -120,6 +121,7 @@ fn inventory(tables: usize) -> Inventory {
                 column_type: "int(10) unsigned".into(),
                 int_type: int(true),
                 auto_increment: None,
+                sequence: None,
             });
         }
         inv.columns.push(IntColumn {
@@ -127,12 +129,14 @@ fn inventory(tables: usize) -> Inventory {
             column_type: "int(11)".into(),
             int_type: int(false),
             auto_increment: None,
+            sequence: None,
         });
         inv.columns.push(IntColumn {
             id: id("quantity"),
             column_type: "int(11)".into(),
             int_type: int(false),
             auto_increment: None,
+            sequence: None,
         });
         inv.leading.insert(id("id"));
         inv.leading.insert(id("user_id"));
@@ -256,11 +260,7 @@ fn main() {
 
     let inv = inventory(tables);
     let rss_before = rss();
-    let catalog = Catalog {
-        inventory: inv.clone(),
-        mode: None,
-        strict: true,
-    };
+    let catalog = Catalog::single(inv.clone(), None, true);
     let prepared = timed("prepare: inference and plan (one shard)", || {
         measure::prepare(&catalog, &settings)
     });
@@ -713,11 +713,7 @@ fn poll_shard(
     store: &Store,
     at: measure::Moment,
 ) {
-    let catalog = Catalog {
-        inventory: inv.clone(),
-        mode: None,
-        strict: true,
-    };
+    let catalog = Catalog::single(inv.clone(), None, true);
     let prepared = measure::prepare(&catalog, settings);
     let dives = read_now(
         &prepared

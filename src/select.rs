@@ -24,6 +24,8 @@ pub enum Sort {
 #[derive(Debug, Clone, Default)]
 pub struct ColumnQuery {
     pub shard: Option<String>,
+    /// A PostgreSQL database: only its columns (MySQL columns have none).
+    pub database: Option<String>,
     pub schema: Option<String>,
     pub table: Option<String>,
     pub column: Option<String>,
@@ -53,6 +55,10 @@ pub struct Pick<'a> {
 impl ColumnQuery {
     fn keeps(&self, c: &ColumnReport) -> bool {
         self.shard.as_ref().is_none_or(|s| **s == *c.shard)
+            && self
+                .database
+                .as_deref()
+                .is_none_or(|d| Some(d) == c.id.database())
             && self.schema.as_ref().is_none_or(|s| *s == c.id.schema)
             && self.table.as_ref().is_none_or(|t| *t == c.id.table)
             && self.column.as_ref().is_none_or(|t| *t == c.id.column)

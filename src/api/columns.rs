@@ -20,7 +20,7 @@ use crate::select::{ColumnQuery, Sort, select, select_columns};
 use crate::state::Store;
 
 const PARAMETERS: &str =
-    "shard, schema, table, column, kind, status, min_ratio, sort, offset, limit";
+    "shard, database, schema, table, column, kind, status, min_ratio, sort, offset, limit";
 
 /// Columns written per chunk of a streamed answer.
 const CHUNK_COLUMNS: usize = 512;
@@ -37,6 +37,7 @@ pub fn parse(query: &str) -> Result<ColumnQuery, String> {
         let value = value.into_owned();
         match key.as_ref() {
             "shard" => q.shard = Some(value),
+            "database" => q.database = Some(value),
             "schema" => q.schema = Some(value),
             "table" => q.table = Some(value),
             "column" => q.column = Some(value),

@@ -3,7 +3,7 @@
 //! the forecast drawn from it, as the column page charts them. From memory: no database is
 //! read.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
 use chrono::{DateTime, Utc};
@@ -49,7 +49,7 @@ pub fn json(column: &ColumnReport, samples: &Samples, now: DateTime<Utc>) -> ser
             "max": column.max,
         })
     });
-    json!({
+    let mut doc = json!({
         "generated_at": now,
         "shard": &*column.shard,
         "schema": &*column.id.schema,
@@ -59,14 +59,20 @@ pub fn json(column: &ColumnReport, samples: &Samples, now: DateTime<Utc>) -> ser
         "points": points,
         "last_jump": samples.last_jump,
         "forecast": forecast,
-    })
+    });
+    // A PostgreSQL column's database; a MySQL column has none, and no such field.
+    if let (Some(database), Some(fields)) = (column.id.database(), doc.as_object_mut()) {
+        fields.insert("database".to_string(), json!(database));
+    }
+    doc
 }
 
 pub(super) async fn handler(
     State(state): State<AppState>,
     Path((shard, schema, table, column)): Path<(String, String, String, String)>,
+    Query(at): Query<crate::api::InDatabase>,
 ) -> Response {
-    let id = ColumnId::new(&schema, &table, &column);
+    let id = at.column(&schema, &table, &column);
     match column_and_samples(&state.store, &shard, &id) {
         Ok((column, samples)) => Json(json(&column, &samples, Utc::now())).into_response(),
         Err(message) => error(StatusCode::NOT_FOUND, message),

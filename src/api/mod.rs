@@ -85,6 +85,26 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// A JSON error body: `{"error": "..."}`.
+/// The query of a one-column path: `?database=` names a PostgreSQL column's database
+/// (a MySQL column has none). Any other parameter is refused.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InDatabase {
+    pub database: Option<String>,
+}
+
+impl InDatabase {
+    /// The column `schema.table.column` of this database.
+    pub fn column(self, schema: &str, table: &str, column: &str) -> crate::inventory::ColumnId {
+        crate::inventory::ColumnId::in_database(
+            self.database.map(Arc::from),
+            schema.to_string(),
+            table.to_string(),
+            column.to_string(),
+        )
+    }
+}
+
 pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }

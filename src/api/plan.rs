@@ -6,19 +6,19 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 
 use super::plan_cache::Failure;
 use super::{AppState, error};
-use crate::inventory::ColumnId;
 
 pub(super) async fn handler(
     State(state): State<AppState>,
     Path((shard, schema, table, column)): Path<(String, String, String, String)>,
+    Query(at): Query<crate::api::InDatabase>,
 ) -> Response {
-    let id = ColumnId::new(&schema, &table, &column);
+    let id = at.column(&schema, &table, &column);
     let settings = Arc::clone(&state.settings.read().unwrap_or_else(|e| e.into_inner()));
     match state.plans.get(&state.store, settings, &shard, &id).await {
         Ok(planned) => Json(planned).into_response(),

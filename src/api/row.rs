@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::measure::ColumnReport;
+use crate::measure::{ColumnReport, Kind};
 
 /// The JSON of a row (`/api/columns`, `check --json`, `plan --format json`): the fields of
 /// [`ColumnReport`] in their order (less those marked "not in the JSON"), with `remaining`,
@@ -13,14 +13,25 @@ use crate::measure::ColumnReport;
 impl Serialize for ColumnReport {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct as _;
-        let mut row = serializer.serialize_struct("ColumnReport", 24)?;
+        let mut row = serializer.serialize_struct("ColumnReport", 27)?;
         row.serialize_field("shard", &*self.shard)?;
+        match self.id.database() {
+            Some(database) => row.serialize_field("database", database)?,
+            None => row.skip_field("database")?,
+        }
         row.serialize_field("schema", &*self.id.schema)?;
         row.serialize_field("table", &*self.id.table)?;
         row.serialize_field("column", &*self.id.column)?;
         row.serialize_field("column_type", &self.column_type)?;
         row.serialize_field("kind", &self.kind)?;
         row.serialize_field("source", &self.source)?;
+        if self.kind == Kind::Sequence {
+            row.serialize_field("limited_by", &self.limited_by)?;
+            row.serialize_field("cycle", &self.cycle)?;
+        } else {
+            row.skip_field("limited_by")?;
+            row.skip_field("cycle")?;
+        }
         row.serialize_field("parent", &self.parent())?;
         row.serialize_field("evidence", &self.evidence)?;
         row.serialize_field("current", &self.current)?;

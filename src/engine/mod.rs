@@ -201,11 +201,8 @@ impl Session<'_> {
             Sessions::Mysql(s) => {
                 let inventory = s.catalog(filter, timeout).await?;
                 let sql_mode = mysql::sql_mode::read(s, timeout).await?;
-                Ok(Catalog {
-                    inventory,
-                    strict: mysql::sql_mode::is_strict(&sql_mode),
-                    mode: Some(sql_mode),
-                })
+                let strict = mysql::sql_mode::is_strict(&sql_mode);
+                Ok(Catalog::single(inventory, Some(sql_mode), strict))
             }
         }
     }

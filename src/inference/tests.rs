@@ -32,6 +32,7 @@ fn inventory(columns: &[&str]) -> Inventory {
             column_type: "bigint(20)".to_string(),
             int_type: IntType::new(Width::Big, false),
             auto_increment: flag.ends_with('+').then_some(1),
+            sequence: None,
         });
     }
     inv

@@ -28,9 +28,14 @@ struct Named {
     hash: u64,
 }
 
-/// The parts of a [`ColumnId`], as information_schema names them.
+/// The parts of a [`ColumnId`], as the catalogs name them. On MySQL a schema is a
+/// database and `database` is `None`; a PostgreSQL column is named in its database
+/// (`database`, shared by every column of it), then its schema. `database` is left out of
+/// the JSON when `None`, so a MySQL column's fields are `schema`, `table`, `column`.
 #[derive(Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub struct ColumnName {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<Arc<str>>,
     pub schema: String,
     pub table: String,
     pub column: String,
@@ -43,13 +48,31 @@ impl ColumnId {
 
     /// The name from parts already owned (as a reader decodes them).
     pub fn from_parts(schema: String, table: String, column: String) -> ColumnId {
+        ColumnId::in_database(None, schema, table, column)
+    }
+
+    /// A column of the database `database` (PostgreSQL), or of no database (MySQL, whose
+    /// schemas are its databases).
+    pub fn in_database(
+        database: Option<Arc<str>>,
+        schema: String,
+        table: String,
+        column: String,
+    ) -> ColumnId {
+        let hash = name_hasher().hash_one((database.as_deref(), &*schema, &*table, &*column));
         let name = ColumnName {
+            database,
             schema,
             table,
             column,
         };
-        let hash = name_hasher().hash_one(&name);
         ColumnId(Arc::new(Named { name, hash }))
+    }
+
+    /// The database that holds the column, on engines whose servers hold several catalogs
+    /// (PostgreSQL); `None` on MySQL.
+    pub fn database(&self) -> Option<&str> {
+        self.0.name.database.as_deref()
     }
 }
 
@@ -57,8 +80,8 @@ impl ColumnId {
 /// one, which allocates: `set.get(&NameRef::new(schema, table, column) as &dyn Name)`. Readers
 /// use it to share the [`ColumnId`] already made for a name instead of making another.
 pub trait Name {
-    /// `schema`, `table` and `column`.
-    fn parts(&self) -> (&str, &str, &str);
+    /// `database` (PostgreSQL only), `schema`, `table` and `column`.
+    fn parts(&self) -> (Option<&str>, &str, &str, &str);
     /// The hash a [`ColumnId`] of the same name holds.
     fn name_hash(&self) -> u64;
 }
@@ -66,14 +89,24 @@ pub trait Name {
 /// A name as borrowed parts, hashed as a [`ColumnId`] of that name is: a key to look one up.
 #[derive(Debug, Clone, Copy)]
 pub struct NameRef<'a> {
-    parts: (&'a str, &'a str, &'a str),
+    parts: (Option<&'a str>, &'a str, &'a str, &'a str),
     hash: u64,
 }
 
 impl<'a> NameRef<'a> {
     pub fn new(schema: &'a str, table: &'a str, column: &'a str) -> NameRef<'a> {
-        let parts = (schema, table, column);
-        // The parts hash as a `ColumnName`'s fields do, in order: the same hash.
+        NameRef::in_database(None, schema, table, column)
+    }
+
+    /// The name of a column of `database` (see [`ColumnId::in_database`]).
+    pub fn in_database(
+        database: Option<&'a str>,
+        schema: &'a str,
+        table: &'a str,
+        column: &'a str,
+    ) -> NameRef<'a> {
+        let parts = (database, schema, table, column);
+        // The parts hash as [`ColumnId::in_database`] hashes them: the same hash.
         NameRef {
             parts,
             hash: name_hasher().hash_one(parts),
@@ -82,7 +115,7 @@ impl<'a> NameRef<'a> {
 }
 
 impl Name for NameRef<'_> {
-    fn parts(&self) -> (&str, &str, &str) {
+    fn parts(&self) -> (Option<&str>, &str, &str, &str) {
         self.parts
     }
 
@@ -92,8 +125,8 @@ impl Name for NameRef<'_> {
 }
 
 impl Name for ColumnId {
-    fn parts(&self) -> (&str, &str, &str) {
-        (&self.schema, &self.table, &self.column)
+    fn parts(&self) -> (Option<&str>, &str, &str, &str) {
+        (self.database(), &self.schema, &self.table, &self.column)
     }
 
     fn name_hash(&self) -> u64 {
@@ -177,7 +210,11 @@ impl serde::Serialize for ColumnId {
 }
 
 impl std::fmt::Display for ColumnId {
+    /// `schema.table.column`, or `database.schema.table.column` for a PostgreSQL column.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(database) = self.database() {
+            write!(f, "{database}.")?;
+        }
         write!(f, "{}.{}.{}", self.schema, self.table, self.column)
     }
 }
@@ -207,6 +244,41 @@ pub struct IntColumn {
     /// The table's AUTO_INCREMENT (the next value handed out) when this is the table's
     /// auto-increment column; `None` otherwise.
     pub auto_increment: Option<i128>,
+    /// The sequence that feeds the column (PostgreSQL: `serial`, identity, or a `DEFAULT
+    /// nextval(…)`); shared by every column it feeds. `None` on MySQL.
+    pub sequence: Option<Arc<Sequence>>,
+}
+
+/// A sequence as the columns it feeds are measured by it (PostgreSQL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sequence {
+    /// `schema.name`, as a column's `source` shows it.
+    pub name: Arc<str>,
+    /// What it has handed out, counted in its own direction: the last value handed out
+    /// (the value before its start when it has handed out nothing), negated for a
+    /// descending sequence. `Err` says why it could not be read: never counted as unused.
+    pub handed_out: Result<i128, String>,
+    /// How far it may go in its own direction: its `MAXVALUE`, or minus its `MINVALUE` for
+    /// a descending sequence.
+    pub limit: i128,
+    /// It counts down (a negative increment), towards its `MINVALUE` and the column type's
+    /// minimum.
+    pub descending: bool,
+    /// It starts over at its other end when it runs out (`CYCLE`), handing out values
+    /// already used.
+    pub cycle: bool,
+}
+
+/// A database's transaction-ID and MultiXact ages (PostgreSQL), and its oldest tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseAges {
+    pub database: String,
+    /// `age(datfrozenxid)`.
+    pub xid_age: i64,
+    /// `mxid_age(datminmxid)`.
+    pub multixact_age: i64,
+    /// The tables with the oldest `relfrozenxid`, oldest first: `schema.table` and age.
+    pub oldest_tables: Vec<(String, i64)>,
 }
 
 /// A child column whose values must exist in a parent column.
@@ -219,14 +291,31 @@ pub struct ForeignKey {
 /// What one read of a shard's catalog finds.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
-    /// What exists on the shard.
-    pub inventory: Inventory,
+    /// What exists on the shard: one inventory per catalog the server keeps apart. MySQL
+    /// has one (its schemas are its databases); a PostgreSQL shard one per watched
+    /// database, whose columns name it ([`ColumnId::database`]). References are declared and
+    /// guessed within one inventory, never across two.
+    pub inventories: Vec<Inventory>,
     /// The server's mode as it names it, for display: MySQL's `@@GLOBAL.sql_mode`; `None`
     /// where the engine has no such setting.
     pub mode: Option<String>,
     /// Whether a value out of its column's range is refused (strict mode on MySQL) rather
-    /// than clamped to the type's maximum.
+    /// than clamped to the type's maximum. PostgreSQL always refuses one.
     pub strict: bool,
+    /// Each watched database's wraparound ages (PostgreSQL); empty on MySQL.
+    pub ages: Vec<DatabaseAges>,
+}
+
+impl Catalog {
+    /// The catalog of a server with one inventory (MySQL).
+    pub fn single(inventory: Inventory, mode: Option<String>, strict: bool) -> Catalog {
+        Catalog {
+            inventories: vec![inventory],
+            mode,
+            strict,
+            ages: Vec::new(),
+        }
+    }
 }
 
 /// Which schemas a poll looks at.

@@ -154,6 +154,7 @@ fn finding(c: &ColumnReport, rule: Rule, message: String) -> Finding {
     let (source, parent) = match c.kind {
         Kind::Reference => (c.source.as_deref().map(str::to_string), None),
         Kind::ForeignKey | Kind::Inferred => (None, c.source.as_deref().map(str::to_string)),
+        Kind::Sequence => (c.source.as_deref().map(str::to_string), None),
         Kind::AutoIncrement => (None, None),
     };
     Finding {
@@ -238,6 +239,8 @@ fn signed(c: &ColumnReport, allowed_type: bool) -> Option<String> {
         Kind::AutoIncrement => allowed_type,
         Kind::ForeignKey | Kind::Inferred => c.feeder_max() == Some(c.max),
         Kind::Reference => false,
+        // PostgreSQL has no unsigned type: a sequence's column cannot be made unsigned.
+        Kind::Sequence => true,
     };
     if excused {
         return None;

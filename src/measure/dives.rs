@@ -36,7 +36,7 @@ pub fn dives_of(plan: &Plan, ids: &HashSet<ColumnId>) -> HashSet<ColumnId> {
                 }
             };
             match derivation {
-                Derivation::Auto(_) => {}
+                Derivation::Auto(_) | Derivation::Sequence(_) => {}
                 Derivation::Reference { .. } => add(&col.id),
                 Derivation::ForeignKey { parent } | Derivation::Inferred { parent, .. } => {
                     add(parent);

@@ -37,6 +37,8 @@ pub fn column(shard: &str, id: ColumnId, int_type: IntType, current: i128) -> Co
             type_mismatch: false,
             feeder_max: None,
             evidence: None,
+            limited_by: None,
+            cycle: false,
         },
         forecast: Forecast::NONE,
         limits: Limits::default(),

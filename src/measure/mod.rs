@@ -42,12 +42,12 @@ use crate::config::{ReferenceRule, Settings};
 use crate::headroom::IntType;
 use crate::inference::{Ambiguous, Inferred};
 use crate::inventory::column_type::{ColumnType, column_type};
-use crate::inventory::{Catalog, ColumnId, Inventory};
+use crate::inventory::{Catalog, ColumnId, Inventory, Sequence};
 
 pub use dives::{Dive, dives_of};
 #[cfg(test)]
 use report::report_dives;
-pub use report::{ColumnReport, Moment, ShardResult, page_path, plan_path, report};
+pub use report::{ColumnReport, Moment, ShardResult, in_database, page_path, plan_path, report};
 pub use resolve::{Measured, Unresolved, resolve};
 
 /// How a column's current value is known.
@@ -59,14 +59,18 @@ pub enum Kind {
     ForeignKey,
     /// An undeclared reference guessed from names ([`crate::inference`]).
     Inferred,
+    /// Fed by a sequence (PostgreSQL `serial`, identity, `DEFAULT nextval(…)`): bound by
+    /// the lower of its type's and its sequence's limit.
+    Sequence,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [
+    pub const ALL: [Kind; 5] = [
         Kind::AutoIncrement,
         Kind::Reference,
         Kind::ForeignKey,
         Kind::Inferred,
+        Kind::Sequence,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -75,6 +79,7 @@ impl Kind {
             Kind::Reference => "reference",
             Kind::ForeignKey => "foreign_key",
             Kind::Inferred => "inferred",
+            Kind::Sequence => "sequence",
         }
     }
 }
@@ -87,7 +92,7 @@ impl std::str::FromStr for Kind {
             .into_iter()
             .find(|k| k.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown kind {s:?}: expected auto_increment, reference, foreign_key or inferred")
+                format!("unknown kind {s:?}: expected auto_increment, reference, foreign_key, inferred or sequence")
             })
     }
 }
@@ -101,9 +106,28 @@ pub struct SourceValue {
     pub max: u64,
 }
 
+/// Which limit binds a sequence-fed column: its type's, or its sequence's (lower).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitedBy {
+    Column,
+    Sequence,
+}
+
+impl LimitedBy {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            LimitedBy::Column => "column",
+            LimitedBy::Sequence => "sequence",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Derivation {
     Auto(i128),
+    /// Fed by a sequence (shared by every column it feeds).
+    Sequence(Arc<Sequence>),
     Reference {
         /// Shared by every column of the rule.
         source: Arc<str>,
@@ -184,12 +208,26 @@ pub struct Prepared {
 /// The first half of a shard's pure step: guesses undeclared references
 /// ([`crate::inference::infer`]) and plans the measurement, which says which `MAX()` values
 /// the poll must read before [`report`] (the second half) can run.
+/// Each of the catalog's inventories is guessed and planned on its own (a PostgreSQL
+/// database cannot reference another's tables), and the plans joined.
 pub fn prepare(catalog: &Catalog, settings: &Settings) -> Prepared {
-    let inventory = &catalog.inventory;
-    let guessed = crate::inference::infer(inventory, &settings.inference, &settings.references);
+    let mut plan = Plan::default();
+    let mut ambiguous = Vec::new();
+    for inventory in &catalog.inventories {
+        let guessed = crate::inference::infer(inventory, &settings.inference, &settings.references);
+        let part = plan_with(inventory, &settings.references, &guessed.parents);
+        if plan.is_empty() && plan.dives.is_empty() && plan.types.is_empty() {
+            plan = part;
+        } else {
+            plan.entries.extend(part.entries);
+            plan.dives.extend(part.dives);
+            plan.types.extend(part.types);
+        }
+        ambiguous.extend(guessed.ambiguous);
+    }
     Prepared {
-        plan: plan_with(inventory, &settings.references, &guessed.parents),
-        ambiguous: guessed.ambiguous,
+        plan,
+        ambiguous,
         mode: catalog.mode.clone(),
         strict: catalog.strict,
     }
@@ -219,6 +257,8 @@ pub fn plan_with(
         let id = &col.id;
         let derivation = if let Some(next) = col.auto_increment {
             Derivation::Auto(next)
+        } else if let Some(sequence) = &col.sequence {
+            Derivation::Sequence(Arc::clone(sequence))
         } else if let Some(parent) = parents.get(id) {
             Derivation::ForeignKey {
                 parent: (*parent).clone(),
@@ -257,7 +297,7 @@ pub fn plan_with(
     let mut seen = HashSet::new();
     for (col, derivation) in &entries {
         let dive = match (derivation, derivation.parent()) {
-            (Derivation::Auto(_), _) => None,
+            (Derivation::Auto(_) | Derivation::Sequence(_), _) => None,
             (_, Some(parent)) if measured.contains(parent) => None,
             (_, Some(parent)) if inventory.leading.contains(parent) => Some(parent),
             _ => Some(&col.id),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::resolve::{DiveValue, Unresolved, resolve_with};
-use super::{Dive, Kind, Measured, Plan, SourceValue};
+use super::{Dive, Kind, LimitedBy, Measured, Plan, SourceValue};
 use crate::growth::{Forecast, Jump, Tracker};
 use crate::headroom::{Headroom, IntType, Status};
 use crate::inventory::ColumnId;
@@ -155,6 +155,18 @@ pub fn page_path(shard: &str, schema: &str, table: &str, column: &str) -> String
     )
 }
 
+/// `path` with the column's database (PostgreSQL) as its `?database=` query, percent-encoded;
+/// `path` alone for a MySQL column.
+pub fn in_database(path: String, database: Option<&str>) -> String {
+    match database {
+        Some(database) => format!(
+            "{path}?database={}",
+            percent_encoding::utf8_percent_encode(database, SEGMENT)
+        ),
+        None => path,
+    }
+}
+
 /// A measured column as the API, the metrics, `check` and the pager see it.
 #[derive(Debug, Clone)]
 pub struct ColumnReport {
@@ -197,6 +209,12 @@ pub struct ColumnReport {
     /// Exhausted because it sits at its exact type maximum on a shard without strict mode:
     /// larger values were probably clamped to it ([`crate::policy::clamped`]).
     pub clamped: bool,
+    /// For `sequence`: which limit binds, the column type's or the sequence's; in the JSON
+    /// of sequence-fed columns only.
+    pub limited_by: Option<LimitedBy>,
+    /// For `sequence`: its sequence starts over when it runs out (`CYCLE`) and will hand out
+    /// IDs already used; in the JSON of sequence-fed columns only.
+    pub cycle: bool,
 }
 
 impl ColumnReport {
@@ -232,6 +250,8 @@ impl ColumnReport {
             silenced: silenced.map(Box::new),
             last_jump: forecast.last_jump_at(observed_at).map(Box::new),
             clamped: false,
+            limited_by: measured.limited_by,
+            cycle: measured.cycle,
         }
     }
 
@@ -275,28 +295,31 @@ impl ColumnReport {
     }
 
     /// This column with its widening plan (`/api/columns/{shard}/{schema}/{table}/{column}`,
-    /// names percent-encoded), relative to the API's address.
+    /// names percent-encoded, and `?database=` for a PostgreSQL column), relative to the
+    /// API's address.
     pub fn plan_url(&self) -> String {
-        plan_path(
+        let path = plan_path(
             &self.shard,
             &self.id.schema,
             &self.id.table,
             &self.id.column,
-        )
+        );
+        in_database(path, self.id.database())
     }
 
     /// This column's page (`/columns/{shard}/{schema}/{table}/{column}`, names
     /// percent-encoded), relative to the daemon's address.
     pub fn page_url(&self) -> String {
-        page_path(
+        let path = page_path(
             &self.shard,
             &self.id.schema,
             &self.id.table,
             &self.id.column,
-        )
+        );
+        in_database(path, self.id.database())
     }
 
-    /// `schema.table.column`.
+    /// `schema.table.column` (`database.schema.table.column` on PostgreSQL).
     pub fn name(&self) -> String {
         self.id.to_string()
     }

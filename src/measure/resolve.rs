@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::{Derivation, Kind, Moment, Plan, SourceValue};
+use super::{Derivation, Kind, LimitedBy, Moment, Plan, SourceValue};
 use crate::headroom::{Headroom, IntType};
 use crate::inventory::ColumnId;
 use crate::inventory::column_type::ColumnType;
@@ -26,6 +26,10 @@ pub struct Measured {
     pub feeder_max: Option<u64>,
     /// For `inferred`: the rule that named the parent; `None` for other kinds.
     pub evidence: Option<String>,
+    /// For `sequence`: which limit binds, the type's or the sequence's.
+    pub limited_by: Option<LimitedBy>,
+    /// For `sequence`: the sequence starts over when it runs out (`CYCLE`).
+    pub cycle: bool,
 }
 
 /// A column that could not be measured this poll, and why.
@@ -106,13 +110,24 @@ pub(super) fn resolve_with(
             });
             continue;
         };
-        let max = col.int_type.max();
+        let (max, limited_by, cycle, sequence_limit) = match derivation {
+            Derivation::Sequence(sequence) => {
+                let (max, by, limit) = sequence_bound(col.int_type, sequence);
+                (max, Some(by), sequence.cycle, Some(limit))
+            }
+            _ => (col.int_type.max(), None, false, None),
+        };
         let evidence = match derivation {
             Derivation::Inferred { evidence, .. } => Some(evidence.clone()),
             _ => None,
         };
         let (kind, source, origin_max) = match derivation {
             Derivation::Auto(_) => (Kind::AutoIncrement, None, None),
+            Derivation::Sequence(sequence) => (
+                Kind::Sequence,
+                Some(sequence.name.to_string()),
+                sequence_limit,
+            ),
             Derivation::Reference { source } => (
                 Kind::Reference,
                 Some(source.to_string()),
@@ -139,6 +154,8 @@ pub(super) fn resolve_with(
             type_mismatch: origin_max.is_some_and(|origin| max < origin),
             feeder_max: origin_max,
             evidence,
+            limited_by,
+            cycle,
         };
         measured.push((m, value.held));
     }
@@ -153,7 +170,35 @@ fn reason(derivation: &Derivation, sources: &HashMap<String, SourceValue>) -> St
         Derivation::ForeignKey { parent } | Derivation::Inferred { parent, .. } => {
             format!("parent {parent} has no known value and neither column leads an index")
         }
+        Derivation::Sequence(sequence) => match &sequence.handed_out {
+            Err(why) => format!("sequence {}: {why}", sequence.name),
+            Ok(_) => "no value could be read".to_string(),
+        },
         _ => "no value could be read".to_string(),
+    }
+}
+
+/// A sequence-fed column's maximum, counted in the sequence's direction, which limit binds
+/// it, and the sequence's own limit (its feeder's maximum, for `type_mismatch`): the
+/// column's type ends at its maximum going up and one past it going down (a signed type's
+/// minimum is `-max - 1`); the lower binds, the type when both are equal. A limit below
+/// zero (a sequence confined to values it cannot count towards) is zero.
+fn sequence_bound(
+    int_type: IntType,
+    sequence: &crate::inventory::Sequence,
+) -> (u64, LimitedBy, u64) {
+    let type_max = i128::from(int_type.max());
+    let type_limit = if sequence.descending {
+        if int_type.unsigned { 0 } else { type_max + 1 }
+    } else {
+        type_max
+    };
+    let clamp = |v: i128| u64::try_from(v.max(0)).unwrap_or(u64::MAX);
+    let limit = clamp(sequence.limit);
+    if sequence.limit < type_limit {
+        (limit, LimitedBy::Sequence, limit)
+    } else {
+        (clamp(type_limit), LimitedBy::Column, limit)
     }
 }
 
@@ -201,6 +246,10 @@ impl Walk<'_, '_> {
         let value = match derivation {
             Derivation::Auto(next) => Some(Value {
                 current: *next,
+                held: None,
+            }),
+            Derivation::Sequence(sequence) => sequence.handed_out.as_ref().ok().map(|n| Value {
+                current: *n,
                 held: None,
             }),
             Derivation::Reference { source } => {

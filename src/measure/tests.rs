@@ -17,6 +17,7 @@ fn col(id: &str, width: Width, unsigned: bool, auto: Option<i128>) -> IntColumn 
         ),
         int_type: IntType::new(width, unsigned),
         auto_increment: auto,
+        sequence: None,
     }
 }
 

@@ -89,13 +89,14 @@ pub(super) fn write(out: &mut String, settings: &MetricsSettings, snapshot: &Sna
             continue;
         }
         let start = labels.len();
-        for (key, val) in [
-            ("shard", &*c.shard),
-            ("schema", &c.id.schema),
-            ("table", &c.id.table),
-            ("column", &c.id.column),
+        // `database` names a PostgreSQL column's database; a MySQL series has no such label.
+        let database = c.id.database().map(|d| ("database", d));
+        for (key, val) in [("shard", &*c.shard)].into_iter().chain(database).chain([
+            ("schema", c.id.schema.as_str()),
+            ("table", c.id.table.as_str()),
+            ("column", c.id.column.as_str()),
             ("kind", c.kind.as_str()),
-        ] {
+        ]) {
             if labels.len() > start {
                 labels.push(',');
             }

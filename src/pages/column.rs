@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
@@ -22,7 +22,6 @@ use crate::api::AppState;
 use crate::api::plan_cache::Failure;
 use crate::growth::{Samples, humanize};
 use crate::headroom::{Ppm, Status};
-use crate::inventory::ColumnId;
 use crate::measure::{ColumnReport, Kind};
 use crate::pager::event::Event;
 use crate::plan::Planned;
@@ -60,9 +59,13 @@ pub struct View {
 pub async fn handler(
     State(state): State<AppState>,
     Path((shard, schema, table, column)): Path<(String, String, String, String)>,
+    Query(at): Query<crate::api::InDatabase>,
 ) -> Response {
-    let id = ColumnId::new(&schema, &table, &column);
-    let twin = crate::measure::plan_path(&shard, &schema, &table, &column);
+    let id = at.column(&schema, &table, &column);
+    let twin = crate::measure::in_database(
+        crate::measure::plan_path(&shard, &schema, &table, &column),
+        id.database(),
+    );
     let (column, samples) = match crate::api::history::column_and_samples(&state.store, &shard, &id)
     {
         Ok(found) => found,

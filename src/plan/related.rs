@@ -20,7 +20,7 @@ pub fn parent_of(report: &ColumnReport) -> Option<&str> {
     match report.kind {
         Kind::ForeignKey => report.source.as_deref(),
         Kind::Inferred => report.parent(),
-        Kind::AutoIncrement | Kind::Reference => None,
+        Kind::AutoIncrement | Kind::Reference | Kind::Sequence => None,
     }
 }
 
@@ -28,7 +28,7 @@ pub fn parent_of(report: &ColumnReport) -> Option<&str> {
 pub fn source_of(report: &ColumnReport) -> Option<&str> {
     match report.kind {
         Kind::Reference => report.source.as_deref(),
-        Kind::AutoIncrement | Kind::ForeignKey | Kind::Inferred => None,
+        Kind::AutoIncrement | Kind::ForeignKey | Kind::Inferred | Kind::Sequence => None,
     }
 }
 

@@ -113,6 +113,7 @@ pub(super) fn join(columns: Vec<ColumnRow>, tables: &Tables) -> Vec<IntColumn> {
             int_type: row.int_type,
             // A fresh table reports AUTO_INCREMENT 1; a NULL counter (some engines) is 1 too.
             auto_increment: row.auto.then(|| counter.unwrap_or(1)),
+            sequence: None,
         });
     }
     out
