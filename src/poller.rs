@@ -131,10 +131,11 @@ impl Poller {
             .iter()
             .map(|s| {
                 Ok(Shard {
-                    connector: Connector::new(
+                    connector: Connector::watching(
                         &s.endpoint.url,
                         s.endpoint.expose_password(),
                         timeout,
+                        s.databases.as_deref(),
                     )?,
                     filter: SchemaFilter::from_config(s.schemas.as_ref()),
                     dives: Mutex::new(dives::Ledger::default()),

@@ -98,7 +98,7 @@ fn has_password(text: &str) -> bool {
         .is_some_and(|at| text[start..at].contains(':'))
 }
 
-/// Parses a `mysql://` URL and splits off its password. Every message shows the URL
+/// Parses a server's URL (`mysql://`, `postgres://`, …) and splits off its password. Every message shows the URL
 /// redacted.
 fn parse_url(text: &str) -> Result<(Url, Option<SecretString>), String> {
     let shown = redact_text(text);
@@ -115,7 +115,8 @@ fn parse_url(text: &str) -> Result<(Url, Option<SecretString>), String> {
     }
     if url.username().is_empty() {
         return Err(format!(
-            "{shown} names no user: write mysql://USER@HOST:PORT"
+            "{shown} names no user: write {}://USER@HOST:PORT",
+            url.scheme()
         ));
     }
     let password = url

@@ -86,12 +86,33 @@ fn shard(
             "is empty: leave it out to watch every schema".to_string(),
         );
     }
+    let databases = s.string_list("databases", false);
+    if let Some(list) = &databases {
+        let engine = endpoint
+            .as_ref()
+            .and_then(|e| crate::engine::kind::Engine::of(&e.url));
+        if engine.is_some_and(|e| e != crate::engine::kind::Engine::Postgres) {
+            s.problem(
+                "databases",
+                "applies to PostgreSQL shards only: a MySQL shard's databases are its schemas"
+                    .to_string(),
+            );
+        } else if list.is_empty() {
+            s.problem(
+                "databases",
+                "is empty: leave it out to watch every database".to_string(),
+            );
+        } else if let Err(e) = crate::engine::kind::Engine::check_databases(list) {
+            s.problem("databases", e);
+        }
+    }
     let environment = super::environment::read(s);
     s.finish();
     Some(ShardSettings {
         name: name?,
         endpoint: endpoint?,
         schemas,
+        databases,
         environment: environment?,
     })
 }

@@ -156,6 +156,9 @@ pub struct ShardSettings {
     pub endpoint: Endpoint,
     /// Schemas to watch; `None` means every non-system schema the user can see.
     pub schemas: Option<Vec<String>>,
+    /// PostgreSQL: the databases to watch, as glob patterns; `None` means every database
+    /// that accepts connections and is not a template.
+    pub databases: Option<Vec<String>>,
     /// Which fleet the shard belongs to (`environment`, default `production`).
     pub environment: Environment,
 }

@@ -4,29 +4,51 @@
 
 use url::Url;
 
-use crate::mysql::connect;
+use crate::{mysql, postgres};
 
 /// The database engines headroom reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
     /// MySQL 5.7+ and MariaDB 10.3+: `mysql://` or `mariadb://`.
     Mysql,
+    /// PostgreSQL 11+: `postgres://` or `postgresql://`.
+    Postgres,
 }
 
 impl Engine {
     /// The engine of `url`, from its scheme; `None` for a scheme no engine speaks.
     pub fn of(url: &Url) -> Option<Engine> {
         let scheme = url.scheme();
-        connect::SCHEMES.contains(&scheme).then_some(Engine::Mysql)
+        if mysql::connect::SCHEMES.contains(&scheme) {
+            Some(Engine::Mysql)
+        } else if postgres::connect::SCHEMES.contains(&scheme) {
+            Some(Engine::Postgres)
+        } else {
+            None
+        }
     }
 
     /// The schemes headroom accepts, for messages.
-    pub const SCHEMES: &'static str = "mysql:// or mariadb://";
+    pub const SCHEMES: &'static str = "mysql://, mariadb://, postgres:// or postgresql://";
 
     /// Whether the engine's driver accepts the options of `url` (which holds no password).
     pub fn check_url(self, url: &Url) -> Result<(), String> {
         match self {
-            Engine::Mysql => connect::check_url(url),
+            Engine::Mysql => mysql::connect::check_url(url),
+            Engine::Postgres => postgres::connect::check_url(url),
+        }
+    }
+
+    /// Whether `patterns` (a shard's `databases`) are valid database name globs.
+    pub fn check_databases(patterns: &[String]) -> Result<(), String> {
+        postgres::databases::Patterns::new(patterns).map(|_| ())
+    }
+
+    /// The engine's name, for messages.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Engine::Mysql => "MySQL",
+            Engine::Postgres => "PostgreSQL",
         }
     }
 }

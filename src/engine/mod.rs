@@ -19,9 +19,9 @@ use crate::bump::{Action, Counter, ServerError};
 use crate::db::DbError;
 pub use crate::inventory::Catalog;
 use crate::inventory::{ColumnId, InventoryError, SchemaFilter};
-use crate::mysql;
 use crate::plan::found::{Definition, ForeignKey, Found, Widening, Written};
 use crate::sources::{Reading, SourceError};
+use crate::{mysql, postgres};
 pub use kind::Engine;
 
 impl Engine {
@@ -30,6 +30,7 @@ impl Engine {
     pub fn widen(self, w: &Widening, host: &str, port: u16, definition: &Definition) -> Written {
         match self {
             Engine::Mysql => mysql::plan::statements::widen(w, host, port, definition),
+            Engine::Postgres => postgres::statements::widen(w),
         }
     }
 
@@ -37,6 +38,7 @@ impl Engine {
     pub fn drop_foreign_key(self, fk: &ForeignKey) -> String {
         match self {
             Engine::Mysql => mysql::plan::statements::drop_foreign_key(fk),
+            Engine::Postgres => postgres::statements::drop_foreign_key(fk),
         }
     }
 
@@ -44,6 +46,7 @@ impl Engine {
     pub fn add_foreign_key(self, fk: &ForeignKey) -> String {
         match self {
             Engine::Mysql => mysql::plan::statements::add_foreign_key(fk),
+            Engine::Postgres => postgres::statements::add_foreign_key(fk),
         }
     }
 }
@@ -54,7 +57,9 @@ pub struct Connector {
 }
 
 enum Connectors {
-    Mysql(mysql::Connector),
+    Mysql(Box<mysql::Connector>),
+    /// A server and the databases it watches.
+    Postgres(postgres::shard::Server),
 }
 
 /// A session on a server: [`Session::release`] keeps its connection for the next use;
@@ -65,6 +70,8 @@ pub struct Session<'a> {
 
 enum Sessions<'a> {
     Mysql(mysql::Session<'a>),
+    /// A session on the server's home database, and the server for the others.
+    Postgres(&'a postgres::shard::Server, postgres::Session<'a>),
 }
 
 /// A session that may write, for `headroom bump` only (every other session is read-only),
@@ -95,6 +102,7 @@ impl Writer {
             Some(Engine::Mysql) => {
                 Writers::Mysql(mysql::bump::Writer::connect(url, password, timeout).await?)
             }
+            Some(engine @ Engine::Postgres) => return Err(not_yet(engine, "headroom bump")),
             None => return Err(unknown_scheme(url)),
         };
         Ok(Writer { inner })
@@ -148,6 +156,14 @@ impl Writer {
     }
 }
 
+/// The error for what an engine does not do yet.
+fn not_yet(engine: Engine, what: &str) -> DbError {
+    DbError::Decode {
+        what: what.to_string(),
+        message: format!("not available on {} servers yet", engine.name()),
+    }
+}
+
 /// The error for a URL whose scheme no engine speaks (the configuration refuses such a
 /// URL; this guards one built otherwise).
 fn unknown_scheme(url: &Url) -> DbError {
@@ -165,10 +181,29 @@ impl Connector {
         password: Option<&str>,
         query_timeout: Duration,
     ) -> Result<Connector, DbError> {
+        Connector::watching(url, password, query_timeout, None)
+    }
+
+    /// As [`Connector::new`], for a shard whose `databases` patterns narrow the databases
+    /// it watches (PostgreSQL; `None`: every database).
+    pub fn watching(
+        url: &Url,
+        password: Option<&str>,
+        query_timeout: Duration,
+        databases: Option<&[String]>,
+    ) -> Result<Connector, DbError> {
         let inner = match Engine::of(url) {
-            Some(Engine::Mysql) => {
-                Connectors::Mysql(mysql::Connector::new(url, password, query_timeout)?)
-            }
+            Some(Engine::Mysql) => Connectors::Mysql(Box::new(mysql::Connector::new(
+                url,
+                password,
+                query_timeout,
+            )?)),
+            Some(Engine::Postgres) => Connectors::Postgres(postgres::shard::Server::new(
+                url,
+                password,
+                query_timeout,
+                databases,
+            )?),
             None => return Err(unknown_scheme(url)),
         };
         Ok(Connector { inner })
@@ -178,6 +213,7 @@ impl Connector {
     pub async fn acquire(&self) -> Result<Session<'_>, DbError> {
         let inner = match &self.inner {
             Connectors::Mysql(c) => Sessions::Mysql(c.acquire().await?),
+            Connectors::Postgres(server) => Sessions::Postgres(server, server.acquire().await?),
         };
         Ok(Session { inner })
     }
@@ -186,6 +222,7 @@ impl Connector {
     pub async fn close(&self, grace: Duration) {
         match &self.inner {
             Connectors::Mysql(c) => c.close(grace).await,
+            Connectors::Postgres(server) => server.close(grace).await,
         }
     }
 }
@@ -204,6 +241,7 @@ impl Session<'_> {
                 let strict = mysql::sql_mode::is_strict(&sql_mode);
                 Ok(Catalog::single(inventory, Some(sql_mode), strict))
             }
+            Sessions::Postgres(server, home) => server.catalog(home, filter, timeout).await,
         }
     }
 
@@ -216,6 +254,7 @@ impl Session<'_> {
     ) -> Result<HashMap<ColumnId, Option<i128>>, DbError> {
         match &mut self.inner {
             Sessions::Mysql(s) => mysql::dives::read(s, columns, timeout).await,
+            Sessions::Postgres(server, home) => server.dive(home, columns, timeout).await,
         }
     }
 
@@ -228,6 +267,9 @@ impl Session<'_> {
     ) -> Result<Reading, SourceError> {
         match &mut self.inner {
             Sessions::Mysql(s) => mysql::ticket::read(s, database, table, timeout).await,
+            Sessions::Postgres(..) => {
+                Err(not_yet(Engine::Postgres, "reading a ticket server").into())
+            }
         }
     }
 
@@ -243,6 +285,7 @@ impl Session<'_> {
     ) -> Result<(), DbError> {
         match &mut self.inner {
             Sessions::Mysql(s) => mysql::plan::read(s, shard, wanted, timeout, found).await,
+            Sessions::Postgres(..) => Err(not_yet(Engine::Postgres, "reading what a plan needs")),
         }
     }
 
@@ -250,6 +293,7 @@ impl Session<'_> {
     pub fn release(self) {
         match self.inner {
             Sessions::Mysql(s) => s.release(),
+            Sessions::Postgres(_, home) => home.release(),
         }
     }
 }

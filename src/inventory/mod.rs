@@ -348,6 +348,16 @@ pub enum InventoryError {
     SchemasNotVisible(Vec<String>),
     #[error("no schema is visible to the monitoring user: grant it SELECT on the schemas to watch")]
     NothingVisible,
+    #[error(
+        "databases {} match no database that accepts connections",
+        .0.iter().map(|d| format!("{d:?}")).collect::<Vec<_>>().join(", ")
+    )]
+    DatabasesNotFound(Vec<String>),
+    #[error(
+        "the monitoring user may not connect to database {}: GRANT CONNECT ON DATABASE to it",
+        .0.iter().map(|d| format!("{d:?}")).collect::<Vec<_>>().join(", ")
+    )]
+    DatabasesRefused(Vec<String>),
 }
 
 impl InventoryError {

@@ -10,7 +10,10 @@ pub mod catalog;
 pub mod connect;
 pub mod databases;
 pub mod dives;
+pub mod inventory;
 pub mod query;
+pub mod shard;
+pub mod statements;
 pub mod wraparound;
 
 #[cfg(test)]

@@ -1,0 +1,208 @@
+//! A PostgreSQL shard: one server, every database it watches. A session is bound to one
+//! database, so the shard keeps a connector per watched database besides the one its URL
+//! names (the home database, through which the databases and their wraparound ages are
+//! listed), each with its own kept connection. A poll holds at most two connections at
+//! once: the home session and the database being read.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::catalog::{self, ColumnRef};
+use super::connect::{Connector, Session};
+use super::databases::{self, Patterns};
+use super::{dives, inventory, wraparound};
+use crate::db::DbError;
+use crate::inventory::{Catalog, ColumnId, DatabaseAges, InventoryError, SchemaFilter};
+
+/// How many of a database's oldest tables its wraparound ages name.
+const OLDEST_TABLES: u32 = 5;
+
+/// Connections to one PostgreSQL server and the databases a shard watches on it.
+pub struct Server {
+    home: Arc<Connector>,
+    patterns: Patterns,
+    /// Whether `databases` was configured (else every database is watched).
+    narrowed: bool,
+    /// Connectors of the other databases, made when first read.
+    others: Mutex<HashMap<String, Arc<Connector>>>,
+}
+
+impl Server {
+    /// Prepares connecting to `url` (no password in it) with `password`; `databases` are
+    /// the configured patterns (`None`: every database). Never touches the network.
+    pub fn new(
+        url: &url::Url,
+        password: Option<&str>,
+        timeout: Duration,
+        databases: Option<&[String]>,
+    ) -> Result<Server, DbError> {
+        let patterns = match databases {
+            Some(list) => Patterns::new(list).map_err(|message| DbError::Decode {
+                what: "reading the shard's databases".to_string(),
+                message,
+            })?,
+            None => Patterns::all(),
+        };
+        Ok(Server {
+            home: Arc::new(Connector::new(url, password, timeout)?),
+            patterns,
+            narrowed: databases.is_some(),
+            others: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The connector of database `name`: the home one when it is that database.
+    fn connector(&self, name: &str) -> Arc<Connector> {
+        if self.home.database() == Some(name) {
+            return Arc::clone(&self.home);
+        }
+        let mut others = self.others.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(
+            others
+                .entry(name.to_string())
+                .or_insert_with(|| Arc::new(self.home.for_database(name))),
+        )
+    }
+
+    /// A session on the home database.
+    pub async fn acquire(&self) -> Result<Session<'_>, DbError> {
+        self.home.acquire().await
+    }
+
+    /// Closes every kept connection, each within `grace`.
+    pub async fn close(&self, grace: Duration) {
+        self.home.close(grace).await;
+        let others: Vec<Arc<Connector>> = self
+            .others
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for c in others {
+            c.close(grace).await;
+        }
+    }
+
+    /// The shard's catalog through `home` (a session on the home database): the watched
+    /// databases, each database's inventory (the schemas `filter` admits), and every
+    /// database's wraparound ages, with the oldest tables of the watched ones.
+    pub async fn catalog(
+        &self,
+        home: &mut Session<'_>,
+        filter: &SchemaFilter,
+        timeout: Duration,
+    ) -> Result<Catalog, InventoryError> {
+        let watched = databases::read(home, &self.patterns, timeout).await?;
+        if !watched.unmatched.is_empty() {
+            return Err(InventoryError::DatabasesNotFound(watched.unmatched));
+        }
+        let refused: Vec<String> = watched
+            .databases
+            .iter()
+            .filter(|d| !d.can_connect)
+            .map(|d| d.name.clone())
+            .collect();
+        if self.narrowed && !refused.is_empty() {
+            return Err(InventoryError::DatabasesRefused(refused));
+        }
+        let mut ages = wraparound::database_ages(home, timeout).await?;
+        let mut oldest: BTreeMap<String, Vec<(String, i64)>> = BTreeMap::new();
+        let mut inventories = Vec::new();
+        for listed in watched.databases.iter().filter(|d| d.can_connect) {
+            let (database, tables) = if self.home.database() == Some(listed.name.as_str()) {
+                read_database(home, filter, timeout).await?
+            } else {
+                let connector = self.connector(&listed.name);
+                let mut session = connector.acquire().await?;
+                let read = read_database(&mut session, filter, timeout).await?;
+                session.release();
+                read
+            };
+            inventories.push(inventory::inventory(&database));
+            oldest.insert(listed.name.clone(), tables);
+        }
+        ages.sort_by(|a, b| a.name.cmp(&b.name));
+        let ages = ages
+            .into_iter()
+            .map(|a| DatabaseAges {
+                oldest_tables: oldest.remove(&a.name).unwrap_or_default(),
+                database: a.name,
+                xid_age: clamp(a.xid_age),
+                multixact_age: clamp(a.multixact_age),
+            })
+            .collect();
+        Ok(Catalog {
+            inventories,
+            mode: None,
+            // A value out of range is always refused: PostgreSQL has no other mode.
+            strict: true,
+            ages,
+        })
+    }
+
+    /// `MAX()` of every column of `columns`, each read in its own database, `home` for
+    /// the home database's.
+    pub async fn dive(
+        &self,
+        home: &mut Session<'_>,
+        columns: &[ColumnId],
+        timeout: Duration,
+    ) -> Result<HashMap<ColumnId, Option<i128>>, DbError> {
+        let mut by_database: BTreeMap<&str, Vec<(ColumnRef, &ColumnId)>> = BTreeMap::new();
+        for id in columns {
+            let Some(database) = id.database() else {
+                continue;
+            };
+            let r = ColumnRef::new(&id.schema, &id.table, &id.column);
+            by_database.entry(database).or_default().push((r, id));
+        }
+        let mut out = HashMap::with_capacity(columns.len());
+        for (database, wanted) in by_database {
+            let refs: Vec<ColumnRef> = wanted.iter().map(|(r, _)| r.clone()).collect();
+            let values = if self.home.database() == Some(database) {
+                dives::read(home, &refs, timeout).await?
+            } else {
+                let connector = self.connector(database);
+                let mut session = connector.acquire().await?;
+                let values = dives::read(&mut session, &refs, timeout).await?;
+                session.release();
+                values
+            };
+            for (r, id) in wanted {
+                if let Some(v) = values.get(&r) {
+                    out.insert(id.clone(), *v);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// An age as the gauges hold it (ages never pass 2^31; a larger number is kept whole up
+/// to `i64::MAX`).
+fn clamp(age: i128) -> i64 {
+    i64::try_from(age).unwrap_or(i64::MAX)
+}
+
+/// One database's catalog and its oldest tables (`schema.table` and age).
+async fn read_database(
+    session: &mut Session<'_>,
+    filter: &SchemaFilter,
+    timeout: Duration,
+) -> Result<(catalog::Database, Vec<(String, i64)>), DbError> {
+    let database = catalog::read(session, filter, timeout).await?;
+    let tables = wraparound::oldest_tables(session, OLDEST_TABLES, timeout)
+        .await?
+        .into_iter()
+        .map(|t| {
+            let name = match t.owner {
+                Some((schema, table)) => format!("{schema}.{table}"),
+                None => format!("{}.{}", t.schema, t.name),
+            };
+            (name, clamp(t.xid_age))
+        })
+        .collect();
+    Ok((database, tables))
+}
