@@ -38,7 +38,7 @@ pub struct HistoryFile {
 /// One column's history.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SavedColumn {
-    /// `[schema, table, column]`.
+    /// `[schema, table, column]`, and a PostgreSQL column's database fourth.
     #[serde(
         serialize_with = "name_as_triple",
         deserialize_with = "name_from_triple"
@@ -48,16 +48,31 @@ pub struct SavedColumn {
     pub h: SavedHistory,
 }
 
-/// A column's name as the file writes it: `[schema, table, column]`, borrowed.
+/// A column's name as the file writes it: `[schema, table, column]`, borrowed, with the
+/// database fourth for a PostgreSQL column (files written before databases were named
+/// hold three, and read as MySQL columns, as they were).
 fn name_as_triple<S: serde::Serializer>(id: &ColumnId, serializer: S) -> Result<S::Ok, S::Error> {
-    (&id.schema, &id.table, &id.column).serialize(serializer)
+    match id.database() {
+        None => (&id.schema, &id.table, &id.column).serialize(serializer),
+        Some(database) => (&id.schema, &id.table, &id.column, database).serialize(serializer),
+    }
 }
 
 fn name_from_triple<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<ColumnId, D::Error> {
-    let (schema, table, column) = <(String, String, String)>::deserialize(deserializer)?;
-    Ok(ColumnId::from_parts(schema, table, column))
+    let mut parts = <Vec<String>>::deserialize(deserializer)?.into_iter();
+    match (parts.next(), parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(schema), Some(table), Some(column), database, None) => Ok(ColumnId::in_database(
+            database.map(std::sync::Arc::from),
+            schema,
+            table,
+            column,
+        )),
+        _ => Err(serde::de::Error::custom(
+            "a column name is [schema, table, column] or [schema, table, column, database]",
+        )),
+    }
 }
 
 /// The history file that goes with the state file `state_path`.
@@ -293,6 +308,41 @@ mod tests {
             file.column_trackers(&["s2"], later, wall).is_empty(),
             "a shard no longer configured is dropped"
         );
+    }
+
+    #[test]
+    fn a_column_name_keeps_its_database_and_an_old_triple_reads_as_before() {
+        let h = SavedHistory {
+            t: 1,
+            v: 2,
+            b: None,
+            d: Vec::new(),
+            j: None,
+            x: None,
+            p: None,
+        };
+        let pg = ColumnId::in_database(
+            Some("shop\"db".into()),
+            "app".to_string(),
+            "t".to_string(),
+            "id".to_string(),
+        );
+        let text = serde_json::to_string(&SavedColumn {
+            c: pg.clone(),
+            h: h.clone(),
+        })
+        .unwrap();
+        assert!(text.starts_with(r#"{"c":["app","t","id","shop\"db"]"#), "{text}");
+        let back: SavedColumn = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.c, pg);
+        let mysql = ColumnId::new("app", "t", "id");
+        let text = serde_json::to_string(&SavedColumn { c: mysql.clone(), h }).unwrap();
+        assert!(text.starts_with(r#"{"c":["app","t","id"]"#), "{text}");
+        let back: SavedColumn = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.c, mysql);
+        assert!(back.c.database().is_none());
+        let bad = text.replacen(r#"["app","t","id"]"#, r#"["app","t"]"#, 1);
+        assert!(serde_json::from_str::<SavedColumn>(&bad).is_err());
     }
 
     #[tokio::test(start_paused = true)]
