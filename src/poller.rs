@@ -64,6 +64,8 @@ struct Shard {
     filter: SchemaFilter,
     /// The last dive of each column and which are at risk: what the next poll reads.
     dives: Mutex<dives::Ledger>,
+    /// The growth of its databases' wraparound ages (PostgreSQL).
+    ages: Mutex<crate::growth::Tracker<(String, &'static str)>>,
 }
 
 struct SourceServer {
@@ -139,6 +141,7 @@ impl Poller {
                     )?,
                     filter: SchemaFilter::from_config(s.schemas.as_ref()),
                     dives: Mutex::new(dives::Ledger::default()),
+                    ages: Mutex::new(crate::growth::Tracker::default()),
                     settings: s.clone(),
                 })
             })
@@ -579,7 +582,7 @@ impl Poller {
         let sources = self.store.source_values();
         let mut ledger = lock(&shard.dives);
         ledger.record(&prepared.plan.dives, &due, values, at);
-        let result = {
+        let mut result = {
             let mut growth = lock(&self.growth);
             let tracker = growth.entry(shard.settings.name.clone()).or_default();
             let (name, policy) = (&shard.settings.name, &self.settings.policy);
@@ -601,6 +604,15 @@ impl Poller {
             .map(|r| r.id.clone())
             .collect();
         ledger.set_at_risk(measure::dives_of(&prepared.plan, &at_risk));
+        if !prepared.ages.is_empty() {
+            let mut ages = lock(&shard.ages);
+            result.databases = Some(crate::wraparound::assess(
+                &prepared.ages,
+                &mut ages,
+                policy,
+                at,
+            ));
+        }
         Ok(result)
     }
 }

@@ -119,6 +119,10 @@ pub struct ShardState {
     pub strict_mode: Option<bool>,
     /// The shard's `@@GLOBAL.sql_mode` as last read.
     pub sql_mode: Option<String>,
+    /// A PostgreSQL shard's databases with their wraparound ages, as last read; absent on
+    /// MySQL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub databases: Option<Vec<crate::wraparound::DatabaseState>>,
     /// Polls finished since start, successful or not: the stamp of what is known now.
     #[serde(skip)]
     pub polls: u64,
@@ -186,6 +190,7 @@ fn fresh_shard(s: &crate::config::ShardSettings) -> ShardState {
         next_poll_at: None,
         consecutive_failures: 0,
         strict_mode: None,
+        databases: None,
         sql_mode: None,
         polls: 0,
         columns: Arc::default(),
@@ -441,6 +446,7 @@ impl Store {
                     s.ambiguous = result.ambiguous;
                     s.sql_mode = result.mode;
                     s.strict_mode = Some(result.strict);
+                    s.databases = result.databases;
                 }
                 Err(error) => {
                     previous = s.unresolved.clone();

@@ -62,7 +62,13 @@ fn name_from_triple<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<ColumnId, D::Error> {
     let mut parts = <Vec<String>>::deserialize(deserializer)?.into_iter();
-    match (parts.next(), parts.next(), parts.next(), parts.next(), parts.next()) {
+    match (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) {
         (Some(schema), Some(table), Some(column), database, None) => Ok(ColumnId::in_database(
             database.map(std::sync::Arc::from),
             schema,
@@ -332,11 +338,18 @@ mod tests {
             h: h.clone(),
         })
         .unwrap();
-        assert!(text.starts_with(r#"{"c":["app","t","id","shop\"db"]"#), "{text}");
+        assert!(
+            text.starts_with(r#"{"c":["app","t","id","shop\"db"]"#),
+            "{text}"
+        );
         let back: SavedColumn = serde_json::from_str(&text).unwrap();
         assert_eq!(back.c, pg);
         let mysql = ColumnId::new("app", "t", "id");
-        let text = serde_json::to_string(&SavedColumn { c: mysql.clone(), h }).unwrap();
+        let text = serde_json::to_string(&SavedColumn {
+            c: mysql.clone(),
+            h,
+        })
+        .unwrap();
         assert!(text.starts_with(r#"{"c":["app","t","id"]"#), "{text}");
         let back: SavedColumn = serde_json::from_str(&text).unwrap();
         assert_eq!(back.c, mysql);

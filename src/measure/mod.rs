@@ -203,6 +203,8 @@ pub struct Prepared {
     pub mode: Option<String>,
     /// Whether an out-of-range value is refused rather than clamped (strict mode).
     pub strict: bool,
+    /// The databases' wraparound ages (PostgreSQL); empty on MySQL.
+    pub ages: Vec<crate::inventory::DatabaseAges>,
 }
 
 /// The first half of a shard's pure step: guesses undeclared references
@@ -230,6 +232,7 @@ pub fn prepare(catalog: &Catalog, settings: &Settings) -> Prepared {
         ambiguous,
         mode: catalog.mode.clone(),
         strict: catalog.strict,
+        ages: catalog.ages.clone(),
     }
 }
 

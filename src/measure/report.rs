@@ -35,6 +35,8 @@ pub struct ShardResult {
     pub mode: Option<String>,
     /// Whether the shard refuses out-of-range values.
     pub strict: bool,
+    /// Each database's wraparound (PostgreSQL), judged by the poller; `None` on MySQL.
+    pub databases: Option<Vec<crate::wraparound::DatabaseState>>,
 }
 
 /// The one pure step from what a shard poll read to what the store takes: resolves every
@@ -68,6 +70,7 @@ pub fn report(
         ambiguous: prepared.ambiguous.clone(),
         mode: prepared.mode.clone(),
         strict: prepared.strict,
+        databases: None,
     }
 }
 

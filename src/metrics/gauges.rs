@@ -33,6 +33,10 @@ pub(super) struct ShardGauges {
     poll_errors: IntCounterVec,
     /// 1 when the shard's sql_mode is strict; absent until it has been read.
     strict_mode: GaugeVec,
+    /// Per PostgreSQL database: `age(datfrozenxid)`.
+    xid_age: GaugeVec,
+    /// Per PostgreSQL database: `mxid_age(datminmxid)`.
+    multixact_age: GaugeVec,
 }
 
 impl SourceGauges {
@@ -141,6 +145,18 @@ impl ShardGauges {
                 "1 when the shard's sql_mode has STRICT_TRANS_TABLES or STRICT_ALL_TABLES, 0 when values too large are clamped; absent until read.",
                 &["shard"],
             ),
+            xid_age: gauge(
+                r,
+                "headroom_database_xid_age",
+                "age(datfrozenxid) of a PostgreSQL database: transactions since its oldest unfrozen transaction ID; the server stops at 2^31.",
+                &["shard", "database"],
+            ),
+            multixact_age: gauge(
+                r,
+                "headroom_database_multixact_age",
+                "mxid_age(datminmxid) of a PostgreSQL database: MultiXact IDs since its oldest one; the server stops at 2^31.",
+                &["shard", "database"],
+            ),
         }
     }
 }
@@ -195,6 +211,9 @@ impl Metrics {
     /// polled, a source once one of its servers has been read, as before their first poll
     /// nothing is known.
     pub(super) fn observe(&self, snapshot: &Snapshot) {
+        // Databases come and go with each poll: their series are written afresh.
+        self.shard.xid_age.reset();
+        self.shard.multixact_age.reset();
         for shard in snapshot.shards.iter().filter(|s| s.polled) {
             self.publish_shard(shard);
         }
@@ -248,6 +267,17 @@ impl Metrics {
             .max_used_ratio
             .with_label_values(&[name])
             .set(worst);
+        for d in shard.databases.iter().flatten() {
+            let l = [name, d.database.as_str()];
+            self.shard
+                .xid_age
+                .with_label_values(&l)
+                .set(d.xid.age as f64);
+            self.shard
+                .multixact_age
+                .with_label_values(&l)
+                .set(d.multixact.age as f64);
+        }
     }
 
     /// Publishes a source and its servers.

@@ -353,9 +353,25 @@ fn exported_metrics() -> BTreeSet<String> {
                 servers = [\"mysql://m@127.0.0.1:2/tickets\"]\ntable = \"Tickets64\"\n";
     let settings = config::from_toml_str(toml, &|_| None).expect("settings");
     let store = Store::new(&settings);
+    let age = |age| headroom::wraparound::Age {
+        age,
+        used_ratio: 0.0,
+        status: Status::Ok,
+        growth_per_second: None,
+        seconds_to_wraparound: None,
+        wraps_at: None,
+    };
     let result = headroom::measure::ShardResult {
         mode: Some("STRICT_TRANS_TABLES".to_string()),
         strict: true,
+        // A PostgreSQL shard's databases (the same state shape for any shard).
+        databases: Some(vec![headroom::wraparound::DatabaseState {
+            database: "app".to_string(),
+            xid: age(1_000),
+            multixact: age(10),
+            status: Status::Ok,
+            oldest_tables: Vec::new(),
+        }]),
         ..Default::default()
     };
     store.shard_polled(

@@ -259,6 +259,7 @@ async fn the_shards_page_shows_up_down_never_polled_strict_mode_and_what_is_not_
         }],
         mode: Some("NO_ENGINE_SUBSTITUTION".to_string()),
         strict: false,
+        databases: None,
     };
     store.shard_polled("s", Ok(result), Duration::from_millis(250), Utc::now());
     let got = get(app(store.clone()), "/shards").await;
