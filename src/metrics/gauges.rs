@@ -37,6 +37,8 @@ pub(super) struct ShardGauges {
     xid_age: GaugeVec,
     /// Per PostgreSQL database: `mxid_age(datminmxid)`.
     multixact_age: GaugeVec,
+    /// Per PostgreSQL database: the worse status of its two ages.
+    wraparound_status: GaugeVec,
 }
 
 impl SourceGauges {
@@ -157,6 +159,12 @@ impl ShardGauges {
                 "mxid_age(datminmxid) of a PostgreSQL database: MultiXact IDs since its oldest one; the server stops at 2^31.",
                 &["shard", "database"],
             ),
+            wraparound_status: gauge(
+                r,
+                "headroom_database_wraparound_status",
+                "headroom's verdict on a PostgreSQL database's transaction-ID and MultiXact ages, the worse of the two: 0 ok, 1 warning, 2 critical, 3 exhausted.",
+                &["shard", "database"],
+            ),
         }
     }
 }
@@ -214,6 +222,7 @@ impl Metrics {
         // Databases come and go with each poll: their series are written afresh.
         self.shard.xid_age.reset();
         self.shard.multixact_age.reset();
+        self.shard.wraparound_status.reset();
         for shard in snapshot.shards.iter().filter(|s| s.polled) {
             self.publish_shard(shard);
         }
@@ -277,6 +286,10 @@ impl Metrics {
                 .multixact_age
                 .with_label_values(&l)
                 .set(d.multixact.age as f64);
+            self.shard
+                .wraparound_status
+                .with_label_values(&l)
+                .set(f64::from(d.status.number()));
         }
     }
 

@@ -62,6 +62,14 @@ impl Pager {
                 );
             }
             scope.stamps.push((columns, s.polls));
+            if s.databases.is_some() {
+                let ages = super::wraparound::prefix(&s.name);
+                if !s.up {
+                    scope.held.push(ages.clone());
+                }
+                scope.stamps.push((ages, s.polls));
+                out.extend(super::wraparound::conditions(s, url));
+            }
             out.push(event::blind_shard(
                 s,
                 notifier.blind_after,

@@ -126,10 +126,16 @@ fn prefix_with_room(shard: &str, more: usize) -> String {
 /// evaluation.
 pub fn column_key(c: &ColumnReport) -> String {
     let id = &c.id;
+    let database = id.database().unwrap_or_default();
     let mut key = prefix_with_room(
         &c.shard,
-        id.schema.len() + id.table.len() + id.column.len() + 2,
+        database.len() + id.schema.len() + id.table.len() + id.column.len() + 3,
     );
+    // A PostgreSQL column's database first: two databases may hold the same names.
+    if id.database().is_some() {
+        key.push_str(database);
+        key.push('/');
+    }
     for part in [&*id.schema, ".", &id.table, "."] {
         key.push_str(part);
     }
@@ -151,7 +157,7 @@ fn within_limit(key: String) -> String {
     format!("{}~{hash:016x}", &key[..cut])
 }
 
-fn truncate(mut text: String, limit: usize) -> String {
+pub(super) fn truncate(mut text: String, limit: usize) -> String {
     if text.len() > limit {
         let mut cut = limit - 3;
         while !text.is_char_boundary(cut) {

@@ -39,6 +39,7 @@ mod reconfigure;
 pub mod state_file;
 #[cfg(test)]
 mod tests;
+pub mod wraparound;
 mod writer;
 
 use std::collections::{HashMap, VecDeque};

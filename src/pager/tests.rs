@@ -461,3 +461,52 @@ fn incidents_are_counted_and_found_by_key_without_copying_the_others() {
     assert_eq!(found[0].1.dedup_key, "headroom/blind/s1");
     assert!(pager.incident("headroom/blind/s3").is_empty());
 }
+
+#[test]
+fn a_database_near_wraparound_pages_with_its_own_key_naming_the_oldest_tables() {
+    use crate::headroom::Status;
+    let dir = tempfile::tempdir().unwrap();
+    let (pager, store, _) = pager_in(dir.path());
+    let age = |age: i64, status| crate::wraparound::Age {
+        age,
+        used_ratio: age as f64 / 2_147_483_648.0,
+        status,
+        growth_per_second: Some(1_000.0),
+        seconds_to_wraparound: Some(100_000),
+        wraps_at: None,
+    };
+    let result = crate::measure::ShardResult {
+        strict: true,
+        databases: Some(vec![crate::wraparound::DatabaseState {
+            database: "app\"db".to_string(),
+            xid: age(1_900_000_000, Status::Critical),
+            multixact: age(10, Status::Ok),
+            status: Status::Critical,
+            oldest_tables: vec![crate::wraparound::OldTable {
+                table: "public.events".to_string(),
+                xid_age: 1_900_000_000,
+            }],
+        }]),
+        ..Default::default()
+    };
+    let now = Utc::now();
+    store.shard_polled("s1", Ok(result), Duration::ZERO, now);
+    store.shard_polled("s2", Ok(Default::default()), Duration::ZERO, now);
+    pager.evaluate(&store.read(), now);
+    let books = pager.lock();
+    let triggers: Vec<&event::Event> = books.outboxes[0]
+        .iter()
+        .filter(|e| e.action == event::Action::Trigger)
+        .collect();
+    assert_eq!(triggers.len(), 1, "{triggers:?}");
+    let e = triggers[0];
+    assert_eq!(e.dedup_key, "headroom/wraparound/s1/app\"db/xid");
+    assert_eq!(e.class, "wraparound");
+    assert!(
+        e.summary.contains("VACUUM FREEZE first: public.events"),
+        "{}",
+        e.summary
+    );
+    assert_eq!(e.custom_details["current"], 1_900_000_000);
+    assert_eq!(e.custom_details["database"], "app\"db");
+}
