@@ -492,6 +492,10 @@ impl Poller {
                     .ticket(&database, &source.settings.table, timeout)
                     .await
             }
+            SourceKind::Sequence => {
+                let (schema, name) = source.settings.sequence.clone().unwrap_or_default();
+                session.sequence(&database, &schema, &name, timeout).await
+            }
         };
         // A failed session is dropped, a good one closed cleanly after the read (see
         // `read_source_server`).

@@ -213,7 +213,12 @@ async fn read_ticket_server(
     above: u64,
     timeout: Duration,
 ) -> Result<(Writer, Vec<Row>), ServerError> {
-    let SourceKind::TicketServer = source.kind;
+    // Bump writes through a MySQL session; a sequence source's server is refused when it
+    // connects (see `Writer::connect`).
+    debug_assert!(matches!(
+        source.kind,
+        SourceKind::TicketServer | SourceKind::Sequence
+    ));
     let database = endpoint.database().unwrap_or_default();
     let mut writer = connect(endpoint, timeout).await?;
     let server = format!("{} {}", source.name, endpoint.label());

@@ -127,10 +127,13 @@ pub(super) fn source(
     let name = s.name("name", names, "source");
     let kind = s.string("kind", true).and_then(|kind| match kind.as_str() {
         "ticket_server" => Some(SourceKind::TicketServer),
+        "sequence" => Some(SourceKind::Sequence),
         other => {
             s.problem(
                 "kind",
-                format!("unknown source kind {other:?}: expected \"ticket_server\""),
+                format!(
+                    "unknown source kind {other:?}: expected \"ticket_server\" or \"sequence\""
+                ),
             );
             None
         }
@@ -139,11 +142,66 @@ pub(super) fn source(
     let servers = s
         .list("servers", true)
         .map(|values| servers(s, values, &password, password_keys));
-    let table = s.string("table", true);
-    if let Some(table) = &table
-        && (table.is_empty() || table.contains('\0'))
-    {
-        s.problem("table", "must be a table name".to_string());
+    let is_sequence = kind == Some(SourceKind::Sequence);
+    // Both keys are read whatever the kind, so that each is checked against it.
+    let table = s.string("table", false);
+    let sequence_text = s.string("sequence", false);
+    let table = match (is_sequence, table) {
+        (true, Some(_)) => {
+            s.problem("table", "applies to ticket_server sources only".to_string());
+            None
+        }
+        (true, None) => Some(String::new()),
+        (false, None) => {
+            if kind.is_some() {
+                s.problem("table", "is missing".to_string());
+            }
+            None
+        }
+        (false, Some(table)) if table.is_empty() || table.contains('\0') => {
+            s.problem("table", "must be a table name".to_string());
+            None
+        }
+        (false, table) => table,
+    };
+    let sequence = match (is_sequence, sequence_text) {
+        (true, Some(text)) => match sequence_name(&text) {
+            Some(name) => Some(name),
+            None => {
+                s.problem(
+                    "sequence",
+                    format!("{text:?} is not a sequence name: write \"schema.name\""),
+                );
+                None
+            }
+        },
+        (true, None) => {
+            s.problem("sequence", "is missing".to_string());
+            None
+        }
+        (false, Some(_)) => {
+            s.problem("sequence", "applies to sequence sources only".to_string());
+            None
+        }
+        (false, None) => None,
+    };
+    if let (Some(kind), Some(servers)) = (kind, &servers) {
+        let wanted = match kind {
+            SourceKind::TicketServer => crate::engine::kind::Engine::Mysql,
+            SourceKind::Sequence => crate::engine::kind::Engine::Postgres,
+        };
+        for (i, e) in servers.iter().enumerate() {
+            if crate::engine::kind::Engine::of(&e.url) != Some(wanted) {
+                s.problem(
+                    &format!("servers[{i}]"),
+                    format!(
+                        "{e}: a {} source reads {} servers",
+                        kind.as_str(),
+                        wanted.name()
+                    ),
+                );
+            }
+        }
     }
     let environment = super::environment::read(s);
     s.finish();
@@ -152,8 +210,17 @@ pub(super) fn source(
         kind: kind?,
         servers: servers?,
         table: table?,
+        sequence: if is_sequence { Some(sequence?) } else { None },
         environment: environment?,
     })
+}
+
+/// `schema.name` (split at the first dot: a schema name holds none) as `(schema, name)`;
+/// `None` when a part is empty or holds a NUL.
+fn sequence_name(text: &str) -> Option<(String, String)> {
+    let (schema, name) = text.split_once('.')?;
+    let fine = |p: &str| !p.is_empty() && !p.contains('\0');
+    (fine(schema) && fine(name)).then(|| (schema.to_string(), name.to_string()))
 }
 
 /// A source's `servers`: URLs naming the ticket database, each server once.
@@ -183,7 +250,7 @@ fn servers(
         if endpoint.database().is_none() {
             s.problem(
                 &key,
-                format!("{endpoint} names no database: write the ticket database in the path, e.g. mysql://monitor@ticket-a:3306/tickets"),
+                format!("{endpoint} names no database: write the ticket database in the path, e.g. mysql://monitor@ticket-a:3306/tickets (or the sequence's, postgres://monitor@ids:5432/ids)"),
             );
         }
         if !seen.insert(endpoint.label()) {
@@ -274,6 +341,50 @@ mod tests {
                 "shards[0].url: has the range {1..2} but name has none: put the same range in name",
                 "shards[1].schemas: is empty: leave it out to watch every schema",
                 "shards[2].name: shard name \"t-3\" is used twice",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_sequence_source_names_its_sequence_and_reads_postgresql_servers() {
+        let settings = parse(
+            "[[sources]]\nname = \"ids\"\nkind = \"sequence\"\n\
+             servers = [\"postgres://m@a:5432/ids\", \"postgresql://m@b:5432/ids\"]\n\
+             sequence = \"public.global.ids\"\n\
+             [[shards]]\nname = \"pg\"\nurl = \"postgres://m@c/app\"\ndatabases = [\"app_*\"]\n",
+        )
+        .expect("settings");
+        assert_eq!(
+            settings.shards[0].databases,
+            Some(vec!["app_*".to_string()])
+        );
+        let source = &settings.sources[0];
+        assert_eq!(source.kind, crate::config::SourceKind::Sequence);
+        assert_eq!(
+            source.sequence,
+            Some(("public".to_string(), "global.ids".to_string()))
+        );
+        let problems = parse(
+            "[[sources]]\nname = \"a\"\nkind = \"sequence\"\n\
+             servers = [\"mysql://m@a:3306/ids\"]\ntable = \"T\"\n\
+             [[sources]]\nname = \"b\"\nkind = \"ticket_server\"\n\
+             servers = [\"postgres://m@a/ids\"]\nsequence = \"s.x\"\n\
+             [[sources]]\nname = \"c\"\nkind = \"sequence\"\n\
+             servers = [\"postgres://m@a/ids\"]\nsequence = \"nodot\"\n\
+             [[shards]]\nname = \"m\"\nurl = \"mysql://m@a/\"\ndatabases = [\"app\"]\n",
+        )
+        .expect_err("problems");
+        assert_eq!(
+            problems,
+            [
+                "shards[0].databases: applies to PostgreSQL shards only: a MySQL shard's databases are its schemas",
+                "sources[0].table: applies to ticket_server sources only",
+                "sources[0].sequence: is missing",
+                "sources[0].servers[0]: mysql://m@a:3306/ids: a sequence source reads PostgreSQL servers",
+                "sources[1].table: is missing",
+                "sources[1].sequence: applies to sequence sources only",
+                "sources[1].servers[0]: postgres://m@a/ids: a ticket_server source reads MySQL servers",
+                "sources[2].sequence: \"nodot\" is not a sequence name: write \"schema.name\"",
             ]
         );
     }

@@ -168,12 +168,16 @@ pub struct ShardSettings {
 pub enum SourceKind {
     /// Flickr-style ticket servers: `REPLACE INTO Tickets64 (stub) VALUES ('a')`.
     TicketServer,
+    /// A PostgreSQL sequence that hands out IDs other shards store (`sequence =
+    /// "schema.name"` on each server).
+    Sequence,
 }
 
 impl SourceKind {
     pub const fn as_str(self) -> &'static str {
         match self {
             SourceKind::TicketServer => "ticket_server",
+            SourceKind::Sequence => "sequence",
         }
     }
 }
@@ -185,8 +189,10 @@ pub struct SourceSettings {
     pub kind: SourceKind,
     /// Every server of the generator (a Flickr pair has two); each URL names the database.
     pub servers: Vec<Endpoint>,
-    /// The ticket table, e.g. `Tickets64`.
+    /// The ticket table, e.g. `Tickets64` (`ticket_server`; empty for `sequence`).
     pub table: String,
+    /// The sequence, `(schema, name)` (`sequence` sources only).
+    pub sequence: Option<(String, String)>,
     /// Which fleet the source belongs to (`environment`, default `production`).
     pub environment: Environment,
 }

@@ -273,6 +273,27 @@ impl Session<'_> {
         }
     }
 
+    /// A sequence source's reading: the sequence `schema.name` of the session's database
+    /// (`database`, for messages), what it has handed out counted in its own direction.
+    pub async fn sequence(
+        &mut self,
+        database: &str,
+        schema: &str,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<Reading, SourceError> {
+        match &mut self.inner {
+            Sessions::Mysql(_) => Err(SourceError::NoSequence {
+                database: database.to_string(),
+                schema: schema.to_string(),
+                name: name.to_string(),
+            }),
+            Sessions::Postgres(_, home) => {
+                postgres::source::read(home, database, schema, name, timeout).await
+            }
+        }
+    }
+
     /// What a plan needs from this shard, named `shard`, for its `wanted` widenings, read
     /// into `found`: each column's definition and table size, the foreign keys that hold
     /// them, and the widened tables to write no statement for (see [`Found`]).

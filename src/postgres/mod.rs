@@ -13,6 +13,7 @@ pub mod dives;
 pub mod inventory;
 pub mod query;
 pub mod shard;
+pub mod source;
 pub mod statements;
 pub mod wraparound;
 

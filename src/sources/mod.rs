@@ -32,6 +32,18 @@ pub enum SourceError {
         "table {database}.{table} not found, or it has no AUTO_INCREMENT integer column, or the monitoring user lacks SELECT on it"
     )]
     NoTicketTable { database: String, table: String },
+    #[error("sequence {schema}.{name} not found in database {database}")]
+    NoSequence {
+        database: String,
+        schema: String,
+        name: String,
+    },
+    #[error("sequence {schema}.{name} cannot be read: {why}")]
+    SequenceUnreadable {
+        schema: String,
+        name: String,
+        why: String,
+    },
 }
 
 impl SourceError {
@@ -39,9 +51,14 @@ impl SourceError {
     pub fn report(&self) -> ErrorReport {
         match self {
             SourceError::Db(e) => e.into(),
-            SourceError::NoTicketTable { .. } => ErrorReport {
+            SourceError::NoTicketTable { .. } | SourceError::NoSequence { .. } => ErrorReport {
                 message: self.to_string(),
                 class: "not_found",
+                code: None,
+            },
+            SourceError::SequenceUnreadable { .. } => ErrorReport {
+                message: self.to_string(),
+                class: "not_visible",
                 code: None,
             },
         }

@@ -377,6 +377,21 @@ pub async fn read(
     })
 }
 
+/// The sequence `schema.name` of the database `conn` is connected to, as the catalog reads
+/// it (the sequences of that one schema, found by name); `None` when there is none.
+pub async fn sequence(
+    conn: &mut PgConnection,
+    schema: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<Option<Sequence>, DbError> {
+    let filter = SchemaFilter::Only(vec![schema.to_string()]);
+    let all = sequences::read(conn, &filter, timeout).await?;
+    Ok(all
+        .into_iter()
+        .find(|s| s.id.schema == schema && s.id.name == name))
+}
+
 /// Runs one catalog statement, its schema names bound.
 async fn fetch(
     conn: &mut PgConnection,
