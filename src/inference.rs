@@ -31,8 +31,8 @@
 //! Never inferred: an AUTO_INCREMENT column, a primary key that no stem-named table
 //! extends, a declared foreign key's child, a column a `[[references]]` rule covers, and
 //! counters, flags, prices ([`looks_like_a_value`]). The built-in rules only match names
-//! ending in an id-like word (or such a name and a role suffix), so `count`, `is_active` or
-//! `price` cannot match them either.
+//! ending in `id` or `_no` (`emp_no`, the primary-key rule only), or such a name and a role
+//! suffix, so `count`, `is_active` or `price` cannot match them either.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -352,6 +352,13 @@ fn ends_in_id(name: &str) -> bool {
     name.len() >= 2 && name[name.len() - 2..].eq_ignore_ascii_case(b"id")
 }
 
+/// Whether `name` ends in `_no` (`emp_no`), whatever the ASCII case: a key word that only
+/// the primary-key rule takes (no Rails form).
+fn ends_in_no(name: &str) -> bool {
+    let name = name.as_bytes();
+    name.len() > 3 && name[name.len() - 3..].eq_ignore_ascii_case(b"_no")
+}
+
 /// Where a role suffix starts: `locationid_from` (`_from`), `account_id2` (`2`),
 /// `account_id_2` (`_2`), `photo_id_large` (`_large`), when what is before it ends in `id`
 /// and is longer than `id`. A word suffix is ASCII letters after the last `_`.
@@ -386,7 +393,8 @@ fn candidates(
 ) -> Vec<Candidate> {
     let suffix_at = role_suffix(&id.column);
     // Most columns end in no id-like word: no rule to try, nothing to copy.
-    if settings.rules.is_empty() && !ends_in_id(&id.column) && suffix_at.is_none() {
+    let keyed = ends_in_id(&id.column) || ends_in_no(&id.column);
+    if settings.rules.is_empty() && !keyed && suffix_at.is_none() {
         return Vec::new();
     }
     let name = lower(&id.column);
@@ -399,7 +407,7 @@ fn candidates(
     }
     let forms = std::iter::once((name, "")).chain(suffix_at.map(|at| name.split_at(at)));
     for (base, suffix) in forms {
-        if !base.ends_with("id") {
+        if !base.ends_with("id") && !ends_in_no(base) {
             continue;
         }
         let shorter = base
@@ -436,6 +444,7 @@ fn built_in(
     };
     let stem = tail
         .strip_suffix("id")
+        .or_else(|| tail.strip_suffix("_no"))
         .unwrap_or(tail)
         .trim_end_matches('_');
     let stem_named = |table: &str| {
