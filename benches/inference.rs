@@ -1,9 +1,10 @@
 //! What guessing undeclared references costs a poll: [`headroom::inference::infer`] over a
 //! synthetic shard whose every table has a single-column key and whose columns name them the
-//! Rails way, by key name, with role prefixes, or not at all (counters, flags). Prints its
+//! Rails way, by key name, with role prefixes or suffixes, or not at all (counters, flags),
+//! beside one-to-one extension tables that share their keys. Prints its
 //! figures; asserts only what was found, never a time.
 //!
-//! `cargo bench --bench inference` runs it at full size (20,000 tables, 120,000 integer
+//! `cargo bench --bench inference` runs it at full size (20,000 tables, 180,000 integer
 //! columns); under `cargo test` it runs once at a small size as a smoke test.
 
 use headroom::headroom::{IntType, Width};
@@ -22,7 +23,8 @@ fn int(id: ColumnId, auto: bool) -> IntColumn {
 
 /// `tables` tables `e000000s` (key `id`), each with a Rails reference to the previous
 /// table, a role-prefixed one, a key-name one (`e000000_key` of the table `k000000`), a
-/// counter and a flag.
+/// role-suffixed one (`e000000_id_from`), a counter and a flag, and an extension table
+/// `e000000_extras` whose key is `e000000_id`.
 fn inventory(tables: usize) -> Inventory {
     let mut inv = Inventory::default();
     for t in 0..tables {
@@ -38,11 +40,20 @@ fn inventory(tables: usize) -> Inventory {
         ));
         inv.primary_keys
             .insert(("app".into(), keyed), format!("e{t:06}_key_id"));
+        // A one-to-one extension table sharing the key: a shared primary key.
+        let extension = format!("e{t:06}_extras");
+        inv.columns.push(int(
+            ColumnId::new("app", &extension, &format!("e{t:06}_id")),
+            false,
+        ));
+        inv.primary_keys
+            .insert(("app".into(), extension), format!("e{t:06}_id"));
         let previous = t.saturating_sub(1);
         for c in [
             format!("e{previous:06}_id"),
             format!("author_e{previous:06}_id"),
             format!("e{previous:06}_key_id"),
+            format!("e{previous:06}_id_from"),
             "view_count".to_string(),
             "is_active".to_string(),
         ] {
@@ -84,8 +95,9 @@ fn main() {
                 found.parents.len(),
                 found.ambiguous.len()
             );
-            // Three references per table (the first table's point at itself).
-            assert_eq!(found.parents.len(), 3 * tables, "{name}");
+            // Four references per table (the first table's point at itself) and its
+            // extension table.
+            assert_eq!(found.parents.len(), 5 * tables, "{name}");
             assert!(found.ambiguous.is_empty());
         }
     }

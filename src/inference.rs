@@ -3,23 +3,36 @@
 //! Pure.
 //!
 //! A column is tried against, in order (the first that names a parent wins):
-//! 1. the `[[inference.rules]]` templates, in file order;
-//! 2. the built-in rules, on the whole name and then on each role-prefixed tail
-//!    (`seller_shopid` → `shopid`, `author_user_id` → `user_id`), longest first:
+//! 1. the `[[inference.rules]]` templates, in file order (a template without `{table}` pins
+//!    one name to one parent);
+//! 2. the built-in rules, on the whole name, then on each role-prefixed tail
+//!    (`seller_shopid` → `shopid`, `author_user_id` → `user_id`), longest first, then the same
+//!    again without a role suffix (`locationid_from` → `locationid`, `account_id2` →
+//!    `account_id`, `string_list_id_kid` → `string_list_id`):
 //!    - the name equals the single-column primary key of another table
 //!      (`listing_id` → `listings.listing_id`);
 //!    - Rails: `<singular>_id` → `<plural>.id` with regular English plurals.
 //!
-//! Several candidates are narrowed by: same schema first (then the shard's other watched
-//! schemas); the table named after the key's stem (`shopid` → `shops`); the one whose key
-//! is not itself a reference (no declared foreign key's child, not the key of an extension
-//! table such as `account_extras` beside `accounts`); then an AUTO_INCREMENT key.
-//! Still more than one: not guessed, listed as [`Ambiguous`].
+//! A column that is its own table's primary key (not AUTO_INCREMENT) is a shared primary key
+//! when the rules name a table called after the key's stem (`user_profiles.user_id` →
+//! `users`, `invoice_totals.invoiceid` → `invoice`): one-to-one extension tables, inferred
+//! first, so that they are known as children before anything else is tried.
 //!
-//! Never inferred: a column that is its own table's primary key or AUTO_INCREMENT column,
-//! a declared foreign key's child, a column a `[[references]]` rule covers, and counters,
-//! flags, prices ([`looks_like_a_value`]). The built-in rules only match names ending in an
-//! id-like word, so `count`, `is_active` or `price` cannot match them either.
+//! Several candidates are narrowed by, each only when it leaves at least one: the table named
+//! after the key's stem (`shopid` → `shops`; an extension table is never the parent when such
+//! a table is a candidate); the same schema (then the shard's other watched schemas); the one
+//! whose key is not itself a reference (no declared foreign key's child, no extension table
+//! inferred as one, not named as an extension such as `account_extras` beside `accounts`);
+//! then an AUTO_INCREMENT key. Still more than one: not guessed, listed as [`Ambiguous`]. The
+//! candidates passed over are kept as [`RunnerUp`]s, with the step that passed them over.
+//! A parent that is itself a reference (declared or inferred) is followed to its root and
+//! the chain is written in the evidence: the measure follows it to the root's value.
+//!
+//! Never inferred: an AUTO_INCREMENT column, a primary key that no stem-named table
+//! extends, a declared foreign key's child, a column a `[[references]]` rule covers, and
+//! counters, flags, prices ([`looks_like_a_value`]). The built-in rules only match names
+//! ending in `id` or `_no` (`emp_no`, the primary-key rule only), or such a name and a role
+//! suffix, so `count`, `is_active` or `price` cannot match them either.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -50,6 +63,17 @@ pub struct Ambiguous {
     pub candidates: Vec<String>,
 }
 
+/// A candidate parent passed over for the one chosen, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunnerUp {
+    /// The candidate parent column.
+    pub parent: ColumnId,
+    /// The rule that named it.
+    pub evidence: String,
+    /// The tie-break that passed it over, e.g. `not named after the key's stem`.
+    pub passed_over: &'static str,
+}
+
 /// What inference found on one shard.
 #[derive(Debug, Clone, Default)]
 pub struct Inference {
@@ -57,6 +81,9 @@ pub struct Inference {
     pub parents: HashMap<ColumnId, Inferred>,
     /// Columns not guessed, sorted by column.
     pub ambiguous: Vec<Ambiguous>,
+    /// The candidates passed over, in the order they were, for each inferred column that
+    /// had more than one.
+    pub runners_up: HashMap<ColumnId, Vec<RunnerUp>>,
 }
 
 /// Names of counters, flags, amounts and prices: never a reference, whatever a rule says.
@@ -114,6 +141,9 @@ pub fn plural(singular: &str) -> String {
 struct Candidate {
     parent: ColumnId,
     evidence: String,
+    /// Whether the parent's table is named after the stem of the name matched
+    /// (`invoiceid` → `invoice` or `invoices`), or is the parent of a literal pin.
+    stem_named: bool,
 }
 
 /// What the inventory offers as parents. Names are held as the inventory holds them when
@@ -131,8 +161,8 @@ struct Tables<'a> {
     keys: HashSet<ColumnId>,
     /// Integer columns by lower-case `(schema, table, column)`.
     by_name: HashMap<(String, String, String), &'a ColumnId>,
-    /// Declared foreign keys' children.
-    children: HashSet<&'a ColumnId>,
+    /// Declared foreign keys: each child's parent.
+    declared: HashMap<&'a ColumnId, &'a ColumnId>,
 }
 
 impl<'a> Tables<'a> {
@@ -167,7 +197,11 @@ impl<'a> Tables<'a> {
         } else {
             HashMap::new()
         };
-        let children = inventory.foreign_keys.iter().map(|fk| &fk.child).collect();
+        let declared = inventory
+            .foreign_keys
+            .iter()
+            .map(|fk| (&fk.child, &fk.parent))
+            .collect();
         let keys = by_table
             .values()
             .flat_map(|t| t.values().cloned())
@@ -179,7 +213,7 @@ impl<'a> Tables<'a> {
             by_table_name,
             keys,
             by_name,
-            children,
+            declared,
         }
     }
 
@@ -220,30 +254,56 @@ pub fn infer(
     }
     let tables = Tables::new(inventory, !settings.rules.is_empty());
     let schemas = tables.schemas();
-    for col in &inventory.columns {
+    let excluded = |col: &IntColumn| {
         let id = &col.id;
         // The cheapest tests first.
-        let excluded = col.auto_increment.is_some()
-            || tables.children.contains(id)
+        col.auto_increment.is_some()
+            || tables.declared.contains_key(id)
             || looks_like_a_value(&id.column)
-            || tables.primary_key_of(id)
             || references
                 .iter()
-                .any(|r| r.matches(&id.schema, &id.table, &id.column));
-        if excluded {
-            continue;
+                .any(|r| r.matches(&id.schema, &id.table, &id.column))
+    };
+    // Shared primary keys first: the extension tables they find are children, which the
+    // columns after them must know.
+    let (keys, others): (Vec<&IntColumn>, Vec<&IntColumn>) = inventory
+        .columns
+        .iter()
+        .filter(|c| !excluded(c))
+        .partition(|c| tables.primary_key_of(&c.id));
+    for (col, shared_key) in keys
+        .into_iter()
+        .map(|c| (c, true))
+        .chain(others.into_iter().map(|c| (c, false)))
+    {
+        let id = &col.id;
+        let mut found = candidates(id, settings, &tables, &schemas);
+        if shared_key {
+            // Only the table named after the key's stem: `user_profiles.user_id` extends
+            // `users`, never `user_settings`.
+            found.retain(|c| c.stem_named && c.parent.table != id.table);
+            for c in &mut found {
+                c.evidence = format!("shared primary key, {}", c.evidence);
+            }
         }
-        let candidates = candidates(id, settings, &tables, &schemas);
-        match narrow(id, candidates, &tables).as_slice() {
+        let (kept, passed_over) = narrow(id, found, &tables, &inference.parents);
+        match kept.as_slice() {
             [] => {}
             [one] => {
+                let evidence = match chain(&one.parent, &tables, &inference.parents) {
+                    Some(chain) => format!("{}, chain: {chain}", one.evidence),
+                    None => one.evidence.clone(),
+                };
                 inference.parents.insert(
                     id.clone(),
                     Inferred {
                         parent: one.parent.clone(),
-                        evidence: one.evidence.clone(),
+                        evidence,
                     },
                 );
+                if !passed_over.is_empty() {
+                    inference.runners_up.insert(id.clone(), passed_over);
+                }
             }
             several => {
                 let mut names: Vec<String> = several.iter().map(|c| c.parent.to_string()).collect();
@@ -259,20 +319,82 @@ pub fn infer(
     inference
 }
 
-/// The candidates of the first rule (templates, then built-ins on ever shorter tails) that
-/// names any.
+/// When `parent` is itself a reference (a declared foreign key's child, or inferred before),
+/// the chain from it to its root: `order_details.order_id -> shop.orders.order_id`.
+fn chain(
+    parent: &ColumnId,
+    tables: &Tables,
+    inferred: &HashMap<ColumnId, Inferred>,
+) -> Option<String> {
+    let up = |c: &ColumnId| {
+        tables
+            .declared
+            .get(c)
+            .map(|p| (*p).clone())
+            .or_else(|| inferred.get(c).map(|i| i.parent.clone()))
+    };
+    let mut next = up(parent)?;
+    let mut links = vec![parent.to_string()];
+    // Bounded, and a cycle of declared keys ends the walk.
+    while links.len() < 8 && !links.contains(&next.to_string()) {
+        links.push(next.to_string());
+        match up(&next) {
+            Some(p) => next = p,
+            None => break,
+        }
+    }
+    Some(links.join(" -> "))
+}
+
+/// Whether `name` ends in `id`, whatever the ASCII case.
+fn ends_in_id(name: &str) -> bool {
+    let name = name.as_bytes();
+    name.len() >= 2 && name[name.len() - 2..].eq_ignore_ascii_case(b"id")
+}
+
+/// Whether `name` ends in `_no` (`emp_no`), whatever the ASCII case: a key word that only
+/// the primary-key rule takes (no Rails form).
+fn ends_in_no(name: &str) -> bool {
+    let name = name.as_bytes();
+    name.len() > 3 && name[name.len() - 3..].eq_ignore_ascii_case(b"_no")
+}
+
+/// Where a role suffix starts: `locationid_from` (`_from`), `account_id2` (`2`),
+/// `account_id_2` (`_2`), `photo_id_large` (`_large`), when what is before it ends in `id`
+/// and is longer than `id`. A word suffix is ASCII letters after the last `_`.
+fn role_suffix(name: &str) -> Option<usize> {
+    let b = name.as_bytes();
+    let digits = b.iter().rev().take_while(|c| c.is_ascii_digit()).count();
+    let cut = if digits > 0 {
+        let cut = b.len() - digits;
+        if cut > 0 && b[cut - 1] == b'_' {
+            cut - 1
+        } else {
+            cut
+        }
+    } else {
+        let underscore = name.rfind('_')?;
+        let word = &b[underscore + 1..];
+        if word.is_empty() || !word.iter().all(u8::is_ascii_alphabetic) {
+            return None;
+        }
+        underscore
+    };
+    (cut > 2 && ends_in_id(&name[..cut])).then_some(cut)
+}
+
+/// The candidates of the first rule (templates, then built-ins on ever shorter tails, then
+/// the same without a role suffix) that names any.
 fn candidates(
     id: &ColumnId,
     settings: &Settings,
     tables: &Tables,
     schemas: &[String],
 ) -> Vec<Candidate> {
-    let ends_in_id = |name: &str| {
-        let name = name.as_bytes();
-        name.len() >= 2 && name[name.len() - 2..].eq_ignore_ascii_case(b"id")
-    };
+    let suffix_at = role_suffix(&id.column);
     // Most columns end in no id-like word: no rule to try, nothing to copy.
-    if settings.rules.is_empty() && !ends_in_id(&id.column) {
+    let keyed = ends_in_id(&id.column) || ends_in_no(&id.column);
+    if settings.rules.is_empty() && !keyed && suffix_at.is_none() {
         return Vec::new();
     }
     let name = lower(&id.column);
@@ -283,38 +405,62 @@ fn candidates(
             return found;
         }
     }
-    if !name.ends_with("id") {
-        return Vec::new();
-    }
-    let shorter = name
-        .match_indices('_')
-        .filter(|(i, _)| *i > 0 && i + 1 < name.len())
-        .map(|(i, _)| (&name[..=i], &name[i + 1..]));
-    for (prefix, tail) in std::iter::once(("", name)).chain(shorter) {
-        let found = built_in(id, prefix, tail, tables);
-        if !found.is_empty() {
-            return found;
+    let forms = std::iter::once((name, "")).chain(suffix_at.map(|at| name.split_at(at)));
+    for (base, suffix) in forms {
+        if !base.ends_with("id") && !ends_in_no(base) {
+            continue;
+        }
+        let shorter = base
+            .match_indices('_')
+            .filter(|(i, _)| *i > 0 && i + 1 < base.len())
+            .map(|(i, _)| (&base[..=i], &base[i + 1..]));
+        for (prefix, tail) in std::iter::once(("", base)).chain(shorter) {
+            let found = built_in(id, prefix, tail, suffix, tables);
+            if !found.is_empty() {
+                return found;
+            }
         }
     }
     Vec::new()
 }
 
-/// The built-in rules on one tail of the name (`prefix` is what was cut off).
-fn built_in(id: &ColumnId, prefix: &str, tail: &str, tables: &Tables) -> Vec<Candidate> {
+/// The built-in rules on one tail of the name (`prefix` and `suffix` are what was cut off).
+fn built_in(
+    id: &ColumnId,
+    prefix: &str,
+    tail: &str,
+    suffix: &str,
+    tables: &Tables,
+) -> Vec<Candidate> {
     let role = || {
-        if prefix.is_empty() {
-            String::new()
-        } else {
-            format!("role prefix {prefix}, ")
+        let mut role = String::new();
+        if !prefix.is_empty() {
+            role.push_str(&format!("role prefix {prefix}, "));
         }
+        if !suffix.is_empty() {
+            role.push_str(&format!("role suffix {suffix}, "));
+        }
+        role
     };
+    let stem = tail
+        .strip_suffix("id")
+        .or_else(|| tail.strip_suffix("_no"))
+        .unwrap_or(tail)
+        .trim_end_matches('_');
+    let stem_named = |table: &str| {
+        let table = lower(table);
+        !stem.is_empty() && (table == stem || *table == plural(stem))
+    };
+    // A self-reference needs a role: `parent_category_id` in `categories`.
+    let roled = !prefix.is_empty() || !suffix.is_empty();
     let mut out = Vec::new();
     if tail.len() > 2 {
         for key in tables.by_key.get(tail).into_iter().flatten() {
-            if key != id && (key.table != id.table || !prefix.is_empty()) {
+            if key != id && (key.table != id.table || roled) {
                 out.push(Candidate {
                     parent: key.clone(),
                     evidence: format!("{}name equals the primary key of {}", role(), key.table),
+                    stem_named: stem_named(&key.table),
                 });
             }
         }
@@ -334,6 +480,7 @@ fn built_in(id: &ColumnId, prefix: &str, tail: &str, tables: &Tables) -> Vec<Can
                 out.push(Candidate {
                     parent: key.clone(),
                     evidence: format!("{}rails: {tail} -> {}.id", role(), key.table),
+                    stem_named: true,
                 });
             }
         }
@@ -377,6 +524,8 @@ fn by_template(
                 out.push(Candidate {
                     parent: (*parent).clone(),
                     evidence: format!("rule {i}: {}", template.column),
+                    // A pin names its parent: a shared primary key may take it.
+                    stem_named: template.is_pin(),
                 });
             }
         }
@@ -392,29 +541,39 @@ fn lowered(id: &ColumnId) -> (String, String, String) {
     )
 }
 
-/// Applies the tie-breaks, each only when it leaves at least one candidate.
-fn narrow(id: &ColumnId, candidates: Vec<Candidate>, tables: &Tables) -> Vec<Candidate> {
+/// Applies the tie-breaks, each only when it leaves at least one candidate; returns the
+/// candidates left and those passed over, with the step that did.
+fn narrow(
+    id: &ColumnId,
+    candidates: Vec<Candidate>,
+    tables: &Tables,
+    inferred: &HashMap<ColumnId, Inferred>,
+) -> (Vec<Candidate>, Vec<RunnerUp>) {
+    let mut passed_over = Vec::new();
     if candidates.len() < 2 {
-        return candidates;
+        return (candidates, passed_over);
     }
-    let keep = |all: Vec<Candidate>, test: &dyn Fn(&Candidate) -> bool| {
-        if all.iter().any(test) {
-            all.into_iter().filter(|c| test(c)).collect()
+    let mut keep = |all: Vec<Candidate>, why: &'static str, test: &dyn Fn(&Candidate) -> bool| {
+        if all.len() > 1 && all.iter().any(test) {
+            let (kept, dropped): (Vec<_>, Vec<_>) = all.into_iter().partition(|c| test(c));
+            passed_over.extend(dropped.into_iter().map(|c| RunnerUp {
+                parent: c.parent,
+                evidence: c.evidence,
+                passed_over: why,
+            }));
+            kept
         } else {
             all
         }
     };
-    let same_schema = |c: &Candidate| c.parent.schema == id.schema;
-    let candidates = keep(candidates, &same_schema);
-    let named_after_stem = |c: &Candidate| {
-        let key = c.parent.column.to_ascii_lowercase();
-        let stem = key.trim_end_matches("id").trim_end_matches('_');
-        let table = c.parent.table.to_ascii_lowercase();
-        !stem.is_empty() && (table == stem || table == plural(stem))
-    };
-    let candidates = keep(candidates, &named_after_stem);
-    // A key that is itself a reference: a declared foreign key's child, or the key of an
-    // extension table (`account_extras` beside `accounts`).
+    let candidates = keep(candidates, "not named after the key's stem", &|c| {
+        c.stem_named
+    });
+    let candidates = keep(candidates, "in another schema", &|c| {
+        c.parent.schema == id.schema
+    });
+    // A key that is itself a reference: a declared foreign key's child, an extension table
+    // inferred as one, or one named as an extension (`account_extras` beside `accounts`).
     let tables_of: Vec<String> = candidates
         .iter()
         .map(|c| c.parent.table.to_ascii_lowercase())
@@ -424,16 +583,21 @@ fn narrow(id: &ColumnId, candidates: Vec<Candidate>, tables: &Tables) -> Vec<Can
         let extension = tables_of
             .iter()
             .any(|other| *other != table && extends(&table, other));
-        !tables.children.contains(&c.parent) && !extension
+        !tables.declared.contains_key(&c.parent) && !inferred.contains_key(&c.parent) && !extension
     };
-    let candidates = keep(candidates, &not_a_reference);
+    let candidates = keep(
+        candidates,
+        "its key is itself a reference",
+        &not_a_reference,
+    );
     let counted_here = |c: &Candidate| {
         tables
             .columns
             .get(&c.parent)
             .is_some_and(|p| p.auto_increment.is_some())
     };
-    keep(candidates, &counted_here)
+    let candidates = keep(candidates, "not AUTO_INCREMENT", &counted_here);
+    (candidates, passed_over)
 }
 
 /// Whether `table` is named as an extension of `other` (both lower case):

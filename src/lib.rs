@@ -65,6 +65,9 @@
 //! - [`lint`]: `headroom lint`, the CI gate: pure rules over one poll of every configured
 //!   shard (narrow, signed or disallowed ID types, shards without strict mode), and the
 //!   text, JSON and JUnit reports.
+//! - [`infer`]: `headroom infer`: every configured shard's catalog read once, the
+//!   inference's guesses with their evidence and runners-up, the ambiguous columns, and the
+//!   `[[inference.rules]]` pins that settle them, as text or JSON.
 //! - [`bump`]: `headroom bump`: raises a development fleet's counters above a bound (pure
 //!   planning and the report; `bump/servers.rs` reads every server, then raises, each
 //!   through its engine's write session; the MySQL statements are in `mysql/bump.rs`).
@@ -92,6 +95,7 @@ pub mod escape;
 pub mod growth;
 pub mod hash;
 pub mod headroom;
+pub mod infer;
 pub mod inference;
 pub mod inventory;
 pub mod lint;

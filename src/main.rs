@@ -1,6 +1,7 @@
 //! The `headroom` binary: `run` (the daemon), `check` (one poll, for cron and DBAs),
 //! `plan` (the statements that widen what runs out), `lint` (the CI gate on ID column types
-//! and strict mode) and `bump` (raise a development fleet's counters above a bound).
+//! and strict mode), `infer` (the undeclared references guessed, for review) and `bump`
+//! (raise a development fleet's counters above a bound).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -92,6 +93,18 @@ enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: LintFormat,
     },
+    /// Read every configured shard's catalog once (whatever `[cluster]` says) and print the
+    /// references the inference guesses, each with its evidence and the candidates passed
+    /// over, the ambiguous columns with their candidates, and the `[[inference.rules]]` that
+    /// would pin each ambiguous one, ready to paste. Exit 0, 2 a bad configuration or a
+    /// shard that cannot be read.
+    Infer {
+        #[arg(long, default_value = "config/headroom.toml")]
+        config: PathBuf,
+        /// `text` for people, `json` for tools.
+        #[arg(long, value_enum, default_value = "text")]
+        format: InferFormat,
+    },
     /// Raise every ticket server and AUTO_INCREMENT counter of a development configuration
     /// above a bound, so that too narrow columns fail in development. Dry run unless
     /// --apply. Exit 0 done, 2 refused (a shard or source not `environment = "dev"`), a bad
@@ -116,6 +129,13 @@ enum PlanFormat {
     Text,
     Json,
     Sql,
+}
+
+/// How `infer` prints.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum InferFormat {
+    Text,
+    Json,
 }
 
 /// How `lint` prints.
@@ -169,6 +189,7 @@ fn main() -> ExitCode {
                 shard,
             } => plan(config, format, column, shard).await,
             Command::Lint { config, format } => lint(config, format).await,
+            Command::Infer { config, format } => infer(config, format).await,
             Command::Bump {
                 config,
                 above,
@@ -326,6 +347,19 @@ async fn lint(path: PathBuf, format: LintFormat) -> ExitCode {
     };
     let outcome = headroom::lint::run(settings, format).await;
     finish(outcome.map(|o| (o.output, o.errors, o.exit_code)))
+}
+
+async fn infer(path: PathBuf, format: InferFormat) -> ExitCode {
+    let settings = match load(&path, &config::Overrides::default()) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let format = match format {
+        InferFormat::Text => headroom::infer::Format::Text,
+        InferFormat::Json => headroom::infer::Format::Json,
+    };
+    let outcome = headroom::infer::run(settings, format).await;
+    finish(Ok((outcome.output, outcome.errors, outcome.exit_code)))
 }
 
 async fn bump(path: PathBuf, above: u64, apply: bool) -> ExitCode {

@@ -32,7 +32,8 @@ pub(crate) enum Piece {
 /// One `[[inference.rules]]`: a column name template and the parent it names.
 ///
 /// Placeholders: `{table}` stands for the name of a table (required exactly once in
-/// `column`); `{prefix}` for one or more letters or digits without `_` (at most once in
+/// `column`, unless `column` has no placeholder at all: then it pins that one name, whatever
+/// the ASCII case, to the `parent` written whole); `{prefix}` for one or more letters or digits without `_` (at most once in
 /// `column`). `parent` is `table.column` or `schema.table.column`, written with literal
 /// text and the placeholders `column` binds; `{{` and `}}` are not supported.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,10 +82,29 @@ impl Template {
     pub fn new(column: &str, parent: &str) -> Result<Template, (&'static str, String)> {
         let pieces = pieces(column).map_err(|e| ("column", e))?;
         let count = |p: &Piece| pieces.iter().filter(|q| *q == p).count();
-        if count(&Piece::Table) != 1 {
+        let pin = pieces.iter().all(|p| matches!(p, Piece::Literal(_)));
+        if pin && column.is_empty() {
+            return Err(("column", "is empty".to_string()));
+        }
+        if pin {
+            // One name, one parent: the parent names no placeholder either.
+            if pieces_of_parent(parent)?
+                .iter()
+                .any(|p| !matches!(p, Piece::Literal(_)))
+            {
+                return Err((
+                    "parent",
+                    format!(
+                        "{parent:?}: a column without placeholders pins one name, so its parent is written whole, without placeholders"
+                    ),
+                ));
+            }
+        } else if count(&Piece::Table) != 1 {
             return Err((
                 "column",
-                format!("{column:?} must hold {{table}} exactly once"),
+                format!(
+                    "{column:?} must hold {{table}} exactly once (or no placeholder, to pin one name)"
+                ),
             ));
         }
         if count(&Piece::Prefix) > 1 {
@@ -125,8 +145,29 @@ impl Template {
         })
     }
 
-    /// Every way `name` (lower case) matches, as `(prefix, table)` bindings.
+    /// Whether this template pins one column name to one parent (no placeholder).
+    pub fn is_pin(&self) -> bool {
+        self.pieces.iter().all(|p| matches!(p, Piece::Literal(_)))
+    }
+
+    /// Every way `name` (lower case) matches, as `(prefix, table)` bindings; a pin binds
+    /// nothing, once, when `name` is its column.
     pub(crate) fn bind(&self, name: &str) -> Vec<(Option<String>, String)> {
+        if self.is_pin() {
+            let literal: String = self
+                .pieces
+                .iter()
+                .map(|p| match p {
+                    Piece::Literal(l) => l.as_str(),
+                    _ => "",
+                })
+                .collect();
+            return if literal == name {
+                vec![(None, String::new())]
+            } else {
+                Vec::new()
+            };
+        }
         let mut out = Vec::new();
         bind(&self.pieces, name, None, None, &mut out);
         out

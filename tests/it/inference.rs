@@ -243,12 +243,81 @@ async fn sakila_without_foreign_keys_recovers_every_one_on_a_real_server() {
         }
     }
     assert_eq!((recovered, wrong), (22, 0), "{inferred:?}");
-    assert_eq!(
-        inferred.len(),
-        22,
-        "nothing guessed beyond the declared keys: {inferred:?}"
+    // One guess beyond the declared keys, and a true one: film_text shares film's key.
+    assert_eq!(inferred.len(), 23, "{inferred:?}");
+    assert!(
+        inferred.contains(&(
+            "film_text.film_id".to_string(),
+            "sakila.film.film_id".to_string()
+        )),
+        "{inferred:?}"
     );
     let (_, shards) = app.get_json("/api/shards").await;
     assert_eq!(shards["shards"][0]["ambiguous"], serde_json::json!([]));
     app.stop().await;
+}
+
+/// `headroom infer` on the GitHub-2021 shard beside an extension table, with a shard that
+/// does not answer: every guess with its evidence and runners-up, the ambiguous column and
+/// the pin that settles it, which the configuration then takes; exit 2 for the dead shard,
+/// 0 without it.
+#[test]
+fn infer_prints_guesses_runners_up_and_a_pin_that_settles_the_ambiguous_column() {
+    let servers = start_servers(&["gh-infer"]);
+    let db = &servers[0];
+    db.exec(SHARD).expect("seeding");
+    db.exec(
+        "CREATE TABLE gh.repository_stats (repository_id BIGINT NOT NULL PRIMARY KEY, star_count INT NOT NULL);",
+    )
+    .expect("extension table");
+    let live = toml(&db.url("root", None), "");
+    let dead = format!(
+        "{live}[[shards]]\nname = \"gone\"\nurl = \"mysql://root@127.0.0.1:1/\"\n[poll]\nquery_timeout = \"2s\"\n"
+    );
+
+    let (code, stdout, stderr) = crate::harness::headroom("infer", &dead, &[]);
+    assert_eq!(code, 2, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("headroom: shard gone: not read: "),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("SHARD gh: 3 inferred, 1 ambiguous"),
+        "{stdout}"
+    );
+
+    let (code, stdout, stderr) = crate::harness::headroom("infer", &live, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stderr, "");
+    for expected in [
+        "  gh.stars.repository_id\n    parent       gh.repositories.id\n    evidence     rails: repository_id -> repositories.id\n    passed over  gh.repository_stats.repository_id (name equals the primary key of repository_stats): not named after the key's stem\n",
+        "  gh.repository_stats.repository_id\n    parent       gh.repositories.id\n    evidence     shared primary key, rails: repository_id -> repositories.id\n",
+        "  gh.pins.we`ird {table}_id\n    parent       gh.we`ird {table}s.id\n",
+        "  AMBIGUOUS gh.gists.owner_id\n    candidate    gh.accounts.owner_id\n    candidate    gh.profiles.owner_id\n",
+        "# gh: gh.gists.owner_id\n[[inference.rules]]\ncolumn = \"owner_id\"\nparent = \"gh.accounts.owner_id\"\n# parent = \"gh.profiles.owner_id\"\n",
+    ] {
+        assert!(stdout.contains(expected), "{expected}\n---\n{stdout}");
+    }
+    assert!(!stdout.contains("star_count"), "{stdout}");
+
+    // The pin, pasted, settles the column: nothing ambiguous, the chosen parent guessed.
+    let pin = stdout
+        .split_once("# gh: gh.gists.owner_id\n")
+        .map(|(_, pin)| pin.to_string())
+        .expect("pin");
+    let (code, json, _) =
+        crate::harness::headroom("infer", &format!("{live}{pin}"), &["--format", "json"]);
+    assert_eq!(code, 0);
+    let doc: Value = serde_json::from_str(&json).expect("json");
+    let shard = &doc["shards"][0];
+    assert_eq!(shard["ambiguous"], serde_json::json!([]));
+    assert_eq!(doc["rules"], "");
+    let gist = shard["inferred"]
+        .as_array()
+        .expect("inferred")
+        .iter()
+        .find(|c| c["column"] == "gh.gists.owner_id")
+        .expect("the pinned column");
+    assert_eq!(gist["parent"], "gh.accounts.owner_id");
+    assert_eq!(gist["evidence"], "rule 0: owner_id");
 }

@@ -15,6 +15,7 @@ mod growth;
 mod harness;
 mod hostile;
 mod inference;
+mod inference_recall;
 mod lint;
 mod measurement;
 mod metrics;
