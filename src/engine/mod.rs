@@ -4,7 +4,8 @@
 //! out-of-range value), the `MAX()` of columns ([`Session::dive`]), a ticket server's
 //! [`Reading`], what a plan needs ([`Session::plan_reads`]). An [`Engine`] writes a plan's
 //! statements in its own words ([`Engine::widen`]), and `headroom bump` reads and raises
-//! counters through a [`Writer`]. Each engine lives whole in its own module ([`crate::mysql`]); these enums over them are all the rest of the daemon sees,
+//! counters through a [`Writer`]. Each engine lives whole in its own module ([`crate::mysql`],
+//! [`crate::postgres`]); these enums over them are all the rest of the daemon sees,
 //! so that a second engine stands beside the first by adding a variant here and a module
 //! of its own (see docs/design.md).
 
@@ -17,6 +18,7 @@ use url::Url;
 
 use crate::bump::{Action, Counter, ServerError};
 use crate::db::DbError;
+use crate::headroom::IntType;
 pub use crate::inventory::Catalog;
 use crate::inventory::{ColumnId, InventoryError, SchemaFilter};
 use crate::plan::found::{Definition, ForeignKey, Found, Widening, Written};
@@ -26,27 +28,46 @@ pub use kind::Engine;
 
 impl Engine {
     /// A widening written out for this engine, its table on `host`:`port`: the statement
-    /// and the online schema change commands. Pure.
+    /// and the online schema change commands (MySQL) or steps (PostgreSQL). Pure.
     pub fn widen(self, w: &Widening, host: &str, port: u16, definition: &Definition) -> Written {
         match self {
             Engine::Mysql => mysql::plan::statements::widen(w, host, port, definition),
-            Engine::Postgres => postgres::statements::widen(w),
+            Engine::Postgres => postgres::plan::statements::widen(w, definition),
         }
     }
 
-    /// The statement that drops `fk` before its columns change type. Pure.
-    pub fn drop_foreign_key(self, fk: &ForeignKey) -> String {
+    /// The statement that drops `fk` before its columns change type; `None` where the
+    /// engine keeps a key through the change (PostgreSQL: see docs/postgres.md). Pure.
+    pub fn drop_foreign_key(self, fk: &ForeignKey) -> Option<String> {
         match self {
-            Engine::Mysql => mysql::plan::statements::drop_foreign_key(fk),
-            Engine::Postgres => postgres::statements::drop_foreign_key(fk),
+            Engine::Mysql => Some(mysql::plan::statements::drop_foreign_key(fk)),
+            Engine::Postgres => None,
         }
     }
 
-    /// The statement that adds `fk` again, whole, after its columns changed type. Pure.
-    pub fn add_foreign_key(self, fk: &ForeignKey) -> String {
+    /// The statement that adds `fk` again, whole, after its columns changed type; `None`
+    /// where the engine never dropped it. Pure.
+    pub fn add_foreign_key(self, fk: &ForeignKey) -> Option<String> {
         match self {
-            Engine::Mysql => mysql::plan::statements::add_foreign_key(fk),
-            Engine::Postgres => postgres::statements::add_foreign_key(fk),
+            Engine::Mysql => Some(mysql::plan::statements::add_foreign_key(fk)),
+            Engine::Postgres => None,
+        }
+    }
+
+    /// An integer type as the engine names it: `BIGINT UNSIGNED` on MySQL, `bigint` on
+    /// PostgreSQL.
+    pub fn type_name(self, t: IntType) -> String {
+        match self {
+            Engine::Mysql => t.display_name(),
+            Engine::Postgres => postgres::plan::statements::type_name(t).to_string(),
+        }
+    }
+
+    /// The server's port when a URL names none.
+    pub const fn default_port(self) -> u16 {
+        match self {
+            Engine::Mysql => 3306,
+            Engine::Postgres => 5432,
         }
     }
 }
@@ -306,7 +327,9 @@ impl Session<'_> {
     ) -> Result<(), DbError> {
         match &mut self.inner {
             Sessions::Mysql(s) => mysql::plan::read(s, shard, wanted, timeout, found).await,
-            Sessions::Postgres(..) => Err(not_yet(Engine::Postgres, "reading what a plan needs")),
+            Sessions::Postgres(server, home) => {
+                postgres::plan::read(server, home, shard, wanted, timeout, found).await
+            }
         }
     }
 

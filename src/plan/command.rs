@@ -1,7 +1,9 @@
 //! The `headroom plan` command: one poll (as `check`), the definitions of the columns to
 //! widen read from their shards, and the plan as text, JSON or SQL. Names in the text are
 //! escaped ([`crate::escape`]); the JSON holds them exactly; the SQL is the statements to
-//! run, exactly, with names in its comments escaped so that none can end a comment.
+//! run, exactly, with names in its comments escaped so that none can end a comment. On a
+//! PostgreSQL shard the SQL is a psql script: `ON_ERROR_STOP` set, and a `\connect` to
+//! each database before its statements, its name quoted for psql and for libpq.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -9,8 +11,9 @@ use std::sync::Arc;
 use chrono::Utc;
 use serde_json::json;
 
-use super::{Change, Planned, Widening};
+use super::{Change, Planned, PostgresChange, Widening};
 use crate::config::Settings;
+use crate::engine::Engine;
 use crate::escape::escape;
 use crate::policy::ColumnGlobs;
 use crate::poller::Poller;
@@ -22,7 +25,8 @@ pub enum Format {
     Text,
     /// For tools: names exact.
     Json,
-    /// The statements to run on one shard, for `mariadb < plan.sql`: names exact.
+    /// The statements to run on one shard, for `mariadb < plan.sql` (`psql -f plan.sql` on
+    /// PostgreSQL): names exact.
     Sql,
 }
 
@@ -95,7 +99,7 @@ pub async fn run(
             (format!("{}\n", serde_json::to_string_pretty(&doc)?), false)
         }
         Format::Text => (text(&planned, rate), false),
-        Format::Sql => match sql(&planned, shard) {
+        Format::Sql => match sql(&planned, shard, &|name| engine_of(&settings, name)) {
             Ok(sql) => (sql.text, sql.raw_controls),
             Err(e) => return Ok(Outcome::failed(format!("headroom: {e}\n"))),
         },
@@ -106,6 +110,15 @@ pub async fn run(
         exit_code: 0,
         raw_controls,
     })
+}
+
+/// The engine of the shard named `name`, if configured.
+fn engine_of(settings: &Settings, name: &str) -> Option<Engine> {
+    settings
+        .shards
+        .iter()
+        .find(|s| s.name == name)
+        .and_then(|s| Engine::of(&s.endpoint.url))
 }
 
 /// `1,234,567`.
@@ -156,6 +169,55 @@ fn change_text(out: &mut String, c: &Change, rate: u64) {
     }
 }
 
+/// A plan's PostgreSQL part for people: its statements, each in its database, then each
+/// change's online steps.
+fn postgres_text(out: &mut String, p: &Planned) {
+    if !p.plan.foreign_keys.is_empty() {
+        let _ = writeln!(
+            out,
+            "   {} foreign key(s) hold these columns: PostgreSQL keeps them through the change \
+             and checks them again",
+            p.plan.foreign_keys.len()
+        );
+    }
+    let place = |c: &PostgresChange| format!("{}/{}", escape(&c.shard), escape(&c.database));
+    if p.plan.postgres.iter().any(|c| !c.statements.is_empty()) {
+        let _ = writeln!(out, "   run in this order, each in its database:");
+        let mut seen: Vec<(&str, &str, &str)> = Vec::new();
+        for c in &p.plan.postgres {
+            for statement in &c.statements {
+                let key = (c.shard.as_str(), c.database.as_str(), statement.as_str());
+                if !seen.contains(&key) {
+                    seen.push(key);
+                    let _ = writeln!(out, "     {}: {}", place(c), escape(statement));
+                }
+            }
+        }
+    }
+    for c in &p.plan.postgres {
+        let name = format!("{}.{}.{}", c.schema, c.table, c.column);
+        if !c.online_steps.is_empty() {
+            let _ = writeln!(
+                out,
+                "   online instead, for {} {} (no long lock; in order, in autocommit mode):",
+                place(c),
+                escape(&name)
+            );
+            for step in &c.online_steps {
+                let _ = writeln!(out, "     {}", escape(step));
+            }
+        } else if let Some(note) = &c.online_note {
+            let _ = writeln!(
+                out,
+                "   no online steps for {} {}: {}",
+                place(c),
+                escape(&name),
+                escape(note)
+            );
+        }
+    }
+}
+
 /// The plan for people.
 pub fn text(planned: &[Planned], rate: u64) -> String {
     let mut out = String::new();
@@ -193,7 +255,9 @@ pub fn text(planned: &[Planned], rate: u64) -> String {
         for change in &p.plan.changes {
             change_text(&mut out, change, rate);
         }
-        if !p.plan.foreign_keys.is_empty() {
+        if !p.plan.postgres.is_empty() {
+            postgres_text(&mut out, p);
+        } else if !p.plan.foreign_keys.is_empty() {
             let _ = writeln!(
                 out,
                 "   {} foreign key(s) hold these columns: run in this order",
@@ -242,8 +306,13 @@ fn shards_of(planned: &[Planned]) -> Vec<&str> {
 /// a comment for each of its changes there that has no statement, with why. Statements hold
 /// names exactly; comments hold them escaped ([`escape`]), so that no line end in a name
 /// can end a comment and start a statement. `shard` may be `None` when every statement
-/// runs on one shard; `Err` when they run on several. Pure.
-pub fn sql(planned: &[Planned], shard: Option<&str>) -> Result<Sql, String> {
+/// runs on one shard; `Err` when they run on several. A shard whose engine (`engine_of`)
+/// is PostgreSQL gets a psql script ([`postgres_sql`]). Pure.
+pub fn sql(
+    planned: &[Planned],
+    shard: Option<&str>,
+    engine_of: &dyn Fn(&str) -> Option<Engine>,
+) -> Result<Sql, String> {
     let shards = shards_of(planned);
     let shard = match (shard, shards.as_slice()) {
         (Some(s), _) => Some(s),
@@ -268,6 +337,9 @@ pub fn sql(planned: &[Planned], shard: Option<&str>) -> Result<Sql, String> {
             raw_controls,
         });
     };
+    if engine_of(shard) == Some(Engine::Postgres) {
+        return Ok(postgres_sql(planned, shard));
+    }
     let _ = writeln!(
         out,
         "-- headroom plan: the statements to run on shard {}, in order.\n\
@@ -305,15 +377,7 @@ pub fn sql(planned: &[Planned], shard: Option<&str>) -> Result<Sql, String> {
             raw_controls |= !crate::escape::terminal_safe(statement);
             let _ = writeln!(out, "{statement};");
         }
-        for change in unwritten {
-            let name = format!("{}.{}.{}", change.schema, change.table, change.column);
-            let _ = writeln!(
-                out,
-                "-- not written: {}: {}",
-                escape(&name),
-                escape(change.note.as_deref().unwrap_or("no statement"))
-            );
-        }
+        unwritten_sql(&mut out, unwritten);
     }
     if written == 0 {
         out.push_str("\n-- Nothing to widen on this shard.\n");
@@ -324,6 +388,121 @@ pub fn sql(planned: &[Planned], shard: Option<&str>) -> Result<Sql, String> {
     })
 }
 
+/// A comment for each change that has no statement, with why.
+fn unwritten_sql(out: &mut String, unwritten: Vec<&Change>) {
+    for change in unwritten {
+        let name = format!("{}.{}.{}", change.schema, change.table, change.column);
+        let _ = writeln!(
+            out,
+            "-- not written: {}: {}",
+            escape(&name),
+            escape(change.note.as_deref().unwrap_or("no statement"))
+        );
+    }
+}
+
+/// `text` as one argument of a psql meta-command: single-quoted, a quote doubled, a
+/// backslash and every control character escaped (a meta-command ends at its line's end).
+fn psql_argument(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('\'');
+    for c in text.chars() {
+        match c {
+            '\'' => out.push_str("''"),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() && u32::from(c) < 0x80 => {
+                let _ = write!(out, "\\{:03o}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// The psql meta-command that connects to `database` on the same server, as the same
+/// user: a connection string (so that no name can be read as a host or an option), its
+/// value quoted for libpq; the whole in double quotes, which psql strips from the
+/// database argument as from an identifier (a double quote inside doubled); and that as
+/// one single-quoted psql argument.
+pub fn psql_connect(database: &str) -> String {
+    let value = database.replace('\\', "\\\\").replace('\'', "\\'");
+    let conninfo = format!("dbname='{value}'");
+    format!(
+        "\\connect -reuse-previous=on {}",
+        psql_argument(&format!("\"{}\"", conninfo.replace('"', "\"\"")))
+    )
+}
+
+/// The psql script of `shard`, a PostgreSQL shard: `ON_ERROR_STOP`, then for each column
+/// planned in full its statements there, each database's after a `\connect` to it (a
+/// statement written once per database), and a comment for each change without one.
+fn postgres_sql(planned: &[Planned], shard: &str) -> Sql {
+    let mut out = String::new();
+    let mut raw_controls = false;
+    let _ = writeln!(
+        out,
+        "-- headroom plan: the statements to run on shard {}, in order, each in its database.\n\
+         -- Run them all with psql -f, which stops at the first error (ON_ERROR_STOP).\n\
+         -- Each statement commits on its own; the foreign keys stay in place throughout.\n\
+         \\set ON_ERROR_STOP on",
+        escape(shard)
+    );
+    let mut written = 0;
+    let mut current: Option<&str> = None;
+    let mut seen: Vec<(&str, &str)> = Vec::new();
+    for p in planned.iter().filter(|p| p.plan.same_as.is_none()) {
+        let changes: Vec<&PostgresChange> = p
+            .plan
+            .postgres
+            .iter()
+            .filter(|c| c.shard == shard && !c.statements.is_empty())
+            .collect();
+        let unwritten: Vec<&Change> = p
+            .plan
+            .changes
+            .iter()
+            .filter(|c| c.shard == shard && c.statement.is_none())
+            .collect();
+        if changes.is_empty() && unwritten.is_empty() {
+            continue;
+        }
+        written += 1;
+        let c = &p.column;
+        let _ = writeln!(
+            out,
+            "\n-- {written}. {} ({}): to {}",
+            escape(&c.name()),
+            c.status,
+            p.plan.target_type
+        );
+        for change in changes {
+            if current != Some(change.database.as_str()) {
+                current = Some(&change.database);
+                let connect = psql_connect(&change.database);
+                raw_controls |= !crate::escape::terminal_safe(&connect);
+                let _ = writeln!(out, "{connect}");
+            }
+            for statement in &change.statements {
+                if seen.contains(&(change.database.as_str(), statement.as_str())) {
+                    continue;
+                }
+                seen.push((&change.database, statement));
+                raw_controls |= !crate::escape::terminal_safe(statement);
+                let _ = writeln!(out, "{statement};");
+            }
+        }
+        unwritten_sql(&mut out, unwritten);
+    }
+    if written == 0 {
+        out.push_str("\n-- Nothing to widen on this shard.\n");
+    }
+    Sql {
+        text: out,
+        raw_controls,
+    }
+}
+
 #[cfg(test)]
 mod tests {
 
@@ -332,6 +511,9 @@ mod tests {
     use crate::inventory::ColumnId;
     use crate::measure::ColumnReport;
     use crate::plan::{ColumnPlan, Step};
+
+    /// Every shard is a MySQL one.
+    const MYSQL: fn(&str) -> Option<Engine> = |_| Some(Engine::Mysql);
 
     /// A table named to end a `--` comment and start a statement of its own.
     const TABLE: &str = "or\\d`ers\n\u{1}DROP TABLE x; -- ";
@@ -379,6 +561,7 @@ mod tests {
                     })
                     .collect(),
                 same_as: None,
+                postgres: Vec::new(),
             },
         }
     }
@@ -409,7 +592,7 @@ mod tests {
 
     #[test]
     fn the_sql_is_the_steps_in_order_with_every_name_in_a_comment_escaped() {
-        let got = sql(&plan(), None).expect("one shard");
+        let got = sql(&plan(), None, &MYSQL).expect("one shard");
         let widen = "ALTER TABLE `app`.`or\\d``ers\n\u{1}DROP TABLE x; -- ` MODIFY COLUMN `id` BIGINT NOT NULL";
         let expected = format!(
             "-- headroom plan: the statements to run on shard a, in order.\n\
@@ -441,7 +624,7 @@ mod tests {
     fn the_sql_without_a_control_character_may_go_to_a_terminal() {
         let mut p = plan();
         p[0].plan.steps.retain(|s| !s.statement.contains('\n'));
-        let got = sql(&p, Some("a")).expect("shard a");
+        let got = sql(&p, Some("a"), &MYSQL).expect("shard a");
         assert!(!got.raw_controls);
         assert_eq!(got.text.matches(";\n").count(), 3);
     }
@@ -454,14 +637,14 @@ mod tests {
             statement: "ALTER TABLE `app`.`t` MODIFY COLUMN `id` BIGINT NOT NULL".to_string(),
         });
         assert_eq!(
-            sql(&p, None),
+            sql(&p, None, &MYSQL),
             Err(
                 "the plan's statements run on 2 shards (a, b\\nx): write one file for each \
                  with --shard NAME"
                     .to_string()
             )
         );
-        let b = sql(&p, Some("b\nx")).expect("shard b");
+        let b = sql(&p, Some("b\nx"), &MYSQL).expect("shard b");
         assert_eq!(
             b.text,
             "-- headroom plan: the statements to run on shard b\\nx, in order.\n\
@@ -476,11 +659,11 @@ mod tests {
     #[test]
     fn the_sql_of_an_empty_plan_says_so_in_a_comment() {
         assert_eq!(
-            sql(&[], None).map(|s| s.text),
+            sql(&[], None, &MYSQL).map(|s| s.text),
             Ok("-- No column at warning or worse or mismatched: nothing to widen.\n".to_string())
         );
         assert_eq!(
-            sql(&[], Some("a")).map(|s| s.text),
+            sql(&[], Some("a"), &MYSQL).map(|s| s.text),
             Ok(
                 "-- headroom plan: the statements to run on shard a, in order.\n\
                 -- Run them all with the mariadb client, which stops at the first error.\n\

@@ -15,7 +15,9 @@
 //!   written out, their statements in the shard's engine's words, [`Engine::widen`]).
 //! - [`command`]: the `plan` command and its text, JSON and SQL.
 //!
-//! The statements and the reads are the engine's: for MySQL and MariaDB, `mysql/plan/`.
+//! The statements and the reads are the engine's: for MySQL and MariaDB, `mysql/plan/`;
+//! for PostgreSQL, `postgres/plan/`, whose changes also say in which database they run
+//! ([`ColumnPlan::postgres`]).
 
 pub mod command;
 #[cfg(test)]
@@ -39,7 +41,7 @@ use crate::inventory::ColumnId;
 use crate::measure::ColumnReport;
 use crate::state::Snapshot;
 
-pub use found::{Definition, ForeignKey, Found, TableSize, Widening, Written};
+pub use found::{Definition, ForeignKey, Found, SequenceDefinition, TableSize, Widening, Written};
 pub use select::select;
 
 pub use crate::measure::plan_path as path;
@@ -65,11 +67,7 @@ pub struct Entry<'a> {
 impl Entry<'_> {
     /// Whether `w` is this entry's own column.
     fn owns(&self, w: &Widening) -> bool {
-        let r = self.column;
-        *w.shard == *r.shard
-            && w.id.schema == r.id.schema
-            && w.id.table == r.id.table
-            && w.id.column == r.id.column
+        *w.shard == *self.column.shard && w.id == self.column.id
     }
 
     /// Its own widening first, then the rest of its group.
@@ -118,8 +116,24 @@ pub fn change(
     endpoint: &Endpoint,
     mb_per_second: u64,
 ) -> Change {
+    write_change(w, found, endpoint, mb_per_second).0
+}
+
+/// [`change`], and what the engine wrote beyond it, when it wrote anything.
+fn write_change(
+    w: &Widening,
+    found: Option<&(Definition, TableSize)>,
+    endpoint: &Endpoint,
+    mb_per_second: u64,
+) -> (Change, Option<Written>) {
+    // The scheme was checked when the configuration was read: `None` only guards a URL
+    // built some other way.
+    let engine = Engine::of(&endpoint.url);
     let host = endpoint.url.host_str().unwrap_or("localhost").to_string();
-    let port = endpoint.url.port().unwrap_or(3306);
+    let port = endpoint
+        .url
+        .port()
+        .unwrap_or(engine.map_or(3306, Engine::default_port));
     let mut out = Change {
         shard: w.shard.clone(),
         schema: w.id.schema.clone(),
@@ -128,7 +142,7 @@ pub fn change(
         host,
         port,
         from_type: w.from.clone(),
-        to_type: w.to.display_name(),
+        to_type: engine.map_or_else(|| w.to.display_name(), |e| e.type_name(w.to)),
         definition: found.map(|f| f.0.clone()),
         table_size: found.map(|f| f.1.clone()),
         statement: None,
@@ -140,28 +154,34 @@ pub fn change(
     };
     let Some((definition, _)) = found else {
         out.note = Some("the column was not found when its definition was read".to_string());
-        return out;
+        return (out, None);
     };
     if definition.generated() {
-        out.note =
-            Some("a generated column: write its MODIFY by hand, with its expression".to_string());
-        return out;
+        out.note = Some(match engine {
+            Some(Engine::Postgres) => {
+                "a generated column: widen it by hand, with its expression".to_string()
+            }
+            _ => "a generated column: write its MODIFY by hand, with its expression".to_string(),
+        });
+        return (out, None);
     }
-    // The scheme was checked when the configuration was read: this only guards a URL
-    // built some other way.
-    let Some(engine) = Engine::of(&endpoint.url) else {
+    let Some(engine) = engine else {
         out.note = Some(format!(
             "no statement for a server of scheme {:?}",
             endpoint.url.scheme()
         ));
-        return out;
+        return (out, None);
     };
     let written = engine.widen(w, &out.host, port, definition);
-    out.gh_ost = written.gh_ost;
-    out.pt_online_schema_change = written.pt_online_schema_change;
-    out.note = written.note;
-    out.statement = Some(written.statement);
-    out
+    out.gh_ost = written.gh_ost.clone();
+    out.pt_online_schema_change = written.pt_online_schema_change.clone();
+    out.note = written.note.clone();
+    out.statement = written.statement.clone();
+    if !written.rebuilds {
+        out.rebuilds = false;
+        out.rebuild_seconds_estimate = None;
+    }
+    (out, Some(written))
 }
 
 /// Why [`read`] could not read what a plan needs.
@@ -235,16 +255,10 @@ pub struct Step {
 
 /// The foreign keys on `shard` that hold a widened column, as child or parent.
 fn touched<'a>(found: &'a Found, shard: &str, widenings: &[&Widening]) -> Vec<&'a ForeignKey> {
-    let widened: HashSet<(&str, &str, &str)> = widenings
+    let widened: Vec<&ColumnId> = widenings
         .iter()
         .filter(|w| w.shard == shard)
-        .map(|w| {
-            (
-                w.id.schema.as_str(),
-                w.id.table.as_str(),
-                w.id.column.as_str(),
-            )
-        })
+        .map(|w| &w.id)
         .collect();
     found
         .foreign_keys
@@ -252,27 +266,23 @@ fn touched<'a>(found: &'a Found, shard: &str, widenings: &[&Widening]) -> Vec<&'
         .into_iter()
         .flatten()
         .filter(|fk| {
-            fk.columns
-                .iter()
-                .any(|c| widened.contains(&(fk.schema.as_str(), fk.table.as_str(), c.as_str())))
-                || fk.parent_columns.iter().any(|c| {
-                    widened.contains(&(
-                        fk.parent_schema.as_str(),
-                        fk.parent_table.as_str(),
-                        c.as_str(),
-                    ))
-                })
+            widened.iter().any(|id| {
+                let at = (id.database(), &*id.schema, &*id.table, &*id.column);
+                fk.holds_child(at.0, at.1, at.2, at.3) || fk.holds_parent(at.0, at.1, at.2, at.3)
+            })
         })
         .collect()
 }
 
 /// Every statement in the order it must run, shard by shard: the foreign keys that hold a
-/// widened column dropped, the columns widened, the keys added again, each as the shard's
-/// engine (`engine_of`) writes it; none on a `withheld` shard.
+/// widened column dropped (where the engine must), each change's statements (`statements`,
+/// beside `changes`), the keys added again, each as the shard's engine (`engine_of`) writes
+/// it; none on a `withheld` shard. A statement already written on its shard (a sequence
+/// shared by two widened columns) is not written again.
 fn steps(
     found: &Found,
     widenings: &[&Widening],
-    changes: &[Change],
+    changes: &[(&Change, &[String])],
     withheld: &HashMap<&str, Vec<String>>,
     engine_of: &dyn Fn(&str) -> Option<Engine>,
 ) -> Vec<Step> {
@@ -282,26 +292,33 @@ fn steps(
             shards.push(&w.shard);
         }
     }
-    let mut out = Vec::new();
+    let mut out: Vec<Step> = Vec::new();
     for shard in shards {
         // Only a shard not configured has none, and it has neither changes nor keys.
         let Some(engine) = engine_of(shard) else {
             continue;
         };
-        let step = |statement: String| Step {
-            shard: shard.to_string(),
-            statement,
+        let mut written: HashSet<&str> = HashSet::new();
+        let mut step = |statement: String| {
+            out.push(Step {
+                shard: shard.to_string(),
+                statement,
+            });
         };
         let fks = touched(found, shard, widenings);
-        out.extend(fks.iter().map(|fk| step(engine.drop_foreign_key(fk))));
-        out.extend(
-            changes
-                .iter()
-                .filter(|c| c.shard == shard)
-                .filter_map(|c| c.statement.clone())
-                .map(step),
-        );
-        out.extend(fks.iter().map(|fk| step(engine.add_foreign_key(fk))));
+        fks.iter()
+            .filter_map(|fk| engine.drop_foreign_key(fk))
+            .for_each(&mut step);
+        for (_, statements) in changes.iter().filter(|(c, _)| c.shard == shard) {
+            for statement in statements.iter() {
+                if written.insert(statement) {
+                    step(statement.clone());
+                }
+            }
+        }
+        fks.iter()
+            .filter_map(|fk| engine.add_foreign_key(fk))
+            .for_each(&mut step);
     }
     out
 }
@@ -331,6 +348,33 @@ pub struct ColumnPlan {
     /// In `headroom plan`, a column whose group an earlier column's plan already widens:
     /// that column (`shard/schema.table.column`), and no changes of its own here.
     pub same_as: Option<String>,
+    /// On PostgreSQL shards, one for each change there, in the order of `changes`: the
+    /// database it runs in, its statements and its online steps. Not in the JSON of a plan
+    /// with none (MySQL).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub postgres: Vec<PostgresChange>,
+}
+
+/// A change on a PostgreSQL shard, in its database: what a session there runs to widen it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PostgresChange {
+    pub shard: String,
+    /// The database that holds the column: every statement below runs there.
+    pub database: String,
+    pub schema: String,
+    pub table: String,
+    pub column: String,
+    /// Its statements, in order (as in `steps`): the `ALTER TABLE`, then the `ALTER
+    /// SEQUENCE` its sequence needs; or the `ALTER SEQUENCE` alone when only the sequence
+    /// widens. Empty when none is written (the change's `note` says why).
+    pub statements: Vec<String>,
+    /// The online alternative to `statements`, which rewrite the table under an ACCESS
+    /// EXCLUSIVE lock: a new column kept in step by a trigger, filled in batches, indexed
+    /// `CONCURRENTLY`, and swapped in one short transaction; each a statement, to run in
+    /// order in autocommit mode. Empty when there are none (`online_note` says why).
+    pub online_steps: Vec<String>,
+    /// Why there are no online steps, when there are none for a statement that rewrites.
+    pub online_note: Option<String>,
 }
 
 /// One entry written out with what was `found`.
@@ -343,8 +387,9 @@ pub fn write_one(settings: &Settings, e: &Entry<'_>, found: &Found) -> Planned {
             .find(|s| s.name == shard)
             .map(|s| &s.endpoint)
     };
+    let engine_of = |shard: &str| endpoint(shard).and_then(|e| Engine::of(&e.url));
     let ordered = e.ordered();
-    let mut changes: Vec<Change> = ordered
+    let mut written: Vec<(Change, Option<Written>, &Widening)> = ordered
         .iter()
         .filter_map(|w| {
             let at = endpoint(&w.shard)?;
@@ -352,19 +397,20 @@ pub fn write_one(settings: &Settings, e: &Entry<'_>, found: &Found) -> Planned {
                 .definitions
                 .get(&(w.shard.clone(), w.id.clone()))
                 .and_then(Option::as_ref);
-            Some(change(w, got, at, rate))
+            let (change, written) = write_change(w, got, at, rate);
+            Some((change, written, *w))
         })
         .collect();
     let mut foreign_keys = Vec::new();
     for shard in settings.shards.iter().map(|s| s.name.as_str()) {
         foreign_keys.extend(touched(found, shard, &ordered).into_iter().cloned());
     }
-    for c in &mut changes {
+    for (c, _, _) in &mut written {
         let keyed = foreign_keys.iter().any(|fk| {
             (fk.schema == c.schema && fk.table == c.table)
                 || (fk.parent_schema == c.schema && fk.parent_table == c.table)
         });
-        if keyed && c.statement.is_some() {
+        if keyed && c.statement.is_some() && engine_of(&c.shard) == Some(Engine::Mysql) {
             c.gh_ost = None;
             c.note = Some(
                 "the table has foreign keys: gh-ost refuses it; run the steps in order (pt-online-schema-change needs --alter-foreign-keys-method)"
@@ -376,7 +422,12 @@ pub fn write_one(settings: &Settings, e: &Entry<'_>, found: &Found) -> Planned {
     // could fail halfway, with keys dropped and not added again.
     let mut withheld: HashMap<&str, Vec<String>> = HashMap::new();
     for w in &ordered {
-        let key = (w.shard.clone(), w.id.schema.clone(), w.id.table.clone());
+        let key = (
+            w.shard.clone(),
+            w.id.database().map(str::to_string),
+            w.id.schema.clone(),
+            w.id.table.clone(),
+        );
         for why in found.blocked.get(&key).into_iter().flatten() {
             let reasons = withheld.entry(w.shard.as_str()).or_default();
             if !reasons.contains(why) {
@@ -384,7 +435,7 @@ pub fn write_one(settings: &Settings, e: &Entry<'_>, found: &Found) -> Planned {
             }
         }
     }
-    for c in &mut changes {
+    for (c, written, _) in &mut written {
         if let Some(reasons) = withheld.get(c.shard.as_str())
             && c.statement.is_some()
         {
@@ -392,19 +443,58 @@ pub fn write_one(settings: &Settings, e: &Entry<'_>, found: &Found) -> Planned {
             c.gh_ost = None;
             c.pt_online_schema_change = None;
             c.note = Some(format!("not written: {}", reasons.join("; ")));
+            if let Some(w) = written {
+                w.then.clear();
+                w.online_steps.clear();
+                w.online_note = None;
+            }
         }
     }
-    let engine_of = |shard: &str| endpoint(shard).and_then(|e| Engine::of(&e.url));
-    let steps = steps(found, &ordered, &changes, &withheld, &engine_of);
+    // Each change's statements: its own, then what must follow it.
+    let statements: Vec<Vec<String>> = written
+        .iter()
+        .map(|(c, w, _)| {
+            let then = w.iter().flat_map(|w| w.then.iter().cloned());
+            c.statement.iter().cloned().chain(then).collect()
+        })
+        .collect();
+    let by_change: Vec<(&Change, &[String])> = written
+        .iter()
+        .zip(&statements)
+        .map(|((c, _, _), s)| (c, s.as_slice()))
+        .collect();
+    let steps = steps(found, &ordered, &by_change, &withheld, &engine_of);
+    let postgres: Vec<PostgresChange> = written
+        .iter()
+        .zip(&statements)
+        .filter_map(|((c, written, w), statements)| {
+            let database = w.id.database()?;
+            let (online_steps, online_note) = match written {
+                Some(w) => (w.online_steps.clone(), w.online_note.clone()),
+                None => (Vec::new(), None),
+            };
+            Some(PostgresChange {
+                shard: c.shard.clone(),
+                database: database.to_string(),
+                schema: c.schema.clone(),
+                table: c.table.clone(),
+                column: c.column.clone(),
+                statements: statements.clone(),
+                online_steps,
+                online_note,
+            })
+        })
+        .collect();
     Planned {
         column: e.column.clone(),
         plan: ColumnPlan {
-            target_type: e.target.display_name(),
+            target_type: target_type(settings, e),
             reason: e.reason.clone(),
-            changes,
+            changes: written.into_iter().map(|(c, _, _)| c).collect(),
             foreign_keys,
             steps,
             same_as: None,
+            postgres,
         },
     }
 }
@@ -424,7 +514,7 @@ pub fn locate<'a>(
     state
         .columns
         .iter()
-        .find(|c| c.id.schema == id.schema && c.id.table == id.table && c.id.column == id.column)
+        .find(|c| c.id == *id)
         .ok_or_else(|| format!("no ID column {id} is known on shard {shard:?}"))
 }
 
@@ -453,6 +543,7 @@ pub fn unplanned(column: &ColumnReport) -> Planned {
             foreign_keys: Vec::new(),
             steps: Vec::new(),
             same_as: None,
+            postgres: Vec::new(),
         },
     }
 }
@@ -467,7 +558,7 @@ pub fn write(settings: &Settings, entries: &[Entry<'_>], found: &Found) -> Vec<P
         .map(|e| match first.get(&e.group) {
             Some(name) => {
                 let mut planned = unplanned(e.column);
-                planned.plan.target_type = e.target.display_name();
+                planned.plan.target_type = target_type(settings, e);
                 planned.plan.reason = e.reason.clone();
                 planned.plan.same_as = Some(name.clone());
                 planned
@@ -478,6 +569,19 @@ pub fn write(settings: &Settings, entries: &[Entry<'_>], found: &Found) -> Vec<P
             }
         })
         .collect()
+}
+
+/// The type an entry's column takes, as its shard's engine names it.
+fn target_type(settings: &Settings, e: &Entry<'_>) -> String {
+    let engine = settings
+        .shards
+        .iter()
+        .find(|s| *s.name == *e.column.shard)
+        .and_then(|s| Engine::of(&s.endpoint.url));
+    engine.map_or_else(
+        || e.target.display_name(),
+        |engine| engine.type_name(e.target),
+    )
 }
 
 /// The widenings [`write()`] writes out in full: those of the first entry of each group.
@@ -507,6 +611,7 @@ mod tests {
             default: None,
             extra: "auto_increment".to_string(),
             comment: "user's id".to_string(),
+            ..Definition::default()
         };
         let size = TableSize {
             rows: 1000,

@@ -1,8 +1,9 @@
 //! Which columns must widen together, over one snapshot's column reports: a column and its
 //! parent (a declared foreign key, or any kind that names a parent: [`parent_of`] is the
 //! one place that says which), both ways and transitively; the columns fed by the same
-//! source; the same `schema.table.column` on every shard. Each group needs one value range
-//! ([`need`]). Pure.
+//! source, or by the same sequence of one database ([`sequence_of`]); the same
+//! `schema.table.column` on every shard (in the same database, on PostgreSQL, as a MySQL
+//! shard's schemas are its databases). Each group needs one value range ([`need`]). Pure.
 
 use std::collections::HashMap;
 
@@ -29,6 +30,15 @@ pub fn source_of(report: &ColumnReport) -> Option<&str> {
     match report.kind {
         Kind::Reference => report.source.as_deref(),
         Kind::AutoIncrement | Kind::ForeignKey | Kind::Inferred | Kind::Sequence => None,
+    }
+}
+
+/// The sequence that feeds a column (PostgreSQL), as `schema.name`: every column it feeds
+/// counts the same values, so they widen together, and with its sequence.
+pub fn sequence_of(report: &ColumnReport) -> Option<&str> {
+    match report.kind {
+        Kind::Sequence => report.source.as_deref(),
+        Kind::AutoIncrement | Kind::ForeignKey | Kind::Inferred | Kind::Reference => None,
     }
 }
 
@@ -62,12 +72,15 @@ pub fn groups(shards: &[&[ColumnReport]]) -> Vec<Vec<Place>> {
     let at = |p: Place| &shards[p.0][p.1];
     let mut sets = Sets((0..places.len()).collect());
     let mut by_name: HashMap<(usize, String), usize> = HashMap::new();
-    let mut by_column: HashMap<(&str, &str, &str), usize> = HashMap::new();
+    type Name<'a> = (Option<&'a str>, &'a str, &'a str, &'a str);
+    let mut by_column: HashMap<Name<'_>, usize> = HashMap::new();
     let mut by_source: HashMap<&str, usize> = HashMap::new();
+    let mut by_sequence: HashMap<(usize, Option<&str>, &str), usize> = HashMap::new();
     for (i, &p) in places.iter().enumerate() {
         let r = at(p);
         by_name.insert((p.0, r.name()), i);
         let key = (
+            r.id.database(),
             r.id.schema.as_str(),
             r.id.table.as_str(),
             r.id.column.as_str(),
@@ -83,6 +96,14 @@ pub fn groups(shards: &[&[ColumnReport]]) -> Vec<Vec<Place>> {
                 Some(&first) => sets.join(first, i),
                 None => {
                     by_source.insert(source, i);
+                }
+            }
+        }
+        if let Some(sequence) = sequence_of(r) {
+            match by_sequence.entry((p.0, r.id.database(), sequence)) {
+                std::collections::hash_map::Entry::Occupied(first) => sets.join(*first.get(), i),
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(i);
                 }
             }
         }
@@ -113,13 +134,14 @@ pub fn groups(shards: &[&[ColumnReport]]) -> Vec<Vec<Place>> {
 /// The value range a group needs: every member's own maximum, the maximum of what feeds a
 /// mismatched member (given beside it: its parent's or source's type maximum, when known),
 /// and
-/// the widened maximum of each member at warning or worse (a BIGINT UNSIGNED has none).
-/// A mismatched member whose origin is unknown asks for its widened type.
+/// the widened maximum of each member at warning or worse (the widest type of its engine
+/// has none, [`rule::widened_in`]). A mismatched member whose origin is unknown asks for
+/// its widened type.
 pub fn need(members: &[(&ColumnReport, Option<u64>)]) -> u64 {
     let mut need = 0u64;
     for &(r, origin) in members {
         need = need.max(r.max);
-        let widened = rule::widened(r.int_type).map(|t| t.max());
+        let widened = rule::widened_in(rule::Types::of(r), r.int_type).map(|t| t.max());
         if r.type_mismatch
             && let Some(o) = origin.or(widened)
         {

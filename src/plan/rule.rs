@@ -15,33 +15,86 @@
 //! between buys only 256 times the room for a second rebuild of the same table, which is
 //! what Etsy's second outage was. A signed BIGINT running out becomes BIGINT UNSIGNED; a
 //! BIGINT UNSIGNED has nothing wider.
+//!
+//! # PostgreSQL
+//! PostgreSQL has `smallint`, `integer` and `bigint`, all signed ([`Types::Postgres`]): a
+//! column widens within them, `bigint` has nothing wider, and a group that needs more than
+//! `bigint` holds gets `bigint`.
 
 use crate::headroom::{IntType, Width};
+use crate::measure::ColumnReport;
 
-/// The type a column running out widens to; `None` for BIGINT UNSIGNED.
-pub fn widened(from: IntType) -> Option<IntType> {
-    match (from.width, from.unsigned) {
-        (Width::Big, true) => None,
-        (Width::Big, false) => Some(IntType::new(Width::Big, true)),
-        (_, unsigned) => Some(IntType::new(Width::Big, unsigned)),
+/// The integer types of a column's engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Types {
+    /// MySQL and MariaDB: five widths, each signed or UNSIGNED.
+    Mysql,
+    /// PostgreSQL: `smallint`, `integer` and `bigint`, signed only.
+    Postgres,
+}
+
+impl Types {
+    /// The types of the engine that holds `r`: a column named in a database (see
+    /// [`crate::inventory::ColumnId::database`]) is PostgreSQL's.
+    pub fn of(r: &ColumnReport) -> Types {
+        if r.id.database().is_some() {
+            Types::Postgres
+        } else {
+            Types::Mysql
+        }
+    }
+
+    /// The widths, narrowest first.
+    fn widths(self) -> &'static [Width] {
+        match self {
+            Types::Mysql => &[
+                Width::Tiny,
+                Width::Small,
+                Width::Medium,
+                Width::Int,
+                Width::Big,
+            ],
+            Types::Postgres => &[Width::Small, Width::Int, Width::Big],
+        }
+    }
+
+    /// The widest type.
+    fn widest(self) -> IntType {
+        IntType::new(Width::Big, self == Types::Mysql)
     }
 }
 
-/// The narrowest type of `from`'s signedness, never narrower than `from`, whose maximum is
-/// at least `need`; BIGINT UNSIGNED when no such type exists.
+/// The type a MySQL column running out widens to; `None` for BIGINT UNSIGNED.
+pub fn widened(from: IntType) -> Option<IntType> {
+    widened_in(Types::Mysql, from)
+}
+
+/// The type a column of an engine of `types` running out widens to; `None` for the widest.
+pub fn widened_in(types: Types, from: IntType) -> Option<IntType> {
+    match (types, from.width, from.unsigned) {
+        (Types::Mysql, Width::Big, true) => None,
+        (Types::Mysql, Width::Big, false) => Some(IntType::new(Width::Big, true)),
+        (Types::Mysql, _, unsigned) => Some(IntType::new(Width::Big, unsigned)),
+        (Types::Postgres, Width::Big, _) => None,
+        (Types::Postgres, _, _) => Some(IntType::new(Width::Big, false)),
+    }
+}
+
+/// The narrowest MySQL type of `from`'s signedness, never narrower than `from`, whose
+/// maximum is at least `need`; BIGINT UNSIGNED when no such type exists.
 pub fn holding(from: IntType, need: u64) -> IntType {
-    [
-        Width::Tiny,
-        Width::Small,
-        Width::Medium,
-        Width::Int,
-        Width::Big,
-    ]
-    .into_iter()
-    .filter(|w| *w >= from.width)
-    .map(|w| IntType::new(w, from.unsigned))
-    .find(|t| t.max() >= need)
-    .unwrap_or(IntType::new(Width::Big, true))
+    holding_in(Types::Mysql, from, need)
+}
+
+/// As [`holding`], among `types`: the widest of them when none holds `need`.
+pub fn holding_in(types: Types, from: IntType, need: u64) -> IntType {
+    types
+        .widths()
+        .iter()
+        .filter(|w| **w >= from.width)
+        .map(|w| IntType::new(*w, from.unsigned))
+        .find(|t| t.max() >= need)
+        .unwrap_or(types.widest())
 }
 
 /// Seconds to copy `bytes` (data and indexes) at `mb_per_second` MiB/s, rounded up.
@@ -84,6 +137,39 @@ mod tests {
         assert_eq!(
             holding(t(Width::Medium, false), 8_388_607),
             t(Width::Medium, false)
+        );
+    }
+
+    #[test]
+    fn a_postgresql_column_widens_to_bigint_and_never_past_it() {
+        let pg = Types::Postgres;
+        assert_eq!(
+            widened_in(pg, t(Width::Small, false)),
+            Some(t(Width::Big, false))
+        );
+        assert_eq!(
+            widened_in(pg, t(Width::Int, false)),
+            Some(t(Width::Big, false))
+        );
+        assert_eq!(widened_in(pg, t(Width::Big, false)), None);
+        // smallint under an integer parent: integer, never a MySQL-only width.
+        let int = t(Width::Int, false).max();
+        assert_eq!(
+            holding_in(pg, t(Width::Small, false), int),
+            t(Width::Int, false)
+        );
+        assert_eq!(
+            holding_in(pg, t(Width::Small, false), 40_000),
+            t(Width::Int, false)
+        );
+        // More than bigint holds: bigint, the widest there is.
+        assert_eq!(
+            holding_in(pg, t(Width::Int, false), u64::MAX),
+            t(Width::Big, false)
+        );
+        assert_eq!(
+            holding_in(pg, t(Width::Big, false), 10),
+            t(Width::Big, false)
         );
     }
 

@@ -1,13 +1,18 @@
 //! What a plan widens, and to what: every column at warning or worse or narrower than what
 //! feeds it, its group (see [`super::related`]) and the type each member takes
-//! ([`super::rule::holding`]), in the order the plan lists them. Pure.
+//! ([`super::rule::holding_in`], among its engine's types), in the order the plan lists
+//! them. Pure.
+//!
+//! A PostgreSQL column bound by its sequence (`limited_by = sequence`) is widened even
+//! when its own type already holds what the group needs: its sequence widens (the engine
+//! writes `ALTER SEQUENCE`), so its widening's `from` and `to` may be the same type.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::{Entry, Widening, related, rule};
 use crate::headroom::Status;
-use crate::measure::{ColumnReport, Kind};
+use crate::measure::{ColumnReport, Kind, LimitedBy};
 use crate::policy::ColumnGlobs;
 use crate::state::Snapshot;
 
@@ -33,11 +38,17 @@ fn origin(
 fn reason(r: &ColumnReport) -> String {
     let mut why = Vec::new();
     if r.status >= Status::Warning {
+        let of = match (rule::Types::of(r), r.limited_by) {
+            (rule::Types::Mysql, _) => r.int_type.to_string(),
+            (rule::Types::Postgres, Some(LimitedBy::Sequence)) => {
+                format!("its sequence {}", r.source.as_deref().unwrap_or(""))
+            }
+            (rule::Types::Postgres, _) => r.column_type.to_string(),
+        };
         why.push(format!(
-            "{}: {} of {} used",
+            "{}: {} of {of} used",
             r.status,
             crate::headroom::percent(r.used_ratio),
-            r.int_type
         ));
     }
     if r.type_mismatch {
@@ -79,8 +90,9 @@ pub fn select<'a>(snapshot: &'a Snapshot, globs: Option<&ColumnGlobs>) -> Vec<En
         let widenings: Arc<[Widening]> = members
             .iter()
             .filter_map(|r| {
-                let to = rule::holding(r.int_type, need);
-                (to != r.int_type).then(|| Widening {
+                let to = rule::holding_in(rule::Types::of(r), r.int_type, need);
+                let sequence_binds = r.limited_by == Some(LimitedBy::Sequence);
+                (to != r.int_type || sequence_binds).then(|| Widening {
                     shard: r.shard.to_string(),
                     id: r.id.clone(),
                     from: r.column_type.to_string(),
@@ -96,7 +108,7 @@ pub fn select<'a>(snapshot: &'a Snapshot, globs: Option<&ColumnGlobs>) -> Vec<En
             }
             entries.push(Entry {
                 column: r,
-                target: rule::holding(r.int_type, need),
+                target: rule::holding_in(rule::Types::of(r), r.int_type, need),
                 reason: reason(r),
                 widenings: Arc::clone(&widenings),
                 group: index,

@@ -3,18 +3,19 @@
 //! read, identifier quoting and error classification ([`query`]), the databases a shard
 //! watches ([`databases`]), one database's catalog: integer columns, sequences and the
 //! columns they feed, foreign keys, leading index columns ([`catalog`]), `MAX()` dives
-//! ([`dives`]), and transaction-ID and MultiXact wraparound ([`wraparound`]). The readers
-//! answer in plain data of this module's own.
+//! ([`dives`]), transaction-ID and MultiXact wraparound ([`wraparound`]), and what
+//! `headroom plan` reads and writes ([`plan`]). The readers answer in plain data of this
+//! module's own.
 
 pub mod catalog;
 pub mod connect;
 pub mod databases;
 pub mod dives;
 pub mod inventory;
+pub mod plan;
 pub mod query;
 pub mod shard;
 pub mod source;
-pub mod statements;
 pub mod wraparound;
 
 #[cfg(test)]

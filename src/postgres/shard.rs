@@ -52,8 +52,13 @@ impl Server {
         })
     }
 
+    /// Whether `name` is the home database (the URL's), whose session the caller holds.
+    pub fn is_home(&self, name: &str) -> bool {
+        self.home.database() == Some(name)
+    }
+
     /// The connector of database `name`: the home one when it is that database.
-    fn connector(&self, name: &str) -> Arc<Connector> {
+    pub fn connector(&self, name: &str) -> Arc<Connector> {
         if self.home.database() == Some(name) {
             return Arc::clone(&self.home);
         }

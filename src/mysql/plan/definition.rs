@@ -52,6 +52,8 @@ pub async fn read(
         extra: db::opt_text(row, 2, what)?.unwrap_or_default(),
         comment: db::opt_text(row, 3, what)?.unwrap_or_default(),
         column_type: db::text(row, 4, what)?,
+        sequence: None,
+        postgres: None,
     };
     let what = "reading a table's size from information_schema.TABLES";
     let query = sqlx::query(TABLE_SQL).bind(&id.schema).bind(&id.table);

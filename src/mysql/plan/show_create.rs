@@ -262,6 +262,9 @@ fn foreign_key(
         parent_columns,
         on_update: on_update.unwrap_or_else(|| "RESTRICT".to_string()),
         on_delete: on_delete.unwrap_or_else(|| "RESTRICT".to_string()),
+        database: None,
+        deferrable: None,
+        match_type: None,
     })
 }
 
@@ -329,6 +332,9 @@ mod tests {
             parent_columns: vec!["id".to_string()],
             on_delete: rules.0.to_string(),
             on_update: rules.1.to_string(),
+            database: None,
+            deferrable: None,
+            match_type: None,
         }
     }
 

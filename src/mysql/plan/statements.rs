@@ -235,7 +235,11 @@ pub fn widen(w: &Widening, host: &str, port: u16, definition: &Definition) -> Wr
         "a name holds `,` or `=`, which a pt-online-schema-change DSN cannot carry".to_string()
     });
     Written {
-        statement: alter(schema, table, column, w.to, definition),
+        statement: Some(alter(schema, table, column, w.to, definition)),
+        then: Vec::new(),
+        rebuilds: true,
+        online_steps: Vec::new(),
+        online_note: None,
         gh_ost: Some(gh_ost(&at, &modify)),
         pt_online_schema_change,
         note,
@@ -259,6 +263,7 @@ mod tests {
             default: default.map(str::to_string),
             extra: extra.to_string(),
             comment: comment.to_string(),
+            ..Definition::default()
         }
     }
 
@@ -372,6 +377,9 @@ mod tests {
             parent_columns: vec!["id".to_string(), "shop".to_string()],
             on_update: "CASCADE".to_string(),
             on_delete: "SET NULL; DROP TABLE x".to_string(),
+            database: None,
+            deferrable: None,
+            match_type: None,
         };
         assert_eq!(
             drop_foreign_key(&fk),
