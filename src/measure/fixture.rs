@@ -71,6 +71,24 @@ impl Column {
         self
     }
 
+    /// Fed by the sequence `source` (`schema.name`) that may go up to `limit`: bound by the
+    /// lower of that and its type's maximum, as resolution decides it.
+    pub fn sequence(mut self, source: &str, limit: u64) -> Column {
+        let type_max = self.measured.int_type.max();
+        let m = &mut self.measured;
+        m.kind = Kind::Sequence;
+        m.source = Some(source.to_string());
+        m.feeder_max = Some(limit);
+        m.type_mismatch = type_max < limit;
+        m.limited_by = Some(if limit < type_max {
+            super::LimitedBy::Sequence
+        } else {
+            super::LimitedBy::Column
+        });
+        m.headroom = Headroom::new(m.headroom.current, type_max.min(limit));
+        self
+    }
+
     /// For `inferred`: the rule that named the parent.
     pub fn evidence(mut self, evidence: &str) -> Column {
         self.measured.evidence = Some(evidence.to_string());

@@ -673,4 +673,183 @@ mod tests {
             )
         );
     }
+
+    /// The database `psql` connects to for a `\connect` line as [`psql_connect`] writes
+    /// it: the argument as psql reads a single-quoted option (`''`, and `\` escapes: `\n`,
+    /// `\t`, `\b`, `\r`, `\f`, up to three octal digits, any other character as itself),
+    /// then stripped of double quotes as psql strips the database argument (`""` inside
+    /// them one quote), then the connection string's `dbname` as libpq reads a quoted value
+    /// (`\` escapes the next character). `None` when the line is not one such command.
+    fn as_psql_reads(line: &str) -> Option<String> {
+        let arg = line.strip_prefix("\\connect -reuse-previous=on ")?;
+        let chars: Vec<char> = arg.chars().collect();
+        if chars.first() != Some(&'\'') || chars.iter().any(char::is_ascii_control) {
+            return None;
+        }
+        let mut read = String::new();
+        let mut i = 1;
+        loop {
+            match chars.get(i)? {
+                '\'' if chars.get(i + 1) == Some(&'\'') => {
+                    read.push('\'');
+                    i += 2;
+                }
+                '\'' => break,
+                '\\' => {
+                    let next = *chars.get(i + 1)?;
+                    let octal: String = chars[i + 1..]
+                        .iter()
+                        .take(3)
+                        .take_while(|c| c.is_digit(8))
+                        .collect();
+                    if !octal.is_empty() {
+                        read.push(char::from_u32(u32::from_str_radix(&octal, 8).ok()?)?);
+                        i += 1 + octal.len();
+                        continue;
+                    }
+                    read.push(match next {
+                        'n' => '\n',
+                        't' => '\t',
+                        'b' => '\u{8}',
+                        'r' => '\r',
+                        'f' => '\u{c}',
+                        c => c,
+                    });
+                    i += 2;
+                }
+                c => {
+                    read.push(*c);
+                    i += 1;
+                }
+            }
+        }
+        if i + 1 != chars.len() {
+            return None;
+        }
+        // Double quotes stripped, as from an identifier.
+        let mut dequoted = String::new();
+        let mut quoted = false;
+        let mut it = read.chars().peekable();
+        while let Some(c) = it.next() {
+            if c == '"' {
+                if quoted && it.peek() == Some(&'"') {
+                    it.next();
+                    dequoted.push('"');
+                } else {
+                    quoted = !quoted;
+                }
+            } else {
+                dequoted.push(c);
+            }
+        }
+        // libpq's quoted value.
+        let value = dequoted.strip_prefix("dbname='")?.strip_suffix('\'')?;
+        let mut out = String::new();
+        let mut it = value.chars();
+        while let Some(c) = it.next() {
+            match c {
+                '\\' => out.push(it.next()?),
+                '\'' => return None,
+                c => out.push(c),
+            }
+        }
+        Some(out)
+    }
+
+    #[test]
+    fn a_connect_line_names_the_database_whatever_it_holds() {
+        let line = psql_connect("leg'acy \"{db}\" \\x\n");
+        assert_eq!(
+            line,
+            "\\connect -reuse-previous=on '\"dbname=''leg\\\\''acy \"\"{db}\"\" \\\\\\\\x\\012''\"'"
+        );
+        assert_eq!(
+            as_psql_reads(&line).as_deref(),
+            Some("leg'acy \"{db}\" \\x\n")
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn hostile_database_names_reach_psql_and_libpq_exactly(
+            name in crate::postgres::sql_lexer::hostile_ident(),
+        ) {
+            let line = psql_connect(&name);
+            proptest::prop_assert!(!line.contains('\n'), "{line}");
+            proptest::prop_assert_eq!(as_psql_reads(&line), Some(name));
+        }
+    }
+
+    /// A plan on PostgreSQL shard `pg`: a column of `app` and its child, widened with
+    /// their sequence, a change in a hostile database that only widens a sequence, and a
+    /// change with no statement.
+    fn postgres_plan() -> Vec<Planned> {
+        let id = ColumnId::in_database(
+            Some("app".into()),
+            "public".to_string(),
+            "users".to_string(),
+            "id".to_string(),
+        );
+        let int = IntType::new(Width::Int, false);
+        let column = crate::measure::fixture::column("pg", id, int, 2_104_533_975).build();
+        let entry = |database: &str, table: &str, statements: &[&str]| PostgresChange {
+            shard: "pg".to_string(),
+            database: database.to_string(),
+            schema: "public".to_string(),
+            table: table.to_string(),
+            column: "id".to_string(),
+            statements: statements.iter().map(|s| s.to_string()).collect(),
+            online_steps: Vec::new(),
+            online_note: None,
+        };
+        let users = "ALTER TABLE \"public\".\"users\" ALTER COLUMN \"id\" TYPE bigint";
+        let seq = "ALTER SEQUENCE \"public\".\"users_id_seq\" AS bigint";
+        let orders = "ALTER TABLE \"public\".\"orders\" ALTER COLUMN \"id\" TYPE bigint";
+        let mut p = planned(
+            column,
+            vec![
+                change("pg", "users", Some(users), None),
+                change("pg", "orders", Some(orders), None),
+                change("pg", "legacy", Some(seq), None),
+                change("pg", "g\nx", None, Some("a generated column")),
+            ],
+            &[("pg", users), ("pg", seq), ("pg", orders), ("pg", seq)],
+        );
+        p.plan.postgres = vec![
+            entry("app", "users", &[users, seq]),
+            entry("app", "orders", &[orders]),
+            entry("o'ther\n", "legacy", &[seq]),
+            entry("app", "g\nx", &[]),
+        ];
+        vec![p]
+    }
+
+    #[test]
+    fn the_sql_of_a_postgresql_shard_is_a_psql_script_connecting_to_each_database() {
+        let pg = |_: &str| Some(Engine::Postgres);
+        let got = sql(&postgres_plan(), None, &pg).expect("one shard");
+        assert_eq!(
+            got.text,
+            "-- headroom plan: the statements to run on shard pg, in order, each in its database.\n\
+             -- Run them all with psql -f, which stops at the first error (ON_ERROR_STOP).\n\
+             -- Each statement commits on its own; the foreign keys stay in place throughout.\n\
+             \\set ON_ERROR_STOP on\n\
+             \n\
+             -- 1. app.public.users.id (critical): to BIGINT\n\
+             \\connect -reuse-previous=on '\"dbname=''app''\"'\n\
+             ALTER TABLE \"public\".\"users\" ALTER COLUMN \"id\" TYPE bigint;\n\
+             ALTER SEQUENCE \"public\".\"users_id_seq\" AS bigint;\n\
+             ALTER TABLE \"public\".\"orders\" ALTER COLUMN \"id\" TYPE bigint;\n\
+             \\connect -reuse-previous=on '\"dbname=''o\\\\''ther\\012''\"'\n\
+             ALTER SEQUENCE \"public\".\"users_id_seq\" AS bigint;\n\
+             -- not written: app.g\\nx.id: a generated column\n"
+        );
+        assert!(!got.raw_controls);
+        let empty = sql(&[], Some("pg"), &pg).expect("shard pg");
+        assert!(
+            empty
+                .text
+                .ends_with("\\set ON_ERROR_STOP on\n\n-- Nothing to widen on this shard.\n")
+        );
+    }
 }

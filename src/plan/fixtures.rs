@@ -1,6 +1,6 @@
 //! A fleet to plan, for the tests of [`super`]: two shards, a ticket source and a
 //! reference to it, with a column running out, its foreign-key children, a mismatched
-//! reference and a column that is fine.
+//! reference and a column that is fine; and a PostgreSQL shard of two databases.
 
 use std::time::Duration;
 
@@ -88,4 +88,63 @@ pub(super) fn snapshot(settings: &Settings) -> Snapshot {
     let mut snapshot = store.read().clone();
     snapshot.sources[0].max = Some(u64::MAX);
     snapshot
+}
+
+/// One PostgreSQL shard, `pg`.
+pub(super) fn postgres_settings() -> Settings {
+    crate::config::from_toml_str(
+        "[[shards]]\nname = \"pg\"\nurl = \"postgres://u@db/app\"\n",
+        &|_| None,
+    )
+    .expect("settings")
+}
+
+/// A PostgreSQL shard `pg`: in `app`, `users.id` (integer serial, 98 % used) and its
+/// foreign-key child, `legacy.id` and `other.id` (bigint, sharing an `AS integer`
+/// sequence at 98 %), `big.id` (bigint, 98 % of bigint); in `tenant`, another
+/// `public.users.id`, nearly empty.
+pub(super) fn postgres_snapshot(settings: &Settings) -> Snapshot {
+    let int = IntType::new(Width::Int, false);
+    let big = IntType::new(Width::Big, false);
+    let id = |database: &str, table: &str, column: &str| {
+        crate::inventory::ColumnId::in_database(
+            Some(database.into()),
+            "public".to_string(),
+            table.to_string(),
+            column.to_string(),
+        )
+    };
+    let column = |id, t, current| crate::measure::fixture::column("pg", id, t, current);
+    let int_max = int.max();
+    let columns = vec![
+        column(id("app", "users", "id"), int, 2_104_533_975)
+            .sequence("public.users_id_seq", int_max)
+            .build(),
+        column(id("app", "orders", "user_id"), int, 2_104_533_975)
+            .kind(Kind::ForeignKey)
+            .source(Some("app.public.users.id"))
+            .build(),
+        column(id("app", "legacy", "id"), big, 2_104_533_975)
+            .sequence("public.narrow_ids", int_max)
+            .build(),
+        column(id("app", "other", "id"), big, 2_104_533_975)
+            .sequence("public.narrow_ids", int_max)
+            .build(),
+        column(id("app", "big", "id"), big, 9_100_000_000_000_000_000)
+            .sequence("public.big_id_seq", big.max())
+            .build(),
+        column(id("tenant", "users", "id"), int, 10)
+            .sequence("public.users_id_seq", int_max)
+            .build(),
+    ];
+    let store = crate::state::Store::new(settings);
+    let now = chrono::Utc::now();
+    store.shard_succeeded(
+        "pg",
+        columns,
+        Vec::new(),
+        std::time::Duration::from_millis(1),
+        now,
+    );
+    store.read().clone()
 }

@@ -709,4 +709,112 @@ mod tests {
             .collect();
         assert_eq!(steps, vec!["b"]);
     }
+
+    /// What `read` finds on the PostgreSQL shard for the `orders.user_id` group: two
+    /// integer columns, the parent's `AS integer` sequence, and the key between them.
+    fn postgres_found(entry: &Entry<'_>) -> Found {
+        let mut found = Found::default();
+        for w in entry.widenings.iter() {
+            let sequence = (w.id.table == "users").then(|| SequenceDefinition {
+                schema: "public".to_string(),
+                name: "users_id_seq".to_string(),
+                data_type: "integer".to_string(),
+                min_value: 1,
+                max_value: i32::MAX.into(),
+                increment: 1,
+                identity: false,
+                owned: true,
+                column_default: true,
+            });
+            let definition = Definition {
+                column_type: "integer".to_string(),
+                sequence,
+                ..Definition::default()
+            };
+            found.definitions.insert(
+                (w.shard.clone(), w.id.clone()),
+                Some((definition, TableSize::default())),
+            );
+        }
+        found.foreign_keys.insert(
+            "pg".to_string(),
+            vec![ForeignKey {
+                name: "orders_user_id_fkey".to_string(),
+                schema: "public".to_string(),
+                table: "orders".to_string(),
+                columns: vec!["user_id".to_string()],
+                parent_schema: "public".to_string(),
+                parent_table: "users".to_string(),
+                parent_columns: vec!["id".to_string()],
+                on_update: "NO ACTION".to_string(),
+                on_delete: "NO ACTION".to_string(),
+                database: Some("app".to_string()),
+                deferrable: None,
+                match_type: None,
+            }],
+        );
+        found
+    }
+
+    #[test]
+    fn a_postgresql_plan_keeps_its_keys_and_says_where_each_statement_runs() {
+        let settings = fixtures::postgres_settings();
+        let snapshot = fixtures::postgres_snapshot(&settings);
+        let entries = select(&snapshot, None);
+        let orders = entries
+            .iter()
+            .find(|e| e.column.id.table == "orders")
+            .expect("orders.user_id");
+        let mut found = postgres_found(orders);
+        let planned = write_one(&settings, orders, &found);
+        let plan = &planned.plan;
+        assert_eq!(plan.target_type, "bigint");
+        assert_eq!(plan.foreign_keys.len(), 1, "listed");
+        let steps: Vec<&str> = plan.steps.iter().map(|s| s.statement.as_str()).collect();
+        assert_eq!(
+            steps,
+            vec![
+                "ALTER TABLE \"public\".\"orders\" ALTER COLUMN \"user_id\" TYPE bigint",
+                "ALTER TABLE \"public\".\"users\" ALTER COLUMN \"id\" TYPE bigint",
+                "ALTER SEQUENCE \"public\".\"users_id_seq\" AS bigint",
+            ],
+            "no key dropped or added"
+        );
+        let c = &plan.changes[1];
+        assert_eq!((c.to_type.as_str(), c.port), ("bigint", 5432));
+        let places: Vec<(&str, &str, usize)> = plan
+            .postgres
+            .iter()
+            .map(|p| (p.database.as_str(), p.table.as_str(), p.statements.len()))
+            .collect();
+        assert_eq!(places, vec![("app", "orders", 1), ("app", "users", 2)]);
+        assert_eq!(
+            plan.postgres[1].online_note.as_deref(),
+            Some("the table's indexes and keys were not read")
+        );
+
+        // A table of the same name blocked in another database blocks nothing here.
+        found.block_in(
+            "pg",
+            Some("tenant"),
+            "public",
+            "users",
+            "a view".to_string(),
+        );
+        assert_eq!(write_one(&settings, orders, &found).plan.steps.len(), 3);
+        found.block_in("pg", Some("app"), "public", "users", "a view".to_string());
+        let blocked = write_one(&settings, orders, &found);
+        assert!(blocked.plan.steps.is_empty());
+        assert!(
+            blocked
+                .plan
+                .postgres
+                .iter()
+                .all(|p| p.statements.is_empty())
+        );
+        assert_eq!(
+            blocked.plan.changes[0].note.as_deref(),
+            Some("not written: a view")
+        );
+    }
 }

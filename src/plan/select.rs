@@ -188,4 +188,79 @@ mod tests {
         let globs = ColumnGlobs::new(&["other.*.*".to_string()], &[]).expect("glob");
         assert!(select(&snapshot, Some(&globs)).is_empty());
     }
+
+    #[test]
+    fn a_postgresql_column_widens_to_bigint_and_a_sequence_bound_one_through_its_sequence() {
+        let snapshot =
+            crate::plan::fixtures::postgres_snapshot(&crate::plan::fixtures::postgres_settings());
+        let entries = select(&snapshot, None);
+        let got: Vec<(String, String, Vec<String>)> = entries
+            .iter()
+            .map(|e| (e.column.name(), e.target.to_string(), summary(e)))
+            .collect();
+        let big = "BIGINT".to_string();
+        assert_eq!(
+            got,
+            vec![
+                ("app.public.big.id".to_string(), big.clone(), Vec::new(),),
+                (
+                    "app.public.legacy.id".to_string(),
+                    big.clone(),
+                    vec![
+                        "pg/app.public.legacy.id BIGINT".to_string(),
+                        "pg/app.public.other.id BIGINT".to_string(),
+                    ],
+                ),
+                (
+                    "app.public.orders.user_id".to_string(),
+                    big.clone(),
+                    vec![
+                        "pg/app.public.orders.user_id BIGINT".to_string(),
+                        "pg/app.public.users.id BIGINT".to_string(),
+                    ],
+                ),
+                (
+                    "app.public.other.id".to_string(),
+                    big.clone(),
+                    vec![
+                        "pg/app.public.other.id BIGINT".to_string(),
+                        "pg/app.public.legacy.id BIGINT".to_string(),
+                    ],
+                ),
+                (
+                    "app.public.users.id".to_string(),
+                    big,
+                    vec![
+                        "pg/app.public.users.id BIGINT".to_string(),
+                        "pg/app.public.orders.user_id BIGINT".to_string(),
+                    ],
+                ),
+            ]
+        );
+        // The sequence-bound column keeps its type: only its sequence widens.
+        let legacy = &entries[1].widenings[0];
+        assert_eq!(
+            (legacy.from.as_str(), legacy.to),
+            ("bigint", IntType::new(Width::Big, false))
+        );
+        assert!(
+            entries[1].reason.starts_with("critical: 98")
+                && entries[1]
+                    .reason
+                    .ends_with("of its sequence public.narrow_ids used"),
+            "{}",
+            entries[1].reason
+        );
+        // An integer column's own type, as the catalog writes it.
+        let own = format!("of {} used", entries[4].column.column_type);
+        assert!(entries[4].reason.ends_with(&own), "{}", entries[4].reason);
+        // Another database's users.id is another group, and needs nothing.
+        assert!(
+            entries
+                .iter()
+                .all(|e| e.column.id.database() == Some("app"))
+        );
+        assert_ne!(entries[2].group, entries[1].group);
+        assert_eq!(entries[1].group, entries[3].group);
+    }
 }

@@ -12,8 +12,9 @@ use crate::harness::headroom;
 
 /// A child table named to end a quote, a statement and a comment.
 const CHILD: &str = "or\"ders'{table}; --";
-/// A database named to end a quote in a connection string and in a psql argument.
-const DATABASE: &str = "leg'acy \"{db}\" \\x";
+/// A database named to end a quote in a connection string and in a psql argument, and a
+/// line (a psql meta-command ends at its line's end).
+const DATABASE: &str = "leg'acy \"{db}\" \\x\n";
 
 /// The child table as a statement names it.
 fn child() -> String {
@@ -269,7 +270,7 @@ fn plan_format_sql_fed_to_psql_widens_every_column_in_its_database() {
     assert!(sql.contains("\\set ON_ERROR_STOP on\n"), "{sql}");
     assert!(
         sql.contains(
-            "\\connect -reuse-previous=on '\"dbname=''leg\\\\''acy \"\"{db}\"\" \\\\\\\\x''\"'\n"
+            "\\connect -reuse-previous=on '\"dbname=''leg\\\\''acy \"\"{db}\"\" \\\\\\\\x\\012''\"'\n"
         ),
         "{sql}"
     );
@@ -393,7 +394,7 @@ async fn the_column_endpoint_serves_a_postgresql_columns_plan() {
     let app = crate::harness::spawn_app(crate::harness::settings(&config)).await;
     app.wait_ready().await;
     let (status, got) = app
-        .get_json("/api/columns/pg/public/legacy/id?database=leg%27acy%20%22%7Bdb%7D%22%20%5Cx")
+        .get_json("/api/columns/pg/public/legacy/id?database=leg%27acy%20%22%7Bdb%7D%22%20%5Cx%0A")
         .await;
     assert_eq!(status, 200, "{got}");
     assert_eq!(got["database"], DATABASE);

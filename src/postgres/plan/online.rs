@@ -331,3 +331,303 @@ pub fn steps(w: &Widening, definition: &Definition) -> Result<Vec<String>, Strin
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::headroom::{IntType, Width};
+    use crate::inventory::ColumnId;
+    use crate::plan::found::SequenceDefinition;
+    use crate::postgres::plan::Index;
+    use crate::postgres::sql_lexer::{Token, hostile_ident, tokens};
+
+    /// Names of a table, its column, its sequence, an index and the foreign keys.
+    #[derive(Debug, Clone)]
+    struct Names {
+        schema: String,
+        table: String,
+        column: String,
+        sequence: String,
+        index: String,
+        child: String,
+        key: String,
+    }
+
+    fn benign() -> Names {
+        Names {
+            schema: "public".to_string(),
+            table: "users".to_string(),
+            column: "id".to_string(),
+            sequence: "users_id_seq".to_string(),
+            index: "users_pkey".to_string(),
+            child: "orders".to_string(),
+            key: "orders_user_id_fkey".to_string(),
+        }
+    }
+
+    fn key(n: &Names, child_side: bool) -> ForeignKey {
+        let (table, columns, parent_table, parent_columns) = if child_side {
+            (&n.table, &n.column, &n.child, "id")
+        } else {
+            (
+                &n.child,
+                &"user_id".to_string(),
+                &n.table,
+                n.column.as_str(),
+            )
+        };
+        ForeignKey {
+            name: n.key.clone(),
+            schema: n.schema.clone(),
+            table: table.clone(),
+            columns: vec![columns.clone()],
+            parent_schema: n.schema.clone(),
+            parent_table: parent_table.clone(),
+            parent_columns: vec![parent_columns.to_string()],
+            on_update: "NO ACTION".to_string(),
+            on_delete: "CASCADE".to_string(),
+            database: Some("app".to_string()),
+            deferrable: None,
+            match_type: None,
+        }
+    }
+
+    /// A serial primary key with a comment, its index, a key of its own and one that
+    /// references it.
+    fn case(n: &Names) -> (Widening, Definition) {
+        let w = Widening {
+            shard: "pg".to_string(),
+            id: ColumnId::in_database(
+                Some("app".into()),
+                n.schema.clone(),
+                n.table.clone(),
+                n.column.clone(),
+            ),
+            from: "integer".to_string(),
+            to: IntType::new(Width::Big, false),
+        };
+        let shape = Shape {
+            partitioned: false,
+            indexes: vec![Index {
+                name: n.index.clone(),
+                columns: vec![Some(n.column.clone())],
+                include: Vec::new(),
+                unique: true,
+                constraint: Some((n.index.clone(), 'p')),
+                plain: true,
+            }],
+            batch_key: Some(n.column.clone()),
+            child_keys: vec![key(n, true)],
+            parent_keys: vec![key(n, false)],
+            checks: Vec::new(),
+        };
+        let d = Definition {
+            column_type: "integer".to_string(),
+            nullable: false,
+            default: Some(format!("nextval('{}'::regclass)", n.sequence)),
+            comment: format!("{} it's", n.column),
+            sequence: Some(SequenceDefinition {
+                schema: n.schema.clone(),
+                name: n.sequence.clone(),
+                data_type: "integer".to_string(),
+                min_value: 1,
+                max_value: i32::MAX.into(),
+                increment: 1,
+                identity: false,
+                owned: true,
+                column_default: true,
+            }),
+            postgres: Some(Arc::new(shape)),
+            ..Definition::default()
+        };
+        (w, d)
+    }
+
+    /// Every token of `sql`, the bodies of dollar quotes (the function and the `DO` block)
+    /// read as statements too; `Err` on an unterminated quote.
+    fn all_tokens(sql: &str) -> Result<Vec<Token>, String> {
+        let mut out = Vec::new();
+        for t in tokens(sql)? {
+            match t {
+                Token::Str(body)
+                    if sql.contains(&format!("${body}")) || sql.contains("$headroom") =>
+                {
+                    out.push(Token::Str(String::new()));
+                    out.extend(all_tokens(&body)?);
+                }
+                t => out.push(t),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The words (keywords, numbers) of the steps.
+    fn words(steps: &[String]) -> BTreeSet<String> {
+        steps
+            .iter()
+            .flat_map(|s| all_tokens(s).unwrap_or_default())
+            .filter_map(|t| match t {
+                Token::Word(w) => Some(w),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_steps_add_copy_fill_index_swap_and_validate_in_order() {
+        let (w, d) = case(&benign());
+        let got = steps(&w, &d).expect("steps");
+        let t = "\"public\".\"users\"";
+        let function = format!(
+            "\"public\".\"headroom_widen_{:016x}\"",
+            fnv1a(b"public\0users\0id")
+        );
+        let trigger = function.trim_start_matches("\"public\".");
+        let expected = vec![
+            format!(
+                "ALTER TABLE {t} ADD COLUMN \"id_convert_to_bigint\" bigint NOT NULL DEFAULT 0"
+            ),
+            format!(
+                "CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS \
+                 $headroom$BEGIN NEW.\"id_convert_to_bigint\" := NEW.\"id\"; RETURN NEW; END$headroom$"
+            ),
+            format!(
+                "CREATE TRIGGER {trigger} BEFORE INSERT OR UPDATE ON {t} FOR EACH ROW EXECUTE \
+                 FUNCTION {function}()"
+            ),
+            format!(
+                "DO $headroom$#variable_conflict use_variable DECLARE batch_from bigint; \
+                 batch_last bigint; BEGIN SELECT min(\"id\"), max(\"id\") INTO batch_from, \
+                 batch_last FROM {t}; WHILE batch_from <= batch_last LOOP UPDATE {t} SET \
+                 \"id_convert_to_bigint\" = \"id\" WHERE \"id\" >= batch_from AND \"id\" < \
+                 batch_from + 10000; COMMIT; batch_from := batch_from + 10000; END LOOP; \
+                 END$headroom$"
+            ),
+            format!(
+                "CREATE UNIQUE INDEX CONCURRENTLY \"users_pkey_convert_to_bigint\" ON {t} USING \
+                 btree (\"id_convert_to_bigint\")"
+            ),
+            format!(
+                "ALTER TABLE {t} ADD CONSTRAINT \"orders_user_id_fkey_convert_to_bigint\" \
+                 FOREIGN KEY (\"id_convert_to_bigint\") REFERENCES \"public\".\"orders\" (\"id\") \
+                 ON UPDATE NO ACTION ON DELETE CASCADE NOT VALID"
+            ),
+            format!(
+                "ALTER TABLE {t} VALIDATE CONSTRAINT \"orders_user_id_fkey_convert_to_bigint\""
+            ),
+            "BEGIN".to_string(),
+            format!("LOCK TABLE {t} IN ACCESS EXCLUSIVE MODE"),
+            format!("DROP TRIGGER {trigger} ON {t}"),
+            format!("DROP FUNCTION {function}()"),
+            "ALTER TABLE \"public\".\"orders\" DROP CONSTRAINT \"orders_user_id_fkey\"".to_string(),
+            format!(
+                "ALTER SEQUENCE \"public\".\"users_id_seq\" OWNED BY {t}.\"id_convert_to_bigint\""
+            ),
+            "ALTER SEQUENCE \"public\".\"users_id_seq\" AS bigint".to_string(),
+            format!(
+                "ALTER TABLE {t} ALTER COLUMN \"id_convert_to_bigint\" SET DEFAULT \
+                 nextval(E'\"public\".\"users_id_seq\"'::regclass)"
+            ),
+            format!("ALTER TABLE {t} DROP COLUMN \"id\""),
+            format!("ALTER TABLE {t} RENAME COLUMN \"id_convert_to_bigint\" TO \"id\""),
+            format!(
+                "ALTER TABLE {t} ADD CONSTRAINT \"users_pkey\" PRIMARY KEY USING INDEX \
+                 \"users_pkey_convert_to_bigint\""
+            ),
+            format!(
+                "ALTER TABLE {t} RENAME CONSTRAINT \"orders_user_id_fkey_convert_to_bigint\" TO \
+                 \"orders_user_id_fkey\""
+            ),
+            format!("COMMENT ON COLUMN {t}.\"id\" IS E'id it''s'"),
+            "ALTER TABLE \"public\".\"orders\" ADD CONSTRAINT \"orders_user_id_fkey\" FOREIGN KEY \
+             (\"user_id\") REFERENCES \"public\".\"users\" (\"id\") ON UPDATE NO ACTION ON DELETE \
+             CASCADE NOT VALID"
+                .to_string(),
+            "COMMIT".to_string(),
+            "ALTER TABLE \"public\".\"orders\" VALIDATE CONSTRAINT \"orders_user_id_fkey\""
+                .to_string(),
+        ];
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn what_the_steps_cannot_carry_is_refused_with_why() {
+        let (w, d) = case(&benign());
+        let with = |change: &dyn Fn(&mut Shape, &mut Definition)| {
+            let mut d = d.clone();
+            let mut shape = d.postgres.as_deref().cloned().unwrap_or_default();
+            change(&mut shape, &mut d);
+            d.postgres = Some(Arc::new(shape));
+            steps(&w, &d).expect_err("refused")
+        };
+        assert!(with(&|s, _| s.partitioned = true).starts_with("a partitioned table"));
+        assert!(with(&|_, d| d.extra = "IDENTITY ALWAYS".to_string()).starts_with("an identity"));
+        assert!(with(&|s, _| s.indexes[0].plain = false).contains("users_pkey is not a plain"));
+        assert!(with(&|s, _| s.batch_key = None).starts_with("no one-column integer"));
+        assert!(with(&|s, _| s.checks.push("positive".to_string())).contains("positive"));
+        let odd = |_: &mut Shape, d: &mut Definition| {
+            d.sequence = None;
+            d.default = Some("random()".to_string());
+        };
+        assert!(with(&odd).contains("neither a number nor its sequence"));
+        let mut plain = d.clone();
+        plain.sequence = None;
+        plain.default = Some("'-1'::integer".to_string());
+        let got = steps(&w, &plain).expect("steps");
+        let default =
+            "ALTER TABLE \"public\".\"users\" ALTER COLUMN \"id_convert_to_bigint\" SET DEFAULT -1";
+        assert!(got.iter().any(|s| s == default));
+    }
+
+    #[test]
+    fn derived_names_fit_in_63_bytes_and_dollar_tags_avoid_the_body() {
+        assert_eq!(
+            derived_name("id", "_convert_to_bigint"),
+            "id_convert_to_bigint"
+        );
+        let long = "é".repeat(40);
+        let got = derived_name(&long, "_convert_to_bigint");
+        assert!(got.len() <= 63, "{got}");
+        assert!(got.ends_with("_convert_to_bigint"));
+        assert_ne!(got, derived_name(&"é".repeat(41), "_convert_to_bigint"));
+        assert_eq!(dollar_quoted("x"), "$headroom$x$headroom$");
+        assert_eq!(
+            dollar_quoted("\"a$headroom$b\""),
+            "$headroom1$\"a$headroom$b\"$headroom1$"
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever the names hold, every step lexes whole, holds no comment, and has no
+        /// word that the steps of plain names do not have: every name stays an
+        /// identifier (or, the sequence's, inside one string literal).
+        #[test]
+        fn hostile_names_stay_names_in_every_step(
+            schema in hostile_ident(),
+            table in hostile_ident(),
+            column in hostile_ident(),
+            sequence in hostile_ident(),
+            index in hostile_ident(),
+            child in hostile_ident(),
+            key in hostile_ident(),
+        ) {
+            let (w, d) = case(&benign());
+            let known = words(&steps(&w, &d).unwrap_or_default());
+            let names = Names { schema, table, column, sequence, index, child, key };
+            let (w, d) = case(&names);
+            let got = steps(&w, &d).map_err(proptest::test_runner::TestCaseError::fail)?;
+            for step in &got {
+                let toks = all_tokens(step).map_err(proptest::test_runner::TestCaseError::fail)?;
+                proptest::prop_assert!(
+                    !toks.iter().any(|t| matches!(t, Token::Comment(_) | Token::UnicodeIdent(_) | Token::Param(_))),
+                    "{step}"
+                );
+            }
+            let hostile = words(&got);
+            proptest::prop_assert!(hostile.is_subset(&known), "{:?}", hostile.difference(&known).collect::<Vec<_>>());
+        }
+    }
+}

@@ -216,3 +216,213 @@ pub fn widen(w: &Widening, definition: &Definition) -> Written {
         note: (!notes.is_empty()).then(|| notes.join("; ")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::ColumnId;
+    use crate::postgres::sql_lexer::{Token, hostile_ident, skeleton, tokens};
+
+    fn int(width: Width) -> IntType {
+        IntType::new(width, false)
+    }
+
+    fn widening(schema: &str, table: &str, column: &str, from: &str, to: Width) -> Widening {
+        Widening {
+            shard: "pg".to_string(),
+            id: ColumnId::in_database(
+                Some("app".into()),
+                schema.to_string(),
+                table.to_string(),
+                column.to_string(),
+            ),
+            from: from.to_string(),
+            to: int(to),
+        }
+    }
+
+    fn sequence(data_type: &str, min: i64, max: i64, increment: i64) -> SequenceDefinition {
+        SequenceDefinition {
+            schema: "public".to_string(),
+            name: "users_id_seq".to_string(),
+            data_type: data_type.to_string(),
+            min_value: min,
+            max_value: max,
+            increment,
+            identity: false,
+            owned: true,
+            column_default: true,
+        }
+    }
+
+    fn column(data_type: &str, sequence: Option<SequenceDefinition>) -> Definition {
+        Definition {
+            column_type: data_type.to_string(),
+            sequence,
+            ..Definition::default()
+        }
+    }
+
+    const INT_MAX: i64 = i32::MAX as i64;
+
+    #[test]
+    fn a_serial_widens_its_column_then_its_sequence() {
+        let w = widening("public", "users", "id", "integer", Width::Big);
+        let d = column("integer", Some(sequence("integer", 1, INT_MAX, 1)));
+        let written = widen(&w, &d);
+        assert_eq!(
+            written.statement.as_deref(),
+            Some("ALTER TABLE \"public\".\"users\" ALTER COLUMN \"id\" TYPE bigint")
+        );
+        assert_eq!(
+            written.then,
+            vec!["ALTER SEQUENCE \"public\".\"users_id_seq\" AS bigint".to_string()]
+        );
+        assert!(written.rebuilds);
+        assert_eq!(
+            (written.gh_ost, written.pt_online_schema_change),
+            (None, None)
+        );
+        assert_eq!(
+            written.note.as_deref(),
+            Some(
+                "rewrites the whole table and its indexes under an ACCESS EXCLUSIVE lock: no \
+                 read or write of the table until it ends; its foreign keys are kept and \
+                 checked again"
+            )
+        );
+    }
+
+    #[test]
+    fn an_identity_column_takes_its_sequence_with_it() {
+        let w = widening("public", "users", "id", "integer", Width::Big);
+        let identity = SequenceDefinition {
+            identity: true,
+            owned: false,
+            column_default: false,
+            ..sequence("integer", 1, INT_MAX, 1)
+        };
+        let written = widen(&w, &column("integer", Some(identity)));
+        assert!(
+            written
+                .statement
+                .is_some_and(|s| s.starts_with("ALTER TABLE"))
+        );
+        assert!(written.then.is_empty());
+    }
+
+    #[test]
+    fn a_column_whose_type_holds_widens_only_its_sequence_without_a_rewrite() {
+        let w = widening("public", "legacy", "id", "bigint", Width::Big);
+        let written = widen(
+            &w,
+            &column("bigint", Some(sequence("integer", 1, INT_MAX, 1))),
+        );
+        assert_eq!(
+            written.statement.as_deref(),
+            Some("ALTER SEQUENCE \"public\".\"users_id_seq\" AS bigint")
+        );
+        assert!(written.then.is_empty());
+        assert!(!written.rebuilds);
+        assert!(written.online_steps.is_empty());
+        assert_eq!(
+            written.note.as_deref(),
+            Some("its type holds: only its sequence widens, at once, without rewriting the table")
+        );
+    }
+
+    #[test]
+    fn a_bound_set_by_hand_stays_and_the_note_says_so() {
+        let w = widening("public", "users", "id", "integer", Width::Big);
+        let capped = widen(
+            &w,
+            &column("integer", Some(sequence("integer", 1, 2_000_000_000, 1))),
+        );
+        assert_eq!(capped.then.len(), 1);
+        assert!(
+            capped.note.as_deref().is_some_and(|n| n.contains(
+                "keeps its MAXVALUE 2000000000, set by hand, which still binds it: raise it \
+                 (ALTER SEQUENCE … NO MAXVALUE)"
+            )),
+            "{:?}",
+            capped.note
+        );
+        // A bigint sequence capped by hand, feeding a bigint column: nothing to write.
+        let w = widening("public", "legacy", "id", "bigint", Width::Big);
+        let stuck = widen(&w, &column("bigint", Some(sequence("bigint", 1, 1000, 1))));
+        assert_eq!(stuck.statement, None);
+        assert!(stuck.note.is_some_and(|n| n.contains("MAXVALUE 1000")));
+        // A descending sequence's own MINVALUE moves with its type.
+        let w = widening("public", "down", "id", "integer", Width::Big);
+        let down = widen(
+            &w,
+            &column(
+                "integer",
+                Some(sequence("integer", i32::MIN.into(), -1, -1)),
+            ),
+        );
+        assert_eq!(down.then.len(), 1);
+        assert!(down.note.is_some_and(|n| !n.contains("MINVALUE")));
+    }
+
+    #[test]
+    fn a_foreign_key_is_written_whole_with_its_match_actions_and_deferral() {
+        let fk = ForeignKey {
+            name: "k\"{x}".to_string(),
+            schema: "public".to_string(),
+            table: "c".to_string(),
+            columns: vec!["a".to_string(), "b".to_string()],
+            parent_schema: "public".to_string(),
+            parent_table: "p".to_string(),
+            parent_columns: vec!["x".to_string(), "y".to_string()],
+            on_update: "NO ACTION".to_string(),
+            on_delete: "SET NULL; DROP TABLE p".to_string(),
+            database: Some("app".to_string()),
+            deferrable: Some("DEFERRABLE INITIALLY DEFERRED".to_string()),
+            match_type: Some("FULL".to_string()),
+        };
+        assert_eq!(
+            add_foreign_key(&fk, true),
+            "ALTER TABLE \"public\".\"c\" ADD CONSTRAINT \"k\"\"{x}\" FOREIGN KEY (\"a\", \"b\") \
+             REFERENCES \"public\".\"p\" (\"x\", \"y\") MATCH FULL ON UPDATE NO ACTION ON DELETE \
+             NO ACTION DEFERRABLE INITIALLY DEFERRED NOT VALID"
+        );
+    }
+
+    #[test]
+    fn a_literal_means_its_text_whatever_the_server_makes_of_backslashes() {
+        assert_eq!(literal("it's \\ \"x\""), "E'it''s \\\\ \"x\"'");
+        assert_eq!(
+            tokens(&literal("a'b\\c")).expect("tokens"),
+            vec![Token::Str("a'b\\c".to_string())]
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever the names hold, the statements are the same tokens: each name one
+        /// identifier, and nothing else.
+        #[test]
+        fn hostile_names_never_change_the_statements(
+            schema in hostile_ident(),
+            table in hostile_ident(),
+            column in hostile_ident(),
+            name in hostile_ident(),
+        ) {
+            let fail = proptest::test_runner::TestCaseError::fail;
+            let sql = alter_column(&schema, &table, &column, int(Width::Big));
+            let mut expected = skeleton("ALTER TABLE");
+            expected.extend([Token::Ident(schema.clone()), Token::Punct('.'), Token::Ident(table.clone())]);
+            expected.extend(skeleton("ALTER COLUMN"));
+            expected.push(Token::Ident(column.clone()));
+            expected.extend(skeleton("TYPE bigint"));
+            proptest::prop_assert_eq!(tokens(&sql).map_err(fail)?, expected);
+
+            let s = SequenceDefinition { schema: schema.clone(), name: name.clone(), ..sequence("integer", 1, INT_MAX, 1) };
+            let sql = alter_sequence(&s, int(Width::Big));
+            let mut expected = skeleton("ALTER SEQUENCE");
+            expected.extend([Token::Ident(schema.clone()), Token::Punct('.'), Token::Ident(name.clone())]);
+            expected.extend(skeleton("AS bigint"));
+            proptest::prop_assert_eq!(tokens(&sql).map_err(fail)?, expected);
+        }
+    }
+}
