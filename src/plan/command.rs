@@ -134,8 +134,12 @@ fn grouped(n: u64) -> String {
     out
 }
 
-fn change_text(out: &mut String, c: &Change, rate: u64) {
-    let name = format!("{}.{}.{}", c.schema, c.table, c.column);
+/// One change for people; `database` names the database it is in (PostgreSQL).
+fn change_text(out: &mut String, c: &Change, database: Option<&str>, rate: u64) {
+    let name = match database {
+        Some(database) => format!("{database}.{}.{}.{}", c.schema, c.table, c.column),
+        None => format!("{}.{}.{}", c.schema, c.table, c.column),
+    };
     let _ = writeln!(
         out,
         "   {} {}: {} -> {}",
@@ -252,8 +256,16 @@ pub fn text(planned: &[Planned], rate: u64) -> String {
         if p.plan.changes.is_empty() {
             let _ = writeln!(out, "   nothing wider exists: it cannot be widened");
         }
+        // The PostgreSQL changes' databases, in the changes' order.
+        let mut databases = p.plan.postgres.iter().peekable();
         for change in &p.plan.changes {
-            change_text(&mut out, change, rate);
+            let database = databases
+                .next_if(|d| {
+                    (&d.shard, &d.schema, &d.table, &d.column)
+                        == (&change.shard, &change.schema, &change.table, &change.column)
+                })
+                .map(|d| d.database.as_str());
+            change_text(&mut out, change, database, rate);
         }
         if !p.plan.postgres.is_empty() {
             postgres_text(&mut out, p);

@@ -313,8 +313,20 @@ fn plan_format_sql_fed_to_psql_widens_every_column_in_its_database() {
 }
 
 #[test]
-fn the_online_steps_run_in_order_widen_without_rewriting_and_keep_every_row_and_key() {
-    let pg = cluster("pg-plan-online");
+fn the_online_steps_in_the_plans_order_widen_and_keep_every_row_and_key() {
+    online_steps_widen("pg-plan-online", false);
+}
+
+#[test]
+fn the_online_steps_parent_first_widen_and_keep_every_row_and_key() {
+    online_steps_widen("pg-plan-online-parent", true);
+}
+
+/// Runs each change's online steps in order, the changes in the plan's order (the child
+/// first) or `parent_first`, and checks that the columns are widened with every row, key,
+/// default and comment kept, and nothing of the steps left behind.
+fn online_steps_widen(name: &str, parent_first: bool) {
+    let pg = cluster(name);
     seed(&pg);
     let config = toml(&pg);
     let doc = plan(&config);
@@ -324,16 +336,18 @@ fn the_online_steps_run_in_order_widen_without_rewriting_and_keep_every_row_and_
         .expect("postgres")
         .clone();
     assert_eq!(changes.len(), 2);
-    // The parent's steps first: its swap re-creates the keys that reference it, which
-    // the child's steps then move to its new column.
-    changes.reverse();
-    assert_eq!(changes[0]["table"], "users");
+    assert_eq!(changes[1]["table"], "users");
+    // Either order: the parent's swap drops and adds again, by name, the keys that
+    // reference it, whichever column of the child they are on by then.
+    if parent_first {
+        changes.reverse();
+    }
     let before = exec(
         &pg,
         "app",
         &format!("SELECT id, user_id, note FROM {} ORDER BY id;", child()),
     );
-    // The parent first, then its child: each change's steps in order, in autocommit mode.
+    // Each change's steps in order, in autocommit mode.
     for change in &changes {
         assert_eq!(change["online_note"], Value::Null, "{change:#}");
         let steps = strings(&change["online_steps"]);
