@@ -16,7 +16,8 @@
 //!   (`mysql/plan/`), bump's counters, locks and ALTERs (`mysql/bump.rs`).
 //! - [`postgres`]: everything that speaks PostgreSQL: sessions bound to one database, queries,
 //!   identifier quoting, the databases a shard watches, one database's catalog (integer
-//!   columns, sequences and what they feed, foreign keys, indexes), dives and wraparound ages.
+//!   columns, sequences and what they feed, foreign keys, indexes), dives and wraparound ages,
+//!   plan's reads, statements and online steps (`postgres/plan/`).
 //! - [`db`]: what every engine shares: the errors of a read (never what a server sent),
 //!   the one time bound on a step, and the per-shard session budget of requests.
 //! - [`inventory`]: what exists on a shard (columns, foreign keys, indexes), as plain data.
@@ -61,7 +62,8 @@
 //! - [`check`]: the one-shot `headroom check` report and its exit codes.
 //! - [`plan`]: `headroom plan`: the columns at warning or worse or mismatched, every
 //!   column that must widen with them and the type each takes (pure), read and written
-//!   through each shard's engine (the statements and the reads are in `mysql/plan/`).
+//!   through each shard's engine (the statements and the reads are in `mysql/plan/` and
+//!   `postgres/plan/`).
 //! - [`lint`]: `headroom lint`, the CI gate: pure rules over one poll of every configured
 //!   shard (narrow, signed or disallowed ID types, shards without strict mode), and the
 //!   text, JSON and JUnit reports.
