@@ -255,10 +255,17 @@ pub struct Step {
 
 /// The foreign keys on `shard` that hold a widened column, as child or parent.
 fn touched<'a>(found: &'a Found, shard: &str, widenings: &[&Widening]) -> Vec<&'a ForeignKey> {
-    let widened: Vec<&ColumnId> = widenings
+    let widened: HashSet<(Option<&str>, &str, &str, &str)> = widenings
         .iter()
         .filter(|w| w.shard == shard)
-        .map(|w| &w.id)
+        .map(|w| {
+            (
+                w.id.database(),
+                w.id.schema.as_str(),
+                w.id.table.as_str(),
+                w.id.column.as_str(),
+            )
+        })
         .collect();
     found
         .foreign_keys
@@ -266,9 +273,16 @@ fn touched<'a>(found: &'a Found, shard: &str, widenings: &[&Widening]) -> Vec<&'
         .into_iter()
         .flatten()
         .filter(|fk| {
-            widened.iter().any(|id| {
-                let at = (id.database(), &*id.schema, &*id.table, &*id.column);
-                fk.holds_child(at.0, at.1, at.2, at.3) || fk.holds_parent(at.0, at.1, at.2, at.3)
+            let database = fk.database.as_deref();
+            fk.columns.iter().any(|c| {
+                widened.contains(&(database, fk.schema.as_str(), fk.table.as_str(), c.as_str()))
+            }) || fk.parent_columns.iter().any(|c| {
+                widened.contains(&(
+                    database,
+                    fk.parent_schema.as_str(),
+                    fk.parent_table.as_str(),
+                    c.as_str(),
+                ))
             })
         })
         .collect()

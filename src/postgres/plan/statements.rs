@@ -410,17 +410,24 @@ mod tests {
         ) {
             let fail = proptest::test_runner::TestCaseError::fail;
             let sql = alter_column(&schema, &table, &column, int(Width::Big));
+            let qualified = |a: &str, b: &str| {
+                [Token::Ident(a.to_string()), Token::Punct('.'), Token::Ident(b.to_string())]
+            };
             let mut expected = skeleton("ALTER TABLE");
-            expected.extend([Token::Ident(schema.clone()), Token::Punct('.'), Token::Ident(table.clone())]);
+            expected.extend(qualified(&schema, &table));
             expected.extend(skeleton("ALTER COLUMN"));
             expected.push(Token::Ident(column.clone()));
             expected.extend(skeleton("TYPE bigint"));
             proptest::prop_assert_eq!(tokens(&sql).map_err(fail)?, expected);
 
-            let s = SequenceDefinition { schema: schema.clone(), name: name.clone(), ..sequence("integer", 1, INT_MAX, 1) };
+            let s = SequenceDefinition {
+                schema: schema.clone(),
+                name: name.clone(),
+                ..sequence("integer", 1, INT_MAX, 1)
+            };
             let sql = alter_sequence(&s, int(Width::Big));
             let mut expected = skeleton("ALTER SEQUENCE");
-            expected.extend([Token::Ident(schema.clone()), Token::Punct('.'), Token::Ident(name.clone())]);
+            expected.extend(qualified(&schema, &name));
             expected.extend(skeleton("AS bigint"));
             proptest::prop_assert_eq!(tokens(&sql).map_err(fail)?, expected);
         }
