@@ -95,24 +95,9 @@ impl Finding {
             .map(|(s, t, c)| format!("{}{s}.{t}.{c}", database.unwrap_or_default()))
     }
 
-    fn sort_key(
-        &self,
-    ) -> (
-        &str,
-        &Option<String>,
-        &Option<String>,
-        &Option<String>,
-        &Option<String>,
-        Rule,
-    ) {
-        (
-            &self.shard,
-            &self.database,
-            &self.schema,
-            &self.table,
-            &self.column,
-            self.rule,
-        )
+    fn sort_key(&self) -> (&str, [&Option<String>; 4], Rule) {
+        let names = [&self.database, &self.schema, &self.table, &self.column];
+        (&self.shard, names, self.rule)
     }
 }
 
