@@ -38,7 +38,8 @@ pub struct HistoryFile {
 /// One column's history.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SavedColumn {
-    /// `[schema, table, column]`.
+    /// `[schema, table, column]`, or `[database, schema, table, column]` for a PostgreSQL
+    /// column (one database may hold the same names as another).
     #[serde(
         serialize_with = "name_as_triple",
         deserialize_with = "name_from_triple"
@@ -48,16 +49,34 @@ pub struct SavedColumn {
     pub h: SavedHistory,
 }
 
-/// A column's name as the file writes it: `[schema, table, column]`, borrowed.
+/// A column's name as the file writes it: `[schema, table, column]`, with its database
+/// first when it has one (PostgreSQL), borrowed.
 fn name_as_triple<S: serde::Serializer>(id: &ColumnId, serializer: S) -> Result<S::Ok, S::Error> {
-    (&id.schema, &id.table, &id.column).serialize(serializer)
+    match id.database() {
+        Some(database) => (database, &id.schema, &id.table, &id.column).serialize(serializer),
+        None => (&id.schema, &id.table, &id.column).serialize(serializer),
+    }
 }
 
 fn name_from_triple<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<ColumnId, D::Error> {
-    let (schema, table, column) = <(String, String, String)>::deserialize(deserializer)?;
-    Ok(ColumnId::from_parts(schema, table, column))
+    let parts = <Vec<String>>::deserialize(deserializer)?;
+    match <[String; 4]>::try_from(parts) {
+        Ok([database, schema, table, column]) => Ok(ColumnId::in_database(
+            Some(database.into()),
+            schema,
+            table,
+            column,
+        )),
+        Err(parts) => match <[String; 3]>::try_from(parts) {
+            Ok([schema, table, column]) => Ok(ColumnId::from_parts(schema, table, column)),
+            Err(parts) => Err(serde::de::Error::invalid_length(
+                parts.len(),
+                &"[schema, table, column] or [database, schema, table, column]",
+            )),
+        },
+    }
 }
 
 /// The history file that goes with the state file `state_path`.
@@ -389,5 +408,40 @@ mod tests {
                 "{saved:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_column_of_a_database_is_saved_with_it_and_one_of_none_as_before() {
+        let saved = |c: ColumnId| SavedColumn {
+            c,
+            h: SavedHistory {
+                t: 0,
+                v: 1,
+                b: None,
+                d: vec![],
+                j: None,
+                x: None,
+                p: None,
+            },
+        };
+        let mysql = ColumnId::new("app", "orders", "id");
+        let pg = ColumnId::in_database(
+            Some("eu \"1\"".into()),
+            "public".to_string(),
+            "orders".to_string(),
+            "id".to_string(),
+        );
+        for (id, name) in [
+            (mysql, r#"["app","orders","id"]"#),
+            (pg, r#"["eu \"1\"","public","orders","id"]"#),
+        ] {
+            let text = serde_json::to_string(&saved(id.clone())).unwrap();
+            assert!(text.starts_with(&format!(r#"{{"c":{name},"#)), "{text}");
+            let back: SavedColumn = serde_json::from_str(&text).unwrap();
+            assert_eq!(back.c, id);
+            assert_eq!(back.c.database(), id.database());
+        }
+        let two = serde_json::from_str::<SavedColumn>(r#"{"c":["a","b"],"h":{"t":0,"v":1}}"#);
+        assert!(two.is_err());
     }
 }

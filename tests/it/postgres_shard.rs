@@ -490,6 +490,41 @@ async fn databases_of_the_same_names_are_apart_in_rows_filters_and_series_and_gl
     assert!(s.columns.is_empty());
 }
 
+/// The values of the history points of `public.orders.id` in `database`.
+async fn history(app: &TestApp, database: &str) -> Vec<Value> {
+    let path = format!("/api/columns/pg/public/orders/id/history?database={database}");
+    let (status, doc) = app.get_json(&path).await;
+    assert_eq!(status, 200, "{doc:#}");
+    assert_eq!(doc["database"], database, "{doc:#}");
+    let points = doc["points"].as_array().cloned().unwrap_or_default();
+    points.iter().map(|p| p[1].clone()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn histories_of_same_named_columns_in_two_databases_survive_a_restart_apart() {
+    let pg = cluster("restart");
+    same_names(&pg, "app_eu", 1000);
+    same_names(&pg, "app_us", 2000);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state.json");
+    let toml = format!(
+        "{}[state]\npath = {:?}\n",
+        toml(&pg, ""),
+        state.display().to_string()
+    );
+    let first = app(&toml).await;
+    assert_eq!(history(&first, "app_eu").await, [json!(1000)]);
+    assert_eq!(history(&first, "app_us").await, [json!(2000)]);
+    first.stop().await;
+
+    exec(&pg, "app_eu", "SELECT setval('orders_id_seq', 1300);");
+    exec(&pg, "app_us", "SELECT setval('orders_id_seq', 2600);");
+    let second = app(&toml).await;
+    assert_eq!(history(&second, "app_eu").await, [json!(1000), json!(1300)]);
+    assert_eq!(history(&second, "app_us").await, [json!(2000), json!(2600)]);
+    second.stop().await;
+}
+
 #[test]
 fn databases_on_a_mysql_shard_is_a_configuration_error() {
     let toml = "[[shards]]\nname = \"m\"\nurl = \"mysql://monitor@db1:3306/\"\n\
