@@ -193,17 +193,17 @@ async fn sequence_fed_columns_are_bound_by_the_lower_limit_and_counted_in_their_
     let app = app(&toml(&pg, "")).await;
     let rows = columns(&app, "").await;
     let seq = |table: &str| pick(row(&rows, "app", "public", table, "id"), SEQUENCE_FIELDS);
-    let fed = |source: &str, current: i64, max: u64, by: &str, mismatch: bool, status: &str| {
-        json!({"kind": "sequence", "source": source, "current": current, "max": max,
+    // A column fed by `public.{sequence}`, not cycling.
+    let fed = |sequence: &str, current: i64, max: u64, by: &str, mismatch: bool, status: &str| {
+        json!({"kind": "sequence", "source": format!("public.{sequence}"), "current": current, "max": max,
                "limited_by": by, "cycle": false, "type_mismatch": mismatch, "status": status})
     };
     const INT: u64 = 2_147_483_647;
     const BIG: u64 = 9_223_372_036_854_775_807;
-    let seq_of = |s: &str| format!("public.{s}");
     assert_eq!(
         seq("orders"),
         fed(
-            &seq_of("orders_id_seq"),
+            "orders_id_seq",
             2_147_483_000,
             INT,
             "column",
@@ -213,37 +213,24 @@ async fn sequence_fed_columns_are_bound_by_the_lower_limit_and_counted_in_their_
     );
     assert_eq!(
         seq("events"),
-        fed(&seq_of("events_id_seq"), 2, BIG, "column", false, "ok")
+        fed("events_id_seq", 2, BIG, "column", false, "ok")
     );
     // One sequence feeds both: each is bound by all it handed out.
     for table in ["left_side", "right_side"] {
-        assert_eq!(
-            seq(table),
-            fed(&seq_of("shared_ids"), 3, BIG, "column", false, "ok")
-        );
+        assert_eq!(seq(table), fed("shared_ids", 3, BIG, "column", false, "ok"));
     }
     // A bigint column behind an integer sequence: the sequence runs out first, and the
     // column can hold all it hands out.
     assert_eq!(
         seq("widened"),
-        fed(&seq_of("narrow_ids"), 1000, INT, "sequence", false, "ok")
+        fed("narrow_ids", 1000, INT, "sequence", false, "ok")
     );
     // An integer column behind a bigint sequence: the column runs out first.
     assert_eq!(
         seq("narrowed"),
-        fed(
-            &seq_of("wide_ids"),
-            2_000_000_000,
-            INT,
-            "column",
-            true,
-            "critical"
-        )
+        fed("wide_ids", 2_000_000_000, INT, "column", true, "critical")
     );
-    assert_eq!(
-        seq("idle"),
-        fed(&seq_of("fresh"), 0, BIG, "column", false, "ok")
-    );
+    assert_eq!(seq("idle"), fed("fresh", 0, BIG, "column", false, "ok"));
     let idle = row(&rows, "app", "public", "idle", "id");
     assert_eq!(idle["used_ratio"], json!(0.0));
     assert_eq!(idle["remaining"], json!(BIG));
@@ -251,7 +238,7 @@ async fn sequence_fed_columns_are_bound_by_the_lower_limit_and_counted_in_their_
     assert_eq!(
         seq("down"),
         fed(
-            &seq_of("countdown"),
+            "countdown",
             2_000_000_000,
             INT + 1,
             "column",
@@ -272,6 +259,11 @@ async fn sequence_fed_columns_are_bound_by_the_lower_limit_and_counted_in_their_
     let shard = shard(&app).await;
     assert_eq!(shard["up"], true, "{shard:#}");
     assert_eq!(shard["column_count"], 9);
+    // PostgreSQL always refuses a value out of range: strict, and no sql_mode to show.
+    assert_eq!(
+        pick(&shard, &["strict_mode", "sql_mode"]),
+        json!({"strict_mode": true, "sql_mode": null})
+    );
     assert_eq!(
         shard["unresolved"],
         json!([
@@ -366,6 +358,32 @@ async fn declared_foreign_keys_are_bound_by_their_parents_and_partitions_are_lis
     );
     let shard = shard(&app).await;
     assert_eq!(shard["unresolved"], json!([]), "{shard:#}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_the_monitoring_user_may_not_read_leaves_its_dives_out_not_the_shard() {
+    let pg = cluster("unreadable-table");
+    database(&pg, "app", KEYS_SQL);
+    grant_monitor(&pg, "app", &["public"]);
+    // As for a table made after a one-time GRANT ... ON ALL TABLES.
+    exec(&pg, "app", "REVOKE SELECT ON accounts FROM monitor;");
+    let app = app(&toml(&pg, "")).await;
+    let shard = shard(&app).await;
+    assert_eq!(shard["up"], true, "{shard:#}");
+    // MAX(accounts.region) cannot be read: its child is not measured, and says why.
+    assert_eq!(
+        shard["unresolved"],
+        json!([
+            "app.public.ledger.region: parent app.public.accounts.region has no known \
+                value and neither column leads an index"
+        ])
+    );
+    let rows = columns(&app, "").await;
+    assert_eq!(rows.len(), 7, "{rows:#?}");
+    // The parent's identity needs no read of the table.
+    let account = row(&rows, "app", "public", "ledger", "account_id");
+    assert_eq!(account["current"], 3);
     app.stop().await;
 }
 
