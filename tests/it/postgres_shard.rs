@@ -362,28 +362,44 @@ async fn declared_foreign_keys_are_bound_by_their_parents_and_partitions_are_lis
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_table_the_monitoring_user_may_not_read_leaves_its_dives_out_not_the_shard() {
-    let pg = cluster("unreadable-table");
-    database(&pg, "app", KEYS_SQL);
+async fn what_the_monitoring_user_may_not_read_leaves_columns_unresolved_not_the_shard_down() {
+    let pg = cluster("unreadable");
+    let billing = "CREATE SCHEMA billing;
+        CREATE TABLE billing.invoices (id serial PRIMARY KEY);
+        CREATE TABLE billing.used (id serial PRIMARY KEY);
+        INSERT INTO billing.used DEFAULT VALUES;";
+    database(&pg, "app", &format!("{KEYS_SQL}{billing}"));
     grant_monitor(&pg, "app", &["public"]);
-    // As for a table made after a one-time GRANT ... ON ALL TABLES.
-    exec(&pg, "app", "REVOKE SELECT ON accounts FROM monitor;");
+    // As for a table made after a one-time GRANT ... ON ALL TABLES, and a schema whose
+    // USAGE was forgotten.
+    exec(
+        &pg,
+        "app",
+        "REVOKE SELECT ON accounts FROM monitor;
+         GRANT SELECT ON ALL TABLES IN SCHEMA billing TO monitor;
+         GRANT SELECT ON ALL SEQUENCES IN SCHEMA billing TO monitor;",
+    );
     let app = app(&toml(&pg, "")).await;
     let shard = shard(&app).await;
     assert_eq!(shard["up"], true, "{shard:#}");
-    // MAX(accounts.region) cannot be read: its child is not measured, and says why.
+    // MAX(accounts.region) cannot be read: its child is not measured, and says why. An
+    // unused sequence's own row cannot be read without USAGE on its schema.
     assert_eq!(
         shard["unresolved"],
         json!([
-            "app.public.ledger.region: parent app.public.accounts.region has no known \
-                value and neither column leads an index"
+            "app.billing.invoices.id: sequence billing.invoices_id_seq: the monitoring user \
+             may not use its schema, and it has handed out nothing since it was last set: \
+             GRANT USAGE ON SCHEMA … to it",
+            "app.public.ledger.region: parent app.public.accounts.region has no known value \
+             and neither column leads an index",
         ])
     );
     let rows = columns(&app, "").await;
-    assert_eq!(rows.len(), 7, "{rows:#?}");
-    // The parent's identity needs no read of the table.
+    assert_eq!(rows.len(), 8, "{rows:#?}");
+    // The parent's identity needs no read of its table; a used sequence, no USAGE.
     let account = row(&rows, "app", "public", "ledger", "account_id");
     assert_eq!(account["current"], 3);
+    assert_eq!(row(&rows, "app", "billing", "used", "id")["current"], 1);
     app.stop().await;
 }
 
