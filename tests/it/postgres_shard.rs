@@ -2,8 +2,9 @@
 //! headroom, asserted through /api/columns, /api/shards, the one-column paths and
 //! /metrics, value by value. Sequence-fed columns (serial, identity, shared, narrowed and
 //! widened, descending, cycling, never used, unreadable), declared foreign keys (across
-//! types, several columns, to a partitioned table), several databases of the same names,
-//! hostile names, and a MySQL shard's rows beside them unchanged.
+//! types, several columns, to a partitioned table), what the monitoring user may not read,
+//! several databases of the same names (rows, filters, series, one-column paths, histories
+//! across a restart), hostile names, and a MySQL shard's rows beside them unchanged.
 //!
 //! Every shard is read as `monitor`, a role that is not a superuser and holds what the
 //! documentation asks for, per watched database and schema (see [`grant_monitor`]):
@@ -17,7 +18,7 @@
 //! ```
 //!
 //! (`GRANT pg_read_all_data TO monitor` gives the same reads at once, but could not leave
-//! one sequence out, as the unreadable-sequence test does.)
+//! one object out, as the tests of what the monitoring user may not read do.)
 
 use headroom_sandbox::Postgres;
 use serde_json::{Value, json};
