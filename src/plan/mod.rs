@@ -410,7 +410,9 @@ pub fn write_one(settings: &Settings, e: &Entry<'_>, found: &Found) -> Planned {
 }
 
 /// One column of `snapshot`; `Err` says which of the shard or the column is not known.
-/// Cheap: one shard's columns are searched, nothing is planned.
+/// The whole name counts, its database too: a PostgreSQL shard may hold the same
+/// `schema.table.column` in several databases, and a column named without one is a MySQL
+/// column. Cheap: one shard's columns are searched, nothing is planned.
 pub fn locate<'a>(
     snapshot: &'a Snapshot,
     shard: &str,
@@ -424,7 +426,7 @@ pub fn locate<'a>(
     state
         .columns
         .iter()
-        .find(|c| c.id.schema == id.schema && c.id.table == id.table && c.id.column == id.column)
+        .find(|c| c.id == *id)
         .ok_or_else(|| format!("no ID column {id} is known on shard {shard:?}"))
 }
 

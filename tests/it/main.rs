@@ -24,6 +24,7 @@ mod plan;
 mod plan_load;
 mod postgres_readers;
 mod postgres_sandbox;
+mod postgres_shard;
 mod reload;
 mod safety;
 mod schedule;
