@@ -380,6 +380,13 @@ async fn what_the_monitoring_user_may_not_read_leaves_columns_unresolved_not_the
          GRANT SELECT ON ALL TABLES IN SCHEMA billing TO monitor;
          GRANT SELECT ON ALL SEQUENCES IN SCHEMA billing TO monitor;",
     );
+    // A database closed to everyone but its owner: watched by default, so said.
+    database(&pg, "closed", "CREATE TABLE t (id serial PRIMARY KEY);");
+    exec(
+        &pg,
+        "postgres",
+        "REVOKE CONNECT ON DATABASE closed FROM PUBLIC;",
+    );
     let app = app(&toml(&pg, "")).await;
     let shard = shard(&app).await;
     assert_eq!(shard["up"], true, "{shard:#}");
@@ -388,6 +395,8 @@ async fn what_the_monitoring_user_may_not_read_leaves_columns_unresolved_not_the
     assert_eq!(
         shard["unresolved"],
         json!([
+            "database closed: the monitoring user may not connect to it: GRANT CONNECT ON \
+             DATABASE to it, or leave it out with databases",
             "app.billing.invoices.id: sequence billing.invoices_id_seq: the monitoring user \
              may not use its schema, and it has handed out nothing since it was last set: \
              GRANT USAGE ON SCHEMA … to it",
@@ -401,6 +410,49 @@ async fn what_the_monitoring_user_may_not_read_leaves_columns_unresolved_not_the
     let account = row(&rows, "app", "public", "ledger", "account_id");
     assert_eq!(account["current"], 3);
     assert_eq!(row(&rows, "app", "billing", "used", "id")["current"], 1);
+    // Wraparound: every database of the server, the closed and template ones too; the
+    // oldest tables of those watched.
+    let databases = shard["databases"].as_array().cloned().unwrap_or_default();
+    let named: Vec<&str> = databases
+        .iter()
+        .filter_map(|d| d["database"].as_str())
+        .collect();
+    assert_eq!(
+        named,
+        ["app", "closed", "postgres", "template0", "template1"]
+    );
+    let app_db = &databases[0];
+    let age = app_db["xid"]["age"].as_i64().expect("an age");
+    assert!(age > 0 && age < 1_000_000, "{app_db:#}");
+    assert_eq!(app_db["xid"]["status"], "ok");
+    assert_eq!(app_db["status"], "ok");
+    assert!(app_db["multixact"]["age"].as_i64().is_some(), "{app_db:#}");
+    assert!(
+        !app_db["oldest_tables"]
+            .as_array()
+            .is_some_and(Vec::is_empty),
+        "{app_db:#}"
+    );
+    assert!(
+        databases[1]["oldest_tables"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    );
+    let metrics = app.metrics_text();
+    let gauge = metric_value(
+        &metrics,
+        "headroom_database_xid_age",
+        &[("shard", "pg"), ("database", "app")],
+    );
+    assert_eq!(gauge, Some(age as f64), "{metrics}");
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "headroom_database_wraparound_status",
+            &[("shard", "pg"), ("database", "template0")],
+        ),
+        Some(0.0)
+    );
     app.stop().await;
 }
 
