@@ -6,6 +6,7 @@
 //! ([`dives`]), and transaction-ID and MultiXact wraparound ([`wraparound`]). The readers
 //! answer in plain data of this module's own.
 
+pub mod bump;
 pub mod catalog;
 pub mod connect;
 pub mod databases;
