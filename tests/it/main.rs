@@ -22,7 +22,7 @@ mod metrics;
 mod paging;
 mod plan;
 mod plan_load;
-mod postgres_bump;
+mod postgres_commands;
 mod postgres_readers;
 mod postgres_sandbox;
 mod postgres_shard;
