@@ -1,6 +1,7 @@
-//! `headroom bump` and `headroom lint` on PostgreSQL, against real throwaway clusters. Bump: every ascending
-//! sequence that feeds an integer column of a dev shard, and a sequence source, raised
-//! above the bound with `setval`, never lowered; a second run changes nothing.
+//! `headroom bump` and `headroom lint` on PostgreSQL, against real throwaway clusters.
+//! Bump: every ascending sequence that feeds an integer column of a dev shard, and a
+//! sequence source, raised above the bound with `setval`, never lowered; a second run
+//! changes nothing. Lint: the sequence rules, findings named in their database.
 
 use headroom_sandbox::Postgres;
 
