@@ -88,11 +88,7 @@ impl Writer {
                 .connect()
                 .await
                 .map_err(|e| query_error("connecting", e))?;
-            let millis = timeout.as_millis().clamp(1, i32::MAX as u128);
-            let setup = format!(
-                "SET statement_timeout = {millis}; SET lock_timeout = {millis}; \
-                 SET search_path = pg_catalog, pg_temp"
-            );
+            let setup = super::connect::bounds_sql(timeout);
             sqlx::raw_sql(sqlx::AssertSqlSafe(setup))
                 .execute(&mut conn)
                 .await
