@@ -796,3 +796,75 @@ async fn a_mysql_shard_beside_a_postgres_one_keeps_its_rows_and_series_unchanged
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_columns_store_ids_of_a_mysql_ticket_source_and_of_a_sequence_source() {
+    let servers = start_servers(&["pg-tickets"]);
+    servers[0]
+        .exec(&headroom_sandbox::ticket_server_sql(1, 3_000_000_001))
+        .expect("seed the ticket server");
+    let pg = cluster("sources");
+    database(
+        &pg,
+        "app",
+        "CREATE TABLE listings (id bigserial PRIMARY KEY, ticket_id integer NOT NULL);
+         CREATE INDEX ON listings (ticket_id);
+         CREATE TABLE photos (id bigserial PRIMARY KEY, photo_id integer NOT NULL);
+         CREATE SEQUENCE global_ids INCREMENT BY 2;
+         SELECT setval('global_ids', 7000000001);",
+    );
+    grant_monitor(&pg, "app", &["public"]);
+    let keys = format!(
+        "[[sources]]\nname = \"tickets64\"\nkind = \"ticket_server\"\nservers = [\"{}\"]\n\
+         table = \"Tickets64\"\n\
+         [[sources]]\nname = \"ids\"\nkind = \"sequence\"\nservers = [\"{}\"]\n\
+         sequence = \"public.global_ids\"\n\
+         [[references]]\nsource = \"tickets64\"\ncolumns = [\"public.listings.ticket_id\"]\n\
+         [[references]]\nsource = \"ids\"\ncolumns = [\"public.photos.photo_id\"]\n",
+        servers[0].url("root", Some("tickets")),
+        pg.url(MONITOR, "app"),
+    );
+    // Polled every second: a poll after the sources were read sees them.
+    let app = app(&toml(&pg, &keys).replace("interval = \"1h\"", "interval = \"1s\"")).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let rows = columns(&app, "?kind=reference").await;
+        let bound = rows.len() == 2
+            && rows
+                .iter()
+                .all(|c| c["current"].as_i64().is_some_and(|n| n > 2_147_483_647));
+        if bound {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{rows:#?}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let rows = columns(&app, "?kind=reference").await;
+    let ticket = row(&rows, "app", "public", "listings", "ticket_id");
+    assert_eq!(
+        pick(ticket, &["source", "max", "status", "type_mismatch"]),
+        json!({"source": "tickets64", "max": 2_147_483_647, "status": "exhausted",
+               "type_mismatch": true})
+    );
+    // Nothing handed out yet: the ticket before the first.
+    assert_eq!(ticket["current"], 2_999_999_999_i64, "{ticket:#}");
+    let photo = row(&rows, "app", "public", "photos", "photo_id");
+    assert_eq!(
+        pick(
+            photo,
+            &["source", "current", "max", "status", "type_mismatch"]
+        ),
+        json!({"source": "ids", "current": 7_000_000_001_i64, "max": 2_147_483_647,
+               "status": "exhausted", "type_mismatch": true})
+    );
+    let (_, sources) = app.get_json("/api/sources").await;
+    let ids = sources["sources"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == "ids"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(ids["kind"], "sequence", "{ids:#}");
+    assert_eq!(ids["current"], 7_000_000_001_i64, "{ids:#}");
+    assert_eq!(ids["collision_risk"], false, "{ids:#}");
+    app.stop().await;
+}
