@@ -126,8 +126,12 @@ pub struct Counter {
     pub max: u64,
     /// AUTO_INCREMENT: the next value handed out.
     pub current: i128,
-    /// The server's increment and offset.
+    /// The server's increment and offset (a PostgreSQL sequence's increment, and its
+    /// start modulo it).
     pub step: Step,
+    /// The PostgreSQL sequence behind the column, `(schema, name)`: what is raised (with
+    /// `setval`); `None` for a MySQL AUTO_INCREMENT.
+    pub sequence: Option<(String, String)>,
 }
 
 /// A counter and what was (or would be) done with it.
@@ -342,6 +346,7 @@ environment = \"staging\"
 
     fn counter(server: &str, table: &str, current: i128, max: u64) -> Counter {
         Counter {
+            sequence: None,
             server: server.to_string(),
             schema: "etsy".to_string(),
             table: table.to_string(),

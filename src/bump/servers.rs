@@ -39,6 +39,10 @@ pub enum ServerError {
         "table {database}.{table} not found, or it has no AUTO_INCREMENT integer column, or the user lacks SELECT on it"
     )]
     NoTicketTable { database: String, table: String },
+    #[error(
+        "sequence {sequence} not found in database {database}, or it counts down, or the user lacks SELECT on it"
+    )]
+    NoSequence { database: String, sequence: String },
     #[error("{name}: AUTO_INCREMENT is {after} after the ALTER TABLE, not {to}")]
     NotRaised { name: String, after: i128, to: u128 },
     #[error(
@@ -213,22 +217,25 @@ async fn read_ticket_server(
     above: u64,
     timeout: Duration,
 ) -> Result<(Writer, Vec<Row>), ServerError> {
-    // Bump writes through a MySQL session; a sequence source's server is refused when it
-    // connects (see `Writer::connect`).
-    debug_assert!(matches!(
-        source.kind,
-        SourceKind::TicketServer | SourceKind::Sequence
-    ));
     let database = endpoint.database().unwrap_or_default();
     let mut writer = connect(endpoint, timeout).await?;
     let server = format!("{} {}", source.name, endpoint.label());
-    let counter = writer
-        .ticket_counter(server, &database, &source.table, timeout)
-        .await?
-        .ok_or_else(|| ServerError::NoTicketTable {
-            database: database.clone(),
-            table: source.table.clone(),
-        })?;
+    let counter = match (source.kind, &source.sequence) {
+        (SourceKind::Sequence, Some((schema, name))) => writer
+            .sequence_counter(server, schema, name, timeout)
+            .await?
+            .ok_or_else(|| ServerError::NoSequence {
+                database: database.clone(),
+                sequence: format!("{schema}.{name}"),
+            })?,
+        _ => writer
+            .ticket_counter(server, &database, &source.table, timeout)
+            .await?
+            .ok_or_else(|| ServerError::NoTicketTable {
+                database: database.clone(),
+                table: source.table.clone(),
+            })?,
+    };
     let action = plan(counter.current, above, counter.step, counter.max);
     Ok((writer, vec![Row { counter, action }]))
 }

@@ -153,9 +153,7 @@ pub(super) fn source(
         }
         (true, None) => Some(String::new()),
         (false, None) => {
-            if kind.is_some() {
-                s.problem("table", "is missing".to_string());
-            }
+            s.problem("table", "is missing".to_string());
             None
         }
         (false, Some(table)) if table.is_empty() || table.contains('\0') => {

@@ -109,6 +109,7 @@ pub struct Writer {
 
 enum Writers {
     Mysql(mysql::bump::Writer),
+    Postgres(postgres::bump::Writer),
 }
 
 impl Writer {
@@ -123,7 +124,9 @@ impl Writer {
             Some(Engine::Mysql) => {
                 Writers::Mysql(mysql::bump::Writer::connect(url, password, timeout).await?)
             }
-            Some(engine @ Engine::Postgres) => return Err(not_yet(engine, "headroom bump")),
+            Some(Engine::Postgres) => {
+                Writers::Postgres(postgres::bump::Writer::connect(url, password, timeout).await?)
+            }
             None => return Err(unknown_scheme(url)),
         };
         Ok(Writer { inner })
@@ -141,6 +144,24 @@ impl Writer {
     ) -> Result<Option<Counter>, DbError> {
         match &mut self.inner {
             Writers::Mysql(w) => w.ticket_counter(server, database, table, timeout).await,
+            // A ticket source reads MySQL servers only (the configuration says so).
+            Writers::Postgres(_) => Ok(None),
+        }
+    }
+
+    /// The counter of a sequence source's sequence `schema.name` (PostgreSQL), held by
+    /// `server`; `None` when it is not found, not readable, or counts down.
+    pub async fn sequence_counter(
+        &mut self,
+        server: String,
+        schema: &str,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<Option<Counter>, DbError> {
+        match &mut self.inner {
+            // A sequence source reads PostgreSQL servers only (the configuration says so).
+            Writers::Mysql(_) => Ok(None),
+            Writers::Postgres(w) => w.sequence_counter(server, schema, name, timeout).await,
         }
     }
 
@@ -153,6 +174,7 @@ impl Writer {
     ) -> Result<Vec<Counter>, InventoryError> {
         match &mut self.inner {
             Writers::Mysql(w) => w.counters(server, filter, timeout).await,
+            Writers::Postgres(w) => w.counters(server, filter, timeout).await,
         }
     }
 
@@ -166,6 +188,7 @@ impl Writer {
     ) -> Result<(i128, Action), ServerError> {
         match &mut self.inner {
             Writers::Mysql(w) => w.raise(counter, above, timeout).await,
+            Writers::Postgres(w) => w.raise(counter, above, timeout).await,
         }
     }
 
@@ -173,6 +196,7 @@ impl Writer {
     pub async fn close(self, timeout: Duration) {
         match self.inner {
             Writers::Mysql(w) => w.close(timeout).await,
+            Writers::Postgres(w) => w.close(timeout).await,
         }
     }
 }

@@ -38,7 +38,8 @@ pub struct HistoryFile {
 /// One column's history.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SavedColumn {
-    /// `[schema, table, column]`, and a PostgreSQL column's database fourth.
+    /// `[schema, table, column]`, or `[database, schema, table, column]` for a PostgreSQL
+    /// column (one database may hold the same names as another).
     #[serde(
         serialize_with = "name_as_triple",
         deserialize_with = "name_from_triple"
@@ -48,36 +49,33 @@ pub struct SavedColumn {
     pub h: SavedHistory,
 }
 
-/// A column's name as the file writes it: `[schema, table, column]`, borrowed, with the
-/// database fourth for a PostgreSQL column (files written before databases were named
-/// hold three, and read as MySQL columns, as they were).
+/// A column's name as the file writes it: `[schema, table, column]`, with its database
+/// first when it has one (PostgreSQL), borrowed.
 fn name_as_triple<S: serde::Serializer>(id: &ColumnId, serializer: S) -> Result<S::Ok, S::Error> {
     match id.database() {
+        Some(database) => (database, &id.schema, &id.table, &id.column).serialize(serializer),
         None => (&id.schema, &id.table, &id.column).serialize(serializer),
-        Some(database) => (&id.schema, &id.table, &id.column, database).serialize(serializer),
     }
 }
 
 fn name_from_triple<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<ColumnId, D::Error> {
-    let mut parts = <Vec<String>>::deserialize(deserializer)?.into_iter();
-    match (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) {
-        (Some(schema), Some(table), Some(column), database, None) => Ok(ColumnId::in_database(
-            database.map(std::sync::Arc::from),
+    let parts = <Vec<String>>::deserialize(deserializer)?;
+    match <[String; 4]>::try_from(parts) {
+        Ok([database, schema, table, column]) => Ok(ColumnId::in_database(
+            Some(database.into()),
             schema,
             table,
             column,
         )),
-        _ => Err(serde::de::Error::custom(
-            "a column name is [schema, table, column] or [schema, table, column, database]",
-        )),
+        Err(parts) => match <[String; 3]>::try_from(parts) {
+            Ok([schema, table, column]) => Ok(ColumnId::from_parts(schema, table, column)),
+            Err(parts) => Err(serde::de::Error::invalid_length(
+                parts.len(),
+                &"[schema, table, column] or [database, schema, table, column]",
+            )),
+        },
     }
 }
 
@@ -316,48 +314,6 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_column_name_keeps_its_database_and_an_old_triple_reads_as_before() {
-        let h = SavedHistory {
-            t: 1,
-            v: 2,
-            b: None,
-            d: Vec::new(),
-            j: None,
-            x: None,
-            p: None,
-        };
-        let pg = ColumnId::in_database(
-            Some("shop\"db".into()),
-            "app".to_string(),
-            "t".to_string(),
-            "id".to_string(),
-        );
-        let text = serde_json::to_string(&SavedColumn {
-            c: pg.clone(),
-            h: h.clone(),
-        })
-        .unwrap();
-        assert!(
-            text.starts_with(r#"{"c":["app","t","id","shop\"db"]"#),
-            "{text}"
-        );
-        let back: SavedColumn = serde_json::from_str(&text).unwrap();
-        assert_eq!(back.c, pg);
-        let mysql = ColumnId::new("app", "t", "id");
-        let text = serde_json::to_string(&SavedColumn {
-            c: mysql.clone(),
-            h,
-        })
-        .unwrap();
-        assert!(text.starts_with(r#"{"c":["app","t","id"]"#), "{text}");
-        let back: SavedColumn = serde_json::from_str(&text).unwrap();
-        assert_eq!(back.c, mysql);
-        assert!(back.c.database().is_none());
-        let bad = text.replacen(r#"["app","t","id"]"#, r#"["app","t"]"#, 1);
-        assert!(serde_json::from_str::<SavedColumn>(&bad).is_err());
-    }
-
     #[tokio::test(start_paused = true)]
     async fn a_missing_a_stale_and_a_corrupt_file_are_ignored_and_the_corrupt_one_set_aside() {
         let dir = tempfile::tempdir().unwrap();
@@ -452,5 +408,40 @@ mod tests {
                 "{saved:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_column_of_a_database_is_saved_with_it_and_one_of_none_as_before() {
+        let saved = |c: ColumnId| SavedColumn {
+            c,
+            h: SavedHistory {
+                t: 0,
+                v: 1,
+                b: None,
+                d: vec![],
+                j: None,
+                x: None,
+                p: None,
+            },
+        };
+        let mysql = ColumnId::new("app", "orders", "id");
+        let pg = ColumnId::in_database(
+            Some("eu \"1\"".into()),
+            "public".to_string(),
+            "orders".to_string(),
+            "id".to_string(),
+        );
+        for (id, name) in [
+            (mysql, r#"["app","orders","id"]"#),
+            (pg, r#"["eu \"1\"","public","orders","id"]"#),
+        ] {
+            let text = serde_json::to_string(&saved(id.clone())).unwrap();
+            assert!(text.starts_with(&format!(r#"{{"c":{name},"#)), "{text}");
+            let back: SavedColumn = serde_json::from_str(&text).unwrap();
+            assert_eq!(back.c, id);
+            assert_eq!(back.c.database(), id.database());
+        }
+        let two = serde_json::from_str::<SavedColumn>(r#"{"c":["a","b"],"h":{"t":0,"v":1}}"#);
+        assert!(two.is_err());
     }
 }

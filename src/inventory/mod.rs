@@ -304,6 +304,9 @@ pub struct Catalog {
     pub strict: bool,
     /// Each watched database's wraparound ages (PostgreSQL); empty on MySQL.
     pub ages: Vec<DatabaseAges>,
+    /// What could not be read and is not a column: a database the monitoring user may not
+    /// connect to, with the grant that fixes it. Listed with the unresolved columns.
+    pub unread: Vec<String>,
 }
 
 impl Catalog {
@@ -314,6 +317,7 @@ impl Catalog {
             mode,
             strict,
             ages: Vec::new(),
+            unread: Vec::new(),
         }
     }
 }

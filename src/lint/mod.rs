@@ -31,6 +31,11 @@ pub enum Rule {
     /// A shard without `STRICT_TRANS_TABLES` or `STRICT_ALL_TABLES`: a value too large is
     /// clamped to the maximum instead of refused.
     NotStrict,
+    /// A sequence that ends before its column's type does (PostgreSQL: `AS integer`
+    /// behind a `bigint` column): the sequence runs out first.
+    SequenceNarrowerThanColumn,
+    /// A `CYCLE` sequence feeding an ID column: when it wraps it hands out IDs already used.
+    CycleSequence,
 }
 
 impl Rule {
@@ -40,6 +45,8 @@ impl Rule {
             Rule::AutoIncrementType => "auto_increment_type",
             Rule::SignedId => "signed_id",
             Rule::NotStrict => "not_strict",
+            Rule::SequenceNarrowerThanColumn => "sequence_narrower_than_column",
+            Rule::CycleSequence => "cycle_sequence",
         }
     }
 }
@@ -50,6 +57,9 @@ impl Rule {
 pub struct Finding {
     pub rule: Rule,
     pub shard: String,
+    /// A PostgreSQL column's database (absent from the JSON otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
     pub schema: Option<String>,
     pub table: Option<String>,
     pub column: Option<String>,
@@ -77,27 +87,17 @@ impl Finding {
         }
     }
 
-    /// `schema.table.column`, or `None` for a shard finding.
+    /// `schema.table.column` (`database.schema.table.column` on PostgreSQL), or `None`
+    /// for a shard finding.
     pub fn column_name(&self) -> Option<String> {
-        self.target().map(|(s, t, c)| format!("{s}.{t}.{c}"))
+        let database = self.database.as_ref().map(|d| format!("{d}."));
+        self.target()
+            .map(|(s, t, c)| format!("{}{s}.{t}.{c}", database.unwrap_or_default()))
     }
 
-    fn sort_key(
-        &self,
-    ) -> (
-        &str,
-        &Option<String>,
-        &Option<String>,
-        &Option<String>,
-        Rule,
-    ) {
-        (
-            &self.shard,
-            &self.schema,
-            &self.table,
-            &self.column,
-            self.rule,
-        )
+    fn sort_key(&self) -> (&str, [&Option<String>; 4], Rule) {
+        let names = [&self.database, &self.schema, &self.table, &self.column];
+        (&self.shard, names, self.rule)
     }
 }
 
@@ -115,7 +115,7 @@ pub fn findings(snapshot: &Snapshot, settings: &LintSettings) -> Vec<Finding> {
                 out.push(finding(c, Rule::NarrowerThanFeeder, narrower(c)));
             }
             let allowed_type = settings.allowed_auto_increment.contains(&c.int_type);
-            if c.kind == Kind::AutoIncrement && !allowed_type {
+            if matches!(c.kind, Kind::AutoIncrement | Kind::Sequence) && !allowed_type {
                 out.push(finding(
                     c,
                     Rule::AutoIncrementType,
@@ -124,6 +124,16 @@ pub fn findings(snapshot: &Snapshot, settings: &LintSettings) -> Vec<Finding> {
             }
             if let Some(message) = signed(c, allowed_type) {
                 out.push(finding(c, Rule::SignedId, message));
+            }
+            if c.limited_by == Some(crate::measure::LimitedBy::Sequence) {
+                out.push(finding(
+                    c,
+                    Rule::SequenceNarrowerThanColumn,
+                    sequence_narrower(c),
+                ));
+            }
+            if c.cycle {
+                out.push(finding(c, Rule::CycleSequence, cycle(c)));
             }
         }
     }
@@ -160,6 +170,7 @@ fn finding(c: &ColumnReport, rule: Rule, message: String) -> Finding {
     Finding {
         rule,
         shard: c.shard.to_string(),
+        database: c.id.database().map(str::to_string),
         schema: Some(c.id.schema.to_string()),
         table: Some(c.id.table.to_string()),
         column: Some(c.id.column.to_string()),
@@ -178,6 +189,7 @@ fn not_strict(shard: &ShardState) -> Finding {
     Finding {
         rule: Rule::NotStrict,
         shard: shard.name.clone(),
+        database: None,
         schema: None,
         table: None,
         column: None,
@@ -212,15 +224,44 @@ fn narrower(c: &ColumnReport) -> String {
     }
 }
 
+/// The `sequence_narrower_than_column` message.
+fn sequence_narrower(c: &ColumnReport) -> String {
+    format!(
+        "its sequence {} ends at {}, before its {} type does ({}): ALTER SEQUENCE … AS bigint",
+        c.source.as_deref().unwrap_or("?"),
+        c.max,
+        c.column_type,
+        c.int_type.max()
+    )
+}
+
+/// The `cycle_sequence` message.
+fn cycle(c: &ColumnReport) -> String {
+    format!(
+        "its sequence {} is CYCLE: when it reaches its end it starts over and hands out IDs already used",
+        c.source.as_deref().unwrap_or("?")
+    )
+}
+
 fn auto_increment(c: &ColumnReport, settings: &LintSettings) -> String {
     let allowed: Vec<String> = settings
         .allowed_auto_increment
         .iter()
         .map(|t| t.normalized())
         .collect();
+    let what = if c.kind == Kind::Sequence {
+        "sequence-fed"
+    } else {
+        "auto-increment"
+    };
+    // A PostgreSQL type as PostgreSQL names it (`integer`), a MySQL one normalized.
+    let type_name = if c.kind == Kind::Sequence {
+        c.column_type.to_string()
+    } else {
+        c.int_type.normalized()
+    };
     format!(
-        "auto-increment {} (max {}) is not in [lint] allowed_auto_increment ({})",
-        c.int_type.normalized(),
+        "{what} {type_name} (max {}) is not in [lint] allowed_auto_increment ({})",
         c.max,
         allowed.join(", ")
     )

@@ -369,3 +369,58 @@ fn junit_without_findings_has_one_passing_testcase_per_shard() {
     assert_eq!(names, vec!["a: lint", "b: lint"]);
     assert_eq!(doc.root_element().attribute("failures"), Some("0"));
 }
+
+#[test]
+fn postgresql_sequences_are_linted_by_type_width_and_cycle_and_named_in_their_database() {
+    let settings = settings("");
+    let pg = |table: &str, t: IntType, by: crate::measure::LimitedBy, cycle: bool| {
+        let id = ColumnId::in_database(
+            Some("app\"db".into()),
+            "public".to_string(),
+            table.to_string(),
+            "id".to_string(),
+        );
+        let mut c = crate::measure::fixture::column("a", id, t, 1)
+            .kind(Kind::Sequence)
+            .source(Some("public.seq"))
+            .build();
+        c.column_type = if t == BIG { "bigint" } else { "integer" }.into();
+        c.limited_by = Some(by);
+        c.cycle = cycle;
+        c
+    };
+    use crate::measure::LimitedBy::{Column, Sequence};
+    let columns = vec![
+        pg("serial_int", INT, Column, false),
+        pg("big_behind_int_seq", BIG, Sequence, false),
+        pg("cycling", BIG, Column, true),
+        pg("fine", BIG, Column, false),
+    ];
+    let store = Store::new(&settings);
+    store.shard_succeeded("a", columns, Vec::new(), Duration::ZERO, Utc::now());
+    let mut snapshot = store.read().clone();
+    snapshot.shards[0].strict_mode = Some(true);
+    let found = findings(&snapshot, &settings.lint);
+    assert_eq!(
+        listed(&found),
+        [
+            "a app\"db.public.big_behind_int_seq.id sequence_narrower_than_column",
+            "a app\"db.public.cycling.id cycle_sequence",
+            "a app\"db.public.serial_int.id auto_increment_type",
+        ]
+    );
+    assert!(
+        found[2]
+            .message
+            .starts_with("sequence-fed integer (max 2147483647)"),
+        "{}",
+        found[2].message
+    );
+    assert!(
+        found[0].message.contains("public.seq"),
+        "{}",
+        found[0].message
+    );
+    let json = serde_json::to_value(&found[0]).expect("json");
+    assert_eq!(json["database"], "app\"db");
+}

@@ -205,6 +205,8 @@ pub struct Prepared {
     pub strict: bool,
     /// The databases' wraparound ages (PostgreSQL); empty on MySQL.
     pub ages: Vec<crate::inventory::DatabaseAges>,
+    /// What the catalog could not read that is not a column (see [`Catalog::unread`]).
+    pub unread: Vec<String>,
 }
 
 /// The first half of a shard's pure step: guesses undeclared references
@@ -233,6 +235,7 @@ pub fn prepare(catalog: &Catalog, settings: &Settings) -> Prepared {
         mode: catalog.mode.clone(),
         strict: catalog.strict,
         ages: catalog.ages.clone(),
+        unread: catalog.unread.clone(),
     }
 }
 

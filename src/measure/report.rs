@@ -63,9 +63,15 @@ pub fn report(
     }
     ShardResult {
         columns,
-        unresolved: unresolved
-            .into_iter()
-            .map(|u| format!("{}: {}", u.id, u.reason))
+        unresolved: prepared
+            .unread
+            .iter()
+            .cloned()
+            .chain(
+                unresolved
+                    .into_iter()
+                    .map(|u| format!("{}: {}", u.id, u.reason)),
+            )
             .collect(),
         ambiguous: prepared.ambiguous.clone(),
         mode: prepared.mode.clone(),

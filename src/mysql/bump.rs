@@ -104,6 +104,7 @@ impl Writer {
             max: int_type.max(),
             current: db::opt_int(row, 3, &what)?.unwrap_or(1),
             step: self.step,
+            sequence: None,
         }))
     }
 
@@ -129,6 +130,7 @@ impl Writer {
                     column_type: c.column_type,
                     max: c.int_type.max(),
                     step,
+                    sequence: None,
                 })
             })
             .collect())

@@ -121,20 +121,24 @@ fn prefix_with_room(shard: &str, more: usize) -> String {
     key
 }
 
-/// The dedup key of a column's incident, `headroom/column/<shard>/<schema.table.column>`, as
-/// [`dedup_key`] writes it, built in one allocation: every column's is made at every
-/// evaluation.
+/// The dedup key of a column's incident, `headroom/column/<shard>/<schema.table.column>`
+/// (`<database.schema.table.column>` on PostgreSQL, whose databases may hold the same
+/// names), as [`dedup_key`] writes it, built in one allocation: every column's is made at
+/// every evaluation.
 pub fn column_key(c: &ColumnReport) -> String {
     let id = &c.id;
-    let database = id.database().unwrap_or_default();
+    let database = id.database();
     let mut key = prefix_with_room(
         &c.shard,
-        database.len() + id.schema.len() + id.table.len() + id.column.len() + 3,
+        database.map_or(0, |d| d.len() + 1)
+            + id.schema.len()
+            + id.table.len()
+            + id.column.len()
+            + 2,
     );
-    // A PostgreSQL column's database first: two databases may hold the same names.
-    if id.database().is_some() {
+    if let Some(database) = database {
         key.push_str(database);
-        key.push('/');
+        key.push('.');
     }
     for part in [&*id.schema, ".", &id.table, "."] {
         key.push_str(part);
@@ -473,11 +477,19 @@ mod tests {
     fn a_column_key_is_the_dedup_key_of_its_parts() {
         use crate::headroom::{IntType, Width};
         let long = "x".repeat(300);
-        for (shard, schema, table, column) in [
-            ("shard-01", "etsy", "activity_feed", "actor_id"),
-            ("s", "we`ird", "t{table}", long.as_str()),
+        for (shard, database, schema, table, column) in [
+            ("shard-01", None, "etsy", "activity_feed", "actor_id"),
+            ("s", None, "we`ird", "t{table}", long.as_str()),
+            // PostgreSQL: two databases of a server may hold the same names.
+            ("pg", Some("app_eu"), "public", "orders", "id"),
+            ("pg", Some("app \"us\""), "public", "orders", "id"),
         ] {
-            let id = crate::inventory::ColumnId::new(schema, table, column);
+            let id = crate::inventory::ColumnId::in_database(
+                database.map(Into::into),
+                schema.to_string(),
+                table.to_string(),
+                column.to_string(),
+            );
             let int = IntType::new(Width::Int, false);
             let c = crate::measure::fixture::column(shard, id.clone(), int, 1).build();
             let want = dedup_key(&["column", shard, &id.to_string()]);

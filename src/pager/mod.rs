@@ -17,8 +17,9 @@
 //! (`headroom/collision/<source>`), critical, resolved once the risk has been gone for
 //! [`RESOLVE_AFTER`] reads.
 //!
-//! Dedup keys are built from names only (`headroom/column/<shard>/<schema.table.column>`),
-//! so two replicas, or one after a restart, speak of the same incident.
+//! Dedup keys are built from names only (`headroom/column/<shard>/<schema.table.column>`,
+//! the database first on PostgreSQL), so two replicas, or one after a restart, speak of
+//! the same incident.
 //!
 //! # Layout
 //! - this file: the pager, its notifiers and books, and evaluation after every poll;

@@ -222,6 +222,7 @@ fn why(view: &View) -> Markup {
             }
             li {
                 @match view.strict_mode {
+                    _ if view.column.id.database().is_some() => { "PostgreSQL refuses a value past the maximum: strict mode does not apply." }
                     Some(true) => { "Its shard is in strict mode: a value past the maximum is refused, not stored." }
                     Some(false) => {
                         span.st.st-critical { "Its shard is not in strict mode" }

@@ -1,6 +1,7 @@
 //! `GET /shards`: every shard's health, as `/api/shards` has it: up or down, the last error
 //! in headroom's words (never the server's), the last and next poll, strict mode, the
-//! ambiguous inferences and the columns that could not be measured.
+//! ambiguous inferences and the columns that could not be measured; and each PostgreSQL
+//! database's transaction-ID and MultiXact wraparound, with the tables to freeze first.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -8,7 +9,7 @@ use axum::response::Response;
 use chrono::{DateTime, Utc};
 use maud::{Markup, html};
 
-use super::format::{self, name, thousands};
+use super::format::{self, name, status, thousands};
 use super::layout::{self, Nav};
 use crate::api::AppState;
 use crate::state::{ShardState, Snapshot};
@@ -50,9 +51,56 @@ pub fn render(snapshot: &Snapshot, now: DateTime<Utc>) -> Markup {
                     tbody { @for s in &snapshot.shards { (row(s, now)) } }
                 }
             }
+            @if snapshot.shards.iter().any(|s| s.databases.is_some()) {
+                h2 { "PostgreSQL wraparound" }
+                p.muted { "Each database's age(datfrozenxid) and mxid_age(datminmxid) against 2^31, where the server stops accepting writes; VACUUM FREEZE the oldest tables first." }
+                div.scroll {
+                    table {
+                        thead { tr {
+                            th { "Shard" } th { "Database" } th { "Transaction IDs" } th { "MultiXact IDs" }
+                            th { "Status" } th { "Wraps around" } th { "Oldest tables" }
+                        } }
+                        tbody { @for s in &snapshot.shards { @for d in s.databases.iter().flatten() {
+                            (database_row(s, d, now))
+                        } } }
+                    }
+                }
+            }
         }
     };
     layout::page("Shards", Nav::Shards, "/api/shards", body)
+}
+
+fn database_row(
+    s: &ShardState,
+    d: &crate::wraparound::DatabaseState,
+    now: DateTime<Utc>,
+) -> Markup {
+    let age = |a: &crate::wraparound::Age| {
+        html! { (thousands(i128::from(a.age))) " " span.muted { "(" (crate::headroom::percent(a.used_ratio)) ")" } }
+    };
+    let soonest = [&d.xid, &d.multixact]
+        .into_iter()
+        .filter_map(|a| a.wraps_at)
+        .min();
+    html! {
+        tr {
+            td { (name(&s.name)) }
+            td { (name(&d.database)) }
+            td.num { (age(&d.xid)) }
+            td.num { (age(&d.multixact)) }
+            td { (status(d.status)) }
+            td { @match soonest {
+                Some(at) => { (format::relative(now, at)) }
+                None => { span.muted { "not growing" } }
+            } }
+            td { @if d.oldest_tables.is_empty() { span.muted { "not watched" } } @else {
+                @for (i, t) in d.oldest_tables.iter().enumerate() {
+                    @if i > 0 { ", " } (name(&t.table))
+                }
+            } }
+        }
+    }
 }
 
 fn row(s: &ShardState, now: DateTime<Utc>) -> Markup {
@@ -99,6 +147,8 @@ fn row(s: &ShardState, now: DateTime<Utc>) -> Markup {
             td.num { a href=(at_risk) { (thousands(s.column_count as i128)) } }
             td {
                 @match s.strict_mode {
+                    // PostgreSQL has no such mode: it always refuses such a value.
+                    Some(true) if s.databases.is_some() => { span.muted { "does not apply (PostgreSQL refuses)" } }
                     Some(true) => { "yes" }
                     Some(false) => { span.st.st-warning { "no" } }
                     None => { span.muted { "not known yet" } }

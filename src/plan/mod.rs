@@ -514,7 +514,9 @@ pub fn write_one(settings: &Settings, e: &Entry<'_>, found: &Found) -> Planned {
 }
 
 /// One column of `snapshot`; `Err` says which of the shard or the column is not known.
-/// Cheap: one shard's columns are searched, nothing is planned.
+/// The whole name counts, its database too: a PostgreSQL shard may hold the same
+/// `schema.table.column` in several databases, and a column named without one is a MySQL
+/// column. Cheap: one shard's columns are searched, nothing is planned.
 pub fn locate<'a>(
     snapshot: &'a Snapshot,
     shard: &str,

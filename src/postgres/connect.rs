@@ -191,10 +191,19 @@ impl Connector {
 ///   functions and operators are always the server's own, never a same-named one that a
 ///   database's owner placed earlier in the path.
 fn session_sql(query_timeout: Duration) -> String {
+    format!(
+        "SET default_transaction_read_only = on; {}",
+        bounds_sql(query_timeout)
+    )
+}
+
+/// The settings of every session, the one that writes (`headroom bump`) included: its
+/// statements and lock waits bounded by `query_timeout` on the server, the catalog's own
+/// `search_path`.
+pub fn bounds_sql(query_timeout: Duration) -> String {
     let millis = query_timeout.as_millis().clamp(1, i32::MAX as u128);
     format!(
-        "SET default_transaction_read_only = on; \
-         SET statement_timeout = {millis}; \
+        "SET statement_timeout = {millis}; \
          SET lock_timeout = {millis}; \
          SET search_path = pg_catalog, pg_temp"
     )

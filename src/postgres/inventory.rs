@@ -31,6 +31,9 @@ fn unreadable(why: Unreadable) -> String {
         Unreadable::UsageOnly => "the monitoring user has USAGE but not SELECT on it, and it \
              has handed out nothing since it was last set: only SELECT shows where it stands"
             .to_string(),
+        Unreadable::NoSchemaUsage => "the monitoring user may not use its schema, and it has \
+             handed out nothing since it was last set: GRANT USAGE ON SCHEMA … to it"
+            .to_string(),
         Unreadable::UnloggedOnStandby => {
             "an unlogged sequence has no data on a standby: watch the primary".to_string()
         }

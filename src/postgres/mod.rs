@@ -7,6 +7,7 @@
 //! `headroom plan` reads and writes ([`plan`]). The readers answer in plain data of this
 //! module's own.
 
+pub mod bump;
 pub mod catalog;
 pub mod connect;
 pub mod databases;

@@ -112,6 +112,15 @@ impl Server {
         if self.narrowed && !refused.is_empty() {
             return Err(InventoryError::DatabasesRefused(refused));
         }
+        // Watched by default but closed to the user: said, never silently left out.
+        let unread = refused
+            .iter()
+            .map(|d| {
+                format!(
+                    "database {d}: the monitoring user may not connect to it: GRANT CONNECT ON DATABASE to it, or leave it out with databases"
+                )
+            })
+            .collect();
         let mut ages = wraparound::database_ages(home, timeout).await?;
         let mut oldest: BTreeMap<String, Vec<(String, i64)>> = BTreeMap::new();
         let mut inventories = Vec::new();
@@ -144,6 +153,7 @@ impl Server {
             // A value out of range is always refused: PostgreSQL has no other mode.
             strict: true,
             ages,
+            unread,
         })
     }
 

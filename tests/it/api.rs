@@ -129,7 +129,7 @@ async fn columns_are_filtered_sorted_and_limited_and_bad_parameters_get_400() {
 
     bad_request(&app, "colour=red", "unknown parameter \"colour\"").await;
     bad_request(&app, "status=fine", "status").await;
-    bad_request(&app, "kind=sequence", "kind").await;
+    bad_request(&app, "kind=snowflake", "kind").await;
     bad_request(&app, "min_ratio=lots", "min_ratio").await;
     bad_request(&app, "min_ratio=-1", "min_ratio").await;
     bad_request(&app, "limit=0", "limit").await;

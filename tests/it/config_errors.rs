@@ -37,7 +37,7 @@ warning = 0.9
 critical = 0.8
 [[shards]]
 name = "shard-01"
-url = "postgres://monitor@db1:5432"
+url = "oracle://monitor@db1:1521"
 [[shards]]
 name = "shard-01"
 url = "mysql://monitor@db2:3306"

@@ -209,6 +209,11 @@ async fn an_alert_travels_from_a_column_through_prometheus_and_alertmanager_and_
     cluster.shards[0]
         .exec("CREATE DATABASE app; CREATE TABLE app.orders (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY) AUTO_INCREMENT=1000000000;")
         .expect("seed");
+    // A PostgreSQL shard too, so that its series (a database's wraparound ages) exist.
+    let pg = headroom_sandbox::Postgres::start("e2e-pg").expect("a PostgreSQL cluster");
+    pg.create_database("app").expect("database");
+    pg.exec_in("app", "CREATE TABLE accounts (id serial PRIMARY KEY);")
+        .expect("seed");
     let dir = tempfile::tempdir().expect("tempdir");
 
     // Tickets keep advancing, so growth and time-left series exist.
@@ -243,7 +248,11 @@ async fn an_alert_travels_from_a_column_through_prometheus_and_alertmanager_and_
             dir.path().join("state.json").display()
         ))
         .replace("127.0.0.1:0", &format!("127.0.0.1:{headroom_port}"))
-        .replace("interval = \"1s\"", "interval = \"500ms\"");
+        .replace("interval = \"1s\"", "interval = \"500ms\"")
+        + &format!(
+            "[[shards]]\nname = \"pg\"\nurl = \"{}\"\n",
+            pg.url(headroom_sandbox::postgres::SUPERUSER, "app")
+        );
     let app = spawn_app(settings(&toml)).await;
 
     // Alertmanager, sending to a local receiver.

@@ -951,6 +951,7 @@ async fn the_catalog_read_costs_six_statements_for_one_table_or_three_hundred() 
         "app",
         "CREATE ROLE monitor LOGIN;
          ALTER ROLE monitor SET log_statement = 'all';
+         ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO monitor;
          CREATE TABLE t_0 (id serial PRIMARY KEY, parent integer);",
     );
     let (one, db) = statements_of_a_read(&pg).await;

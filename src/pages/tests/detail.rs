@@ -288,6 +288,49 @@ async fn the_shards_page_shows_up_down_never_polled_strict_mode_and_what_is_not_
 }
 
 #[tokio::test]
+async fn a_postgresql_shard_says_strict_mode_does_not_apply_and_lists_its_wraparound() {
+    use crate::headroom::Status;
+    let store = Store::new(&settings());
+    let age = |age: i64, status| crate::wraparound::Age {
+        age,
+        used_ratio: age as f64 / 2_147_483_648.0,
+        status,
+        growth_per_second: Some(10.0),
+        seconds_to_wraparound: Some(86_400 * 3),
+        wraps_at: Some(Utc::now() + chrono::Duration::days(3)),
+    };
+    let result = crate::measure::ShardResult {
+        strict: true,
+        databases: Some(vec![crate::wraparound::DatabaseState {
+            database: "<b>app</b>".to_string(),
+            xid: age(1_900_000_000, Status::Critical),
+            multixact: age(7, Status::Ok),
+            status: Status::Critical,
+            oldest_tables: vec![crate::wraparound::OldTable {
+                table: "public.events".to_string(),
+                xid_age: 1_900_000_000,
+            }],
+        }]),
+        ..Default::default()
+    };
+    store.shard_polled("s", Ok(result), Duration::from_millis(5), Utc::now());
+    let got = get(app(store), "/shards").await;
+    let body = &got.body;
+    assert!(
+        body.contains("does not apply (PostgreSQL refuses)"),
+        "{body}"
+    );
+    assert!(body.contains("<h2>PostgreSQL wraparound</h2>"), "{body}");
+    assert!(body.contains("<bdi>&lt;b&gt;app&lt;/b&gt;</bdi>"), "{body}");
+    assert!(
+        body.contains("1,900,000,000 <span class=\"muted\">(88.4%)</span>"),
+        "{body}"
+    );
+    assert!(body.contains("<bdi>public.events</bdi>"), "{body}");
+    assert!(!body.contains("<b>app</b>"));
+}
+
+#[tokio::test]
 async fn the_sources_page_shows_a_source_its_collision_risk_and_its_servers() {
     let toml = "[[shards]]\nname = \"s\"\nurl = \"mysql://u@127.0.0.1:1/\"\n\
                 [[sources]]\nname = \"tickets64\"\nkind = \"ticket_server\"\n\

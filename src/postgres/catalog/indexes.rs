@@ -7,7 +7,11 @@
 //! B-tree (`pg_am`), valid (a failed `CREATE INDEX CONCURRENTLY` leaves an invalid one),
 //! not partial (`indpred`), and led by a column, not an expression (`indkey[0] = 0`,
 //! which no `pg_attribute` row matches). A partitioned table's index is its parent's
-//! (`relkind 'I'`), valid once every partition has it.
+//! (`relkind 'I'`), valid once every partition has it. And only where the monitoring user
+//! may read it (`USAGE` on the schema, `SELECT` on the column or its table): the catalog
+//! shows every table, readable or not (a table made after a one-time `GRANT SELECT ON ALL
+//! TABLES` is not), and one `MAX()` refused would fail the whole shard's poll; left out,
+//! the column that needed it is listed as unresolved instead.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -21,11 +25,13 @@ use crate::postgres::query as db;
 
 /// The statement, around `condition` on the table's schema `n.nspname`: each row is the
 /// first column of an index, whether the index is a one-column primary key, and whether
-/// it leads a usable B-tree index.
+/// it leads a usable B-tree index the monitoring user may read.
 fn sql(condition: &str) -> String {
     format!(
         "\
-SELECT n.nspname::text, c.relname::text, a.attname::text, x.primary_key::text, x.leads::text
+SELECT n.nspname::text, c.relname::text, a.attname::text, x.primary_key::text,
+       (x.leads AND has_schema_privilege(n.oid, 'USAGE')
+            AND has_column_privilege(c.oid, a.attnum, 'SELECT'))::text
 FROM (
     SELECT i.indrelid, i.indkey[0] AS first,
            i.indisprimary AND i.indnkeyatts = 1 AS primary_key,

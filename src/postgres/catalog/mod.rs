@@ -167,6 +167,9 @@ pub enum Unreadable {
     /// was last set: whether it stands at its start or was moved (`setval(…, false)`,
     /// `RESTART WITH`) only SELECT can tell.
     UsageOnly,
+    /// The user has SELECT on the sequence but not USAGE on its schema, and the sequence
+    /// has handed out nothing since it was last set: its own row cannot be read.
+    NoSchemaUsage,
     /// An unlogged sequence read on a standby, where its data does not exist.
     UnloggedOnStandby,
 }

@@ -32,10 +32,11 @@ fn sql(condition: &str, feeding: Option<&str>) -> String {
 SELECT n.nspname::text, c.relname::text, t.typname::text,
        s.seqstart::text, s.seqincrement::text, s.seqmin::text, s.seqmax::text,
        s.seqcycle::text, p.readable::text, p.selectable::text, p.blind::text, l.last::text,
-       CASE WHEN l.last IS NULL AND p.selectable AND NOT p.blind
+       CASE WHEN l.last IS NULL AND p.selectable AND p.schema_usage AND NOT p.blind
             THEN query_to_xml(format('SELECT last_value::text AS last_value, is_called FROM %I.%I',
                                      n.nspname, c.relname), false, true, '')::text
-       END
+       END,
+       p.schema_usage::text
 FROM pg_sequence AS s
 JOIN pg_class AS c ON c.oid = s.seqrelid
 JOIN pg_namespace AS n ON n.oid = c.relnamespace
@@ -43,6 +44,7 @@ JOIN pg_type AS t ON t.oid = s.seqtypid
 CROSS JOIN LATERAL (
     SELECT has_sequence_privilege(c.oid, 'SELECT,USAGE') AS readable,
            has_sequence_privilege(c.oid, 'SELECT') AS selectable,
+           has_schema_privilege(n.oid, 'USAGE') AS schema_usage,
            c.relpersistence = 'u' AND pg_is_in_recovery() AS blind
 ) AS p
 CROSS JOIN LATERAL (
@@ -69,8 +71,11 @@ pub(super) fn statement(filter: &SchemaFilter) -> Statement {
 pub(super) struct Standing {
     /// SELECT or USAGE on it.
     pub readable: bool,
-    /// SELECT on it: its own row can be read.
+    /// SELECT on it: its own row can be read, with [`Standing::schema_usage`].
     pub selectable: bool,
+    /// USAGE on its schema, without which its own row cannot be read (its last value
+    /// can: `pg_sequence_last_value` asks for no more than SELECT or USAGE on it).
+    pub schema_usage: bool,
     /// Unlogged, read on a standby.
     pub blind: bool,
     /// `pg_sequence_last_value`: the last value handed out, NULL if none since it was set.
@@ -95,7 +100,12 @@ pub(super) fn decide(
         return Ok(SequenceValue::At(last));
     }
     let Some(row) = &standing.row else {
-        return Ok(SequenceValue::Unreadable(Unreadable::UsageOnly));
+        let why = if standing.selectable && !standing.schema_usage {
+            Unreadable::NoSchemaUsage
+        } else {
+            Unreadable::UsageOnly
+        };
+        return Ok(SequenceValue::Unreadable(why));
     };
     let decode = |message: String| DbError::Decode {
         what: what.to_string(),
@@ -143,6 +153,7 @@ pub(super) async fn read(
             blind: db::flag(row, 10, what)?,
             last: db::opt_int(row, 11, what)?,
             row: db::opt_text(row, 12, what)?,
+            schema_usage: db::flag(row, 13, what)?,
         };
         sequences.push(Sequence {
             id: SequenceRef {
@@ -175,6 +186,7 @@ mod tests {
         Standing {
             readable,
             selectable,
+            schema_usage: true,
             blind: false,
             last,
             row: row.map(str::to_string),
@@ -230,6 +242,22 @@ mod tests {
         assert_eq!(
             decide(&standing(true, false, None, None), 1, "x").expect("decided"),
             SequenceValue::Unreadable(Unreadable::UsageOnly)
+        );
+    }
+
+    #[test]
+    fn without_usage_on_its_schema_an_unused_sequence_is_unreadable_and_a_used_one_is_not() {
+        let no_usage = |last, row: Option<&str>| Standing {
+            schema_usage: false,
+            ..standing(true, true, last, row)
+        };
+        assert_eq!(
+            decide(&no_usage(None, None), 1, "x").expect("decided"),
+            SequenceValue::Unreadable(Unreadable::NoSchemaUsage)
+        );
+        assert_eq!(
+            decide(&no_usage(Some(5), None), 1, "x").expect("decided"),
+            SequenceValue::At(5)
         );
     }
 

@@ -1,6 +1,7 @@
-//! `headroom-demo`: two throwaway MariaDB shards with an Etsy-like schema and a Flickr
-//! ticket pair just below 2^31, IDs handed out continuously, monitored by a real headroom.
-//! Watch the INT columns that store ticket IDs go from critical to exhausted.
+//! `headroom-demo`: two throwaway MariaDB shards with an Etsy-like schema, a Flickr ticket
+//! pair just below 2^31, and a PostgreSQL shard whose `serial` is close to 2^31 and whose
+//! `integer` column stores ticket IDs; IDs handed out continuously, monitored by a real
+//! headroom. Watch the INT columns that store ticket IDs go from critical to exhausted.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -8,13 +9,35 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Parser;
 use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
+use sqlx::postgres::{PgPool, PgPoolOptions};
 use tokio_util::sync::CancellationToken;
 
 use headroom::config;
 use headroom::startup::App;
 use headroom::telemetry::{self, LogFormat};
 use headroom_sandbox::pagerduty::Receiver;
-use headroom_sandbox::{self as sandbox, MariaDb};
+use headroom_sandbox::{self as sandbox, MariaDb, Postgres};
+
+/// The PostgreSQL shard's schema: an account `serial` close to 2^31, and listings whose
+/// `integer` column stores ticket IDs (bigint everywhere else).
+const PG_SCHEMA_SQL: &str = "
+CREATE TABLE accounts (account_id serial PRIMARY KEY, name text NOT NULL DEFAULT 'demo');
+SELECT setval('accounts_account_id_seq', 2147400000);
+CREATE TABLE listings (
+    listing_id bigserial PRIMARY KEY,
+    account_id integer NOT NULL REFERENCES accounts,
+    ticket_id integer NOT NULL
+);
+CREATE INDEX listings_ticket_id ON listings (ticket_id);
+INSERT INTO accounts DEFAULT VALUES;
+";
+
+/// The PostgreSQL shard's column that stores ticket IDs.
+const PG_REFERENCES_TOML: &str = r#"
+[[references]]
+source = "tickets64"
+columns = ["public.listings.ticket_id"]
+"#;
 
 /// Runs the demo until Ctrl-C.
 #[derive(Parser)]
@@ -41,6 +64,7 @@ fn main() -> anyhow::Result<()> {
     }
     // Servers are booted on this thread, which lives as long as they must.
     let (servers, tickets) = boot(&cli)?;
+    let pg = boot_postgres()?;
 
     let dir = tempfile::Builder::new()
         .prefix("headroom-demo-")
@@ -61,7 +85,7 @@ fn main() -> anyhow::Result<()> {
             .context("starting the PagerDuty stand-in")?;
         std::fs::write(
             &config_path,
-            demo_config(&cli, &servers, &tickets, &receiver.url()),
+            demo_config(&cli, &servers, &tickets, pg.as_ref(), &receiver.url()),
         )
         .context("writing the demo configuration")?;
         let settings = config::load(&config_path).context("loading the demo configuration")?;
@@ -78,6 +102,8 @@ fn main() -> anyhow::Result<()> {
                 .iter()
                 .map(|t| t.url("root", Some("tickets")))
                 .collect(),
+            pg.as_ref()
+                .map(|pg| pg.url(sandbox::postgres::SUPERUSER, "app")),
             cli.rate,
             token.clone(),
         ));
@@ -89,9 +115,26 @@ fn main() -> anyhow::Result<()> {
         let _ = printer.await;
         result
     })?;
+    drop(pg);
     drop(tickets);
     drop(servers);
     Ok(())
+}
+
+/// Starts and seeds the PostgreSQL shard, when the PostgreSQL binaries are installed (the
+/// demo script installs them); the demo runs without it otherwise.
+fn boot_postgres() -> anyhow::Result<Option<Postgres>> {
+    if !sandbox::postgres::available() {
+        println!("PostgreSQL binaries not found: the demo runs without its PostgreSQL shard.");
+        return Ok(None);
+    }
+    println!("Starting a throwaway PostgreSQL cluster (shard pg-01)...");
+    let pg = Postgres::start("pg-01").context("starting the demo's PostgreSQL cluster")?;
+    pg.create_database("app")
+        .context("creating the demo's PostgreSQL database")?;
+    pg.exec_in("app", PG_SCHEMA_SQL)
+        .context("seeding the PostgreSQL shard")?;
+    Ok(Some(pg))
 }
 
 /// Starts and seeds the two shards and the ticket pair.
@@ -121,7 +164,9 @@ fn print_help(
     shard: &MariaDb,
 ) {
     println!();
-    println!("headroom is watching the demo cluster. Open in a browser:");
+    println!(
+        "headroom is watching the demo cluster (shard-01, shard-02 and, on PostgreSQL, pg-01). Open in a browser:"
+    );
     println!("  http://{addr}/");
     println!("or the JSON and metrics behind it:");
     println!("  http://{addr}/api/columns?status=warning,critical,exhausted");
@@ -154,14 +199,27 @@ fn print_help(
     println!();
 }
 
-fn demo_config(cli: &Cli, shards: &[MariaDb], tickets: &[MariaDb], pager_url: &str) -> String {
+fn demo_config(
+    cli: &Cli,
+    shards: &[MariaDb],
+    tickets: &[MariaDb],
+    pg: Option<&Postgres>,
+    pager_url: &str,
+) -> String {
     let head = format!(
         "[server]\nlisten = \"{}\"\n[poll]\ninterval = \"5s\"\nquery_timeout = \"3s\"\n\
          [pagerduty]\nrouting_key_file = \"routing-key\"\nurl = \"{pager_url}\"\nblind_after = \"1m\"\n\
          [state]\npath = \"state.json\"\n",
         cli.listen
     );
-    sandbox::cluster_toml(&head, shards, tickets)
+    let mut text = sandbox::cluster_toml(&head, shards, tickets);
+    if let Some(pg) = pg {
+        text.push_str(&format!(
+            "[[shards]]\nname = \"pg-01\"\nurl = \"{}\"\n{PG_REFERENCES_TOML}",
+            pg.url(sandbox::postgres::SUPERUSER, "app")
+        ));
+    }
+    text
 }
 
 /// Prints every event the PagerDuty stand-in accepts.
@@ -201,6 +259,7 @@ async fn print_pages(receiver: Receiver, shutdown: CancellationToken) {
 async fn traffic(
     shard_urls: Vec<String>,
     ticket_urls: Vec<String>,
+    pg_url: Option<String>,
     rate: u32,
     shutdown: CancellationToken,
 ) {
@@ -224,6 +283,14 @@ async fn traffic(
             Err(e) => return tracing::error!(error = %e, "Demo traffic cannot connect"),
         }
     }
+    let mut pg = None;
+    if let Some(url) = pg_url {
+        match PgPoolOptions::new().max_connections(1).connect(&url).await {
+            Ok(p) => pg = Some(p),
+            Err(e) => return tracing::error!(error = %e, "Demo traffic cannot connect"),
+        }
+    }
+    let mut pg_warned = false;
     // Each server steps by 2, so the highest ID advances by `rate` when each of the pair
     // hands out rate / 2 tickets a second. Every tick hands out what is due so far, so the
     // rate holds even when a tick runs late.
@@ -267,8 +334,32 @@ async fn traffic(
                 tracing::warn!(ticket = id, error = %e, "Demo insert refused by a shard");
                 warned = true;
             }
+            if let Some(pg) = &pg
+                && let Err(e) = store_pg(pg, id).await
+                && !pg_warned
+            {
+                // PostgreSQL refuses a value out of range: 22003, integer out of range.
+                tracing::warn!(ticket = id, error = %e, "Demo insert refused by the PostgreSQL shard");
+                pg_warned = true;
+            }
         }
     }
+}
+
+/// A new account (its serial advances) and a listing that stores ticket `id`.
+async fn store_pg(pg: &PgPool, id: u64) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO accounts DEFAULT VALUES")
+        .execute(pg)
+        .await?;
+    let ticket = i64::try_from(id).unwrap_or(i64::MAX);
+    sqlx::query(
+        "INSERT INTO listings (account_id, ticket_id) \
+         SELECT MIN(account_id), $1 FROM accounts",
+    )
+    .bind(ticket)
+    .execute(pg)
+    .await?;
+    Ok(())
 }
 
 /// Stores a new shop, treasury, comment and feed entry under ticket `id`.
