@@ -5,8 +5,10 @@
 //! `GET /api/columns/{shard}/{schema}/{table}/{column}`.
 //!
 //! # Layout
-//! - `select.rs`: [`select`], what to widen and to what, in the plan's order. Pure.
-//! - [`related`]: which columns widen together, and the range a group needs. Pure.
+//! - `select.rs`: [`select`], what to widen and to what, in the plan's order; the entry of
+//!   one column alone (what [`find`] gives the plan endpoint). Pure.
+//! - [`related`]: which columns widen together (all groups, or one column's), and the range
+//!   a group needs. Pure.
 //! - [`rule`]: the target type and the rebuild estimate. Pure.
 //! - `found.rs`: what is read at plan time, as plain data ([`Found`], [`Definition`],
 //!   [`TableSize`], [`ForeignKey`]).
@@ -416,30 +418,39 @@ pub fn locate<'a>(
     shard: &str,
     id: &ColumnId,
 ) -> Result<&'a ColumnReport, String> {
-    let state = snapshot
-        .shards
-        .iter()
-        .find(|s| s.name == shard)
-        .ok_or_else(|| format!("no shard named {shard:?}"))?;
-    state
-        .columns
-        .iter()
-        .find(|c| c.id.schema == id.schema && c.id.table == id.table && c.id.column == id.column)
-        .ok_or_else(|| format!("no ID column {id} is known on shard {shard:?}"))
+    place(snapshot, shard, id).map(|(s, c)| &snapshot.shards[s].columns[c])
 }
 
-/// One column of `snapshot` and its entry in the plan (`None`: it needs no widening);
-/// `Err` as [`locate`]'s. Plans the whole snapshot to find the column's group.
+/// Where [`locate`]'s column sits in `snapshot`.
+fn place(snapshot: &Snapshot, shard: &str, id: &ColumnId) -> Result<related::Place, String> {
+    let s = snapshot
+        .shards
+        .iter()
+        .position(|s| s.name == shard)
+        .ok_or_else(|| format!("no shard named {shard:?}"))?;
+    let c = snapshot.shards[s]
+        .columns
+        .iter()
+        .position(|c| {
+            c.id.schema == id.schema && c.id.table == id.table && c.id.column == id.column
+        })
+        .ok_or_else(|| format!("no ID column {id} is known on shard {shard:?}"))?;
+    Ok((s, c))
+}
+
+/// One column of `snapshot` and its entry in the plan (`None`: it needs no widening), as
+/// [`select`] gives it (its `group` aside); `Err` as [`locate`]'s. Plans only the column's
+/// own group ([`select::select_one`]).
 pub fn find<'a>(
     snapshot: &'a Snapshot,
     shard: &str,
     id: &ColumnId,
 ) -> Result<(&'a ColumnReport, Option<Entry<'a>>), String> {
-    let column = locate(snapshot, shard, id)?;
-    let entry = select(snapshot, None)
-        .into_iter()
-        .find(|e| std::ptr::eq(e.column, column));
-    Ok((column, entry))
+    let (s, c) = place(snapshot, shard, id)?;
+    Ok((
+        &snapshot.shards[s].columns[c],
+        select::select_one(snapshot, (s, c)),
+    ))
 }
 
 /// A column that needs no widening, with its empty plan.
@@ -603,5 +614,79 @@ mod tests {
             .map(|s| s.shard.as_str())
             .collect();
         assert_eq!(steps, vec!["b"]);
+    }
+
+    #[test]
+    fn a_columns_plan_found_alone_is_its_plan_in_the_whole_plan() {
+        let settings = fixtures::chains_settings();
+        let snapshot = fixtures::chains(&settings);
+        let entries = select(&snapshot, None);
+        // Every widened column found as INT, and a key from a chain's child to its parent.
+        let mut found = Found::default();
+        for w in entries.iter().flat_map(|e| e.widenings.iter()) {
+            let definition = Definition {
+                column_type: "int(11)".to_string(),
+                extra: "auto_increment".to_string(),
+                ..Definition::default()
+            };
+            let size = TableSize {
+                rows: 10,
+                data_bytes: 1 << 20,
+                ..TableSize::default()
+            };
+            found
+                .definitions
+                .insert((w.shard.clone(), w.id.clone()), Some((definition, size)));
+        }
+        found.foreign_keys.insert(
+            "a".to_string(),
+            vec![ForeignKey {
+                name: "fk_orders_user".to_string(),
+                schema: "shop".to_string(),
+                table: "orders".to_string(),
+                columns: vec!["user_id".to_string()],
+                parent_schema: "shop".to_string(),
+                parent_table: "users".to_string(),
+                parent_columns: vec!["id".to_string()],
+                on_update: "RESTRICT".to_string(),
+                on_delete: "CASCADE".to_string(),
+            }],
+        );
+        assert_eq!(entries.len(), 5);
+        for e in &entries {
+            let c = e.column;
+            let (column, alone) = find(&snapshot, &c.shard, &c.id).expect("known");
+            assert!(std::ptr::eq(column, c));
+            let alone = alone.expect("in the plan");
+            let json = |p: &Planned| serde_json::to_value(p).expect("JSON");
+            assert_eq!(
+                json(&write_one(&settings, &alone, &found)),
+                json(&write_one(&settings, e, &found)),
+                "{}/{}",
+                c.shard,
+                c.name()
+            );
+        }
+        let users = find(&snapshot, "a", &ColumnId::new("shop", "users", "id"))
+            .expect("known")
+            .1
+            .expect("in the plan");
+        let planned = write_one(&settings, &users, &found);
+        assert_eq!(planned.plan.changes.len(), 7);
+        assert_eq!(planned.plan.foreign_keys.len(), 1);
+        assert_eq!(planned.plan.steps.len(), 9, "{:?}", planned.plan.steps);
+        // Not in the plan: fine, or only a child of a column that is.
+        for (shard, name) in [("c", "tags"), ("a", "reviews")] {
+            let id = if name == "tags" {
+                ColumnId::new("shop", "tags", "id")
+            } else {
+                ColumnId::new("shop", "reviews", "note_id")
+            };
+            assert!(find(&snapshot, shard, &id).expect("known").1.is_none());
+        }
+        assert_eq!(
+            find(&snapshot, "c", &ColumnId::new("shop", "nope", "id")).map(|_| ()),
+            Err("no ID column shop.nope.id is known on shard \"c\"".to_string())
+        );
     }
 }
