@@ -16,9 +16,16 @@
 //!
 //! A group member on a shard the plan does not read (one that needs no widening) is not in
 //! the generation: a change there reaches the plan at its own shard's next poll.
+//!
+//! A page does not wait for a plan longer than [`Plans::page_wait`] ([`Plans::show`]): past
+//! it, it shows the last plan computed for the column, of an earlier poll, while the
+//! current one is computed. That plan is kept when its slot is dropped or computed again,
+//! until the current one is computed; the kept ones count towards [`CAPACITY`], and are
+//! dropped first.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -49,6 +56,22 @@ pub enum Failure {
 /// A plan, or why there is none; shared by every request that waited for it.
 pub type Outcome = Result<Arc<Planned>, Failure>;
 
+/// What a page shows of a column's plan after waiting at most [`Plans::page_wait`].
+#[derive(Debug, Clone)]
+pub enum Shown {
+    /// The plan of the latest polls, or why there is none.
+    Now(Outcome),
+    /// Still being computed: the last plan computed for the column, of an earlier poll
+    /// (its column's `observed_at` says which), if one is kept.
+    Computing(Option<Arc<Planned>>),
+}
+
+/// Which column: its shard and its name.
+type Key = (String, ColumnId);
+
+/// A computation to wait for, and the column's earlier plan.
+type Started = (watch::Receiver<Option<Done>>, Option<Arc<Planned>>);
+
 /// The plans and the session budget, one per process (held in [`super::AppState`]).
 pub struct Plans {
     /// The sessions requests may open, per shard.
@@ -56,11 +79,16 @@ pub struct Plans {
     slots: Mutex<Slots>,
     /// The most plans kept ([`CAPACITY`]).
     capacity: usize,
+    /// How long a page waits for a plan ([`crate::pages::column::PLAN_WAIT`]).
+    page_wait: Duration,
 }
 
 #[derive(Default)]
 struct Slots {
-    by_column: HashMap<(String, ColumnId), Slot>,
+    by_column: HashMap<Key, Slot>,
+    /// The last plan computed for a column whose slot was dropped, or is computing again,
+    /// with that slot's stamp; until a plan of its column is computed again.
+    earlier: HashMap<Key, (u64, Arc<Planned>)>,
     /// The stamp of the next slot made: older slots are dropped first.
     next: u64,
 }
@@ -102,6 +130,17 @@ impl Slot {
 
     fn finished(&self) -> bool {
         self.done.borrow().is_some()
+    }
+
+    /// Its plan, once computed.
+    fn planned(&self) -> Option<Arc<Planned>> {
+        match &*self.done.borrow() {
+            Some(Done {
+                outcome: Ok(planned),
+                ..
+            }) => Some(Arc::clone(planned)),
+            _ => None,
+        }
     }
 }
 
@@ -187,7 +226,19 @@ impl Plans {
             budget: Arc::default(),
             slots: Mutex::default(),
             capacity: capacity.max(1),
+            page_wait: crate::pages::column::PLAN_WAIT,
         }
+    }
+
+    /// Pages wait at most `wait` for a plan (tests that must see the plan's outcome).
+    pub fn waiting_at_most(mut self, wait: Duration) -> Plans {
+        self.page_wait = wait;
+        self
+    }
+
+    /// How long a page waits for a plan before it shows the rest.
+    pub fn page_wait(&self) -> Duration {
+        self.page_wait
     }
 
     /// The per-shard session budget, for anything else a request reads a shard for.
@@ -205,51 +256,113 @@ impl Plans {
         shard: &str,
         id: &ColumnId,
     ) -> Outcome {
+        let (done, _) = self.start(store, settings, shard, id)?;
+        wait(done).await
+    }
+
+    /// What a page shows: [`Plans::get`]'s outcome if it comes within [`Plans::page_wait`],
+    /// else the last plan computed for the column, if any, while the computation goes on.
+    pub async fn show(
+        &self,
+        store: &Store,
+        settings: Arc<Settings>,
+        shard: &str,
+        id: &ColumnId,
+    ) -> Shown {
+        let (done, earlier) = match self.start(store, settings, shard, id) {
+            Ok(started) => started,
+            Err(failure) => return Shown::Now(Err(failure)),
+        };
+        match tokio::time::timeout(self.page_wait, wait(done)).await {
+            Ok(outcome) => Shown::Now(outcome),
+            Err(_) => Shown::Computing(earlier),
+        }
+    }
+
+    /// The computation of the plan of `id` on `shard` (kept, running, or started now), and
+    /// the last plan computed for it before the current generation, if one is kept.
+    fn start(
+        &self,
+        store: &Store,
+        settings: Arc<Settings>,
+        shard: &str,
+        id: &ColumnId,
+    ) -> Result<Started, Failure> {
         let key = (shard.to_string(), id.clone());
-        let done = {
-            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-            let snapshot = store.read();
-            match slots.by_column.get(&key) {
-                Some(slot) if slot.usable(&snapshot, &settings) => slot.done.clone(),
-                _ => {
-                    plan::locate(&snapshot, shard, id).map_err(Failure::NotFound)?;
-                    let started = Generation::of(&snapshot, &settings, [shard]);
-                    slots.forget_stale(&snapshot, &settings, self.capacity);
-                    drop(snapshot);
-                    let (tx, rx) = watch::channel(None);
-                    let stamp = slots.next;
-                    slots.next += 1;
-                    let slot = Slot {
-                        started,
-                        stamp,
-                        done: rx.clone(),
-                    };
-                    slots.by_column.insert(key, slot);
-                    // A task of its own: a client that goes away does not cancel what the
-                    // others wait for.
-                    let (store, budget) = (store.clone(), Arc::clone(&self.budget));
-                    let (shard, id) = (shard.to_string(), id.clone());
-                    tokio::spawn(async move {
-                        let done = run(&store, settings, &budget, shard, id).await;
-                        let _ = tx.send(Some(done));
-                    });
-                    rx
-                }
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let snapshot = store.read();
+        let done = match slots.by_column.get(&key) {
+            Some(slot) if slot.usable(&snapshot, &settings) => slot.done.clone(),
+            _ => {
+                plan::locate(&snapshot, shard, id).map_err(Failure::NotFound)?;
+                let started = Generation::of(&snapshot, &settings, [shard]);
+                slots.forget_stale(&snapshot, &settings, self.capacity);
+                drop(snapshot);
+                let (tx, rx) = watch::channel(None);
+                let stamp = slots.next;
+                slots.next += 1;
+                let slot = Slot {
+                    started,
+                    stamp,
+                    done: rx.clone(),
+                };
+                slots.by_column.insert(key.clone(), slot);
+                // A task of its own: a client that goes away does not cancel what the
+                // others wait for.
+                let (store, budget) = (store.clone(), Arc::clone(&self.budget));
+                let (shard, id) = (shard.to_string(), id.clone());
+                tokio::spawn(async move {
+                    let done = run(&store, settings, &budget, shard, id).await;
+                    let _ = tx.send(Some(done));
+                });
+                rx
             }
         };
-        wait(done).await
+        let earlier = slots.earlier.get(&key).map(|(_, p)| Arc::clone(p));
+        Ok((done, earlier))
     }
 }
 
 impl Slots {
-    /// Drops the slots of older generations and failed ones, then, at `capacity`, the
-    /// oldest finished ones, so that one more fits.
+    /// Drops the slots of older generations and failed ones (keeping the plan of each as
+    /// its column's earlier one), and the earlier plans of columns computed again; then, at
+    /// `capacity`, the oldest earlier plans and then the oldest finished slots, so that one
+    /// more fits.
     fn forget_stale(&mut self, snapshot: &Snapshot, settings: &Arc<Settings>, capacity: usize) {
-        self.by_column
-            .retain(|_, slot| slot.usable(snapshot, settings));
-        let over = (self.by_column.len() + 1).saturating_sub(capacity);
+        let stale: Vec<Key> = self
+            .by_column
+            .iter()
+            .filter(|(_, slot)| !slot.usable(snapshot, settings))
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in stale {
+            if let Some(slot) = self.by_column.remove(&key)
+                && let Some(planned) = slot.planned()
+            {
+                self.earlier.insert(key, (slot.stamp, planned));
+            }
+        }
+        let by_column = &self.by_column;
+        self.earlier.retain(|key, _| {
+            by_column
+                .get(key)
+                .is_none_or(|slot| slot.planned().is_none())
+        });
+        let mut over = (self.by_column.len() + self.earlier.len() + 1).saturating_sub(capacity);
         if over > 0 {
-            let mut finished: Vec<(u64, (String, ColumnId))> = self
+            let mut earlier: Vec<(u64, Key)> = self
+                .earlier
+                .iter()
+                .map(|(key, (stamp, _))| (*stamp, key.clone()))
+                .collect();
+            earlier.sort_unstable_by_key(|(stamp, _)| *stamp);
+            for (_, key) in earlier.into_iter().take(over) {
+                self.earlier.remove(&key);
+                over -= 1;
+            }
+        }
+        if over > 0 {
+            let mut finished: Vec<(u64, Key)> = self
                 .by_column
                 .iter()
                 .filter(|(_, slot)| slot.finished())
@@ -271,10 +384,9 @@ async fn run(
     shard: String,
     id: ColumnId,
 ) -> Done {
-    // Planning the whole snapshot to find the column's group takes a while on a big fleet
-    // (about a second for 100,000 columns at risk): on a copy (the columns are shared, not
-    // copied), off the async threads and outside the store's lock, which the poller waits
-    // for.
+    // Finding the column's group looks at every column of the fleet (milliseconds for
+    // 100,000 columns): on a copy (the columns are shared, not copied), off the async
+    // threads and outside the store's lock, which the poller waits for.
     let snapshot = store.read().clone();
     let prepared = {
         let settings = Arc::clone(&settings);
@@ -526,5 +638,108 @@ pub(super) mod tests {
             matches!(&got, Err(Failure::Read(m)) if m.starts_with("shard a: connecting")),
             "{got:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_columns_earlier_plan_is_kept_while_its_next_one_is_computed() {
+        let settings = settings();
+        let store = Store::new(&settings);
+        poll(&store, &settings);
+        let plans = Plans::new();
+        let id = ColumnId::new("shop", "ok", "id");
+        let first = plans
+            .get(&store, Arc::clone(&settings), "a", &id)
+            .await
+            .expect("a plan");
+        let (_, earlier) = plans
+            .start(&store, Arc::clone(&settings), "a", &id)
+            .expect("known");
+        assert!(earlier.is_none(), "none before the current one");
+
+        poll(&store, &settings);
+        // The next poll's computation has started, not finished: the first plan is shown.
+        let (done, earlier) = plans
+            .start(&store, Arc::clone(&settings), "a", &id)
+            .expect("known");
+        assert!(earlier.is_some_and(|e| Arc::ptr_eq(&e, &first)));
+        let next = wait(done).await.expect("a plan");
+        assert!(!Arc::ptr_eq(&next, &first));
+        let shown = plans.show(&store, Arc::clone(&settings), "a", &id).await;
+        assert!(
+            matches!(&shown, Shown::Now(Ok(p)) if Arc::ptr_eq(p, &next)),
+            "{shown:?}"
+        );
+
+        // Dropped once a plan of its column is computed again and another column is asked.
+        plans
+            .get(&store, settings, "a", &ColumnId::new("shop", "full", "id"))
+            .await
+            .ok();
+        assert!(plans.slots.lock().expect("slots").earlier.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_page_past_its_wait_gets_the_earlier_plan_or_none_while_it_is_computed() {
+        let settings = settings();
+        let store = Store::new(&settings);
+        poll(&store, &settings);
+        let plans = Plans::new();
+        assert_eq!(plans.page_wait(), Duration::from_millis(30));
+        let id = ColumnId::new("shop", "full", "id");
+        // The plan waits for a session of shard a, which this test holds.
+        let held = plans
+            .budget()
+            .acquire("a", budget::MAX_WAIT)
+            .await
+            .expect("a free shard");
+        let shown = plans.show(&store, Arc::clone(&settings), "a", &id).await;
+        assert!(matches!(shown, Shown::Computing(None)), "{shown:?}");
+
+        let kept = Arc::new(plan::unplanned(
+            plan::locate(&store.read(), "a", &id).expect("known"),
+        ));
+        plans
+            .slots
+            .lock()
+            .expect("slots")
+            .earlier
+            .insert(("a".to_string(), id.clone()), (0, Arc::clone(&kept)));
+        let shown = plans.show(&store, Arc::clone(&settings), "a", &id).await;
+        assert!(
+            matches!(&shown, Shown::Computing(Some(p)) if Arc::ptr_eq(p, &kept)),
+            "{shown:?}"
+        );
+        drop(held);
+        // A column not known is answered at once, whatever the wait.
+        let shown = plans
+            .show(&store, settings, "a", &ColumnId::new("shop", "nope", "id"))
+            .await;
+        assert!(
+            matches!(shown, Shown::Now(Err(Failure::NotFound(_)))),
+            "{shown:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn earlier_plans_count_towards_the_capacity_and_are_dropped_first() {
+        let settings = settings();
+        let store = Store::new(&settings);
+        let tables: Vec<String> = (0..3).map(|i| format!("t{i}")).collect();
+        poll_with(&store, &settings, &tables);
+        let plans = Plans::with_capacity(2);
+        let ask = |t: &str| {
+            let id = ColumnId::new("shop", t, "id");
+            let settings = Arc::clone(&settings);
+            let (plans, store) = (&plans, &store);
+            async move { plans.get(store, settings, "a", &id).await.expect("a plan") }
+        };
+        ask("t0").await;
+        ask("t1").await;
+        poll_with(&store, &settings, &tables);
+        ask("t2").await;
+        let slots = plans.slots.lock().expect("slots");
+        let key = |t: &str| ("a".to_string(), ColumnId::new("shop", t, "id"));
+        assert_eq!(slots.by_column.keys().collect::<Vec<_>>(), vec![&key("t2")]);
+        assert_eq!(slots.earlier.keys().collect::<Vec<_>>(), vec![&key("t1")]);
     }
 }
