@@ -472,6 +472,16 @@ fn pages_of(fleet: &str, settings: &config::Settings, store: &Store, pager: Opti
     use headroom::api::plan_cache::Plans;
     use tower::ServiceExt as _;
     println!("pages, {fleet}:");
+    {
+        let snapshot = store.read();
+        let columns = || snapshot.shards.iter().flat_map(|s| s.columns.iter());
+        let at_risk = columns().filter(|c| headroom::select::at_risk(c)).count();
+        println!(
+            "  {:<42} {:>10}",
+            "columns at risk",
+            format!("{at_risk} of {}", columns().count())
+        );
+    }
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     let pager = pager.map(std::sync::Arc::new);
     let router = |plans: &std::sync::Arc<Plans>| {
