@@ -61,16 +61,26 @@ pub type Outcome = Result<Arc<Planned>, Failure>;
 pub enum Shown {
     /// The plan of the latest polls, or why there is none.
     Now(Outcome),
-    /// Still being computed: the last plan computed for the column, of an earlier poll
-    /// (its column's `observed_at` says which), if one is kept.
-    Computing(Option<Arc<Planned>>),
+    /// Still being computed.
+    Computing {
+        /// The last plan computed for the column, of an earlier poll (its column's
+        /// `observed_at` says which), if one is kept.
+        earlier: Option<Arc<Planned>>,
+        /// Why the last computation for the column failed, if it did and no plan was
+        /// computed since: a shard that takes long to fail is said, not waited for forever.
+        failed: Option<Failure>,
+    },
 }
 
 /// Which column: its shard and its name.
 type Key = (String, ColumnId);
 
-/// A computation to wait for, and the column's earlier plan.
-type Started = (watch::Receiver<Option<Done>>, Option<Arc<Planned>>);
+/// A computation to wait for, the column's earlier plan and its last failure.
+type Started = (
+    watch::Receiver<Option<Done>>,
+    Option<Arc<Planned>>,
+    Option<Failure>,
+);
 
 /// The plans and the session budget, one per process (held in [`super::AppState`]).
 pub struct Plans {
@@ -89,6 +99,9 @@ struct Slots {
     /// The last plan computed for a column whose slot was dropped, or is computing again,
     /// with that slot's stamp; until a plan of its column is computed again.
     earlier: HashMap<Key, (u64, Arc<Planned>)>,
+    /// Why the last computation for a column failed, when its slot was dropped; until a
+    /// plan of its column is computed. At most [`Plans`]' capacity.
+    failed: HashMap<Key, Failure>,
     /// The stamp of the next slot made: older slots are dropped first.
     next: u64,
 }
@@ -130,6 +143,17 @@ impl Slot {
 
     fn finished(&self) -> bool {
         self.done.borrow().is_some()
+    }
+
+    /// Why it failed, once it has.
+    fn failure(&self) -> Option<Failure> {
+        match &*self.done.borrow() {
+            Some(Done {
+                outcome: Err(failure),
+                ..
+            }) => Some(failure.clone()),
+            _ => None,
+        }
     }
 
     /// Its plan, once computed.
@@ -256,12 +280,13 @@ impl Plans {
         shard: &str,
         id: &ColumnId,
     ) -> Outcome {
-        let (done, _) = self.start(store, settings, shard, id)?;
+        let (done, _, _) = self.start(store, settings, shard, id)?;
         wait(done).await
     }
 
     /// What a page shows: [`Plans::get`]'s outcome if it comes within [`Plans::page_wait`],
-    /// else the last plan computed for the column, if any, while the computation goes on.
+    /// else the last plan computed for the column, or why the last computation failed, if
+    /// any, while the computation goes on.
     pub async fn show(
         &self,
         store: &Store,
@@ -269,18 +294,19 @@ impl Plans {
         shard: &str,
         id: &ColumnId,
     ) -> Shown {
-        let (done, earlier) = match self.start(store, settings, shard, id) {
+        let (done, earlier, failed) = match self.start(store, settings, shard, id) {
             Ok(started) => started,
             Err(failure) => return Shown::Now(Err(failure)),
         };
         match tokio::time::timeout(self.page_wait, wait(done)).await {
             Ok(outcome) => Shown::Now(outcome),
-            Err(_) => Shown::Computing(earlier),
+            Err(_) => Shown::Computing { earlier, failed },
         }
     }
 
-    /// The computation of the plan of `id` on `shard` (kept, running, or started now), and
-    /// the last plan computed for it before the current generation, if one is kept.
+    /// The computation of the plan of `id` on `shard` (kept, running, or started now), the
+    /// last plan computed for it before the current generation, if one is kept, and why the
+    /// last computation for it failed, if it did since.
     fn start(
         &self,
         store: &Store,
@@ -319,15 +345,16 @@ impl Plans {
             }
         };
         let earlier = slots.earlier.get(&key).map(|(_, p)| Arc::clone(p));
-        Ok((done, earlier))
+        let failed = slots.failed.get(&key).cloned();
+        Ok((done, earlier, failed))
     }
 }
 
 impl Slots {
     /// Drops the slots of older generations and failed ones (keeping the plan of each as
-    /// its column's earlier one), and the earlier plans of columns computed again; then, at
-    /// `capacity`, the oldest earlier plans and then the oldest finished slots, so that one
-    /// more fits.
+    /// its column's earlier one, or its failure), and the earlier plans and failures of
+    /// columns computed again; then, at `capacity`, the oldest earlier plans and then the
+    /// oldest finished slots, so that one more fits.
     fn forget_stale(&mut self, snapshot: &Snapshot, settings: &Arc<Settings>, capacity: usize) {
         let stale: Vec<Key> = self
             .by_column
@@ -336,18 +363,23 @@ impl Slots {
             .map(|(key, _)| key.clone())
             .collect();
         for key in stale {
-            if let Some(slot) = self.by_column.remove(&key)
-                && let Some(planned) = slot.planned()
-            {
+            let Some(slot) = self.by_column.remove(&key) else {
+                continue;
+            };
+            if let Some(planned) = slot.planned() {
+                self.failed.remove(&key);
                 self.earlier.insert(key, (slot.stamp, planned));
+            } else if let Some(failure) = slot.failure() {
+                if self.failed.len() >= capacity {
+                    self.failed.clear();
+                }
+                self.failed.insert(key, failure);
             }
         }
         let by_column = &self.by_column;
-        self.earlier.retain(|key, _| {
-            by_column
-                .get(key)
-                .is_none_or(|slot| slot.planned().is_none())
-        });
+        let computed = |key: &Key| by_column.get(key).is_some_and(|s| s.planned().is_some());
+        self.earlier.retain(|key, _| !computed(key));
+        self.failed.retain(|key, _| !computed(key));
         let mut over = (self.by_column.len() + self.earlier.len() + 1).saturating_sub(capacity);
         if over > 0 {
             let mut earlier: Vec<(u64, Key)> = self
@@ -651,14 +683,14 @@ pub(super) mod tests {
             .get(&store, Arc::clone(&settings), "a", &id)
             .await
             .expect("a plan");
-        let (_, earlier) = plans
+        let (_, earlier, _) = plans
             .start(&store, Arc::clone(&settings), "a", &id)
             .expect("known");
         assert!(earlier.is_none(), "none before the current one");
 
         poll(&store, &settings);
         // The next poll's computation has started, not finished: the first plan is shown.
-        let (done, earlier) = plans
+        let (done, earlier, _) = plans
             .start(&store, Arc::clone(&settings), "a", &id)
             .expect("known");
         assert!(earlier.is_some_and(|e| Arc::ptr_eq(&e, &first)));
@@ -693,7 +725,16 @@ pub(super) mod tests {
             .await
             .expect("a free shard");
         let shown = plans.show(&store, Arc::clone(&settings), "a", &id).await;
-        assert!(matches!(shown, Shown::Computing(None)), "{shown:?}");
+        assert!(
+            matches!(
+                shown,
+                Shown::Computing {
+                    earlier: None,
+                    failed: None
+                }
+            ),
+            "{shown:?}"
+        );
 
         let kept = Arc::new(plan::unplanned(
             plan::locate(&store.read(), "a", &id).expect("known"),
@@ -706,7 +747,7 @@ pub(super) mod tests {
             .insert(("a".to_string(), id.clone()), (0, Arc::clone(&kept)));
         let shown = plans.show(&store, Arc::clone(&settings), "a", &id).await;
         assert!(
-            matches!(&shown, Shown::Computing(Some(p)) if Arc::ptr_eq(p, &kept)),
+            matches!(&shown, Shown::Computing { earlier: Some(p), .. } if Arc::ptr_eq(p, &kept)),
             "{shown:?}"
         );
         drop(held);
@@ -741,5 +782,40 @@ pub(super) mod tests {
         let key = |t: &str| ("a".to_string(), ColumnId::new("shop", t, "id"));
         assert_eq!(slots.by_column.keys().collect::<Vec<_>>(), vec![&key("t2")]);
         assert_eq!(slots.earlier.keys().collect::<Vec<_>>(), vec![&key("t1")]);
+    }
+
+    #[tokio::test]
+    async fn a_page_past_its_wait_is_told_why_the_last_attempt_failed() {
+        let settings = settings();
+        let store = Store::new(&settings);
+        poll(&store, &settings);
+        let plans = Plans::new();
+        let id = ColumnId::new("shop", "full", "id");
+        // Shard a refuses: the plan fails, and is not kept.
+        let got = plans.get(&store, Arc::clone(&settings), "a", &id).await;
+        let Err(Failure::Read(refused)) = got else {
+            panic!("{got:?}");
+        };
+        assert!(refused.starts_with("shard a: connecting"), "{refused}");
+        // The next attempt waits for a session this test holds: the page is told why the
+        // last one failed.
+        let held = plans
+            .budget()
+            .acquire("a", budget::MAX_WAIT)
+            .await
+            .expect("a free shard");
+        let shown = plans.show(&store, Arc::clone(&settings), "a", &id).await;
+        assert!(
+            matches!(
+                &shown,
+                Shown::Computing { earlier: None, failed: Some(Failure::Read(m)) } if *m == refused
+            ),
+            "{shown:?}"
+        );
+        // Another column has no failure of its own.
+        let other = ColumnId::new("shop", "ok", "id");
+        let shown = plans.show(&store, settings, "a", &other).await;
+        assert!(matches!(shown, Shown::Now(Ok(_))), "{shown:?}");
+        drop(held);
     }
 }

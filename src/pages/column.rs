@@ -4,9 +4,9 @@
 //! inferred parent, the shard's strict mode), its incident and silence, and its widening
 //! plan with copy buttons. The plan comes from the plan endpoint's cache, within its
 //! per-shard session budget; the page waits for it at most [`PLAN_WAIT`], then shows the
-//! last plan computed for the column, of an earlier poll, with a note, or says it is being
-//! computed and has the browser load the page again in [`RELOAD_SECONDS`] (the computation
-//! goes on, and the next view shows it).
+//! last plan computed for the column, of an earlier poll, with a note, or why the last
+//! attempt failed, or says it is being computed and has the browser load the page again in
+//! [`RELOAD_SECONDS`] (the computation goes on, and the next view shows it).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -100,8 +100,18 @@ pub async fn handler(
             return layout::problem(StatusCode::NOT_FOUND, Nav::Column, &twin, &message);
         }
         Shown::Now(Err(failure)) => Plan::Failed(failure.to_string()),
-        Shown::Computing(Some(earlier)) => Plan::Earlier(earlier),
-        Shown::Computing(None) => Plan::Pending,
+        Shown::Computing {
+            earlier: Some(earlier),
+            ..
+        } => Plan::Earlier(earlier),
+        // A shard that takes long to fail: said, rather than a reload after reload.
+        Shown::Computing {
+            failed: Some(failure),
+            ..
+        } => Plan::Failed(format!(
+            "{failure} (at the last attempt; another is under way: reload in a moment)"
+        )),
+        Shown::Computing { .. } => Plan::Pending,
     };
     let view = View {
         column,

@@ -335,14 +335,14 @@ async fn a_column_page_does_not_wait_for_a_plan_past_its_wait() {
         .await
         .expect("a free shard");
     let app = router(AppState {
-        store,
+        store: store.clone(),
         metrics: Arc::new(Metrics::new()),
         pager: None,
         reload: None,
         settings: Arc::new(std::sync::RwLock::new(Arc::new(settings()))),
-        plans,
+        plans: Arc::clone(&plans),
     });
-    let got = get(app, "/columns/s/shop/orders/id").await;
+    let got = get(app.clone(), "/columns/s/shop/orders/id").await;
     assert_eq!(got.status, StatusCode::OK);
     assert!(
         got.body.contains("The plan is being computed"),
@@ -354,6 +354,30 @@ async fn a_column_page_does_not_wait_for_a_plan_past_its_wait() {
             .contains("<meta http-equiv=\"refresh\" content=\"2\">")
     );
     assert!(got.body.contains("2,000,000,000"), "the rest of the page");
+    drop(held);
+
+    // That attempt fails (the shard refuses); while the next one waits, the page says why
+    // the last one failed, and does not load itself again.
+    let id = ColumnId::new("shop", "orders", "id");
+    let settings = Arc::new(settings());
+    assert!(plans.get(&store, settings, "s", &id).await.is_err());
+    let held = plans
+        .budget()
+        .acquire("s", crate::db::budget::MAX_WAIT)
+        .await
+        .expect("a free shard");
+    let got = get(app, "/columns/s/shop/orders/id").await;
+    assert!(
+        got.body
+            .contains("No plan now: reading the column definitions: shard s: connecting"),
+        "{}",
+        got.body
+    );
+    assert!(
+        got.body
+            .contains("(at the last attempt; another is under way: reload in a moment)")
+    );
+    assert!(!got.body.contains("http-equiv"));
     drop(held);
 }
 
