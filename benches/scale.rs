@@ -3,7 +3,8 @@
 //! /metrics and /api/columns. Prints its figures; asserts nothing about time.
 //!
 //! `cargo bench --bench scale` runs it at full size (100,000 columns); under `cargo test`
-//! it runs once at a small size as a smoke test.
+//! it runs once at a small size as a smoke test. `cargo bench --bench scale -- pages` builds
+//! the fleet and serves its pages only: `/`, and column pages with their plans.
 //!
 //! It opens with the fleet figures of issue 9: every column with a full week of growth
 //! history, the bytes the daemon holds per column (counted by a global allocator that
@@ -230,7 +231,11 @@ fn state_file_costs(store: &Store, runs: usize) {
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
-    fleet_figures(full);
+    // `cargo bench --bench scale -- pages`: the fleet below and its pages only.
+    let only_pages = std::env::args().any(|a| a == "pages");
+    if !only_pages {
+        fleet_figures(full);
+    }
     let tables = if full { 6_250 } else { 200 };
     let shards = 4;
     println!("headroom scale: {shards} shards x {tables} tables x 5 integer columns");
@@ -365,6 +370,10 @@ fn main() {
     timed("pager evaluation after one shard's poll", || {
         pager.evaluate(&store.read(), Utc::now())
     });
+    if only_pages {
+        pages_at_scale(&settings, &store, pager);
+        return;
+    }
     state_file_costs(&store, if full { 20 } else { 3 });
     println!(
         "{:<44} {:>10.1} MB",
@@ -400,51 +409,136 @@ fn main() {
     api_at_scale(&reports, if full { 40 } else { 2 });
 }
 
-/// The pages over the fleet above, as `fleet` (every column at warning, every incident
-/// open) and calmed (one column in 200 at risk): `/` (the header over every column, the 100
-/// at risk that run out first), its every-column view, and a column's page with a week of
-/// history, the first view after a poll (its plan computed) and later ones (its plan kept),
-/// each served through the router as a request is; their time (median of 5) and weight, as
-/// sent and gzipped.
+/// The pages over the fleet above, and over it calmed (one column in 200 at risk), each with
+/// one key made critical (`etsy.t000001.id` on every shard: its group is itself on every
+/// shard and the `parent` columns that refer to it, 8 columns): `/` (the header over every
+/// column, the 100 at risk that run out first), its every-column view, and three column
+/// pages with a week of history, each served through the router as a request is: their
+/// time (median of 5) and weight, as sent and gzipped. The columns: a key not at risk (its
+/// plan reads nothing), the critical key, and a column that stores IDs from the ticket
+/// source (at risk in the first fleet, in a group of every such column, 50,000). A page's
+/// first view computes its plan (a fresh cache each time); later views find it kept when it
+/// could be computed. The shards' URLs are a loopback port nothing listens on: a plan that
+/// reads a shard is refused at once. Beside them, each column's plan computed alone (its
+/// group, as the plan cache does) and the whole plan of every group (what it cost before).
 fn pages_at_scale(settings: &config::Settings, store: &Store, pager: Pager) {
-    pages_of("every column at risk", settings, store, Some(pager));
+    let mut settings = settings.clone();
+    for shard in &mut settings.shards {
+        shard.endpoint.url = "mysql://m@127.0.0.1:1/".parse().expect("a URL");
+    }
+    pages_of(
+        "every reference at risk",
+        &settings,
+        &key_at_risk(&settings, store),
+        Some(pager),
+    );
     pages_of(
         "0.5 % at risk",
-        settings,
-        &calm_fleet(settings, store),
+        &settings,
+        &key_at_risk(&settings, &calm_fleet(&settings, store)),
         None,
     );
+}
+
+/// A copy of `store` with `etsy.t000001.id` critical on every shard.
+fn key_at_risk(settings: &config::Settings, store: &Store) -> Store {
+    let copy = Store::new(settings);
+    for shard in store.read().shards.iter() {
+        let columns: Vec<ColumnReport> = shard
+            .columns
+            .iter()
+            .cloned()
+            .map(|mut c| {
+                if c.id.table == "t000001" && c.id.column == "id" {
+                    c.status = headroom::headroom::Status::Critical;
+                }
+                c
+            })
+            .collect();
+        copy.shard_succeeded(
+            &shard.name,
+            columns,
+            Vec::new(),
+            Duration::from_millis(5),
+            Utc::now(),
+        );
+    }
+    copy
 }
 
 fn pages_of(fleet: &str, settings: &config::Settings, store: &Store, pager: Option<Pager>) {
     use axum::body::Body;
     use axum::http::{Request, header};
+    use headroom::api::plan_cache::Plans;
     use tower::ServiceExt as _;
     println!("pages, {fleet}:");
+    {
+        let snapshot = store.read();
+        let columns = || snapshot.shards.iter().flat_map(|s| s.columns.iter());
+        let at_risk = columns().filter(|c| headroom::select::at_risk(c)).count();
+        println!(
+            "  {:<42} {:>10}",
+            "columns at risk",
+            format!("{at_risk} of {}", columns().count())
+        );
+    }
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
-    let state = headroom::api::AppState {
-        store: store.clone(),
-        metrics: std::sync::Arc::new(Metrics::new()),
-        pager: pager.map(std::sync::Arc::new),
-        reload: None,
-        settings: std::sync::Arc::new(std::sync::RwLock::new(std::sync::Arc::new(
-            settings.clone(),
-        ))),
-        plans: std::sync::Arc::new(headroom::api::plan_cache::Plans::new()),
+    let pager = pager.map(std::sync::Arc::new);
+    let router = |plans: &std::sync::Arc<Plans>| {
+        headroom::api::router(headroom::api::AppState {
+            store: store.clone(),
+            metrics: std::sync::Arc::new(Metrics::new()),
+            pager: pager.clone(),
+            reload: None,
+            settings: std::sync::Arc::new(std::sync::RwLock::new(std::sync::Arc::new(
+                settings.clone(),
+            ))),
+            plans: std::sync::Arc::clone(plans),
+        })
     };
-    let router = headroom::api::router(state);
-    // The column shown: the first of the first shard, with a week of history.
-    let column = store.read().shards[0].columns[0].clone();
-    let saved = weeks_of_history(1).remove(0);
+    // Waits for the plan of `column` in `plans` to be computed (or to fail).
+    let computed = |plans: &Plans, column: &ColumnReport| {
+        let settings = std::sync::Arc::new(settings.clone());
+        runtime
+            .block_on(plans.get(store, settings, &column.shard, &column.id))
+            .is_ok()
+    };
+    // The columns shown, each with a week of history: the first of the first shard (its
+    // key, not at risk: its plan reads no shard), and the first that stores IDs from the
+    // ticket source (at risk in the first fleet, with every other such column: its plan
+    // reads the shards, which refuse).
+    let (key, critical, reference) = {
+        let snapshot = store.read();
+        let columns = &snapshot.shards[0].columns;
+        let find = |table: &str, column: &str| {
+            columns
+                .iter()
+                .find(|c| c.id.table == table && c.id.column == column)
+                .expect("a column of the bench fleet")
+                .clone()
+        };
+        (
+            find("t000000", "id"),
+            find("t000001", "id"),
+            find("t000000", "user_id"),
+        )
+    };
     let mut tracker: Tracker<ColumnId> = Tracker::default();
     // Saved as of Unix time 0 (see `weeks_of_history`): restored as of the same.
-    tracker.restore([(column.id.clone(), saved)], Instant::now(), 0);
+    let saved = weeks_of_history(3);
+    tracker.restore(
+        [key.id.clone(), critical.id.clone(), reference.id.clone()]
+            .into_iter()
+            .zip(saved),
+        Instant::now(),
+        0,
+    );
     store
         .histories()
         .lock()
         .expect("histories")
-        .insert(column.shard.to_string(), tracker);
-    let get = |uri: &str, gzip: bool| {
+        .insert(key.shard.to_string(), tracker);
+    let get = |router: &axum::Router, uri: &str, gzip: bool| {
         let mut request = Request::get(uri);
         if gzip {
             request = request.header(header::ACCEPT_ENCODING, "gzip");
@@ -457,29 +551,13 @@ fn pages_of(fleet: &str, settings: &config::Settings, store: &Store, pager: Opti
                 .await
                 .expect("the body");
             assert_eq!(status, 200, "{uri}: {}", String::from_utf8_lossy(&body));
-            body.len()
+            String::from_utf8_lossy(&body).into_owned()
         })
     };
-    let page = column.page_url();
-    // The plan of its column, computed once per poll: the first view pays for it.
-    let started = std::time::Instant::now();
-    get(&page, false);
-    println!(
-        "  {:<42} {:>10.2} ms",
-        "column page, first view (plan computed)",
-        started.elapsed().as_secs_f64() * 1000.0
-    );
-    for (label, uri) in [
-        ("/", "/"),
-        (
-            "/?status=ok,warning,critical,exhausted",
-            "/?status=ok,warning,critical,exhausted",
-        ),
-        ("column page (plan kept, a week of history)", page.as_str()),
-    ] {
+    let weigh = |router: &axum::Router, label: &str, uri: &str| {
         let mut size = 0;
-        let took = median_ms(5, || size = get(uri, false));
-        let gzipped = get(uri, true);
+        let took = median_ms(5, || size = get(router, uri, false).len());
+        let gzipped = get(router, uri, true).len();
         println!("  {label:<42} {took:>10.2} ms");
         println!(
             "  {:<42} {:>10.1} KB",
@@ -491,6 +569,109 @@ fn pages_of(fleet: &str, settings: &config::Settings, store: &Store, pager: Opti
             "  weight gzipped",
             gzipped as f64 / 1024.0
         );
+    };
+    let plans = std::sync::Arc::new(Plans::new());
+    let kept = router(&plans);
+    weigh(&kept, "/", "/");
+    weigh(
+        &kept,
+        "/?status=ok,warning,critical,exhausted",
+        "/?status=ok,warning,critical,exhausted",
+    );
+
+    let (whole, cpu) = {
+        let snapshot = store.read();
+        let before = cpu_ns();
+        let whole = median_ms(3, || {
+            headroom::plan::select(&snapshot, None);
+        });
+        (whole, (cpu_ns() - before) as f64 / 3.0 / 1e6)
+    };
+    println!("  {:<42} {whole:>10.2} ms", "the whole plan (every group)");
+    println!("  {:<42} {cpu:>10.2} ms", "  CPU");
+    for (label, column) in [
+        ("a key", &key),
+        ("a critical key", &critical),
+        ("a reference", &reference),
+    ] {
+        println!("  column page of {label}, {}:", column.name());
+        // Its plan alone: its group, as the plan cache computes it; its time, and the
+        // process's CPU time (less sensitive to a busy machine), each per plan.
+        let (alone, cpu, widens) = {
+            let snapshot = store.read();
+            let mut widens = 0;
+            let alone = median_ms(5, || {
+                let (_, entry) =
+                    headroom::plan::find(&snapshot, &column.shard, &column.id).expect("known");
+                widens = entry.map_or(0, |e| e.widenings.len());
+            });
+            let before = cpu_ns();
+            for _ in 0..10 {
+                headroom::plan::find(&snapshot, &column.shard, &column.id).expect("known");
+            }
+            let cpu = (cpu_ns() - before) as f64 / 10.0 / 1e6;
+            (alone, cpu, widens)
+        };
+        println!("  {:<42} {alone:>10.2} ms", "  its plan alone (its group)");
+        println!("  {:<42} {cpu:>10.2} ms", "    CPU");
+        println!("  {:<42} {widens:>10}", "    columns it widens");
+        // A first view computes the plan: a fresh cache for each, and the computation
+        // waited for before the next (not counted).
+        let page = column.page_url();
+        let mut shown = String::new();
+        let mut took: Vec<f64> = (0..5)
+            .map(|_| {
+                let fresh = std::sync::Arc::new(Plans::new());
+                let started = std::time::Instant::now();
+                shown = get(&router(&fresh), &page, false);
+                let took = started.elapsed().as_secs_f64() * 1000.0;
+                computed(&fresh, column);
+                took
+            })
+            .collect();
+        took.sort_by(f64::total_cmp);
+        println!(
+            "  {:<42} {:>10.2} ms ({})",
+            "  first view",
+            took[2],
+            outcome(&shown)
+        );
+        let kept_plan = computed(&plans, column);
+        let later = median_ms(5, || shown = get(&kept, &page, false));
+        println!(
+            "  {:<42} {later:>10.2} ms ({})",
+            if kept_plan {
+                "  later views (plan kept)"
+            } else {
+                "  later views (plan failed: not kept)"
+            },
+            outcome(&shown)
+        );
+        println!(
+            "  {:<42} {:>10.1} KB",
+            "    weight as sent",
+            shown.len() as f64 / 1024.0
+        );
+        println!(
+            "  {:<42} {:>10.1} KB",
+            "    weight gzipped",
+            get(&kept, &page, true).len() as f64 / 1024.0
+        );
+    }
+}
+
+/// What a column page showed of its plan.
+fn outcome(page: &str) -> &'static str {
+    if page.contains("No widening needed") {
+        "plan shown: nothing to widen"
+    } else if page.contains("Widen to ") {
+        "plan shown"
+    } else if page.contains("No plan now") {
+        "its shards refused: no plan, asked again at each view"
+    } else if page.contains("being computed") {
+        "plan still being computed"
+    } else {
+        "no plan section"
     }
 }
 

@@ -16,9 +16,16 @@
 //!
 //! A group member on a shard the plan does not read (one that needs no widening) is not in
 //! the generation: a change there reaches the plan at its own shard's next poll.
+//!
+//! A page does not wait for a plan longer than [`Plans::page_wait`] ([`Plans::show`]): past
+//! it, it shows the last plan computed for the column, of an earlier poll, while the
+//! current one is computed. That plan is kept when its slot is dropped or computed again,
+//! until the current one is computed; the kept ones count towards [`CAPACITY`], and are
+//! dropped first.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -49,6 +56,32 @@ pub enum Failure {
 /// A plan, or why there is none; shared by every request that waited for it.
 pub type Outcome = Result<Arc<Planned>, Failure>;
 
+/// What a page shows of a column's plan after waiting at most [`Plans::page_wait`].
+#[derive(Debug, Clone)]
+pub enum Shown {
+    /// The plan of the latest polls, or why there is none.
+    Now(Outcome),
+    /// Still being computed.
+    Computing {
+        /// The last plan computed for the column, of an earlier poll (its column's
+        /// `observed_at` says which), if one is kept.
+        earlier: Option<Arc<Planned>>,
+        /// Why the last computation for the column failed, if it did and no plan was
+        /// computed since: a shard that takes long to fail is said, not waited for forever.
+        failed: Option<Failure>,
+    },
+}
+
+/// Which column: its shard and its name.
+type Key = (String, ColumnId);
+
+/// A computation to wait for, the column's earlier plan and its last failure.
+type Started = (
+    watch::Receiver<Option<Done>>,
+    Option<Arc<Planned>>,
+    Option<Failure>,
+);
+
 /// The plans and the session budget, one per process (held in [`super::AppState`]).
 pub struct Plans {
     /// The sessions requests may open, per shard.
@@ -56,11 +89,19 @@ pub struct Plans {
     slots: Mutex<Slots>,
     /// The most plans kept ([`CAPACITY`]).
     capacity: usize,
+    /// How long a page waits for a plan ([`crate::pages::column::PLAN_WAIT`]).
+    page_wait: Duration,
 }
 
 #[derive(Default)]
 struct Slots {
-    by_column: HashMap<(String, ColumnId), Slot>,
+    by_column: HashMap<Key, Slot>,
+    /// The last plan computed for a column whose slot was dropped, or is computing again,
+    /// with that slot's stamp; until a plan of its column is computed again.
+    earlier: HashMap<Key, (u64, Arc<Planned>)>,
+    /// Why the last computation for a column failed, when its slot was dropped; until a
+    /// plan of its column is computed. At most [`Plans`]' capacity.
+    failed: HashMap<Key, Failure>,
     /// The stamp of the next slot made: older slots are dropped first.
     next: u64,
 }
@@ -102,6 +143,28 @@ impl Slot {
 
     fn finished(&self) -> bool {
         self.done.borrow().is_some()
+    }
+
+    /// Why it failed, once it has.
+    fn failure(&self) -> Option<Failure> {
+        match &*self.done.borrow() {
+            Some(Done {
+                outcome: Err(failure),
+                ..
+            }) => Some(failure.clone()),
+            _ => None,
+        }
+    }
+
+    /// Its plan, once computed.
+    fn planned(&self) -> Option<Arc<Planned>> {
+        match &*self.done.borrow() {
+            Some(Done {
+                outcome: Ok(planned),
+                ..
+            }) => Some(Arc::clone(planned)),
+            _ => None,
+        }
     }
 }
 
@@ -187,7 +250,19 @@ impl Plans {
             budget: Arc::default(),
             slots: Mutex::default(),
             capacity: capacity.max(1),
+            page_wait: crate::pages::column::PLAN_WAIT,
         }
+    }
+
+    /// Pages wait at most `wait` for a plan (tests that must see the plan's outcome).
+    pub fn waiting_at_most(mut self, wait: Duration) -> Plans {
+        self.page_wait = wait;
+        self
+    }
+
+    /// How long a page waits for a plan before it shows the rest.
+    pub fn page_wait(&self) -> Duration {
+        self.page_wait
     }
 
     /// The per-shard session budget, for anything else a request reads a shard for.
@@ -205,51 +280,121 @@ impl Plans {
         shard: &str,
         id: &ColumnId,
     ) -> Outcome {
+        let (done, _, _) = self.start(store, settings, shard, id)?;
+        wait(done).await
+    }
+
+    /// What a page shows: [`Plans::get`]'s outcome if it comes within [`Plans::page_wait`],
+    /// else the last plan computed for the column, or why the last computation failed, if
+    /// any, while the computation goes on.
+    pub async fn show(
+        &self,
+        store: &Store,
+        settings: Arc<Settings>,
+        shard: &str,
+        id: &ColumnId,
+    ) -> Shown {
+        let (done, earlier, failed) = match self.start(store, settings, shard, id) {
+            Ok(started) => started,
+            Err(failure) => return Shown::Now(Err(failure)),
+        };
+        match tokio::time::timeout(self.page_wait, wait(done)).await {
+            Ok(outcome) => Shown::Now(outcome),
+            Err(_) => Shown::Computing { earlier, failed },
+        }
+    }
+
+    /// The computation of the plan of `id` on `shard` (kept, running, or started now), the
+    /// last plan computed for it before the current generation, if one is kept, and why the
+    /// last computation for it failed, if it did since.
+    fn start(
+        &self,
+        store: &Store,
+        settings: Arc<Settings>,
+        shard: &str,
+        id: &ColumnId,
+    ) -> Result<Started, Failure> {
         let key = (shard.to_string(), id.clone());
-        let done = {
-            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-            let snapshot = store.read();
-            match slots.by_column.get(&key) {
-                Some(slot) if slot.usable(&snapshot, &settings) => slot.done.clone(),
-                _ => {
-                    plan::locate(&snapshot, shard, id).map_err(Failure::NotFound)?;
-                    let started = Generation::of(&snapshot, &settings, [shard]);
-                    slots.forget_stale(&snapshot, &settings, self.capacity);
-                    drop(snapshot);
-                    let (tx, rx) = watch::channel(None);
-                    let stamp = slots.next;
-                    slots.next += 1;
-                    let slot = Slot {
-                        started,
-                        stamp,
-                        done: rx.clone(),
-                    };
-                    slots.by_column.insert(key, slot);
-                    // A task of its own: a client that goes away does not cancel what the
-                    // others wait for.
-                    let (store, budget) = (store.clone(), Arc::clone(&self.budget));
-                    let (shard, id) = (shard.to_string(), id.clone());
-                    tokio::spawn(async move {
-                        let done = run(&store, settings, &budget, shard, id).await;
-                        let _ = tx.send(Some(done));
-                    });
-                    rx
-                }
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let snapshot = store.read();
+        let done = match slots.by_column.get(&key) {
+            Some(slot) if slot.usable(&snapshot, &settings) => slot.done.clone(),
+            _ => {
+                plan::locate(&snapshot, shard, id).map_err(Failure::NotFound)?;
+                let started = Generation::of(&snapshot, &settings, [shard]);
+                slots.forget_stale(&snapshot, &settings, self.capacity);
+                drop(snapshot);
+                let (tx, rx) = watch::channel(None);
+                let stamp = slots.next;
+                slots.next += 1;
+                let slot = Slot {
+                    started,
+                    stamp,
+                    done: rx.clone(),
+                };
+                slots.by_column.insert(key.clone(), slot);
+                // A task of its own: a client that goes away does not cancel what the
+                // others wait for.
+                let (store, budget) = (store.clone(), Arc::clone(&self.budget));
+                let (shard, id) = (shard.to_string(), id.clone());
+                tokio::spawn(async move {
+                    let done = run(&store, settings, &budget, shard, id).await;
+                    let _ = tx.send(Some(done));
+                });
+                rx
             }
         };
-        wait(done).await
+        let earlier = slots.earlier.get(&key).map(|(_, p)| Arc::clone(p));
+        let failed = slots.failed.get(&key).cloned();
+        Ok((done, earlier, failed))
     }
 }
 
 impl Slots {
-    /// Drops the slots of older generations and failed ones, then, at `capacity`, the
-    /// oldest finished ones, so that one more fits.
+    /// Drops the slots of older generations and failed ones (keeping the plan of each as
+    /// its column's earlier one, or its failure), and the earlier plans and failures of
+    /// columns computed again; then, at `capacity`, the oldest earlier plans and then the
+    /// oldest finished slots, so that one more fits.
     fn forget_stale(&mut self, snapshot: &Snapshot, settings: &Arc<Settings>, capacity: usize) {
-        self.by_column
-            .retain(|_, slot| slot.usable(snapshot, settings));
-        let over = (self.by_column.len() + 1).saturating_sub(capacity);
+        let stale: Vec<Key> = self
+            .by_column
+            .iter()
+            .filter(|(_, slot)| !slot.usable(snapshot, settings))
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in stale {
+            let Some(slot) = self.by_column.remove(&key) else {
+                continue;
+            };
+            if let Some(planned) = slot.planned() {
+                self.failed.remove(&key);
+                self.earlier.insert(key, (slot.stamp, planned));
+            } else if let Some(failure) = slot.failure() {
+                if self.failed.len() >= capacity {
+                    self.failed.clear();
+                }
+                self.failed.insert(key, failure);
+            }
+        }
+        let by_column = &self.by_column;
+        let computed = |key: &Key| by_column.get(key).is_some_and(|s| s.planned().is_some());
+        self.earlier.retain(|key, _| !computed(key));
+        self.failed.retain(|key, _| !computed(key));
+        let mut over = (self.by_column.len() + self.earlier.len() + 1).saturating_sub(capacity);
         if over > 0 {
-            let mut finished: Vec<(u64, (String, ColumnId))> = self
+            let mut earlier: Vec<(u64, Key)> = self
+                .earlier
+                .iter()
+                .map(|(key, (stamp, _))| (*stamp, key.clone()))
+                .collect();
+            earlier.sort_unstable_by_key(|(stamp, _)| *stamp);
+            for (_, key) in earlier.into_iter().take(over) {
+                self.earlier.remove(&key);
+                over -= 1;
+            }
+        }
+        if over > 0 {
+            let mut finished: Vec<(u64, Key)> = self
                 .by_column
                 .iter()
                 .filter(|(_, slot)| slot.finished())
@@ -271,10 +416,9 @@ async fn run(
     shard: String,
     id: ColumnId,
 ) -> Done {
-    // Planning the whole snapshot to find the column's group takes a while on a big fleet
-    // (about a second for 100,000 columns at risk): on a copy (the columns are shared, not
-    // copied), off the async threads and outside the store's lock, which the poller waits
-    // for.
+    // Finding the column's group looks at every column of the fleet (milliseconds for
+    // 100,000 columns): on a copy (the columns are shared, not copied), off the async
+    // threads and outside the store's lock, which the poller waits for.
     let snapshot = store.read().clone();
     let prepared = {
         let settings = Arc::clone(&settings);
@@ -366,165 +510,4 @@ async fn wait(mut done: watch::Receiver<Option<Done>>) -> Outcome {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
-    use super::*;
-    use crate::db::budget;
-    use crate::headroom::{IntType, Width};
-    use chrono::Utc;
-    use std::time::Duration;
-
-    /// Shard `a` on a port nothing listens on: any read of it fails at once.
-    pub(in crate::api) fn settings() -> Arc<Settings> {
-        let toml = "[poll]\nquery_timeout = \"2s\"\n\
-                    [[shards]]\nname = \"a\"\nurl = \"mysql://u@127.0.0.1:1/\"\n";
-        Arc::new(crate::config::from_toml_str(toml, &|_| None).expect("settings"))
-    }
-
-    /// `shop.ok.id` (INT, nearly empty: no plan) and `shop.full.id` (TINYINT at 120 of
-    /// 127: to widen).
-    pub(in crate::api) fn poll(store: &Store, settings: &Settings) {
-        poll_with(store, settings, &[]);
-    }
-
-    /// As [`poll`], with more nearly empty INT columns, `shop.{table}.id`.
-    fn poll_with(store: &Store, settings: &Settings, more: &[String]) {
-        let report = |table: &str, t: IntType, current: i128| {
-            crate::measure::fixture::column("a", ColumnId::new("shop", table, "id"), t, current)
-                .limits(settings.policy.default)
-                .build()
-        };
-        let mut columns = vec![
-            report("ok", IntType::new(Width::Int, false), 5),
-            report("full", IntType::new(Width::Tiny, false), 120),
-        ];
-        columns.extend(
-            more.iter()
-                .map(|t| report(t, IntType::new(Width::Int, false), 5)),
-        );
-        store.shard_succeeded(
-            "a",
-            columns,
-            Vec::new(),
-            Duration::from_millis(1),
-            Utc::now(),
-        );
-    }
-
-    #[tokio::test]
-    async fn a_column_of_one_generation_is_computed_once_for_every_request() {
-        let settings = settings();
-        let store = Store::new(&settings);
-        poll(&store, &settings);
-        let plans = Plans::new();
-        let id = ColumnId::new("shop", "ok", "id");
-        let asked = (0..8).map(|_| plans.get(&store, Arc::clone(&settings), "a", &id));
-        let got: Vec<Outcome> = futures::future::join_all(asked).await;
-        let first = got[0].clone().expect("a plan");
-        assert_eq!(first.column.id, id);
-        assert!(
-            got.iter()
-                .all(|g| g.as_ref().is_ok_and(|p| Arc::ptr_eq(p, &first))),
-            "computed more than once"
-        );
-        let later = plans.get(&store, Arc::clone(&settings), "a", &id).await;
-        assert!(later.is_ok_and(|p| Arc::ptr_eq(&p, &first)));
-
-        // The next poll is a new generation: computed again, the old one dropped.
-        poll(&store, &settings);
-        let next = plans
-            .get(&store, Arc::clone(&settings), "a", &id)
-            .await
-            .expect("a plan");
-        assert!(!Arc::ptr_eq(&next, &first));
-        let slots = plans.slots.lock().expect("slots");
-        assert_eq!(slots.by_column.len(), 1);
-    }
-
-    #[tokio::test]
-    async fn at_most_capacity_plans_are_kept_the_oldest_dropped_first() {
-        let settings = settings();
-        let store = Store::new(&settings);
-        let tables: Vec<String> = (0..4).map(|i| format!("t{i}")).collect();
-        poll_with(&store, &settings, &tables);
-        let plans = Plans::with_capacity(3);
-        for table in &tables {
-            let id = ColumnId::new("shop", table, "id");
-            plans
-                .get(&store, Arc::clone(&settings), "a", &id)
-                .await
-                .expect("a plan");
-        }
-        let slots = plans.slots.lock().expect("slots");
-        assert_eq!(slots.by_column.len(), 3);
-        let kept = |t: &str| {
-            slots
-                .by_column
-                .contains_key(&("a".to_string(), ColumnId::new("shop", t, "id")))
-        };
-        assert!(!kept("t0"));
-        assert!(kept("t1"));
-        assert!(kept("t3"));
-    }
-
-    #[tokio::test]
-    async fn a_reload_is_a_new_generation() {
-        let settings = settings();
-        let store = Store::new(&settings);
-        poll(&store, &settings);
-        let plans = Plans::new();
-        let id = ColumnId::new("shop", "ok", "id");
-        let first = plans.get(&store, Arc::clone(&settings), "a", &id).await;
-        let reloaded = Arc::new((*settings).clone());
-        let second = plans.get(&store, reloaded, "a", &id).await;
-        let (first, second) = (first.expect("a plan"), second.expect("a plan"));
-        assert!(!Arc::ptr_eq(&first, &second));
-    }
-
-    #[tokio::test]
-    async fn an_unknown_column_is_not_found_and_not_kept() {
-        let settings = settings();
-        let store = Store::new(&settings);
-        poll(&store, &settings);
-        let plans = Plans::new();
-        let got = plans
-            .get(&store, settings, "a", &ColumnId::new("shop", "nope", "id"))
-            .await;
-        assert_eq!(
-            got.map(|_| ()),
-            Err(Failure::NotFound(
-                "no ID column shop.nope.id is known on shard \"a\"".to_string()
-            ))
-        );
-        assert!(plans.slots.lock().expect("slots").by_column.is_empty());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_busy_shard_is_answered_busy_and_the_next_request_tries_again() {
-        let settings = settings();
-        let store = Store::new(&settings);
-        poll(&store, &settings);
-        let plans = Plans::new();
-        let id = ColumnId::new("shop", "full", "id");
-        let held = plans
-            .budget()
-            .acquire("a", budget::MAX_WAIT)
-            .await
-            .expect("a free shard");
-        let got = plans.get(&store, Arc::clone(&settings), "a", &id).await;
-        assert_eq!(
-            got.map(|_| ()),
-            Err(Failure::Busy(Busy {
-                shard: "a".to_string(),
-                waited: Duration::from_secs(2)
-            }))
-        );
-        drop(held);
-        tokio::time::resume();
-        // Not kept: this one reads the shard, which refuses the connection.
-        let got = plans.get(&store, settings, "a", &id).await;
-        assert!(
-            matches!(&got, Err(Failure::Read(m)) if m.starts_with("shard a: connecting")),
-            "{got:?}"
-        );
-    }
-}
+pub(super) mod tests;

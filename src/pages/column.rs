@@ -3,8 +3,10 @@
 //! holds with the forecast, why it is at risk (thresholds, type mismatch, the evidence of an
 //! inferred parent, the shard's strict mode), its incident and silence, and its widening
 //! plan with copy buttons. The plan comes from the plan endpoint's cache, within its
-//! per-shard session budget; the page waits for it at most [`PLAN_WAIT`], then says it is
-//! being computed (the computation goes on, and the next view shows it).
+//! per-shard session budget; the page waits for it at most [`PLAN_WAIT`], then shows the
+//! last plan computed for the column, of an earlier poll, with a note, or why the last
+//! attempt failed, or says it is being computed and has the browser load the page again in
+//! [`RELOAD_SECONDS`] (the computation goes on, and the next view shows it).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +21,7 @@ use super::chart::chart;
 use super::format::{self, column_name, name, rfc3339, status, thousands, used_bar};
 use super::layout::{self, Nav};
 use crate::api::AppState;
-use crate::api::plan_cache::Failure;
+use crate::api::plan_cache::{Failure, Shown};
 use crate::growth::{Samples, humanize};
 use crate::headroom::{Ppm, Status};
 use crate::measure::{ColumnReport, Kind};
@@ -27,14 +29,21 @@ use crate::pager::event::Event;
 use crate::plan::Planned;
 use crate::policy::Limits;
 
-/// How long a view waits for a plan being computed before it shows the rest.
-pub const PLAN_WAIT: Duration = Duration::from_secs(2);
+/// How long a view waits for a plan being computed before it shows the rest: a column's
+/// group is found in milliseconds, so this is mostly the shard's answer.
+pub const PLAN_WAIT: Duration = Duration::from_millis(30);
+
+/// After how long a page whose plan is being computed loads itself again.
+pub const RELOAD_SECONDS: u32 = 2;
 
 /// Where the plan stands.
 #[derive(Debug, Clone)]
 pub enum Plan {
     Ready(Arc<Planned>),
-    /// Still being computed after [`PLAN_WAIT`].
+    /// Still being computed after [`PLAN_WAIT`]: the last plan computed for the column, of
+    /// an earlier poll.
+    Earlier(Arc<Planned>),
+    /// Still being computed after [`PLAN_WAIT`], and none computed before.
     Pending,
     /// Why there is none now (a shard busy or unreadable).
     Failed(String),
@@ -88,14 +97,24 @@ pub async fn handler(
         .pager
         .as_ref()
         .map(|pager| pager.incident(&crate::pager::event::column_key(&column)));
-    let asked = state.plans.get(&state.store, settings, &shard, &id);
-    let plan = match tokio::time::timeout(PLAN_WAIT, asked).await {
-        Ok(Ok(planned)) => Plan::Ready(planned),
-        Ok(Err(Failure::NotFound(message))) => {
+    let plan = match state.plans.show(&state.store, settings, &shard, &id).await {
+        Shown::Now(Ok(planned)) => Plan::Ready(planned),
+        Shown::Now(Err(Failure::NotFound(message))) => {
             return layout::problem(StatusCode::NOT_FOUND, Nav::Column, &twin, &message);
         }
-        Ok(Err(failure)) => Plan::Failed(failure.to_string()),
-        Err(_) => Plan::Pending,
+        Shown::Now(Err(failure)) => Plan::Failed(failure.to_string()),
+        Shown::Computing {
+            earlier: Some(earlier),
+            ..
+        } => Plan::Earlier(earlier),
+        // A shard that takes long to fail: said, rather than a reload after reload.
+        Shown::Computing {
+            failed: Some(failure),
+            ..
+        } => Plan::Failed(format!(
+            "{failure} (at the last attempt; another is under way: reload in a moment)"
+        )),
+        Shown::Computing { .. } => Plan::Pending,
     };
     let view = View {
         column,
@@ -140,9 +159,12 @@ pub fn render(view: &View, now: DateTime<Utc>) -> Markup {
         h2 { "Incident and silence" }
         (incident(view))
         h2 id="plan" { "Widening plan" }
-        (plan(&view.plan))
+        (plan(&view.plan, &c.page_url(), now))
     };
-    layout::page(&title, Nav::Column, &twin, body)
+    match view.plan {
+        Plan::Pending => layout::reloading(&title, Nav::Column, &twin, RELOAD_SECONDS, body),
+        _ => layout::page(&title, Nav::Column, &twin, body),
+    }
 }
 
 /// The column's numbers.
@@ -284,15 +306,30 @@ fn copyable(id: &str, text: &str) -> Markup {
     }
 }
 
-/// The widening plan.
-fn plan(plan: &Plan) -> Markup {
+/// The widening plan on the page at `page`, as of `now`.
+fn plan(plan: &Plan, page: &str, now: DateTime<Utc>) -> Markup {
     let planned = match plan {
         Plan::Pending => {
-            return html! { p.muted { "The plan is being computed (its shard's definitions are read once per poll): reload in a moment." } };
+            return html! { p.muted { "The plan is being computed (its shard's definitions are read once per poll): this page loads again in " (RELOAD_SECONDS) " seconds." } };
         }
         Plan::Failed(why) => return html! { p.problem { "No plan now: " (why) } },
         Plan::Ready(planned) => planned,
+        Plan::Earlier(planned) => {
+            let at = planned.column.observed_at;
+            return html! {
+                p.note {
+                    "This plan is of an earlier poll, of " (format::date(at)) " (" (format::relative(now, at)) "): the plan of the latest poll is being computed, "
+                    a href=(format!("{page}#plan")) { "reload" } " in a moment to see it."
+                }
+                (written(planned))
+            };
+        }
     };
+    written(planned)
+}
+
+/// A plan written out: what widens, the statements and the commands.
+fn written(planned: &Planned) -> Markup {
     let p = &planned.plan;
     if p.changes.is_empty() {
         return html! { p { "No widening needed: " (p.target_type) " holds it." } };

@@ -45,6 +45,17 @@ pub enum Nav {
 /// A whole page: `title`, the navigation with `current` marked, a link to `twin` (the JSON
 /// with the same numbers), and `body`.
 pub fn page(title: &str, current: Nav, twin: &str, body: Markup) -> Markup {
+    shell(title, current, twin, None, body)
+}
+
+/// A [`page`] that the browser loads again after `seconds` (a `<meta http-equiv="refresh">`,
+/// which the policy allows: it loads this same page, not an asset), for one still waiting for
+/// something being computed.
+pub fn reloading(title: &str, current: Nav, twin: &str, seconds: u32, body: Markup) -> Markup {
+    shell(title, current, twin, Some(seconds), body)
+}
+
+fn shell(title: &str, current: Nav, twin: &str, refresh: Option<u32>, body: Markup) -> Markup {
     let link = |nav: Nav, href: &str, text: &str| {
         html! {
             @if nav == current {
@@ -60,6 +71,9 @@ pub fn page(title: &str, current: Nav, twin: &str, body: Markup) -> Markup {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
+                @if let Some(seconds) = refresh {
+                    meta http-equiv="refresh" content=(seconds);
+                }
                 title { (title) " · headroom" }
                 link rel="stylesheet" href=(*CSS_PATH);
                 script src=(*JS_PATH) defer {}

@@ -5,8 +5,10 @@
 //! `GET /api/columns/{shard}/{schema}/{table}/{column}`.
 //!
 //! # Layout
-//! - `select.rs`: [`select`], what to widen and to what, in the plan's order. Pure.
-//! - [`related`]: which columns widen together, and the range a group needs. Pure.
+//! - `select.rs`: [`select`], what to widen and to what, in the plan's order; the entry of
+//!   one column alone (what [`find`] gives the plan endpoint). Pure.
+//! - [`related`]: which columns widen together (all groups, or one column's), and the range
+//!   a group needs. Pure.
 //! - [`rule`]: the target type and the rebuild estimate. Pure.
 //! - `found.rs`: what is read at plan time, as plain data ([`Found`], [`Definition`],
 //!   [`TableSize`], [`ForeignKey`]).
@@ -522,30 +524,38 @@ pub fn locate<'a>(
     shard: &str,
     id: &ColumnId,
 ) -> Result<&'a ColumnReport, String> {
-    let state = snapshot
-        .shards
-        .iter()
-        .find(|s| s.name == shard)
-        .ok_or_else(|| format!("no shard named {shard:?}"))?;
-    state
-        .columns
-        .iter()
-        .find(|c| c.id == *id)
-        .ok_or_else(|| format!("no ID column {id} is known on shard {shard:?}"))
+    place(snapshot, shard, id).map(|(s, c)| &snapshot.shards[s].columns[c])
 }
 
-/// One column of `snapshot` and its entry in the plan (`None`: it needs no widening);
-/// `Err` as [`locate`]'s. Plans the whole snapshot to find the column's group.
+/// Where [`locate`]'s column sits in `snapshot`.
+fn place(snapshot: &Snapshot, shard: &str, id: &ColumnId) -> Result<related::Place, String> {
+    let s = snapshot
+        .shards
+        .iter()
+        .position(|s| s.name == shard)
+        .ok_or_else(|| format!("no shard named {shard:?}"))?;
+    let c = snapshot.shards[s]
+        .columns
+        .iter()
+        // The whole name: its database too (PostgreSQL).
+        .position(|c| c.id == *id)
+        .ok_or_else(|| format!("no ID column {id} is known on shard {shard:?}"))?;
+    Ok((s, c))
+}
+
+/// One column of `snapshot` and its entry in the plan (`None`: it needs no widening), as
+/// [`select`] gives it (its `group` aside); `Err` as [`locate`]'s. Plans only the column's
+/// own group ([`select::select_one`]).
 pub fn find<'a>(
     snapshot: &'a Snapshot,
     shard: &str,
     id: &ColumnId,
 ) -> Result<(&'a ColumnReport, Option<Entry<'a>>), String> {
-    let column = locate(snapshot, shard, id)?;
-    let entry = select(snapshot, None)
-        .into_iter()
-        .find(|e| std::ptr::eq(e.column, column));
-    Ok((column, entry))
+    let (s, c) = place(snapshot, shard, id)?;
+    Ok((
+        &snapshot.shards[s].columns[c],
+        select::select_one(snapshot, (s, c)),
+    ))
 }
 
 /// A column that needs no widening, with its empty plan.

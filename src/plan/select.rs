@@ -7,10 +7,11 @@
 //! when its own type already holds what the group needs: its sequence widens (the engine
 //! writes `ALTER SEQUENCE`), so its widening's `from` and `to` may be the same type.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use super::{Entry, Widening, related, rule};
+use super::related::{self, Place};
+use super::{Entry, Widening, rule};
 use crate::headroom::Status;
 use crate::measure::{ColumnReport, Kind, LimitedBy};
 use crate::policy::ColumnGlobs;
@@ -68,11 +69,7 @@ fn reason(r: &ColumnReport) -> String {
 /// ratio (highest first): every column at warning or worse or mismatched whose
 /// `schema.table.column` matches `globs` (all when `None`). Pure.
 pub fn select<'a>(snapshot: &'a Snapshot, globs: Option<&ColumnGlobs>) -> Vec<Entry<'a>> {
-    let shards: Vec<&[ColumnReport]> = snapshot
-        .shards
-        .iter()
-        .map(|s| s.columns.as_slice())
-        .collect();
+    let shards = shards(snapshot);
     let maxima: HashMap<(usize, String), u64> = shards
         .iter()
         .enumerate()
@@ -80,39 +77,13 @@ pub fn select<'a>(snapshot: &'a Snapshot, globs: Option<&ColumnGlobs>) -> Vec<En
         .collect();
     let mut entries = Vec::new();
     for (index, group) in related::groups(&shards).into_iter().enumerate() {
-        let members: Vec<&ColumnReport> = group.iter().map(|&(s, c)| &shards[s][c]).collect();
-        let need = related::need(
-            &group
-                .iter()
-                .map(|&(s, c)| (&shards[s][c], origin(snapshot, &maxima, s, &shards[s][c])))
-                .collect::<Vec<_>>(),
-        );
-        let widenings: Arc<[Widening]> = members
-            .iter()
-            .filter_map(|r| {
-                let to = rule::holding_in(rule::Types::of(r), r.int_type, need);
-                let sequence_binds = r.limited_by == Some(LimitedBy::Sequence);
-                (to != r.int_type || sequence_binds).then(|| Widening {
-                    shard: r.shard.to_string(),
-                    id: r.id.clone(),
-                    from: r.column_type.to_string(),
-                    to,
-                })
-            })
-            .collect();
-        for r in &members {
-            let wanted = r.status >= Status::Warning || r.type_mismatch;
-            if !wanted || globs.is_some_and(|g| !g.matches(&r.id.schema, &r.id.table, &r.id.column))
-            {
+        let (need, widenings) = widen(snapshot, &shards, &group, &maxima);
+        for &(s, c) in &group {
+            let r = &shards[s][c];
+            if globs.is_some_and(|g| !g.matches(&r.id.schema, &r.id.table, &r.id.column)) {
                 continue;
             }
-            entries.push(Entry {
-                column: r,
-                target: rule::holding_in(rule::Types::of(r), r.int_type, need),
-                reason: reason(r),
-                widenings: Arc::clone(&widenings),
-                group: index,
-            });
+            entries.extend(entry(r, need, &widenings, index));
         }
     }
     entries.sort_by(|a, b| {
@@ -136,11 +107,100 @@ pub fn select<'a>(snapshot: &'a Snapshot, globs: Option<&ColumnGlobs>) -> Vec<En
     entries
 }
 
+/// The entry of the column at `place` in [`select`]'s plan (without globs), `None` when it
+/// needs no widening; its `group` is 0. Only its own group is planned
+/// ([`related::group_of`]), and only when it is in the plan. Pure.
+pub fn select_one(snapshot: &Snapshot, place: Place) -> Option<Entry<'_>> {
+    let shards = shards(snapshot);
+    if !wanted(&shards[place.0][place.1]) {
+        return None;
+    }
+    let group = related::group_of(&shards, place);
+    // The maxima [`select`] would look its members' parents up in: a parent is in its
+    // child's group, and the last column of a name is the last member of that name.
+    let parents: HashSet<(usize, &str)> = group
+        .iter()
+        .filter_map(|&(s, c)| Some((s, related::parent_of(&shards[s][c])?)))
+        .collect();
+    let mut maxima: HashMap<(usize, String), u64> = HashMap::new();
+    if !parents.is_empty() {
+        for &(s, c) in &group {
+            let name = shards[s][c].name();
+            if parents.contains(&(s, name.as_str())) {
+                maxima.insert((s, name), shards[s][c].max);
+            }
+        }
+    }
+    let (need, widenings) = widen(snapshot, &shards, &group, &maxima);
+    entry(&shards[place.0][place.1], need, &widenings, 0)
+}
+
+fn shards(snapshot: &Snapshot) -> Vec<&[ColumnReport]> {
+    snapshot
+        .shards
+        .iter()
+        .map(|s| s.columns.as_slice())
+        .collect()
+}
+
+/// The range `group` needs and the widenings that give it, in the group's order; `maxima`
+/// holds the type maximum of every column a member's parent can be, by shard and name.
+fn widen(
+    snapshot: &Snapshot,
+    shards: &[&[ColumnReport]],
+    group: &[Place],
+    maxima: &HashMap<(usize, String), u64>,
+) -> (u64, Arc<[Widening]>) {
+    let need = related::need(
+        &group
+            .iter()
+            .map(|&(s, c)| (&shards[s][c], origin(snapshot, maxima, s, &shards[s][c])))
+            .collect::<Vec<_>>(),
+    );
+    let widenings: Arc<[Widening]> = group
+        .iter()
+        .map(|&(s, c)| &shards[s][c])
+        .filter_map(|r| {
+            let to = rule::holding_in(rule::Types::of(r), r.int_type, need);
+            let sequence_binds = r.limited_by == Some(LimitedBy::Sequence);
+            (to != r.int_type || sequence_binds).then(|| Widening {
+                shard: r.shard.to_string(),
+                id: r.id.clone(),
+                from: r.column_type.to_string(),
+                to,
+            })
+        })
+        .collect();
+    (need, widenings)
+}
+
+/// Whether `r` is in the plan: at warning or worse, or mismatched.
+fn wanted(r: &ColumnReport) -> bool {
+    r.status >= Status::Warning || r.type_mismatch
+}
+
+/// The entry of `r` in a group that needs `need` through `widenings`, when it is in the
+/// plan ([`wanted`]).
+fn entry<'a>(
+    r: &'a ColumnReport,
+    need: u64,
+    widenings: &Arc<[Widening]>,
+    group: usize,
+) -> Option<Entry<'a>> {
+    wanted(r).then(|| Entry {
+        column: r,
+        target: rule::holding_in(rule::Types::of(r), r.int_type, need),
+        reason: reason(r),
+        widenings: Arc::clone(widenings),
+        group,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::headroom::{IntType, Width};
-    use crate::plan::fixtures::{settings, snapshot};
+    use crate::plan::fixtures::{chains, chains_settings, settings, snapshot};
 
     fn summary(e: &Entry<'_>) -> Vec<String> {
         e.ordered()
@@ -187,6 +247,91 @@ mod tests {
         assert_eq!(entries[0].widenings.len(), 4);
         let globs = ColumnGlobs::new(&["other.*.*".to_string()], &[]).expect("glob");
         assert!(select(&snapshot, Some(&globs)).is_empty());
+    }
+
+    /// Everything an entry says: its column, target, reason and widenings in order.
+    fn whole(e: &Entry<'_>) -> (String, String, String, Vec<String>) {
+        (
+            format!("{}/{}", e.column.shard, e.column.name()),
+            e.target.display_name(),
+            e.reason.clone(),
+            summary(e),
+        )
+    }
+
+    #[test]
+    fn one_columns_entry_is_its_entry_in_the_whole_plan() {
+        for (settings, fleet) in [
+            (settings(), snapshot as fn(&_) -> _),
+            (chains_settings(), chains),
+        ] {
+            let snapshot = fleet(&settings);
+            let entries = select(&snapshot, None);
+            let mut planned = 0;
+            for (s, shard) in snapshot.shards.iter().enumerate() {
+                for (c, r) in shard.columns.iter().enumerate() {
+                    let one = select_one(&snapshot, (s, c));
+                    let all = entries.iter().find(|e| std::ptr::eq(e.column, r));
+                    assert_eq!(
+                        one.as_ref().map(whole),
+                        all.map(whole),
+                        "{}/{}",
+                        r.shard,
+                        r.name()
+                    );
+                    assert!(one.is_none_or(|e| std::ptr::eq(e.column, r)));
+                    planned += usize::from(all.is_some());
+                }
+            }
+            assert_eq!(planned, entries.len());
+        }
+    }
+
+    #[test]
+    fn one_columns_group_follows_chains_listed_children_first_sources_and_alike_names() {
+        let settings = chains_settings();
+        let snapshot = chains(&settings);
+        let at = |shard: usize, name: &str| {
+            let c = snapshot.shards[shard]
+                .columns
+                .iter()
+                .position(|r| r.name() == name && !r.id.table.contains('.'))
+                .expect(name);
+            select_one(&snapshot, (shard, c)).expect("an entry")
+        };
+        assert_eq!(
+            summary(&at(0, "shop.users.id")),
+            vec![
+                "a/shop.users.id BIGINT",
+                "a/shop.reviews.note_id BIGINT",
+                "a/shop.notes.user_ref BIGINT",
+                "a/shop.orders.user_id BIGINT UNSIGNED",
+                "a/shop.stars.user_id BIGINT",
+                "b/shop.orders.user_id BIGINT",
+                "b/shop.users.id BIGINT",
+            ]
+        );
+        assert_eq!(
+            summary(&at(1, "shop.likes.treasury_id")),
+            vec![
+                "b/shop.likes.treasury_id BIGINT UNSIGNED",
+                "a/shop.likes.treasury_id BIGINT UNSIGNED",
+                "a/shop.pins.treasury_id BIGINT UNSIGNED",
+                "c/shop.pins.treasury_id BIGINT UNSIGNED",
+            ]
+        );
+        assert_eq!(summary(&at(0, "shop.hot.id")), vec!["a/shop.hot.id BIGINT"]);
+        // `a`.`b.c`.`id` is the later of the two named a.b.c.id: the child's parent.
+        let child = &snapshot.shards[0].columns[8];
+        assert_eq!(child.name(), "a.b.c.child.id");
+        let e = select_one(&snapshot, (0, 8)).expect("an entry");
+        assert_eq!(
+            e.ordered()
+                .iter()
+                .map(|w| format!("{:?} {}", (&w.id.schema, &w.id.table), w.to))
+                .collect::<Vec<_>>(),
+            vec!["(\"a\", \"b.c.child\") BIGINT", "(\"a\", \"b.c\") BIGINT",]
+        );
     }
 
     #[test]

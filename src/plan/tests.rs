@@ -219,3 +219,80 @@ fn a_postgresql_plan_keeps_its_keys_and_says_where_each_statement_runs() {
         Some("not written: a view")
     );
 }
+
+#[test]
+fn a_columns_plan_found_alone_is_its_plan_in_the_whole_plan() {
+    let settings = fixtures::chains_settings();
+    let snapshot = fixtures::chains(&settings);
+    let entries = select(&snapshot, None);
+    // Every widened column found as INT, and a key from a chain's child to its parent.
+    let mut found = Found::default();
+    for w in entries.iter().flat_map(|e| e.widenings.iter()) {
+        let definition = Definition {
+            column_type: "int(11)".to_string(),
+            extra: "auto_increment".to_string(),
+            ..Definition::default()
+        };
+        let size = TableSize {
+            rows: 10,
+            data_bytes: 1 << 20,
+            ..TableSize::default()
+        };
+        found
+            .definitions
+            .insert((w.shard.clone(), w.id.clone()), Some((definition, size)));
+    }
+    found.foreign_keys.insert(
+        "a".to_string(),
+        vec![ForeignKey {
+            name: "fk_orders_user".to_string(),
+            schema: "shop".to_string(),
+            table: "orders".to_string(),
+            columns: vec!["user_id".to_string()],
+            parent_schema: "shop".to_string(),
+            parent_table: "users".to_string(),
+            parent_columns: vec!["id".to_string()],
+            on_update: "RESTRICT".to_string(),
+            on_delete: "CASCADE".to_string(),
+            database: None,
+            deferrable: None,
+            match_type: None,
+        }],
+    );
+    assert_eq!(entries.len(), 5);
+    for e in &entries {
+        let c = e.column;
+        let (column, alone) = find(&snapshot, &c.shard, &c.id).expect("known");
+        assert!(std::ptr::eq(column, c));
+        let alone = alone.expect("in the plan");
+        let json = |p: &Planned| serde_json::to_value(p).expect("JSON");
+        assert_eq!(
+            json(&write_one(&settings, &alone, &found)),
+            json(&write_one(&settings, e, &found)),
+            "{}/{}",
+            c.shard,
+            c.name()
+        );
+    }
+    let users = find(&snapshot, "a", &ColumnId::new("shop", "users", "id"))
+        .expect("known")
+        .1
+        .expect("in the plan");
+    let planned = write_one(&settings, &users, &found);
+    assert_eq!(planned.plan.changes.len(), 7);
+    assert_eq!(planned.plan.foreign_keys.len(), 1);
+    assert_eq!(planned.plan.steps.len(), 9, "{:?}", planned.plan.steps);
+    // Not in the plan: fine, or only a child of a column that is.
+    for (shard, name) in [("c", "tags"), ("a", "reviews")] {
+        let id = if name == "tags" {
+            ColumnId::new("shop", "tags", "id")
+        } else {
+            ColumnId::new("shop", "reviews", "note_id")
+        };
+        assert!(find(&snapshot, shard, &id).expect("known").1.is_none());
+    }
+    assert_eq!(
+        find(&snapshot, "c", &ColumnId::new("shop", "nope", "id")).map(|_| ()),
+        Err("no ID column shop.nope.id is known on shard \"c\"".to_string())
+    );
+}

@@ -276,6 +276,89 @@ async fn basic_auth_from_the_web_config_file_guards_every_endpoint_but_healthz()
     app.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_auth_guards_the_pages_and_their_files_and_a_page_error_is_a_page() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hash = bcrypt::hash("s3cret", 4).expect("hash");
+    let web = write_web_config(
+        dir.path(),
+        &format!("basic_auth_users:\n  prom: '{hash}'\n"),
+    );
+    let app = spawn_app(settings(&toml(&format!(
+        "web_config_file = {:?}",
+        web.display().to_string()
+    ))))
+    .await;
+    let client = reqwest::Client::new();
+    let get = |path: &str, auth: Option<(&str, &str)>| {
+        let mut request = client.get(app.url(path)).header("accept", "text/html");
+        if let Some((user, password)) = auth {
+            request = request.basic_auth(user, Some(password));
+        }
+        request.send()
+    };
+    let page = get("/", Some(("prom", "s3cret"))).await.expect("GET /");
+    assert_eq!(page.status().as_u16(), 200);
+    let header = |r: &reqwest::Response, name: &str| {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(header(&page, "content-type"), "text/html; charset=utf-8");
+    assert!(header(&page, "content-security-policy").starts_with("default-src 'none'"));
+    let html = page.text().await.expect("the page");
+    let stylesheet = html
+        .split("<link rel=\"stylesheet\" href=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the stylesheet's link")
+        .to_string();
+    let css = get(&stylesheet, Some(("prom", "s3cret")))
+        .await
+        .expect("GET css");
+    assert_eq!(css.status().as_u16(), 200);
+    assert_eq!(header(&css, "content-type"), "text/css; charset=utf-8");
+
+    for path in [
+        "/",
+        "/shards",
+        "/sources",
+        "/incidents",
+        "/columns/s1/app/orders/id",
+        "/api/columns/s1/app/orders/id/history",
+        stylesheet.as_str(),
+    ] {
+        for auth in [None, Some(("prom", "wrong"))] {
+            let resp = get(path, auth).await.expect("GET");
+            assert_eq!(resp.status().as_u16(), 401, "{path} {auth:?}");
+            assert_eq!(
+                header(&resp, "www-authenticate"),
+                "Basic realm=\"headroom\"",
+                "{path}"
+            );
+        }
+    }
+
+    // A column the shard does not hold: a page that says so, for the person reading it.
+    let missing = get("/columns/s1/app/orders/id", Some(("prom", "s3cret")))
+        .await
+        .expect("GET");
+    assert_eq!(missing.status().as_u16(), 404);
+    assert_eq!(header(&missing, "content-type"), "text/html; charset=utf-8");
+    assert!(header(&missing, "content-security-policy").starts_with("default-src 'none'"));
+    let body = missing.text().await.expect("the page");
+    assert!(body.starts_with("<!DOCTYPE html>"), "{body}");
+    assert!(
+        body.contains(
+            "<p class=\"problem\">no ID column app.orders.id is known on shard &quot;s1&quot;</p>"
+        ),
+        "{body}"
+    );
+    app.stop().await;
+}
+
 /// Runs `headroom run` on `config` with `args`, which must fail at start-up.
 fn run_fails(config: &Path, args: &[&str]) -> (Option<i32>, String) {
     let out = Command::new(BIN)

@@ -247,6 +247,140 @@ fn a_plan_shows_statements_and_commands_escaped_with_copy_buttons_that_copy_them
     assert!(html.contains("No open incident."));
 }
 
+/// The column page of `c` with `plan`, rendered.
+fn page_with(c: ColumnReport, plan: crate::pages::column::Plan) -> String {
+    use crate::pages::column::{View, render};
+    let view = View {
+        column: c,
+        samples: crate::growth::Samples::default(),
+        limits: crate::policy::Limits::default(),
+        strict_mode: Some(true),
+        sql_mode: None,
+        incidents: None,
+        plan,
+    };
+    render(&view, Utc::now()).into_string()
+}
+
+#[test]
+fn a_plan_being_computed_is_said_and_the_page_loads_again_in_two_seconds() {
+    use crate::pages::column::Plan;
+    let html = page_with(columns().swap_remove(0), Plan::Pending);
+    assert!(
+        html.contains("<meta http-equiv=\"refresh\" content=\"2\">"),
+        "{html}"
+    );
+    assert!(html.contains("The plan is being computed"));
+    assert!(html.contains("this page loads again in 2 seconds"));
+    // A plan shown, or its failure, is not reloaded.
+    let c = columns().swap_remove(0);
+    let ready = Plan::Ready(Arc::new(crate::plan::unplanned(&c)));
+    for plan in [ready, Plan::Failed("shard s: busy".to_string())] {
+        assert!(!page_with(c.clone(), plan).contains("http-equiv"));
+    }
+}
+
+#[test]
+fn an_earlier_plan_is_shown_with_the_poll_it_is_of_and_no_reload() {
+    use crate::pages::column::Plan;
+    let mut c = columns().swap_remove(0);
+    c.observed_at = Utc::now() - chrono::Duration::minutes(3);
+    let mut planned = crate::plan::unplanned(&c);
+    planned.plan.target_type = "BIGINT".to_string();
+    planned.plan.reason = "critical: 93.1% of INT used".to_string();
+    planned.plan.changes = vec![crate::plan::Change {
+        shard: "s".to_string(),
+        schema: "shop".to_string(),
+        table: "orders".to_string(),
+        column: "id".to_string(),
+        host: "127.0.0.1".to_string(),
+        port: 1,
+        from_type: "int(11)".to_string(),
+        to_type: "BIGINT".to_string(),
+        definition: None,
+        table_size: None,
+        statement: Some("ALTER TABLE `shop`.`orders` MODIFY COLUMN `id` BIGINT".to_string()),
+        gh_ost: None,
+        pt_online_schema_change: None,
+        rebuilds: true,
+        rebuild_seconds_estimate: None,
+        note: None,
+    }];
+    planned.plan.steps = vec![crate::plan::Step {
+        shard: "s".to_string(),
+        statement: "ALTER TABLE `shop`.`orders` MODIFY COLUMN `id` BIGINT".to_string(),
+    }];
+    let html = page_with(c, Plan::Earlier(Arc::new(planned)));
+    assert!(!html.contains("http-equiv"));
+    assert!(html.contains("<p class=\"note\">This plan is of an earlier poll, of "));
+    assert!(
+        html.contains("(~3 minutes ago): the plan of the latest poll is being computed"),
+        "{html}"
+    );
+    assert!(html.contains("<a href=\"/columns/s/shop/orders/id#plan\">reload</a>"));
+    assert!(html.contains("Widen to <strong>BIGINT</strong>: critical: 93.1% of INT used"));
+    assert!(
+        html.contains("-- on shard s\nALTER TABLE `shop`.`orders` MODIFY COLUMN `id` BIGINT\n")
+    );
+}
+
+#[tokio::test]
+async fn a_column_page_does_not_wait_for_a_plan_past_its_wait() {
+    let store = store_with(columns());
+    let plans = Arc::new(crate::api::plan_cache::Plans::new());
+    // Every session of shard s held: the plan waits for one, up to the query timeout (2 s).
+    let held = plans
+        .budget()
+        .acquire("s", crate::db::budget::MAX_WAIT)
+        .await
+        .expect("a free shard");
+    let app = router(AppState {
+        store: store.clone(),
+        metrics: Arc::new(Metrics::new()),
+        pager: None,
+        reload: None,
+        settings: Arc::new(std::sync::RwLock::new(Arc::new(settings()))),
+        plans: Arc::clone(&plans),
+    });
+    let got = get(app.clone(), "/columns/s/shop/orders/id").await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert!(
+        got.body.contains("The plan is being computed"),
+        "{}",
+        got.body
+    );
+    assert!(
+        got.body
+            .contains("<meta http-equiv=\"refresh\" content=\"2\">")
+    );
+    assert!(got.body.contains("2,000,000,000"), "the rest of the page");
+    drop(held);
+
+    // That attempt fails (the shard refuses); while the next one waits, the page says why
+    // the last one failed, and does not load itself again.
+    let id = ColumnId::new("shop", "orders", "id");
+    let settings = Arc::new(settings());
+    assert!(plans.get(&store, settings, "s", &id).await.is_err());
+    let held = plans
+        .budget()
+        .acquire("s", crate::db::budget::MAX_WAIT)
+        .await
+        .expect("a free shard");
+    let got = get(app, "/columns/s/shop/orders/id").await;
+    assert!(
+        got.body
+            .contains("No plan now: reading the column definitions: shard s: connecting"),
+        "{}",
+        got.body
+    );
+    assert!(
+        got.body
+            .contains("(at the last attempt; another is under way: reload in a moment)")
+    );
+    assert!(!got.body.contains("http-equiv"));
+    drop(held);
+}
+
 #[tokio::test]
 async fn the_shards_page_shows_up_down_never_polled_strict_mode_and_what_is_not_measured() {
     let store = Store::new(&settings());
