@@ -335,12 +335,36 @@ fn written(planned: &Planned) -> Markup {
         return html! { p { "No widening needed: " (p.target_type) " holds it." } };
     }
     let statements: String = {
+        // A PostgreSQL statement runs in its column's database, named in its header
+        // (escaped: a name read from a server cannot end the comment).
+        let database_of: std::collections::HashMap<(&str, &str), &str> = p
+            .postgres
+            .iter()
+            .flat_map(|pg| {
+                pg.statements
+                    .iter()
+                    .map(move |st| ((pg.shard.as_str(), st.as_str()), pg.database.as_str()))
+            })
+            .collect();
         let mut out = String::new();
-        let mut shard = "";
+        let mut at: (&str, Option<&str>) = ("", None);
         for step in &p.steps {
-            if step.shard != shard {
-                shard = &step.shard;
-                out.push_str(&format!("-- on shard {shard}\n"));
+            let here = (
+                step.shard.as_str(),
+                database_of
+                    .get(&(step.shard.as_str(), step.statement.as_str()))
+                    .copied(),
+            );
+            if here != at || out.is_empty() {
+                at = here;
+                match here.1 {
+                    Some(db) => out.push_str(&format!(
+                        "-- on shard {}, in database {}\n",
+                        here.0,
+                        crate::escape::escape(db)
+                    )),
+                    None => out.push_str(&format!("-- on shard {}\n", here.0)),
+                }
             }
             out.push_str(&step.statement);
             out.push('\n');
@@ -381,8 +405,21 @@ fn written(planned: &Planned) -> Markup {
                 (copyable(&format!("plan-pt-osc-{i}"), cmd))
             }
         }
+        @for (i, pg) in p.postgres.iter().enumerate() {
+            @if !pg.online_steps.is_empty() {
+                h2 { "Online, in database " (name(&pg.database)) ": " (name(&pg.table)) "." (name(&pg.column)) }
+                p.muted { "Instead of the statement's rewrite under an ACCESS EXCLUSIVE lock: a new column kept in step by a trigger, filled in batches, and swapped in one short transaction. Run each step in order, in autocommit mode." }
+                (copyable(&format!("plan-online-{i}"), &pg.online_steps.join("\n\n")))
+            } @else if let Some(note) = &pg.online_note {
+                p.muted { "No online steps for " (name(&pg.table)) "." (name(&pg.column)) ": " (note) }
+            }
+        }
         @if !p.foreign_keys.is_empty() {
-            p.muted { (p.foreign_keys.len()) " foreign keys hold a widened column: the statements drop them first and add them again after." }
+            @if p.postgres.is_empty() {
+                p.muted { (p.foreign_keys.len()) " foreign keys hold a widened column: the statements drop them first and add them again after." }
+            } @else {
+                p.muted { (p.foreign_keys.len()) " foreign keys hold a widened column: PostgreSQL keeps them, and checks them again after the change." }
+            }
         }
     }
 }

@@ -422,5 +422,31 @@ async fn the_column_endpoint_serves_a_postgresql_columns_plan() {
         .get_json("/api/columns/pg/public/legacy/id?database=app")
         .await;
     assert_eq!(status, 404);
+
+    // The column's page: each statement under the database it runs in (escaped: the name
+    // cannot end the comment), the online steps, and the keys PostgreSQL keeps.
+    let (status, _) = app
+        .get_json("/api/columns/pg/public/users/id?database=app")
+        .await;
+    assert_eq!(status, 200);
+    let (status, page) = app
+        .get_text("/columns/pg/public/users/id?database=app")
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("-- on shard pg, in database app\n"), "{page}");
+    assert!(
+        page.contains("Online, in database <bdi>app</bdi>"),
+        "{page}"
+    );
+    assert!(page.contains("PostgreSQL keeps them"), "{page}");
+    assert!(page.contains("strict mode does not apply"), "{page}");
+    let (status, page) = app
+        .get_text("/columns/pg/public/legacy/id?database=leg%27acy%20%22%7Bdb%7D%22%20%5Cx%0A")
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("-- on shard pg, in database leg'acy &quot;{db}&quot; \\\\x\\n\n"),
+        "{page}"
+    );
     app.stop().await;
 }
