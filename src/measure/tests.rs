@@ -405,3 +405,61 @@ fn a_reference_rule_wins_over_an_inferred_parent() {
     let (measured, _) = resolve(&plan, &HashMap::new(), &tickets(1_000));
     assert_eq!(by_name(&measured)["etsy.x.user_id"].kind, Kind::Reference);
 }
+
+#[test]
+fn the_child_of_a_descending_sequence_holds_one_more_going_down() {
+    // A parent counted down to the integer minimum (-2^31: 2^31 handed out), and its
+    // children: an integer one holds it, a smallint one cannot.
+    let mut parent = col("app.parents.id", Width::Int, false, None);
+    parent.sequence = Some(std::sync::Arc::new(crate::inventory::Sequence {
+        name: "app.down".into(),
+        handed_out: Ok(2_147_483_648),
+        limit: 2_147_483_648,
+        descending: true,
+        cycle: false,
+    }));
+    let inventory = Inventory {
+        columns: vec![
+            parent,
+            col("app.children.parent_id", Width::Int, false, None),
+            col("app.small.parent_id", Width::Small, false, None),
+            col("app.grandchildren.child_id", Width::Big, false, None),
+        ],
+        foreign_keys: vec![
+            fk("app.children.parent_id", "app.parents.id"),
+            fk("app.small.parent_id", "app.parents.id"),
+            fk("app.grandchildren.child_id", "app.children.parent_id"),
+        ],
+        leading: HashSet::new(),
+        primary_keys: HashMap::new(),
+    };
+    let (measured, _) = resolve(&plan(&inventory, &[]), &HashMap::new(), &HashMap::new());
+    let m = by_name(&measured);
+    let at = |name: &str| {
+        let c = &m[name];
+        (
+            c.headroom.current,
+            c.headroom.max,
+            c.headroom.status(crate::policy::Limits::default().ratio),
+            c.type_mismatch,
+        )
+    };
+    use crate::headroom::Status;
+    assert_eq!(
+        at("app.parents.id"),
+        (2_147_483_648, 2_147_483_648, Status::Critical, false)
+    );
+    assert_eq!(
+        at("app.children.parent_id"),
+        (2_147_483_648, 2_147_483_648, Status::Critical, false)
+    );
+    assert_eq!(
+        at("app.small.parent_id"),
+        (2_147_483_648, 32_768, Status::Exhausted, true)
+    );
+    // Down a chain, in the root's direction.
+    assert_eq!(
+        at("app.grandchildren.child_id"),
+        (2_147_483_648, 9_223_372_036_854_775_808, Status::Ok, false)
+    );
+}
