@@ -463,3 +463,51 @@ fn the_child_of_a_descending_sequence_holds_one_more_going_down() {
         (2_147_483_648, 9_223_372_036_854_775_808, Status::Ok, false)
     );
 }
+
+#[test]
+fn the_child_of_an_unreadable_sequence_reads_its_own_max_where_it_leads_an_index() {
+    // A parent whose sequence the monitor may not read; a child that leads an index (an
+    // extension table's key), its own child, and a child that leads none.
+    let mut parent = col("app.parents.id", Width::Int, false, None);
+    parent.sequence = Some(std::sync::Arc::new(crate::inventory::Sequence {
+        name: "app.secret".into(),
+        handed_out: Err("the monitoring user may not read it".to_string()),
+        limit: 2_147_483_647,
+        descending: false,
+        cycle: false,
+    }));
+    let inventory = Inventory {
+        columns: vec![
+            parent,
+            col("app.extensions.parent_id", Width::Int, false, None),
+            col("app.notes.extension_id", Width::Big, false, None),
+            col("app.loose.parent_id", Width::Int, false, None),
+        ],
+        foreign_keys: vec![
+            fk("app.extensions.parent_id", "app.parents.id"),
+            fk("app.notes.extension_id", "app.extensions.parent_id"),
+            fk("app.loose.parent_id", "app.parents.id"),
+        ],
+        leading: HashSet::from([id("app.parents.id"), id("app.extensions.parent_id")]),
+        primary_keys: HashMap::new(),
+    };
+    let plan = plan(&inventory, &[]);
+    assert_eq!(plan.dives, vec![id("app.extensions.parent_id")]);
+    let dives = HashMap::from([(id("app.extensions.parent_id"), Some(41))]);
+    let (measured, unresolved) = resolve(&plan, &dives, &HashMap::new());
+    let m = by_name(&measured);
+    assert_eq!(m["app.extensions.parent_id"].headroom.current, 41);
+    assert_eq!(m["app.notes.extension_id"].headroom.current, 41);
+    let reasons: Vec<String> = unresolved
+        .iter()
+        .map(|u| format!("{}: {}", u.id, u.reason))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "app.parents.id: sequence app.secret: the monitoring user may not read it",
+            "app.loose.parent_id: parent app.parents.id has no known value and neither \
+             column leads an index"
+        ]
+    );
+}
