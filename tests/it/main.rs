@@ -22,6 +22,7 @@ mod metrics;
 mod paging;
 mod plan;
 mod plan_load;
+mod postgres_oracle;
 mod postgres_readers;
 mod postgres_sandbox;
 mod postgres_shard;
