@@ -247,7 +247,7 @@ struct Told<'a, 'b> {
     position: &'b HashMap<&'a ColumnId, usize>,
     leading: &'a HashSet<ColumnId>,
     /// Entry `i`'s answer once known (`Some(false)` too while it is being decided).
-    known: &'b mut Vec<Option<bool>>,
+    known: &'b mut [Option<bool>],
 }
 
 impl Told<'_, '_> {
@@ -341,6 +341,12 @@ pub fn plan_with(
             .collect()
     };
     let mut known = vec![None; entries.len()];
+    let mut told = Told {
+        entries: &entries,
+        position: &position,
+        leading: &inventory.leading,
+        known: &mut known,
+    };
     let mut dives = Vec::new();
     let mut seen = HashSet::new();
     for (col, derivation) in &entries {
@@ -349,17 +355,8 @@ pub fn plan_with(
             // A measured parent that nothing tells (an unreadable sequence at the root of
             // its chain) leaves its child to its own MAX().
             (_, Some(parent)) if measured.contains(parent) => {
-                let p = position.get(parent).copied();
-                let told = p.is_some_and(|p| {
-                    Told {
-                        entries: &entries,
-                        position: &position,
-                        leading: &inventory.leading,
-                        known: &mut known,
-                    }
-                    .told(p)
-                });
-                (!told).then_some(&col.id)
+                let known = position.get(parent).is_some_and(|&p| told.told(p));
+                (!known).then_some(&col.id)
             }
             (_, Some(parent)) if inventory.leading.contains(parent) => Some(parent),
             _ => Some(&col.id),
