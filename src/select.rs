@@ -129,9 +129,9 @@ fn compare(sort: Sort, a: &ColumnReport, b: &ColumnReport) -> Ordering {
     // Exact comparison of current/max as fractions: a.current * b.max vs b.current * a.max,
     // in u128 where (2^64 - 1)^2 fits. Highest first.
     let by_ratio = |a: &ColumnReport, b: &ColumnReport| {
-        let left = clamp(a.current) * u128::from(b.max);
-        let right = clamp(b.current) * u128::from(a.max);
-        right.cmp(&left)
+        let (a_used, a_of) = fraction(a);
+        let (b_used, b_of) = fraction(b);
+        (b_used * a_of).cmp(&(a_used * b_of))
     };
     match sort {
         Sort::Name => by_name(a, b),
@@ -146,7 +146,65 @@ fn compare(sort: Sort, a: &ColumnReport, b: &ColumnReport) -> Ordering {
     }
 }
 
+/// `current / max` as a fraction to compare by cross-multiplying. A `max` of 0 (a sequence
+/// confined to values it cannot count towards) makes the ratio infinite when the column
+/// holds anything, and 0 (as its `used_ratio`) when it holds nothing: `0 / 0` compared as
+/// it stands would be equal to every ratio, which is no order at all.
+fn fraction(c: &ColumnReport) -> (u128, u128) {
+    match (clamp(c.current), c.max) {
+        (0, _) => (0, 1),
+        (_, 0) => (1, 0),
+        (used, max) => (used, u128::from(max)),
+    }
+}
+
 /// A current value as a non-negative `u128` no larger than `u64::MAX`.
 fn clamp(current: i128) -> u128 {
     current.clamp(0, i128::from(u64::MAX)) as u128
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::headroom::{IntType, Width};
+    use crate::inventory::ColumnId;
+    use crate::measure::fixture;
+
+    /// Column `name` at `current` of `max`.
+    fn at(name: &str, current: i128, max: u64) -> ColumnReport {
+        let int = IntType::new(Width::Int, false);
+        let mut c = fixture::column("s", ColumnId::new("db", "t", name), int, current).build();
+        c.max = max;
+        c
+    }
+
+    #[test]
+    fn the_ratio_order_is_total_with_columns_of_max_zero() {
+        // `0 / 0` once compared equal to every ratio: with names ordered against the
+        // ratios, a < b < c < a, and sorting a poll's columns panicked.
+        let columns = [
+            at("a", 1, 10),
+            at("b", 5, 10),
+            at("c", 0, 0),
+            at("d", -7, 0),
+            at("e", 3, 0),
+            at("f", 0, 10),
+            at("g", 20, 10),
+        ];
+        for x in &columns {
+            for y in &columns {
+                for z in &columns {
+                    let (xy, yz) = (compare(Sort::Ratio, x, y), compare(Sort::Ratio, y, z));
+                    if xy == yz && xy != Ordering::Equal {
+                        assert_eq!(compare(Sort::Ratio, x, z), xy, "{} {} {}", x.id, y.id, z.id);
+                    }
+                }
+            }
+        }
+        let mut sorted = columns.to_vec();
+        sorted.sort_by(|x, y| compare(Sort::Ratio, x, y));
+        let names: Vec<&str> = sorted.iter().map(|c| c.id.column.as_str()).collect();
+        // Anything held of nothing first, then by ratio; nothing held of 0 as nothing used.
+        assert_eq!(names, ["e", "g", "b", "a", "c", "d", "f"]);
+    }
 }

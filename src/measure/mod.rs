@@ -239,6 +239,38 @@ pub fn prepare(catalog: &Catalog, settings: &Settings) -> Prepared {
     }
 }
 
+/// Whether a planned column's `current` is told by its derivation without a dive of its
+/// own: a counter, a source, a readable sequence, or a parent told (measured) or read
+/// (leading an index). A column along a cycle of foreign keys is not.
+struct Told<'a, 'b> {
+    entries: &'a [(Planned, Derivation)],
+    position: &'b HashMap<&'a ColumnId, usize>,
+    leading: &'a HashSet<ColumnId>,
+    /// Entry `i`'s answer once known (`Some(false)` too while it is being decided).
+    known: &'b mut [Option<bool>],
+}
+
+impl Told<'_, '_> {
+    fn told(&mut self, i: usize) -> bool {
+        if let Some(known) = self.known[i] {
+            return known;
+        }
+        self.known[i] = Some(false);
+        let told = match &self.entries[i].1 {
+            Derivation::Auto(_) | Derivation::Reference { .. } => true,
+            Derivation::Sequence(sequence) => sequence.handed_out.is_ok(),
+            Derivation::ForeignKey { parent } | Derivation::Inferred { parent, .. } => {
+                match self.position.get(parent) {
+                    Some(&p) => self.told(p),
+                    None => self.leading.contains(parent),
+                }
+            }
+        };
+        self.known[i] = Some(told);
+        told
+    }
+}
+
 /// Decides how each column is measured, with no inferred references.
 pub fn plan(inventory: &Inventory, rules: &[ReferenceRule]) -> Plan {
     plan_with(inventory, rules, &HashMap::new())
@@ -299,12 +331,33 @@ pub fn plan_with(
     } else {
         entries.iter().map(|(c, _)| &c.id).collect()
     };
+    let position: HashMap<&ColumnId, usize> = if wanted.is_empty() {
+        HashMap::new()
+    } else {
+        entries
+            .iter()
+            .enumerate()
+            .map(|(i, (c, _))| (&c.id, i))
+            .collect()
+    };
+    let mut known = vec![None; entries.len()];
+    let mut told = Told {
+        entries: &entries,
+        position: &position,
+        leading: &inventory.leading,
+        known: &mut known,
+    };
     let mut dives = Vec::new();
     let mut seen = HashSet::new();
     for (col, derivation) in &entries {
         let dive = match (derivation, derivation.parent()) {
             (Derivation::Auto(_) | Derivation::Sequence(_), _) => None,
-            (_, Some(parent)) if measured.contains(parent) => None,
+            // A measured parent that nothing tells (an unreadable sequence at the root of
+            // its chain) leaves its child to its own MAX().
+            (_, Some(parent)) if measured.contains(parent) => {
+                let known = position.get(parent).is_some_and(|&p| told.told(p));
+                (!known).then_some(&col.id)
+            }
             (_, Some(parent)) if inventory.leading.contains(parent) => Some(parent),
             _ => Some(&col.id),
         };

@@ -115,7 +115,7 @@ pub(super) fn resolve_with(
                 let (max, by, limit) = sequence_bound(col.int_type, sequence);
                 (max, Some(by), sequence.cycle, Some(limit))
             }
-            _ => (col.int_type.max(), None, false, None),
+            _ => (child_max(col.int_type, value.descending), None, false, None),
         };
         let evidence = match derivation {
             Derivation::Inferred { evidence, .. } => Some(evidence.clone()),
@@ -202,11 +202,24 @@ fn sequence_bound(
     }
 }
 
+/// The maximum of a column that holds its parent's values: its type's, counted in the
+/// direction its root's sequence hands them out (one more going down, for a signed type,
+/// as [`sequence_bound`] counts the sequence's own column).
+fn child_max(int_type: IntType, descending: bool) -> u64 {
+    if descending && !int_type.unsigned {
+        int_type.max() + 1
+    } else {
+        int_type.max()
+    }
+}
+
 /// A column's current value, and when it was read if at an earlier poll.
 #[derive(Debug, Clone, Copy)]
 struct Value {
     current: i128,
     held: Option<Moment>,
+    /// Counted downwards: handed out by a descending sequence, at the root of a chain.
+    descending: bool,
 }
 
 impl Value {
@@ -214,6 +227,7 @@ impl Value {
         Value {
             current: dive.max.unwrap_or(0),
             held: dive.held,
+            descending: false,
         }
     }
 }
@@ -247,15 +261,18 @@ impl Walk<'_, '_> {
             Derivation::Auto(next) => Some(Value {
                 current: *next,
                 held: None,
+                descending: false,
             }),
             Derivation::Sequence(sequence) => sequence.handed_out.as_ref().ok().map(|n| Value {
                 current: *n,
                 held: None,
+                descending: sequence.descending,
             }),
             Derivation::Reference { source } => {
                 let from_source = self.sources.get(source.as_ref()).map(|s| Value {
                     current: s.current,
                     held: None,
+                    descending: false,
                 });
                 match (from_source, dive(&col.id)) {
                     (Some(s), Some(d)) if d.current > s.current => Some(d),

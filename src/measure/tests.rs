@@ -405,3 +405,109 @@ fn a_reference_rule_wins_over_an_inferred_parent() {
     let (measured, _) = resolve(&plan, &HashMap::new(), &tickets(1_000));
     assert_eq!(by_name(&measured)["etsy.x.user_id"].kind, Kind::Reference);
 }
+
+#[test]
+fn the_child_of_a_descending_sequence_holds_one_more_going_down() {
+    // A parent counted down to the integer minimum (-2^31: 2^31 handed out), and its
+    // children: an integer one holds it, a smallint one cannot.
+    let mut parent = col("app.parents.id", Width::Int, false, None);
+    parent.sequence = Some(std::sync::Arc::new(crate::inventory::Sequence {
+        name: "app.down".into(),
+        handed_out: Ok(2_147_483_648),
+        limit: 2_147_483_648,
+        descending: true,
+        cycle: false,
+    }));
+    let inventory = Inventory {
+        columns: vec![
+            parent,
+            col("app.children.parent_id", Width::Int, false, None),
+            col("app.small.parent_id", Width::Small, false, None),
+            col("app.grandchildren.child_id", Width::Big, false, None),
+        ],
+        foreign_keys: vec![
+            fk("app.children.parent_id", "app.parents.id"),
+            fk("app.small.parent_id", "app.parents.id"),
+            fk("app.grandchildren.child_id", "app.children.parent_id"),
+        ],
+        leading: HashSet::new(),
+        primary_keys: HashMap::new(),
+    };
+    let (measured, _) = resolve(&plan(&inventory, &[]), &HashMap::new(), &HashMap::new());
+    let m = by_name(&measured);
+    let at = |name: &str| {
+        let c = &m[name];
+        (
+            c.headroom.current,
+            c.headroom.max,
+            c.headroom.status(crate::policy::Limits::default().ratio),
+            c.type_mismatch,
+        )
+    };
+    use crate::headroom::Status;
+    assert_eq!(
+        at("app.parents.id"),
+        (2_147_483_648, 2_147_483_648, Status::Critical, false)
+    );
+    assert_eq!(
+        at("app.children.parent_id"),
+        (2_147_483_648, 2_147_483_648, Status::Critical, false)
+    );
+    assert_eq!(
+        at("app.small.parent_id"),
+        (2_147_483_648, 32_768, Status::Exhausted, true)
+    );
+    // Down a chain, in the root's direction.
+    assert_eq!(
+        at("app.grandchildren.child_id"),
+        (2_147_483_648, 9_223_372_036_854_775_808, Status::Ok, false)
+    );
+}
+
+#[test]
+fn the_child_of_an_unreadable_sequence_reads_its_own_max_where_it_leads_an_index() {
+    // A parent whose sequence the monitor may not read; a child that leads an index (an
+    // extension table's key), its own child, and a child that leads none.
+    let mut parent = col("app.parents.id", Width::Int, false, None);
+    parent.sequence = Some(std::sync::Arc::new(crate::inventory::Sequence {
+        name: "app.secret".into(),
+        handed_out: Err("the monitoring user may not read it".to_string()),
+        limit: 2_147_483_647,
+        descending: false,
+        cycle: false,
+    }));
+    let inventory = Inventory {
+        columns: vec![
+            parent,
+            col("app.extensions.parent_id", Width::Int, false, None),
+            col("app.notes.extension_id", Width::Big, false, None),
+            col("app.loose.parent_id", Width::Int, false, None),
+        ],
+        foreign_keys: vec![
+            fk("app.extensions.parent_id", "app.parents.id"),
+            fk("app.notes.extension_id", "app.extensions.parent_id"),
+            fk("app.loose.parent_id", "app.parents.id"),
+        ],
+        leading: HashSet::from([id("app.parents.id"), id("app.extensions.parent_id")]),
+        primary_keys: HashMap::new(),
+    };
+    let plan = plan(&inventory, &[]);
+    assert_eq!(plan.dives, vec![id("app.extensions.parent_id")]);
+    let dives = HashMap::from([(id("app.extensions.parent_id"), Some(41))]);
+    let (measured, unresolved) = resolve(&plan, &dives, &HashMap::new());
+    let m = by_name(&measured);
+    assert_eq!(m["app.extensions.parent_id"].headroom.current, 41);
+    assert_eq!(m["app.notes.extension_id"].headroom.current, 41);
+    let reasons: Vec<String> = unresolved
+        .iter()
+        .map(|u| format!("{}: {}", u.id, u.reason))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "app.parents.id: sequence app.secret: the monitoring user may not read it",
+            "app.loose.parent_id: parent app.parents.id has no known value and neither \
+             column leads an index"
+        ]
+    );
+}

@@ -1,6 +1,8 @@
 //! `MAX(column)` of columns that lead a B-tree index: one index dive each, batched into a
 //! few `UNION ALL` queries per database. Callers only ever pass columns from
-//! [`super::catalog::Database::leading`]; no other column is read, so no table is scanned.
+//! [`super::catalog::Database::leading`]; no other column is read, so no table is scanned:
+//! an ordinary table is read `ONLY`, without the tables that inherit it, which its index
+//! does not hold.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -14,18 +16,33 @@ use crate::db::DbError;
 /// Dives per query: keeps each statement short and a failure's blast radius small.
 const BATCH: usize = 50;
 
+/// Which rows of a column's table a dive reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rows {
+    /// An ordinary table's own (`FROM ONLY`): not those of the tables that inherit it,
+    /// which its index does not hold (reading them would scan each one) and which a
+    /// foreign key to it never sees.
+    Own,
+    /// A partitioned table's, which are all its partitions' (`ONLY` would read none).
+    Partitions,
+}
+
 /// The statement for one batch: one `UNION ALL` branch per column, naming its position in
 /// the batch and its `MAX()` as text (so that any width decodes exactly). Built in one pass
 /// from quoted identifiers: a name is never scanned again, so `{table}`, `;` or `--` inside
 /// one is only ever part of that name.
-pub fn dive_sql(batch: &[ColumnRef]) -> String {
+pub fn dive_sql(batch: &[(ColumnRef, Rows)]) -> String {
     let mut sql = String::with_capacity(batch.len() * 96);
-    for (n, id) in batch.iter().enumerate() {
+    for (n, (id, rows)) in batch.iter().enumerate() {
         if n > 0 {
             sql.push_str(" UNION ALL ");
         }
+        let only = match rows {
+            Rows::Own => "ONLY ",
+            Rows::Partitions => "",
+        };
         sql.push_str(&format!(
-            "SELECT {n}, MAX({})::text FROM {}",
+            "SELECT {n}, MAX({})::text FROM {only}{}",
             ident(&id.column),
             qualified(&id.schema, &id.table),
         ));
@@ -38,7 +55,7 @@ pub fn dive_sql(batch: &[ColumnRef]) -> String {
 /// out of the answer instead of failing the database: the next poll no longer lists it.
 pub async fn read(
     conn: &mut PgConnection,
-    columns: &[ColumnRef],
+    columns: &[(ColumnRef, Rows)],
     timeout: Duration,
 ) -> Result<HashMap<ColumnRef, Option<i128>>, DbError> {
     let mut out = HashMap::with_capacity(columns.len());
@@ -51,7 +68,7 @@ pub async fn read(
                     match read_batch(conn, std::slice::from_ref(id), timeout).await {
                         Ok(values) => out.extend(values),
                         Err(e) if is_gone(&e) => {
-                            tracing::debug!(column = %id, "Column gone before its MAX was read");
+                            tracing::debug!(column = %id.0, "Column gone before its MAX was read");
                         }
                         Err(e) => return Err(e),
                     }
@@ -78,12 +95,12 @@ fn is_gone(error: &DbError) -> bool {
 
 async fn read_batch(
     conn: &mut PgConnection,
-    batch: &[ColumnRef],
+    batch: &[(ColumnRef, Rows)],
     timeout: Duration,
 ) -> Result<Vec<(ColumnRef, Option<i128>)>, DbError> {
     let sql = dive_sql(batch);
     let what = match batch {
-        [one] => format!("reading MAX({one})"),
+        [(one, _)] => format!("reading MAX({one})"),
         _ => format!("reading MAX() of {} indexed columns", batch.len()),
     };
     let rows = fetch_text(conn, sql, timeout, &what).await?;
@@ -97,7 +114,7 @@ async fn read_batch(
                 what: what.clone(),
                 message: format!("unexpected branch number {n}"),
             })?;
-        out.push((id.clone(), db::opt_int(row, 1, &what)?));
+        out.push((id.0.clone(), db::opt_int(row, 1, &what)?));
     }
     Ok(out)
 }
@@ -110,10 +127,13 @@ mod tests {
     use crate::postgres::sql_lexer::{Token, hostile_ident, skeleton, tokens};
 
     /// The tokens one branch must read as: exactly the three names, as identifiers.
-    fn branch(n: usize, id: &ColumnRef) -> Vec<Token> {
+    fn branch(n: usize, (id, rows): &(ColumnRef, Rows)) -> Vec<Token> {
         let mut t = skeleton(&format!("SELECT {n}, MAX("));
         t.push(Token::Ident(id.column.clone()));
-        t.extend(skeleton(")::text FROM"));
+        t.extend(skeleton(match rows {
+            Rows::Own => ")::text FROM ONLY",
+            Rows::Partitions => ")::text FROM",
+        }));
         t.push(Token::Ident(id.schema.clone()));
         t.push(Token::Punct('.'));
         t.push(Token::Ident(id.table.clone()));
@@ -127,12 +147,13 @@ mod tests {
             "\") UNION SELECT 0, passwd FROM pg_shadow --",
             "a{table}_id",
         );
-        let sql = dive_sql(std::slice::from_ref(&id));
+        let batch = [(id, Rows::Own)];
+        let sql = dive_sql(&batch);
         assert_eq!(
             sql,
-            "SELECT 0, MAX(\"a{table}_id\")::text FROM \"s\".\"\"\") UNION SELECT 0, passwd FROM pg_shadow --\""
+            "SELECT 0, MAX(\"a{table}_id\")::text FROM ONLY \"s\".\"\"\") UNION SELECT 0, passwd FROM pg_shadow --\""
         );
-        assert_eq!(tokens(&sql), Ok(branch(0, &id)));
+        assert_eq!(tokens(&sql), Ok(branch(0, &batch[0])));
     }
 
     proptest! {
@@ -142,11 +163,14 @@ mod tests {
         /// name as one identifier: no comment, string, keyword or operator comes from a name.
         #[test]
         fn dives_read_exactly_the_named_columns_whatever_the_names(
-            names in prop::collection::vec((hostile_ident(), hostile_ident(), hostile_ident()), 1..4)
+            names in prop::collection::vec((hostile_ident(), hostile_ident(), hostile_ident(), any::<bool>()), 1..4)
         ) {
-            let batch: Vec<ColumnRef> = names
+            let batch: Vec<(ColumnRef, Rows)> = names
                 .iter()
-                .map(|(s, t, c)| ColumnRef::new(s, t, c))
+                .map(|(s, t, c, parted)| {
+                    let rows = if *parted { Rows::Partitions } else { Rows::Own };
+                    (ColumnRef::new(s, t, c), rows)
+                })
                 .collect();
             let mut expected = Vec::new();
             for (n, id) in batch.iter().enumerate() {

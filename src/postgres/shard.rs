@@ -4,11 +4,11 @@
 //! listed), each with its own kept connection. A poll holds at most two connections at
 //! once: the home session and the database being read.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::catalog::{self, ColumnRef};
+use super::catalog::{self, ColumnRef, TableKind};
 use super::connect::{Connector, Session};
 use super::databases::{self, Patterns};
 use super::{dives, inventory, wraparound};
@@ -26,6 +26,9 @@ pub struct Server {
     narrowed: bool,
     /// Connectors of the other databases, made when first read.
     others: Mutex<HashMap<String, Arc<Connector>>>,
+    /// Per database, the partitioned tables its last catalog read listed: their dives read
+    /// every partition, an ordinary table's only its own rows.
+    partitioned: Mutex<HashMap<String, HashSet<(String, String)>>>,
 }
 
 impl Server {
@@ -49,6 +52,7 @@ impl Server {
             patterns,
             narrowed: databases.is_some(),
             others: Mutex::new(HashMap::new()),
+            partitioned: Mutex::new(HashMap::new()),
         })
     }
 
@@ -124,6 +128,7 @@ impl Server {
         let mut ages = wraparound::database_ages(home, timeout).await?;
         let mut oldest: BTreeMap<String, Vec<(String, i64)>> = BTreeMap::new();
         let mut inventories = Vec::new();
+        let mut partitioned = HashMap::new();
         for listed in watched.databases.iter().filter(|d| d.can_connect) {
             let (database, tables) = if self.home.database() == Some(listed.name.as_str()) {
                 read_database(home, filter, timeout).await?
@@ -135,8 +140,16 @@ impl Server {
                 read
             };
             inventories.push(inventory::inventory(&database));
+            let tables_partitioned: HashSet<(String, String)> = database
+                .columns
+                .iter()
+                .filter(|c| c.table_kind == TableKind::Partitioned)
+                .map(|c| (c.id.schema.clone(), c.id.table.clone()))
+                .collect();
+            partitioned.insert(listed.name.clone(), tables_partitioned);
             oldest.insert(listed.name.clone(), tables);
         }
+        *self.partitioned.lock().unwrap_or_else(|e| e.into_inner()) = partitioned;
         ages.sort_by(|a, b| a.name.cmp(&b.name));
         let ages = ages
             .into_iter()
@@ -165,17 +178,34 @@ impl Server {
         columns: &[ColumnId],
         timeout: Duration,
     ) -> Result<HashMap<ColumnId, Option<i128>>, DbError> {
-        let mut by_database: BTreeMap<&str, Vec<(ColumnRef, &ColumnId)>> = BTreeMap::new();
-        for id in columns {
-            let Some(database) = id.database() else {
-                continue;
-            };
-            let r = ColumnRef::new(&id.schema, &id.table, &id.column);
-            by_database.entry(database).or_default().push((r, id));
+        // Each database's dives with the rows they read, decided before any is read.
+        let mut by_database: BTreeMap<&str, Vec<(ColumnRef, dives::Rows, &ColumnId)>> =
+            BTreeMap::new();
+        {
+            let partitioned = self.partitioned.lock().unwrap_or_else(|e| e.into_inner());
+            for id in columns {
+                let Some(database) = id.database() else {
+                    continue;
+                };
+                let table = (id.schema.clone(), id.table.clone());
+                let rows = if partitioned
+                    .get(database)
+                    .is_some_and(|p| p.contains(&table))
+                {
+                    dives::Rows::Partitions
+                } else {
+                    dives::Rows::Own
+                };
+                let r = ColumnRef::new(&id.schema, &id.table, &id.column);
+                by_database.entry(database).or_default().push((r, rows, id));
+            }
         }
         let mut out = HashMap::with_capacity(columns.len());
         for (database, wanted) in by_database {
-            let refs: Vec<ColumnRef> = wanted.iter().map(|(r, _)| r.clone()).collect();
+            let refs: Vec<(ColumnRef, dives::Rows)> = wanted
+                .iter()
+                .map(|(r, rows, _)| (r.clone(), *rows))
+                .collect();
             let values = if self.home.database() == Some(database) {
                 dives::read(home, &refs, timeout).await?
             } else {
@@ -185,7 +215,7 @@ impl Server {
                 session.release();
                 values
             };
-            for (r, id) in wanted {
+            for (r, _, id) in wanted {
                 if let Some(v) = values.get(&r) {
                     out.insert(id.clone(), *v);
                 }

@@ -23,6 +23,7 @@ mod paging;
 mod plan;
 mod plan_load;
 mod postgres_commands;
+mod postgres_oracle;
 mod postgres_plan;
 mod postgres_readers;
 mod postgres_sandbox;

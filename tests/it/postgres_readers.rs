@@ -611,24 +611,29 @@ async fn dives_read_the_max_of_hostile_names_exactly_and_leave_out_gone_columns(
              CREATE TABLE parted_a PARTITION OF parted FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
              CREATE TABLE parted_b PARTITION OF parted FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
              CREATE INDEX ON parted (id);
-             INSERT INTO parted VALUES (3000000000, '2024-02-02'), (41, '2025-02-02');",
+             INSERT INTO parted VALUES (3000000000, '2024-02-02'), (41, '2025-02-02');
+             CREATE TABLE base (k integer PRIMARY KEY);
+             CREATE TABLE heir () INHERITS (base);
+             INSERT INTO base VALUES (7); INSERT INTO heir VALUES (2000000000);",
             schema = ident(HOSTILE_SCHEMA),
             column = ident(HOSTILE_COLUMN),
         ),
     );
     let connector = connector(&pg, "postgres", "app");
     let mut session = connector.acquire().await.expect("session");
+    let own = |c: ColumnRef| (c, dives::Rows::Own);
     let wanted = vec![
-        hostile(HOSTILE_COLUMN),
-        hostile("{column}"),
-        p("empty", "id"),
-        p("doomed", "id"),
-        p("parted", "id"),
+        own(hostile(HOSTILE_COLUMN)),
+        own(hostile("{column}")),
+        own(p("empty", "id")),
+        own(p("doomed", "id")),
+        (p("parted", "id"), dives::Rows::Partitions),
+        own(p("base", "k")),
     ];
     let before = dives::read(&mut session, &wanted, TIMEOUT)
         .await
         .expect("dives");
-    assert_eq!(before.len(), 5);
+    assert_eq!(before.len(), 6);
     assert_eq!(
         before[&hostile(HOSTILE_COLUMN)],
         Some(9_223_372_036_854_775_807)
@@ -638,6 +643,8 @@ async fn dives_read_the_max_of_hostile_names_exactly_and_leave_out_gone_columns(
     assert_eq!(before[&p("doomed", "id")], Some(1));
     // A partitioned table through its parent: over every partition.
     assert_eq!(before[&p("parted", "id")], Some(3_000_000_000));
+    // An inherited table's own rows, those its index holds: not its heir's.
+    assert_eq!(before[&p("base", "k")], Some(7));
 
     exec(
         &pg,
@@ -645,11 +652,11 @@ async fn dives_read_the_max_of_hostile_names_exactly_and_leave_out_gone_columns(
         "DROP TABLE doomed; ALTER TABLE empty RENAME COLUMN id TO renamed;",
     );
     let mut after_wanted = wanted.clone();
-    after_wanted.push(c("no_such_schema", "t", "id"));
+    after_wanted.push(own(c("no_such_schema", "t", "id")));
     let after = dives::read(&mut session, &after_wanted, TIMEOUT)
         .await
         .expect("dives with gone columns");
-    assert_eq!(after.len(), 3);
+    assert_eq!(after.len(), 4);
     assert_eq!(
         after[&hostile(HOSTILE_COLUMN)],
         Some(9_223_372_036_854_775_807)
