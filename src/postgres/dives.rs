@@ -12,7 +12,7 @@ use super::query::{self as db, fetch_text, ident, qualified};
 use crate::db::DbError;
 
 /// Dives per query: keeps each statement short and a failure's blast radius small.
-const BATCH: usize = 50;
+pub const BATCH: usize = 50;
 
 /// The statement for one batch: one `UNION ALL` branch per column, naming its position in
 /// the batch and its `MAX()` as text (so that any width decodes exactly). Built in one pass

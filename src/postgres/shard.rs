@@ -16,7 +16,7 @@ use crate::db::DbError;
 use crate::inventory::{Catalog, ColumnId, DatabaseAges, InventoryError, SchemaFilter};
 
 /// How many of a database's oldest tables its wraparound ages name.
-const OLDEST_TABLES: u32 = 5;
+pub const OLDEST_TABLES: u32 = 5;
 
 /// Connections to one PostgreSQL server and the databases a shard watches on it.
 pub struct Server {

@@ -749,6 +749,11 @@ async fn wraparound_ages_count_the_transactions_since_the_oldest_unfrozen_id() {
         .collect();
     assert_eq!(ours, server);
 
+    // One snapshot for both reads, so that autovacuum cannot move an age between them.
+    sqlx::raw_sql("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        .execute(&mut *session)
+        .await
+        .expect("begin");
     let oldest = wraparound::oldest_tables(&mut session, 5, TIMEOUT)
         .await
         .expect("oldest tables");
@@ -757,6 +762,12 @@ async fn wraparound_ages_count_the_transactions_since_the_oldest_unfrozen_id() {
     let all = wraparound::oldest_tables(&mut session, 10_000, TIMEOUT)
         .await
         .expect("every table");
+    sqlx::raw_sql("COMMIT")
+        .execute(&mut *session)
+        .await
+        .expect("commit");
+    // The five are the first five of all, in the same order (ties by schema and name).
+    assert_eq!(oldest[..], all[..5]);
     let server_young = exec(
         &pg,
         "app",
