@@ -12,8 +12,8 @@ use super::catalog::{self, ColumnRef};
 use super::connect::{Connector, Session};
 use super::databases::{self, Patterns};
 use super::{dives, inventory, wraparound};
-use crate::db::DbError;
-use crate::inventory::{Catalog, ColumnId, DatabaseAges, InventoryError, SchemaFilter};
+use crate::db::{DbError, overlapped};
+use crate::inventory::{Catalog, ColumnId, DatabaseAges, Inventory, InventoryError, SchemaFilter};
 
 /// How many of a database's oldest tables its wraparound ages name.
 pub const OLDEST_TABLES: u32 = 5;
@@ -120,7 +120,7 @@ impl Server {
         let mut oldest: BTreeMap<String, Vec<(String, i64)>> = BTreeMap::new();
         let mut inventories = Vec::new();
         for listed in watched.databases.iter().filter(|d| d.can_connect) {
-            let (database, tables) = if self.home.database() == Some(listed.name.as_str()) {
+            let (inventory, tables) = if self.home.database() == Some(listed.name.as_str()) {
                 read_database(home, filter, timeout).await?
             } else {
                 let connector = self.connector(&listed.name);
@@ -129,7 +129,7 @@ impl Server {
                 session.release();
                 read
             };
-            inventories.push(inventory::inventory(&database));
+            inventories.push(inventory);
             oldest.insert(listed.name.clone(), tables);
         }
         ages.sort_by(|a, b| a.name.cmp(&b.name));
@@ -196,15 +196,20 @@ fn clamp(age: i128) -> i64 {
     i64::try_from(age).unwrap_or(i64::MAX)
 }
 
-/// One database's catalog and its oldest tables (`schema.table` and age).
+/// One database's inventory and its oldest tables (`schema.table` and age). The catalog
+/// becomes the inventory while the server finds the oldest tables.
 async fn read_database(
     session: &mut Session<'_>,
     filter: &SchemaFilter,
     timeout: Duration,
-) -> Result<(catalog::Database, Vec<(String, i64)>), DbError> {
+) -> Result<(Inventory, Vec<(String, i64)>), DbError> {
     let database = catalog::read(session, filter, timeout).await?;
-    let tables = wraparound::oldest_tables(session, OLDEST_TABLES, timeout)
-        .await?
+    let (oldest, inventory) = overlapped(
+        wraparound::oldest_tables(session, OLDEST_TABLES, timeout),
+        move || Ok(inventory::inventory(&database)),
+    )
+    .await?;
+    let tables = oldest
         .into_iter()
         .map(|t| {
             let name = match t.owner {
@@ -214,5 +219,5 @@ async fn read_database(
             (name, clamp(t.xid_age))
         })
         .collect();
-    Ok((database, tables))
+    Ok((inventory, tables))
 }

@@ -129,7 +129,7 @@ pub async fn oldest_tables(
     let rows = fetch_all(conn, query, timeout, what).await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in &rows {
-        let kind = match db::text(row, 2, what)?.as_str() {
+        let kind = match db::text_ref(row, 2, what)? {
             "m" => RelationKind::MaterializedView,
             "t" => RelationKind::Toast,
             _ => RelationKind::Table,

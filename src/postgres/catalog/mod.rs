@@ -21,7 +21,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnection, PgRow};
 
 use super::query::{self as db, fetch_all};
-use crate::db::DbError;
+use crate::db::{DbError, overlapped};
 use crate::inventory::SchemaFilter;
 
 /// Schemas that belong to the server, never watched unless named in `schemas`: its
@@ -349,25 +349,47 @@ pub fn statements(filter: &SchemaFilter) -> Vec<Statement> {
 
 /// Reads the catalog of the database `conn` is connected to, the schemas `filter` admits,
 /// with [`statements`]: six queries however many tables, each under `timeout`.
+///
+/// Each answer is decoded while the server works on the next statement (sent first, see
+/// [`overlapped`]): on a database of 10,000 tables the client takes tens of milliseconds
+/// to decode one answer, the server hundreds to compute the next.
 pub async fn read(
     conn: &mut PgConnection,
     filter: &SchemaFilter,
     timeout: Duration,
 ) -> Result<Database, DbError> {
-    let what = "reading the database's schemas";
-    let rows = fetch(conn, schemas_statement(filter), timeout, what).await?;
-    let mut name = String::new();
-    let mut schemas = Vec::new();
-    for row in &rows {
-        name = db::text(row, 0, what)?;
-        schemas.extend(db::opt_text(row, 1, what)?);
-    }
-    schemas.sort();
-    let columns = columns::read(conn, filter, timeout).await?;
-    let feeds = feeds::read(conn, filter, timeout).await?;
-    let sequences = sequences::read(conn, filter, timeout).await?;
-    let foreign_keys = foreign_keys::read(conn, filter, timeout).await?;
-    let (leading, primary_keys) = indexes::read(conn, filter, timeout).await?;
+    let rows = fetch(conn, schemas_statement(filter), timeout, SCHEMAS_WHAT).await?;
+    let (rows, (name, schemas)) = overlapped(
+        fetch(conn, columns::statement(filter), timeout, columns::WHAT),
+        move || decode_schemas(&rows),
+    )
+    .await?;
+    let (rows, columns) = overlapped(
+        fetch(conn, feeds::statement(filter), timeout, feeds::WHAT),
+        move || columns::decode(&rows),
+    )
+    .await?;
+    let (rows, feeds) = overlapped(
+        fetch(conn, sequences::statement(filter), timeout, sequences::WHAT),
+        move || feeds::decode(&rows),
+    )
+    .await?;
+    let (rows, sequences) = overlapped(
+        fetch(
+            conn,
+            foreign_keys::statement(filter),
+            timeout,
+            foreign_keys::WHAT,
+        ),
+        move || sequences::decode(&rows),
+    )
+    .await?;
+    let (rows, foreign_keys) = overlapped(
+        fetch(conn, indexes::statement(filter), timeout, indexes::WHAT),
+        move || foreign_keys::decode(&rows),
+    )
+    .await?;
+    let (leading, primary_keys) = indexes::decode(&rows)?;
     Ok(Database {
         name,
         schemas,
@@ -378,6 +400,22 @@ pub async fn read(
         leading,
         primary_keys,
     })
+}
+
+const SCHEMAS_WHAT: &str = "reading the database's schemas";
+
+/// The database's name and its watched schemas, sorted, from the rows of
+/// [`schemas_statement`].
+fn decode_schemas(rows: &[PgRow]) -> Result<(String, Vec<String>), DbError> {
+    let what = SCHEMAS_WHAT;
+    let mut name = String::new();
+    let mut schemas = Vec::new();
+    for row in rows {
+        name = db::text(row, 0, what)?;
+        schemas.extend(db::opt_text(row, 1, what)?);
+    }
+    schemas.sort();
+    Ok((name, schemas))
 }
 
 /// The sequence `schema.name` of the database `conn` is connected to, as the catalog reads

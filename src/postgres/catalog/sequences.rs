@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use sqlx::postgres::PgConnection;
+use sqlx::postgres::{PgConnection, PgRow};
 
 use super::{IntType, Sequence, SequenceRef, SequenceValue, Statement, Unreadable};
 use crate::db::DbError;
@@ -132,17 +132,25 @@ fn element<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
     Some(xml[start..end].trim())
 }
 
+/// What a failure of the statement says was being done.
+pub(super) const WHAT: &str = "reading the sequences (pg_sequence)";
+
 pub(super) async fn read(
     conn: &mut PgConnection,
     filter: &SchemaFilter,
     timeout: Duration,
 ) -> Result<Vec<Sequence>, DbError> {
-    let what = "reading the sequences (pg_sequence)";
-    let rows = super::fetch(conn, statement(filter), timeout, what).await?;
+    let rows = super::fetch(conn, statement(filter), timeout, WHAT).await?;
+    decode(&rows)
+}
+
+/// Decodes the statement's rows.
+pub(super) fn decode(rows: &[PgRow]) -> Result<Vec<Sequence>, DbError> {
+    let what = WHAT;
     let mut sequences = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let typname = db::text(row, 2, what)?;
-        let int_type = IntType::from_typname(&typname).ok_or_else(|| DbError::Decode {
+    for row in rows {
+        let typname = db::text_ref(row, 2, what)?;
+        let int_type = IntType::from_typname(typname).ok_or_else(|| DbError::Decode {
             what: what.to_string(),
             message: format!("a sequence of type {typname:?}"),
         })?;
