@@ -1,7 +1,8 @@
 //! The catalog of one PostgreSQL database, as plain data: integer columns of its tables,
 //! its sequences with their last values, which column each sequence feeds, declared
 //! foreign keys, and which columns lead a B-tree index. One file per catalog query family;
-//! [`read`] sends six statements whatever the number of tables (no per-table query) and
+//! [`read`] sends six statements whatever the number of tables (no per-table query), and
+//! one more per [`SEQUENCE_BATCH`] sequences for where they stand (see `sequences.rs`), and
 //! joins their rows in memory.
 //!
 //! Names are as the server writes them (case kept, nothing unquoted); integers are exact.
@@ -15,6 +16,8 @@ mod feeds;
 mod foreign_keys;
 mod indexes;
 mod sequences;
+
+pub use sequences::{BATCH as SEQUENCE_BATCH, values_statement as sequence_values_statement};
 
 use std::time::Duration;
 
@@ -334,8 +337,10 @@ LEFT JOIN pg_namespace AS n ON {condition}"
     })
 }
 
-/// Every statement one [`read`] sends, in order: what a benchmark replays through a
-/// plain client to measure the floor under headroom's cost.
+/// Every statement one [`read`] sends, in order, but the reads of where the sequences
+/// stand ([`sequence_values_statement`], after these, one per [`SEQUENCE_BATCH`] sequences
+/// the user may read): what a benchmark replays through a plain client to measure the
+/// floor under headroom's cost.
 pub fn statements(filter: &SchemaFilter) -> Vec<Statement> {
     vec![
         schemas_statement(filter),
@@ -390,6 +395,7 @@ pub async fn read(
     )
     .await?;
     let (leading, primary_keys) = indexes::decode(&rows)?;
+    let sequences = sequences::settle(conn, sequences, timeout).await?;
     Ok(Database {
         name,
         schemas,
@@ -483,6 +489,21 @@ mod tests {
             assert!(!statement.sql.contains("DROP"), "{}", statement.sql);
             assert!(statement.sql.contains("$1::text[]"), "{}", statement.sql);
         }
+    }
+
+    #[test]
+    fn where_sequences_stand_is_read_by_their_oids_bound() {
+        let statement = sequence_values_statement(&[16_384, 4_294_967_295]);
+        assert_eq!(statement.family, "sequence values");
+        assert_eq!(
+            statement.binds,
+            vec!["16384".to_string(), "4294967295".to_string()]
+        );
+        assert!(
+            statement.sql.ends_with("c.oid = ANY($1::text[]::oid[])"),
+            "{}",
+            statement.sql
+        );
     }
 
     #[test]
