@@ -1,6 +1,7 @@
 //! What every database engine's code shares, and nothing engine-specific: the errors of a
 //! read ([`DbError`]: what failed and how, never what a server sent), the one bound on a
-//! step ([`within`]), and [`budget`], the sessions HTTP requests may open per shard. The
+//! step ([`within`]), a step overlapped with the next query's answer ([`overlapped`]), and
+//! [`budget`], the sessions HTTP requests may open per shard. The
 //! engines themselves live in their own modules ([`crate::mysql`]) behind [`crate::engine`].
 
 pub mod budget;
@@ -98,6 +99,27 @@ pub async fn within<T>(
         Ok(result) => result,
         Err(_) => Err(DbError::timeout(what, limit)),
     }
+}
+
+/// Runs `work` (decoding an answer already received) while the server answers `next`, a
+/// query on the same connection: `next` is polled once first, which sends its statement
+/// (both engines' drivers write and flush a query before their first wait)
+/// (with its prepared statement cached, as at every poll but a connection's first; the
+/// first sends the prepare, and the query follows once `work` is done). The error of
+/// `work`, the earlier step, wins over `next`'s; then the connection is mid-answer and, as
+/// after any failed step, dropped by its session.
+pub async fn overlapped<T, R>(
+    next: impl Future<Output = Result<T, DbError>>,
+    work: impl FnOnce() -> Result<R, DbError>,
+) -> Result<(T, R), DbError> {
+    let mut next = std::pin::pin!(next);
+    let sent = futures::poll!(next.as_mut());
+    let done = work()?;
+    let answer = match sent {
+        std::task::Poll::Ready(answer) => answer?,
+        std::task::Poll::Pending => next.await?,
+    };
+    Ok((answer, done))
 }
 
 /// An error as it leaves the process (API, pages, logs): the safe text, the class and the

@@ -14,7 +14,7 @@ use super::query::{self as db, fetch_text, ident, qualified};
 use crate::db::DbError;
 
 /// Dives per query: keeps each statement short and a failure's blast radius small.
-const BATCH: usize = 50;
+pub const BATCH: usize = 50;
 
 /// Which rows of a column's table a dive reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

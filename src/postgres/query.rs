@@ -173,21 +173,38 @@ fn decode_error(what: &str, message: String) -> DbError {
     }
 }
 
-/// A nullable text cell. The catalog queries cast what they read to `text`, so that every
-/// cell decodes the same way whatever the server's own type for it.
-pub fn opt_text(row: &PgRow, index: usize, what: &str) -> Result<Option<String>, DbError> {
-    row.try_get::<Option<String>, _>(index)
+/// A nullable text cell, borrowed from its row: for a cell read and let go at once (a
+/// kind, a flag, a number), which then costs no allocation. The catalog queries cast what
+/// they read to `text`, so that every cell decodes the same way whatever the server's own
+/// type for it.
+pub fn opt_text_ref<'r>(
+    row: &'r PgRow,
+    index: usize,
+    what: &str,
+) -> Result<Option<&'r str>, DbError> {
+    row.try_get::<Option<&str>, _>(index)
         .map_err(|e| decode_error(what, e.to_string()))
+}
+
+/// A text cell that must not be NULL, borrowed from its row.
+pub fn text_ref<'r>(row: &'r PgRow, index: usize, what: &str) -> Result<&'r str, DbError> {
+    opt_text_ref(row, index, what)?
+        .ok_or_else(|| decode_error(what, format!("column {index} is NULL")))
+}
+
+/// A nullable text cell.
+pub fn opt_text(row: &PgRow, index: usize, what: &str) -> Result<Option<String>, DbError> {
+    Ok(opt_text_ref(row, index, what)?.map(str::to_string))
 }
 
 /// A text cell that must not be NULL.
 pub fn text(row: &PgRow, index: usize, what: &str) -> Result<String, DbError> {
-    opt_text(row, index, what)?.ok_or_else(|| decode_error(what, format!("column {index} is NULL")))
+    text_ref(row, index, what).map(str::to_string)
 }
 
 /// A nullable integer cell read as text, so that any width decodes exactly.
 pub fn opt_int(row: &PgRow, index: usize, what: &str) -> Result<Option<i128>, DbError> {
-    match opt_text(row, index, what)? {
+    match opt_text_ref(row, index, what)? {
         None => Ok(None),
         Some(s) => s
             .trim()
@@ -204,7 +221,7 @@ pub fn int(row: &PgRow, index: usize, what: &str) -> Result<i128, DbError> {
 
 /// A boolean cell read as text (`true`/`false`, as `boolean::text` writes it).
 pub fn flag(row: &PgRow, index: usize, what: &str) -> Result<bool, DbError> {
-    match text(row, index, what)?.as_str() {
+    match text_ref(row, index, what)? {
         "true" | "t" => Ok(true),
         "false" | "f" => Ok(false),
         other => Err(decode_error(what, format!("{other:?} is not a boolean"))),

@@ -12,11 +12,11 @@ use super::catalog::{self, ColumnRef, TableKind};
 use super::connect::{Connector, Session};
 use super::databases::{self, Patterns};
 use super::{dives, inventory, wraparound};
-use crate::db::DbError;
-use crate::inventory::{Catalog, ColumnId, DatabaseAges, InventoryError, SchemaFilter};
+use crate::db::{DbError, overlapped};
+use crate::inventory::{Catalog, ColumnId, DatabaseAges, Inventory, InventoryError, SchemaFilter};
 
 /// How many of a database's oldest tables its wraparound ages name.
-const OLDEST_TABLES: u32 = 5;
+pub const OLDEST_TABLES: u32 = 5;
 
 /// Connections to one PostgreSQL server and the databases a shard watches on it.
 pub struct Server {
@@ -130,7 +130,7 @@ impl Server {
         let mut inventories = Vec::new();
         let mut partitioned = HashMap::new();
         for listed in watched.databases.iter().filter(|d| d.can_connect) {
-            let (database, tables) = if self.home.database() == Some(listed.name.as_str()) {
+            let (inventory, tables) = if self.home.database() == Some(listed.name.as_str()) {
                 read_database(home, filter, timeout).await?
             } else {
                 let connector = self.connector(&listed.name);
@@ -139,13 +139,8 @@ impl Server {
                 session.release();
                 read
             };
-            inventories.push(inventory::inventory(&database));
-            let tables_partitioned: HashSet<(String, String)> = database
-                .columns
-                .iter()
-                .filter(|c| c.table_kind == TableKind::Partitioned)
-                .map(|c| (c.id.schema.clone(), c.id.table.clone()))
-                .collect();
+            let (inventory, tables_partitioned) = inventory;
+            inventories.push(inventory);
             partitioned.insert(listed.name.clone(), tables_partitioned);
             oldest.insert(listed.name.clone(), tables);
         }
@@ -231,15 +226,30 @@ fn clamp(age: i128) -> i64 {
     i64::try_from(age).unwrap_or(i64::MAX)
 }
 
-/// One database's catalog and its oldest tables (`schema.table` and age).
+/// One database's inventory with its partitioned tables, and its oldest tables
+/// (`schema.table` and age). The catalog becomes the inventory while the server finds the
+/// oldest tables.
 async fn read_database(
     session: &mut Session<'_>,
     filter: &SchemaFilter,
     timeout: Duration,
-) -> Result<(catalog::Database, Vec<(String, i64)>), DbError> {
+) -> Result<((Inventory, HashSet<(String, String)>), Vec<(String, i64)>), DbError> {
     let database = catalog::read(session, filter, timeout).await?;
-    let tables = wraparound::oldest_tables(session, OLDEST_TABLES, timeout)
-        .await?
+    let (oldest, inventory) = overlapped(
+        wraparound::oldest_tables(session, OLDEST_TABLES, timeout),
+        move || {
+            // Its partitioned tables, whose dives read every partition (see `dive`).
+            let partitioned: HashSet<(String, String)> = database
+                .columns
+                .iter()
+                .filter(|c| c.table_kind == TableKind::Partitioned)
+                .map(|c| (c.id.schema.clone(), c.id.table.clone()))
+                .collect();
+            Ok((inventory::inventory(&database), partitioned))
+        },
+    )
+    .await?;
+    let tables = oldest
         .into_iter()
         .map(|t| {
             let name = match t.owner {
@@ -249,5 +259,5 @@ async fn read_database(
             (name, clamp(t.xid_age))
         })
         .collect();
-    Ok((database, tables))
+    Ok((inventory, tables))
 }

@@ -64,22 +64,32 @@ pub async fn database_ages(
 /// views and TOAST tables (with the table a TOAST table belongs to), in every schema, the
 /// server's own and other sessions' temporary ones included (an orphaned temporary table
 /// is a known cause of wraparound, and only dropping it helps).
+///
+/// The oldest are chosen first, and only their owners looked up: `pg_class` has no index
+/// on `reltoastrelid`, so finding the owner of every TOAST table before the `LIMIT` scanned
+/// `pg_class` once per TOAST table (24 s on a database of 10,000 tables with a `text`
+/// column each; 20 ms so).
 pub const OLDEST_TABLES_SQL: &str = "\
-SELECT n.nspname::text, c.relname::text, c.relkind::text,
-       age(c.relfrozenxid)::text, mxid_age(c.relminmxid)::text,
-       (c.relpersistence = 't')::text, o.nspname::text, o.relname::text
-FROM pg_class AS c
-JOIN pg_namespace AS n ON n.oid = c.relnamespace
+SELECT x.nspname::text, x.relname::text, x.relkind::text,
+       x.xid_age::text, mxid_age(x.relminmxid)::text,
+       (x.relpersistence = 't')::text, o.nspname::text, o.relname::text
+FROM (
+    SELECT n.nspname, c.oid, c.relname, c.relkind, age(c.relfrozenxid) AS xid_age,
+           c.relminmxid, c.relpersistence
+    FROM pg_class AS c
+    JOIN pg_namespace AS n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'm', 't') AND c.relfrozenxid <> '0'::xid
+    ORDER BY xid_age DESC, n.nspname, c.relname
+    LIMIT $1
+) AS x
 LEFT JOIN LATERAL (
     SELECT own_n.nspname, own.relname
     FROM pg_class AS own
     JOIN pg_namespace AS own_n ON own_n.oid = own.relnamespace
-    WHERE c.relkind = 't' AND own.reltoastrelid = c.oid
+    WHERE x.relkind = 't' AND own.reltoastrelid = x.oid
     LIMIT 1
 ) AS o ON true
-WHERE c.relkind IN ('r', 'm', 't') AND c.relfrozenxid <> '0'::xid
-ORDER BY age(c.relfrozenxid) DESC, n.nspname, c.relname
-LIMIT $1";
+ORDER BY x.xid_age DESC, x.nspname, x.relname";
 
 /// What holds a table's rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,7 +129,7 @@ pub async fn oldest_tables(
     let rows = fetch_all(conn, query, timeout, what).await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in &rows {
-        let kind = match db::text(row, 2, what)?.as_str() {
+        let kind = match db::text_ref(row, 2, what)? {
             "m" => RelationKind::MaterializedView,
             "t" => RelationKind::Toast,
             _ => RelationKind::Table,

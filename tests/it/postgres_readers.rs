@@ -756,6 +756,11 @@ async fn wraparound_ages_count_the_transactions_since_the_oldest_unfrozen_id() {
         .collect();
     assert_eq!(ours, server);
 
+    // One snapshot for both reads, so that autovacuum cannot move an age between them.
+    sqlx::raw_sql("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        .execute(&mut *session)
+        .await
+        .expect("begin");
     let oldest = wraparound::oldest_tables(&mut session, 5, TIMEOUT)
         .await
         .expect("oldest tables");
@@ -764,6 +769,12 @@ async fn wraparound_ages_count_the_transactions_since_the_oldest_unfrozen_id() {
     let all = wraparound::oldest_tables(&mut session, 10_000, TIMEOUT)
         .await
         .expect("every table");
+    sqlx::raw_sql("COMMIT")
+        .execute(&mut *session)
+        .await
+        .expect("commit");
+    // The five are the first five of all, in the same order (ties by schema and name).
+    assert_eq!(oldest[..], all[..5]);
     let server_young = exec(
         &pg,
         "app",
@@ -977,4 +988,47 @@ async fn the_catalog_read_costs_six_statements_for_one_table_or_three_hundred() 
     assert_eq!(db.foreign_keys.len(), 299);
     assert_eq!(db.leading.len(), 300);
     assert_eq!((one, many), (6, 6));
+}
+
+/// Reading where a sequence stands locks it until the statement ends, and all of a
+/// server's locks share one table: a thousand sequences a statement, never all at once.
+#[tokio::test]
+async fn where_sequences_stand_is_read_a_thousand_at_a_time() {
+    let pg = cluster("many-sequences");
+    pg.create_database("app").expect("create database");
+    exec(
+        &pg,
+        "app",
+        "CREATE ROLE monitor LOGIN;
+         ALTER ROLE monitor SET log_statement = 'all';
+         DO $$ BEGIN
+           FOR i IN 1..1005 LOOP
+             EXECUTE format('CREATE SEQUENCE s%s', to_char(i, 'FM0000'));
+           END LOOP;
+         END $$;
+         GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO monitor;
+         SELECT setval('s0002', 7);
+         SELECT setval('s0500', 9000, false);
+         SELECT setval('s1005', 2000000000);",
+    );
+    let (statements, db) = statements_of_a_read(&pg).await;
+    // Six, and where the 1,005 sequences stand in two.
+    assert_eq!(statements, 6 + 2);
+    assert_eq!(db.sequences.len(), 1005);
+    let last = |name: &str| {
+        db.sequences
+            .iter()
+            .find(|s| s.id == SequenceRef::new("public", name))
+            .map(|s| s.last)
+    };
+    assert_eq!(last("s0001"), Some(SequenceValue::Unused));
+    assert_eq!(last("s0002"), Some(SequenceValue::At(7)));
+    assert_eq!(last("s0500"), Some(SequenceValue::Next(9000)));
+    assert_eq!(last("s1005"), Some(SequenceValue::At(2_000_000_000)));
+    let used = db
+        .sequences
+        .iter()
+        .filter(|s| s.last != SequenceValue::Unused)
+        .count();
+    assert_eq!(used, 3);
 }

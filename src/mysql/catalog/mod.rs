@@ -17,7 +17,7 @@ use sqlx::mysql::{MySqlConnection, MySqlRow};
 
 use super::ServerVersion;
 use super::query::{self as db, fetch_all, placeholders};
-use crate::db::DbError;
+use crate::db::{DbError, overlapped};
 use crate::inventory::{
     ColumnId, IntColumn, Inventory, InventoryError, Name, NameRef, SchemaFilter,
 };
@@ -42,7 +42,7 @@ fn condition(filter: &SchemaFilter, column: &str) -> (String, Vec<String>) {
 /// version, each under `timeout`.
 ///
 /// Each answer is decoded while the server works on the next query (sent first, see
-/// [`overlapped`]): on a shard of 20,000 tables the rows of one query take the client tens
+/// [`crate::db::overlapped`]): on a shard of 20,000 tables the rows of one query take the client tens
 /// of milliseconds to decode, and the server hundreds to answer the next.
 pub async fn read(
     conn: &mut MySqlConnection,
@@ -205,26 +205,6 @@ pub fn statements(filter: &SchemaFilter, server: ServerVersion) -> Vec<Statement
         indexes::statement(filter, server),
         foreign_keys::statement(filter),
     ]
-}
-
-/// Runs `work` (decoding an answer already received) while the server answers `next`, a
-/// query on the same connection: `next` is polled once first, which sends its statement
-/// (with its prepared statement cached, as at every poll but a connection's first; the
-/// first sends the prepare, and the query follows once `work` is done). The error of
-/// `work`, the earlier step, wins over `next`'s; then the connection is mid-answer and, as
-/// after any failed step, dropped by its session.
-async fn overlapped<T, R>(
-    next: impl Future<Output = Result<T, DbError>>,
-    work: impl FnOnce() -> Result<R, DbError>,
-) -> Result<(T, R), DbError> {
-    let mut next = std::pin::pin!(next);
-    let sent = futures::poll!(next.as_mut());
-    let done = work()?;
-    let answer = match sent {
-        std::task::Poll::Ready(answer) => answer?,
-        std::task::Poll::Pending => next.await?,
-    };
-    Ok((answer, done))
 }
 
 /// Runs one information_schema statement, its schema names bound, naming `what` in any

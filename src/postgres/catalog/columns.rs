@@ -1,9 +1,7 @@
 //! Integer columns (`smallint`, `integer`, `bigint`) of ordinary and partitioned tables,
 //! from `pg_attribute`: a partitioned table once, through its parent, never a partition.
 
-use std::time::Duration;
-
-use sqlx::postgres::PgConnection;
+use sqlx::postgres::PgRow;
 
 use super::{Column, ColumnRef, Identity, IntType, Statement, TableKind};
 use crate::db::DbError;
@@ -33,25 +31,24 @@ pub(super) fn statement(filter: &SchemaFilter) -> Statement {
     Statement::new("columns", filter, sql)
 }
 
-pub(super) async fn read(
-    conn: &mut PgConnection,
-    filter: &SchemaFilter,
-    timeout: Duration,
-) -> Result<Vec<Column>, DbError> {
-    let what = "reading the integer columns (pg_attribute)";
-    let rows = super::fetch(conn, statement(filter), timeout, what).await?;
+/// What a failure of the statement says was being done.
+pub(super) const WHAT: &str = "reading the integer columns (pg_attribute)";
+
+/// Decodes the statement's rows.
+pub(super) fn decode(rows: &[PgRow]) -> Result<Vec<Column>, DbError> {
+    let what = WHAT;
     let mut columns = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let typname = db::text(row, 3, what)?;
-        let int_type = IntType::from_typname(&typname).ok_or_else(|| DbError::Decode {
+    for row in rows {
+        let typname = db::text_ref(row, 3, what)?;
+        let int_type = IntType::from_typname(typname).ok_or_else(|| DbError::Decode {
             what: what.to_string(),
             message: format!("{typname:?} is not an integer type"),
         })?;
-        let table_kind = match db::text(row, 4, what)?.as_str() {
+        let table_kind = match db::text_ref(row, 4, what)? {
             "p" => TableKind::Partitioned,
             _ => TableKind::Ordinary,
         };
-        let identity = match db::opt_text(row, 5, what)?.as_deref() {
+        let identity = match db::opt_text_ref(row, 5, what)? {
             Some("a") => Some(Identity::Always),
             Some("d") => Some(Identity::ByDefault),
             _ => None,

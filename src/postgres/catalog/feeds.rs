@@ -3,10 +3,8 @@
 //! calls `nextval` depends on the sequence it names (`pg_attrdef` → sequence). A `serial`
 //! has both ties; a sequence shared through several defaults feeds each column.
 
+use sqlx::postgres::PgRow;
 use std::collections::BTreeMap;
-use std::time::Duration;
-
-use sqlx::postgres::PgConnection;
 
 use super::{ColumnRef, Feed, SequenceRef, Statement, Tie};
 use crate::db::DbError;
@@ -77,11 +75,11 @@ fn tie(owned: bool, identity: bool, default: bool) -> Tie {
 }
 
 /// One feed per (column, sequence), from the rows' dependencies: (owned, identity, default).
-pub(super) fn join(rows: Vec<(ColumnRef, SequenceRef, String)>) -> Vec<Feed> {
+pub(super) fn join(rows: Vec<(ColumnRef, SequenceRef, impl AsRef<str>)>) -> Vec<Feed> {
     let mut seen: BTreeMap<(ColumnRef, SequenceRef), (bool, bool, bool)> = BTreeMap::new();
     for (column, sequence, kind) in rows {
         let entry = seen.entry((column, sequence)).or_default();
-        match kind.as_str() {
+        match kind.as_ref() {
             "a" => entry.0 = true,
             "i" => entry.1 = true,
             _ => entry.2 = true,
@@ -96,15 +94,14 @@ pub(super) fn join(rows: Vec<(ColumnRef, SequenceRef, String)>) -> Vec<Feed> {
         .collect()
 }
 
-pub(super) async fn read(
-    conn: &mut PgConnection,
-    filter: &SchemaFilter,
-    timeout: Duration,
-) -> Result<Vec<Feed>, DbError> {
-    let what = "reading which sequences feed which columns (pg_depend)";
-    let rows = super::fetch(conn, statement(filter), timeout, what).await?;
+/// What a failure of the statement says was being done.
+pub(super) const WHAT: &str = "reading which sequences feed which columns (pg_depend)";
+
+/// Decodes the statement's rows.
+pub(super) fn decode(rows: &[PgRow]) -> Result<Vec<Feed>, DbError> {
+    let what = WHAT;
     let mut ties = Vec::with_capacity(rows.len());
-    for row in &rows {
+    for row in rows {
         ties.push((
             ColumnRef {
                 schema: db::text(row, 2, what)?,
@@ -115,7 +112,7 @@ pub(super) async fn read(
                 schema: db::text(row, 0, what)?,
                 name: db::text(row, 1, what)?,
             },
-            db::text(row, 5, what)?,
+            db::text_ref(row, 5, what)?,
         ));
     }
     Ok(join(ties))

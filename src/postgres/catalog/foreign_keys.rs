@@ -5,10 +5,8 @@
 //! references a partitioned table gets a clone referencing each of its partitions; the
 //! clones have a `conparentid`, so only the key as declared is read.
 
+use sqlx::postgres::PgRow;
 use std::collections::BTreeMap;
-use std::time::Duration;
-
-use sqlx::postgres::PgConnection;
 
 use super::{ColumnRef, ForeignKey, Statement};
 use crate::db::DbError;
@@ -47,16 +45,15 @@ pub(super) fn statement(filter: &SchemaFilter) -> Statement {
 /// A key's (child, parent) column pairs by their position in the key.
 type Pairs = BTreeMap<i128, (ColumnRef, ColumnRef)>;
 
-pub(super) async fn read(
-    conn: &mut PgConnection,
-    filter: &SchemaFilter,
-    timeout: Duration,
-) -> Result<Vec<ForeignKey>, DbError> {
-    let what = "reading the foreign keys (pg_constraint)";
-    let rows = super::fetch(conn, statement(filter), timeout, what).await?;
+/// What a failure of the statement says was being done.
+pub(super) const WHAT: &str = "reading the foreign keys (pg_constraint)";
+
+/// Decodes the statement's rows.
+pub(super) fn decode(rows: &[PgRow]) -> Result<Vec<ForeignKey>, DbError> {
+    let what = WHAT;
     // By constraint oid: its name, and its pairs by position.
     let mut keys: BTreeMap<i128, (String, Pairs)> = BTreeMap::new();
-    for row in &rows {
+    for row in rows {
         let oid = db::int(row, 0, what)?;
         let name = db::text(row, 1, what)?;
         let ord = db::int(row, 2, what)?;

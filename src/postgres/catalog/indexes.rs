@@ -13,10 +13,8 @@
 //! TABLES` is not), and one `MAX()` refused would fail the whole shard's poll; left out,
 //! the column that needed it is listed as unresolved instead.
 
+use sqlx::postgres::PgRow;
 use std::collections::BTreeSet;
-use std::time::Duration;
-
-use sqlx::postgres::PgConnection;
 
 use super::{ColumnRef, Statement};
 use crate::db::DbError;
@@ -53,17 +51,16 @@ pub(super) fn statement(filter: &SchemaFilter) -> Statement {
     Statement::new("indexes", filter, sql)
 }
 
+/// What a failure of the statement says was being done.
+pub(super) const WHAT: &str = "reading the indexes (pg_index)";
+
 /// Leading columns and one-column primary keys, each sorted.
-pub(super) async fn read(
-    conn: &mut PgConnection,
-    filter: &SchemaFilter,
-    timeout: Duration,
-) -> Result<(Vec<ColumnRef>, Vec<ColumnRef>), DbError> {
-    let what = "reading the indexes (pg_index)";
-    let rows = super::fetch(conn, statement(filter), timeout, what).await?;
+/// Decodes the statement's rows.
+pub(super) fn decode(rows: &[PgRow]) -> Result<(Vec<ColumnRef>, Vec<ColumnRef>), DbError> {
+    let what = WHAT;
     let mut leading = BTreeSet::new();
     let mut primary = BTreeSet::new();
-    for row in &rows {
+    for row in rows {
         let id = ColumnRef {
             schema: db::text(row, 0, what)?,
             table: db::text(row, 1, what)?,

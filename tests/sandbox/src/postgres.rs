@@ -608,6 +608,12 @@ headroom.generation = '{generation}'
         )
     }
 
+    /// The `psql` the sandbox runs (beside the server binaries where it is there, so no
+    /// wrapper script starts first): what a benchmark times a plain client with.
+    pub fn psql(&self) -> &Path {
+        &self.inst.psql
+    }
+
     /// Runs SQL (several statements allowed) as the superuser in the `postgres` database
     /// through the unix socket; returns the rows, one a line, fields tab-separated.
     pub fn exec(&self, sql: &str) -> Result<String, SandboxError> {
