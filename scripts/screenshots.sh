@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates the screenshots of the pages in docs/img from the demo: starts the demo fleet
-# (scripts/demo.sh: two throwaway shards and a ticket pair, watched by headroom), waits until
+# (scripts/demo.sh: two throwaway MariaDB shards, a ticket pair and a PostgreSQL shard,
+# watched by headroom), waits until
 # headroom has polled it for a while and holds a critical column, then has Debian's chromium,
 # headless, take the fleet page (docs/img/fleet.png) and that column's page
 # (docs/img/column.png). Stops everything it started, on success or not.
@@ -18,6 +19,7 @@ history_seconds=60
 
 ensure_cargo
 ensure_mariadb
+ensure_postgres
 ensure_chromium
 command -v curl >/dev/null 2>&1 || apt_install curl
 chromium="$(command -v chromium || echo /usr/bin/chromium)"

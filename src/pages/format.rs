@@ -97,10 +97,13 @@ pub fn name(text: &str) -> Markup {
     html! { bdi { (crate::escape::escape(text)) } }
 }
 
-/// `shard · schema.table.column`.
+/// `shard · schema.table.column`, and `shard · database.schema.table.column` for a
+/// PostgreSQL column (two databases may hold the same names).
 pub fn column_name(c: &ColumnReport) -> Markup {
     html! {
-        (name(&c.shard)) " · " (name(&c.id.schema)) "." (name(&c.id.table)) "." (name(&c.id.column))
+        (name(&c.shard)) " · "
+        @if let Some(database) = c.id.database() { (name(database)) "." }
+        (name(&c.id.schema)) "." (name(&c.id.table)) "." (name(&c.id.column))
     }
 }
 

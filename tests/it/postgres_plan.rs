@@ -434,6 +434,13 @@ async fn the_column_endpoint_serves_a_postgresql_columns_plan() {
         .await;
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("-- on shard pg, in database app\n"), "{page}");
+    // Named in its database: another database may hold the same names.
+    assert!(
+        page.contains(
+            "<bdi>pg</bdi> · <bdi>app</bdi>.<bdi>public</bdi>.<bdi>users</bdi>.<bdi>id</bdi>"
+        ),
+        "{page}"
+    );
     assert!(
         page.contains("Online, in database <bdi>app</bdi>"),
         "{page}"
