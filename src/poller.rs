@@ -551,7 +551,8 @@ impl Poller {
             && before != unresolved
         {
             for u in &unresolved {
-                tracing::warn!(shard = %name, column = %u, "Column not measured");
+                // Names read from a database reach the log escaped.
+                tracing::warn!(shard = %name, column = %crate::escape::escape(u), "Column not measured");
             }
         }
     }

@@ -367,24 +367,12 @@ pub fn sql(
             .filter(|s| s.shard == shard)
             .map(|s| s.statement.as_str())
             .collect();
-        let unwritten: Vec<&Change> = p
-            .plan
-            .changes
-            .iter()
-            .filter(|c| c.shard == shard && c.statement.is_none())
-            .collect();
+        let unwritten = unwritten_on(p, shard);
         if steps.is_empty() && unwritten.is_empty() {
             continue;
         }
         written += 1;
-        let c = &p.column;
-        let _ = writeln!(
-            out,
-            "\n-- {written}. {} ({}): to {}",
-            escape(&c.name()),
-            c.status,
-            p.plan.target_type
-        );
+        column_header(&mut out, written, p);
         for statement in steps {
             raw_controls |= !crate::escape::terminal_safe(statement);
             let _ = writeln!(out, "{statement};");
@@ -398,6 +386,28 @@ pub fn sql(
         text: out,
         raw_controls,
     })
+}
+
+/// The changes of `p` on `shard` that have no statement.
+fn unwritten_on<'a>(p: &'a Planned, shard: &str) -> Vec<&'a Change> {
+    p.plan
+        .changes
+        .iter()
+        .filter(|c| c.shard == shard && c.statement.is_none())
+        .collect()
+}
+
+/// The comment that opens the `n`th column's statements: its name (escaped), status and
+/// target type.
+fn column_header(out: &mut String, n: usize, p: &Planned) {
+    let c = &p.column;
+    let _ = writeln!(
+        out,
+        "\n-- {n}. {} ({}): to {}",
+        escape(&c.name()),
+        c.status,
+        p.plan.target_type
+    );
 }
 
 /// A comment for each change that has no statement, with why.
@@ -470,24 +480,12 @@ fn postgres_sql(planned: &[Planned], shard: &str) -> Sql {
             .iter()
             .filter(|c| c.shard == shard && !c.statements.is_empty())
             .collect();
-        let unwritten: Vec<&Change> = p
-            .plan
-            .changes
-            .iter()
-            .filter(|c| c.shard == shard && c.statement.is_none())
-            .collect();
+        let unwritten = unwritten_on(p, shard);
         if changes.is_empty() && unwritten.is_empty() {
             continue;
         }
         written += 1;
-        let c = &p.column;
-        let _ = writeln!(
-            out,
-            "\n-- {written}. {} ({}): to {}",
-            escape(&c.name()),
-            c.status,
-            p.plan.target_type
-        );
+        column_header(&mut out, written, p);
         for change in changes {
             if current != Some(change.database.as_str()) {
                 current = Some(&change.database);
