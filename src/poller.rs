@@ -551,8 +551,7 @@ impl Poller {
             && before != unresolved
         {
             for u in &unresolved {
-                // Names read from a database reach the log escaped.
-                tracing::warn!(shard = %name, column = %crate::escape::escape(u), "Column not measured");
+                tracing::warn!(shard = %name, column = %u, "Column not measured");
             }
         }
     }
